@@ -1,0 +1,18 @@
+"""pyscatter: hyperspectral X-ray and neutron scattering in one resumable USID HDF5 file."""
+
+from pyscatter import _compat  # noqa: F401  (numpy-2 shim, before anything imports pyUSID)
+from pyscatter.errors import PyscatterError
+
+__version__ = "0.1.0"
+
+__all__ = ["PyscatterError", "__version__", "to_xarray"]
+
+
+def to_xarray(path, process="AzimuthalIntegration", *, index=-1):
+    """Open the results of ``process`` in ``path`` as an :class:`xarray.Dataset`.
+
+    See :func:`pyscatter.io.xarray.to_xarray`.
+    """
+    from pyscatter.io.xarray import to_xarray as _to_xarray
+
+    return _to_xarray(path, process, index=index)

@@ -1,0 +1,5 @@
+import sys
+
+from pyscatter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""``pyscatter translate SOURCES… -o FILE.h5``: detector images or scans into one USID file."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("translate", help="images/scans → USID HDF5", description=__doc__)
+    p.add_argument("sources", nargs="+", help="image files or glob patterns (sorted naturally)")
+    p.add_argument("-o", "--output", required=True, help="the HDF5 file to write")
+    p.add_argument("--format", default="auto", help="translator name (see 'pyscatter formats')")
+    pos = p.add_mutually_exclusive_group()
+    pos.add_argument("--positions", help="CSV: header 'Y[um],X[um]' slow→fast, one row per image")
+    pos.add_argument("--motors", help="EDF header motors as position dims, e.g. Y,X (slow→fast)")
+    pos.add_argument("--grid", help="a regular grid of indices, e.g. Y=6,X=8 (slow→fast)")
+    p.add_argument("--poni", help="pyFAI geometry file (recorded in the output)")
+    p.add_argument("--mask", help="mask image, nonzero = masked")
+    p.add_argument("--flip", choices=("ud", "lr"), help="store images flipped (as the geometry expects)")
+    p.add_argument("--dummy", type=float, help="value of invalid pixels (recorded)")
+    p.add_argument("--compression", choices=("bslz4", "gzip", "none"), default="bslz4")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pyscatter.translators import translate
+
+    options = {
+        "positions": args.positions,
+        "motors": args.motors.split(",") if args.motors else None,
+        "grid": args.grid,
+        "poni": args.poni,
+        "mask": args.mask,
+        "flip": args.flip,
+        "dummy": args.dummy,
+        "compression": args.compression,
+        "overwrite": args.overwrite,
+        "progress": True,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    path = translate(args.sources, args.output, format=args.format, **options)
+    print(path)
+    return 0

@@ -1,0 +1,149 @@
+"""Results as :class:`xarray.Dataset`: position dims unflattened slow to fast, then result dims."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import InputError
+from pyscatter.io.usid import dims_of, is_main
+
+__all__ = ["find_results", "open_for_reading", "to_xarray", "verified_positions"]
+
+
+@contextlib.contextmanager
+def open_for_reading(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Open read-only; while a job writes the file (HDF5 lock held) read without the lock.
+
+    Only chunks whose completion flag verifies are trusted (see :func:`verified_positions`).
+    """
+    import hdf5plugin  # noqa: F401  (filters of compressed raw data)
+
+    try:
+        h5 = h5py.File(path, "r")
+    except BlockingIOError:
+        h5 = h5py.File(path, "r", locking=False)
+    except FileNotFoundError as err:
+        raise InputError(f"no such file: {path}") from err
+    except OSError as err:
+        if "lock" in str(err).lower():
+            h5 = h5py.File(path, "r", locking=False)
+        else:
+            raise InputError(f"{path}: not an HDF5 file h5py can open ({err})") from err
+    try:
+        yield h5
+    finally:
+        h5.close()
+
+
+def find_results(h5: h5py.File, process: str) -> list[h5py.Group]:
+    """Every results group of ``process`` (e.g. ``"AzimuthalIntegration"``), in file order."""
+    found: list[h5py.Group] = []
+
+    def visit(_name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Group) and obj.attrs.get("process") == process:
+            found.append(obj)
+
+    h5.visititems(visit)
+    return found
+
+
+def verified_positions(group: h5py.Group) -> np.ndarray:
+    """Boolean (n_positions,): positions whose chunk flag matches the data in the file."""
+    from pyscatter.processes.base import FLAGS, block_flag
+
+    n_pos = int(group.attrs["n_positions"])
+    size = int(group.attrs["positions_per_chunk"])
+    names = [k for k in group if is_main(group[k])]
+    order = json.loads(group.attrs.get("output_order", json.dumps(names)))
+    flags = group[FLAGS][()]
+    ok = np.zeros(n_pos, dtype=bool)
+    for i in np.flatnonzero(flags):
+        start, stop = i * size, min((i + 1) * size, n_pos)
+        data = [group[name][start:stop] for name in order]
+        ok[start:stop] = int(flags[i]) == block_flag(data)
+    return ok
+
+
+def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *, index: int = -1):
+    """The results of ``process`` in ``path`` as an :class:`xarray.Dataset`.
+
+    Variables are the main datasets of the results group (``Intensity``, ``Intensity_Sigma``…)
+    with dims (*position dims, *result dims); coordinates carry units in ``attrs["units"]``;
+    measured motor values are coordinates ``<dim>_measured`` over the position dims. Positions not
+    yet complete (a run still going, or interrupted) are NaN in float variables.
+
+    Parameters
+    ----------
+    path : path
+    process : str
+        Process name, e.g. ``"AzimuthalIntegration"``, ``"OrderParameter"``.
+    index : int
+        Which results group of that process, in file order (-1: the latest).
+    """
+    import xarray as xr
+
+    with open_for_reading(path) as h5:
+        groups = find_results(h5, process)
+        if not groups:
+            present = sorted({str(g.attrs["process"]) for g in _all_results(h5)})
+            raise InputError(
+                f"{path}: no results of {process!r}; present: {', '.join(present) or 'none'}"
+            )
+        try:
+            group = groups[index]
+        except IndexError:
+            raise InputError(f"{path}: {len(groups)} results of {process!r}; no index {index}") from None
+        ok = verified_positions(group)
+        data_vars: dict[str, Any] = {}
+        coords: dict[str, Any] = {}
+        pos_shape: tuple[int, ...] = ()
+        for name in group:
+            dset = group[name]
+            if not is_main(dset):
+                continue
+            pos, spec = dims_of(dset, "Position"), dims_of(dset, "Spectroscopic")
+            pos_shape = tuple(len(d) for d in pos)
+            values = dset[()]
+            if np.issubdtype(values.dtype, np.floating):
+                values = values.copy()
+                values[~ok] = np.nan
+            shape = pos_shape + tuple(len(d) for d in spec)
+            dims = [d.name for d in pos + spec]
+            data_vars[name] = xr.Variable(
+                dims,
+                values.reshape(shape),
+                attrs={"units": str(dset.attrs["units"]), "long_name": str(dset.attrs["quantity"])},
+            )
+            for d in pos + spec:
+                coords[d.name] = xr.Variable(d.name, d.values, attrs={"units": d.units})
+            measured = h5[dset.attrs["Position_Values"]][()]
+            for k, d in enumerate(pos):
+                if not np.array_equal(measured[:, k], d.values[_grid_index(pos_shape, k)]):
+                    coords[f"{d.name}_measured"] = xr.Variable(
+                        [p.name for p in pos], measured[:, k].reshape(pos_shape), attrs={"units": d.units}
+                    )
+        attrs = {
+            "process": process,
+            "group": group.name,
+            "parameters": str(group.attrs.get("parameters", "{}")),
+            "complete_positions": int(ok.sum()),
+            "n_positions": int(ok.size),
+        }
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _grid_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
+    return np.indices(shape)[axis].ravel()
+
+
+def _all_results(h5: h5py.File) -> list[h5py.Group]:
+    found: list[h5py.Group] = []
+    h5.visititems(lambda _n, o: found.append(o) if isinstance(o, h5py.Group) and "process" in o.attrs else None)
+    return found

@@ -1,0 +1,504 @@
+"""The one pyscatter base of every process: resumable, crash-safe, parallel.
+
+``ScatterProcess`` subclasses :class:`pyUSID.Process` and replaces what pyUSID gets wrong for
+this use (see DESIGN.md): duplicates are matched by exact tool name, canonical JSON parameters
+and the source's fingerprint; work is cut into blocks of positions sized from ``max_mem_mb``;
+each block is computed by one vectorised call in a worker that built its heavy objects once,
+and written by this process alone, following CRASH_SAFETY.md:
+
+1. one job per file (``<file>.lock``); repairs happen in :func:`run_on_file` before opening;
+2. every output is created once, unlinked, with space allocated early and never filled, then
+   linked in one journaled transaction; after that nothing is created or renamed;
+3. per block: data → flush + fsync → ``completed_chunks[i] = (1 << 32) | crc32(data)`` → flush
+   + fsync;
+4. on resume a block counts as done only if its flag matches the data read back; every other
+   block is recomputed from its inputs alone, so the results are bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import h5py
+import numpy as np
+
+import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
+from pyscatter.errors import InputError
+from pyscatter.io import safety
+from pyscatter.io.usid import Dim, create_main, write_ancillary
+from pyscatter.processes.execution import TaskSpec, run_blocks
+
+with contextlib.redirect_stdout(io.StringIO()):
+    from pyUSID.processing.process import Process
+
+log = logging.getLogger(__name__)
+
+FLAGS = "completed_chunks"
+END_TIME_DTYPE = "S32"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One main dataset a process writes: (n_positions, prod(len(spec_dims))) of ``dtype``."""
+
+    name: str
+    quantity: str
+    units: str
+    spec_dims: tuple[Dim, ...]
+    dtype: Any = np.float32
+    spec_prefix: str = "Spectroscopic_"
+
+    @property
+    def width(self) -> int:
+        return int(np.prod([len(d) for d in self.spec_dims]))
+
+
+@dataclass
+class RunSummary:
+    """What one call of :meth:`ScatterProcess.compute` did."""
+
+    group: str
+    reused: bool = False
+    resumed: bool = False
+    computed_positions: int = 0
+    total_positions: int = 0
+    seconds: float = 0.0
+    repairs: list[str] = field(default_factory=list)
+
+
+def canonical_json(parameters: dict[str, Any]) -> str:
+    """Parameters as canonical JSON (sorted keys, no spaces): equal parameters, equal text."""
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def block_flag(arrays: Sequence[np.ndarray]) -> int:
+    """The completion flag of a block: ``(1 << 32) | crc32`` over its outputs, in order."""
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).tobytes(), crc)
+    return (1 << 32) | crc
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("pyscatter", "pyFAI", "pyUSID", "numpy", "h5py", "scipy", "fabio"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def source_fingerprint(dset: h5py.Dataset) -> str:
+    """Identity of a source dataset: its checksum if recorded, else its producer's parameters."""
+    if "sha256" in dset.attrs:
+        return f"sha256:{dset.attrs['sha256']}"
+    parent = dset.parent
+    if "parameters_hash" in parent.attrs:
+        return f"{parent.attrs['tool']}:{parent.attrs['parameters_hash']}"
+    return f"{dset.name}:{dset.shape}:{dset.dtype}"
+
+
+_HELD_LOCKS: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def _job_lock(path: str, command: str | None = None) -> Iterator[None]:
+    """Reentrant within this process: a job that already holds the lock keeps it."""
+    key = os.path.realpath(path)
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    with safety.job_lock(key, command=command):
+        _HELD_LOCKS[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD_LOCKS[key]
+
+
+class ScatterProcess(Process):
+    """Base of every pyscatter process.
+
+    Subclasses set ``process_name`` and ``factory`` (``"module:function"`` building the worker's
+    block function from a :class:`TaskSpec`), and implement :meth:`_outputs` and
+    :meth:`_bytes_per_position`. Their ``__init__`` validates physics parameters into a
+    JSON-able dict and passes it as ``parameters``.
+
+    Parameters
+    ----------
+    h5_main : h5py.Dataset
+        The source USID main dataset, in a file open for writing.
+    parameters : dict
+        Every physics parameter; recorded on the results group, hashed for duplicate detection.
+    max_mem_mb : float
+        Memory budget of one worker for one block of positions.
+    n_jobs : int
+        Worker processes (joblib/loky, or workers of a local dask cluster).
+    scheduler : str, optional
+        ``"local"`` (dask ``LocalCluster``) or a dask scheduler address.
+    cluster : dict, optional
+        A dask-jobqueue cluster, see :func:`pyscatter.processes.execution.run_blocks`.
+    progress : bool
+        Show a tqdm progress bar.
+    """
+
+    process_name: ClassVar[str] = ""
+    factory: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        h5_main: h5py.Dataset,
+        parameters: dict[str, Any],
+        *,
+        max_mem_mb: float = 512,
+        n_jobs: int = 1,
+        scheduler: str | None = None,
+        cluster: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> None:
+        if max_mem_mb <= 0:
+            raise InputError(f"max_mem_mb must be positive; got {max_mem_mb}")
+        self.parameters = json.loads(canonical_json(parameters))
+        self.parameters_json = canonical_json(self.parameters)
+        self.n_jobs = int(n_jobs)
+        self.scheduler = scheduler
+        self.cluster = cluster
+        self.progress = progress
+        self.max_mem_mb = float(max_mem_mb)
+        self._source = h5_main
+        self.fingerprint = source_fingerprint(h5_main)
+        self.parameters_hash = hashlib.sha256(
+            (self.parameters_json + "|" + self.fingerprint).encode()
+        ).hexdigest()
+        with contextlib.redirect_stdout(io.StringIO()):  # pyUSID prints advice on stdout
+            super().__init__(
+                h5_main,
+                self.process_name,
+                parms_dict=self.parameters,
+                cores=1,
+                max_mem_mb=max(1, int(max_mem_mb)),
+            )
+
+    # ----------------------------------------------------------------- subclass hooks
+    def _outputs(self) -> list[Output]:
+        raise NotImplementedError
+
+    def _bytes_per_position(self) -> int:
+        """Peak bytes one position costs a worker (input buffer, working copies, outputs)."""
+        return int(self._source.dtype.itemsize * self._source.shape[1] * 3)
+
+    def _setup_extra(self, group: h5py.Group) -> None:
+        """Write extra inputs (e.g. a dark frame) into the still unlinked results group."""
+
+    def _local_function(self):
+        """The block function for this process (serial runs, :meth:`test`), built once."""
+        if getattr(self, "_local", None) is None:
+            from pyscatter.processes.execution import build
+
+            self._local = build(self.task_spec(), self._source.file)
+        return self._local
+
+    # ----------------------------------------------------------------- duplicates
+    @property
+    def group_prefix(self) -> str:
+        return f"{self._source.name.rsplit('/', 1)[-1]}-{self.process_name}_"
+
+    def _candidate_groups(self) -> list[h5py.Group]:
+        parent = self._source.parent
+        names = sorted(
+            k
+            for k in parent
+            if k.startswith(self.group_prefix) and k[len(self.group_prefix) :].isdigit()
+        )
+        return [parent[k] for k in names]
+
+    def _check_for_duplicates(self):
+        """Exact tool name, parameters and source: (complete groups, partial groups)."""
+        complete, partial = [], []
+        for group in self._candidate_groups():
+            if group.attrs.get("parameters_hash") != self.parameters_hash:
+                continue
+            done, total = completion(group)
+            (complete if done == total else partial).append(group)
+        return complete, partial
+
+    # ----------------------------------------------------------------- blocks
+    def positions_per_block(self) -> int:
+        """Block size from the memory budget (at least 1, at most all positions)."""
+        n = int(self.max_mem_mb * 2**20 // max(1, self._bytes_per_position()))
+        return max(1, min(n, self._source.shape[0]))
+
+    @staticmethod
+    def _blocks(n_positions: int, size: int) -> list[tuple[int, int, int]]:
+        return [
+            (i, start, min(start + size, n_positions))
+            for i, start in enumerate(range(0, n_positions, size))
+        ]
+
+    def task_spec(self) -> TaskSpec:
+        return TaskSpec(self.factory, self._source.file.filename, self._worker_parameters())
+
+    def _worker_parameters(self) -> str:
+        params = dict(self.parameters, source=self._source.name)
+        return canonical_json(params)
+
+    # ----------------------------------------------------------------- set-up
+    def _create_results_group(self) -> h5py.Group:
+        h5 = self._source.file
+        parent = self._source.parent
+        n_pos = self._source.shape[0]
+        size = self.positions_per_block()
+        n_blocks = -(-n_pos // size)
+        pos = (
+            h5[self._source.attrs["Position_Indices"]],
+            h5[self._source.attrs["Position_Values"]],
+        )
+        group = h5py.Group(h5py.h5g.create(h5.id, None))  # unlinked until complete
+        spec_cache: dict[tuple, tuple[h5py.Dataset, h5py.Dataset]] = {}
+        for out in self._outputs():
+            key = (out.spec_prefix, tuple((d.name, d.units, d.values.tobytes()) for d in out.spec_dims))
+            if key not in spec_cache:
+                spec_cache[key] = write_ancillary(
+                    group, out.spec_prefix, out.spec_dims, spectroscopic=True
+                )
+            create_main(
+                group,
+                out.name,
+                shape=(n_pos, out.width),
+                dtype=out.dtype,
+                quantity=out.quantity,
+                units=out.units,
+                position=pos,
+                spectroscopic=spec_cache[key],
+                chunks=(size, out.width),
+                crash_safe=True,
+            )
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+        dcpl.set_fill_value(np.zeros((), np.uint64))
+        h5py.h5d.create(
+            group.id,
+            FLAGS.encode(),
+            h5py.h5t.STD_U64LE,
+            h5py.h5s.create_simple((n_blocks,)),
+            dcpl=dcpl,
+        )
+        attrs = group.attrs
+        attrs["tool"] = f"pyscatter.{self.process_name}"
+        attrs["process"] = self.process_name
+        attrs["parameters"] = self.parameters_json
+        attrs["parameters_hash"] = self.parameters_hash
+        attrs["source"] = self._source.name
+        attrs["source_fingerprint"] = self.fingerprint
+        attrs["source_shape"] = self._source.shape
+        attrs["positions_per_chunk"] = size
+        attrs["n_positions"] = n_pos
+        attrs["output_order"] = json.dumps([o.name for o in self._outputs()])
+        attrs["versions"] = json.dumps(versions())
+        attrs["host"] = socket.gethostname()
+        attrs["start_time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        attrs.create("end_time", np.bytes_(b""), dtype=END_TIME_DTYPE)
+        attrs["num_source_dsets"] = 1
+        attrs["source_000"] = self._source.ref
+        for key, value in self.parameters.items():  # also flat, for pyUSID-style readers
+            if isinstance(value, (int, float, str, bool)):
+                attrs[f"param_{key}"] = value
+        self._setup_extra(group)
+        name = self._next_group_name()
+        with safety.setup_transaction(h5):
+            parent[name] = group
+        log.info("created %s", parent[name].name)
+        return parent[name]
+
+    def _next_group_name(self) -> str:
+        taken = [g.name.rsplit("_", 1)[-1] for g in self._candidate_groups()]
+        index = max((int(t) for t in taken), default=-1) + 1
+        return f"{self.group_prefix}{index:03d}"
+
+    # ----------------------------------------------------------------- run
+    def compute(self, override: bool = False, *args, **kwargs) -> h5py.Group:  # noqa: ARG002
+        """Compute every position not yet complete and return the results group.
+
+        Same parameters on the same source reuse a complete group (nothing is computed) unless
+        ``override``; a partial group is resumed.
+        """
+        path = self._source.file.filename
+        with _job_lock(path, command=f"{self.process_name} {self.parameters_json}"):
+            self.summary = self._compute_locked(override)
+        return self.h5_results_grp
+
+    def _compute_locked(self, override: bool) -> RunSummary:
+        t0 = time.perf_counter()
+        complete, partial = self._check_for_duplicates()
+        if complete and not override:
+            self.h5_results_grp = complete[-1]
+            log.info(
+                "%s already holds these results for these parameters: reusing it "
+                "(override to recompute)",
+                self.h5_results_grp.name,
+            )
+            n = self._source.shape[0]
+            return RunSummary(self.h5_results_grp.name, reused=True, total_positions=n)
+        resumed = bool(partial) and not override
+        group = partial[-1] if resumed else self._create_results_group()
+        self.h5_results_grp = group
+        size = int(group.attrs["positions_per_chunk"])
+        n_pos = self._source.shape[0]
+        todo = [b for b in self._blocks(n_pos, size) if not self._block_done(group, b)]
+        n_todo = sum(stop - start for _, start, stop in todo)
+        if resumed:
+            log.info(
+                "resuming %s: %d of %d positions left", group.name, n_todo, n_pos
+            )
+        summary = RunSummary(group.name, resumed=resumed, total_positions=n_pos)
+        try:
+            self._run(group, todo, summary)
+        except KeyboardInterrupt:
+            done, total = completion(group)
+            log.warning(
+                "interrupted: %d of %d positions of %s complete; run again to resume",
+                done, total, group.name,
+            )
+            raise
+        group.attrs.modify(
+            "end_time",
+            np.bytes_(_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").encode()),
+        )
+        safety.fsync(group.file)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _block_done(self, group: h5py.Group, block: tuple[int, int, int]) -> bool:
+        index, start, stop = block
+        flag = int(group[FLAGS][index])
+        if flag == 0:
+            return False
+        data = [group[out.name][start:stop] for out in self._outputs()]
+        return flag == block_flag(data)
+
+    def _run(self, group: h5py.Group, todo, summary: RunSummary) -> None:
+        from tqdm.auto import tqdm
+
+        outputs = self._outputs()
+        spans = {i: (start, stop) for i, start, stop in todo}
+        path = group.file.filename
+        n_total = sum(stop - start for start, stop in spans.values())
+        bar = tqdm(
+            total=n_total, unit="pos", desc=self.process_name, disable=not self.progress,
+            smoothing=0.1,
+        )
+        try:
+            results = run_blocks(
+                self.task_spec(),
+                todo,
+                h5=group.file,
+                local=self._local_function() if self.n_jobs == 1 and not self.scheduler
+                and not self.cluster else None,
+                n_jobs=self.n_jobs,
+                scheduler=self.scheduler,
+                cluster=self.cluster,
+            )
+            for index, out in results:
+                start, stop = spans[index]
+                arrays = []
+                for o in outputs:
+                    value = np.ascontiguousarray(out[o.name], dtype=o.dtype).reshape(
+                        stop - start, o.width
+                    )
+                    group[o.name].write_direct(value, dest_sel=np.s_[start:stop])
+                    arrays.append(value)
+                safety.fsync(group.file)
+                group[FLAGS][index] = block_flag(arrays)
+                safety.fsync(group.file)
+                summary.computed_positions += stop - start
+                bar.update(stop - start)
+                safety.write_status(
+                    path,
+                    group=group.name,
+                    done=int(np.count_nonzero(group[FLAGS][()])),
+                    blocks=int(group[FLAGS].shape[0]),
+                    pid=os.getpid(),
+                )
+        finally:
+            bar.close()
+
+    # ----------------------------------------------------------------- notebooks
+    def test(self, positions: Sequence[int] | slice | None = None) -> dict[str, np.ndarray]:
+        """Compute some positions without writing anything (default: the first block)."""
+        n = self._source.shape[0]
+        if positions is None:
+            positions = range(min(n, self.positions_per_block()))
+        elif isinstance(positions, slice):
+            positions = range(*positions.indices(n))
+        positions = [int(p) for p in positions]
+        if any(p < 0 or p >= n for p in positions):
+            raise InputError(f"positions must lie in [0, {n}); got {positions}")
+        func = self._local_function()
+        parts = [func(self._source.file, p, p + 1) for p in positions]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def completion(group: h5py.Group) -> tuple[int, int]:
+    """(positions whose block is flagged complete, all positions) of a results group.
+
+    Counts flags only; :meth:`ScatterProcess.compute` verifies them against the data.
+    """
+    if FLAGS not in group:
+        return 0, 0
+    flags = group[FLAGS][()]
+    size = int(group.attrs["positions_per_chunk"])
+    n_pos = int(group.attrs["n_positions"])
+    done = 0
+    for i in np.flatnonzero(flags):
+        done += min(size, n_pos - i * size)
+    return done, n_pos
+
+
+def run_on_file(
+    path: str | os.PathLike,
+    process: type[ScatterProcess],
+    *,
+    source: str | None = None,
+    override: bool = False,
+    command: str | None = None,
+    **kwargs: Any,
+) -> RunSummary:
+    """Lock ``path``, repair what a killed job left, open it and run ``process`` on it.
+
+    ``source`` is the path of the source main dataset inside the file; by default the process
+    picks its own (see ``process.default_source``).
+    """
+    path = str(path)
+    if not Path(path).is_file():
+        raise InputError(f"no such file: {path}")
+    with _job_lock(path, command=command):
+        repairs = safety.repair(path)
+        for line in repairs:
+            log.warning("%s: %s", path, line)
+        with h5py.File(path, "r+") as h5:
+            dset = h5[source] if source else process.default_source(h5)
+            proc = process(dset, **kwargs)
+            proc.compute(override=override)
+            summary = proc.summary
+            summary.repairs = repairs
+            return summary

@@ -1,0 +1,217 @@
+"""Where blocks of positions are computed: in this process, joblib workers or a dask cluster.
+
+This module is imported by workers, so it stays light: no pyUSID, no matplotlib. A task is
+``(spec, block, start, stop)``: the spec is small and hashable (file path, dataset paths, the
+parameters as canonical JSON, and the ``module:function`` that builds the worker's compute
+function). Each worker process builds that function once per spec (an integrator, a sparse
+matrix, a fit model) and caches it; a task ships only indices, never frames. Workers read
+their inputs from the file themselves, read-only and without HDF5's lock (the one writer holds
+it); only the parent writes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BlockFunction = Callable[[h5py.File, int, int], dict[str, np.ndarray]]
+
+CLUSTERS = ("slurm", "pbs", "sge", "lsf")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a worker needs to build its compute function once.
+
+    ``factory`` is ``"module:function"``; the function takes this spec and returns a callable
+    ``f(h5_file, start, stop) -> {name: array of shape (stop - start, ...)}``.
+    """
+
+    factory: str
+    path: str
+    parameters: str  # canonical JSON
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.parameters)
+
+
+_BUILT: dict[TaskSpec, BlockFunction] = {}
+
+
+def build(spec: TaskSpec, h5: h5py.File | None = None) -> BlockFunction:
+    """The block function of ``spec``, built once per process (heavy objects live in it).
+
+    ``h5`` is the file to read set-up inputs (mask, dark…) from; workers use their own
+    read-only handle.
+    """
+    func = _BUILT.get(spec)
+    if func is None:
+        module, _, name = spec.factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        if len(_BUILT) >= 8:
+            _BUILT.clear()
+        func = _BUILT[spec] = factory(spec, h5 if h5 is not None else _reader(spec.path))
+    return func
+
+
+_READ_HANDLES: dict[str, h5py.File] = {}
+
+
+def _reader(path: str) -> h5py.File:
+    """A read-only handle for workers, opened once per worker and file.
+
+    ``locking=False``: the parent holds the file open for writing with HDF5's lock; workers
+    only read inputs that are never written during the job (CRASH_SAFETY.md, rule 8).
+    """
+    h5 = _READ_HANDLES.get(path)
+    if h5 is None or not h5.id.valid:
+        import hdf5plugin  # noqa: F401  (filters for compressed raw data)
+
+        h5 = h5py.File(path, "r", locking=False)
+        _READ_HANDLES[path] = h5
+    return h5
+
+
+def compute_block(spec: TaskSpec, block: int, start: int, stop: int, retries: int = 3):
+    """Worker entry point: compute one block; returns ``(block, results, seconds)``."""
+    func = build(spec)
+    t0 = time.perf_counter()
+    for attempt in range(retries):
+        try:
+            out = func(_reader(spec.path), start, stop)
+            break
+        except OSError:  # a transient read error while the writer flushes: reopen and retry
+            if attempt == retries - 1:
+                raise
+            _READ_HANDLES.pop(spec.path, None)
+            time.sleep(0.05 * (attempt + 1))
+    return block, out, time.perf_counter() - t0
+
+
+def run_blocks(
+    spec: TaskSpec,
+    blocks: Sequence[tuple[int, int, int]],
+    *,
+    h5: h5py.File | None = None,
+    local: BlockFunction | None = None,
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    cluster: dict[str, Any] | None = None,
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Compute ``blocks`` (``(index, start, stop)``) and yield ``(index, results)`` as they finish.
+
+    Parameters
+    ----------
+    spec : TaskSpec
+    blocks : sequence of (int, int, int)
+    h5 : h5py.File, optional
+        The parent's open file, used for serial computation in this process.
+    local : callable, optional
+        The block function already built in this process, used for serial computation.
+    n_jobs : int
+        joblib worker processes (loky) when no scheduler is given; 1 computes here.
+    scheduler : str, optional
+        ``"local"`` for a dask.distributed ``LocalCluster`` on loopback with ``n_jobs`` workers,
+        or a scheduler address such as ``"tcp://host:8786"``.
+    cluster : dict, optional
+        A dask-jobqueue cluster: ``{"kind": "slurm", "cores": 8, "memory": "16GB",
+        "walltime": "01:00:00", "jobs": 4, ...}`` (any other keys go to the cluster class).
+    """
+    if cluster is not None:
+        yield from _run_dask(spec, blocks, _jobqueue_client(cluster))
+    elif scheduler is not None:
+        yield from _run_dask(spec, blocks, _dask_client(scheduler, n_jobs))
+    elif n_jobs == 1:
+        func = local if local is not None else build(spec, h5)
+        for index, start, stop in blocks:
+            yield index, func(h5 if h5 is not None else _reader(spec.path), start, stop)
+    else:
+        yield from _run_joblib(spec, blocks, n_jobs)
+
+
+def _run_joblib(spec, blocks, n_jobs):
+    from joblib import Parallel, delayed
+
+    if n_jobs < 1 and n_jobs != -1:
+        raise InputError(f"n_jobs must be a positive number of workers or -1; got {n_jobs}")
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    tasks = (delayed(compute_block)(spec, *b) for b in blocks)
+    for index, out, _seconds in parallel(tasks):
+        yield index, out
+
+
+def _dask_client(scheduler: str, n_jobs: int):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        workers = max(1, n_jobs)
+        local = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        return Client(local), local
+    if "://" not in scheduler:
+        raise InputError(
+            f"scheduler {scheduler!r} is neither 'local' nor an address like 'tcp://host:8786'"
+        )
+    return Client(scheduler, timeout="30s"), None
+
+
+def _jobqueue_client(cluster: dict[str, Any]):
+    try:
+        import dask_jobqueue
+    except ImportError as err:  # pragma: no cover - depends on the extra
+        raise InputError(
+            "a batch-system cluster needs dask-jobqueue: pip install 'pyscatter[dask]'"
+        ) from err
+    from dask.distributed import Client
+
+    options = dict(cluster)
+    kind = str(options.pop("kind", "slurm")).lower()
+    if kind not in CLUSTERS:
+        raise InputError(f"unsupported cluster {kind!r}; expected one of {', '.join(CLUSTERS)}")
+    jobs = int(options.pop("jobs", 1))
+    cls = getattr(dask_jobqueue, f"{kind.upper()}Cluster")
+    batch = cls(**options)
+    batch.scale(jobs=jobs)
+    return Client(batch), batch
+
+
+def _run_dask(spec, blocks, client_and_cluster):
+    from dask.distributed import as_completed
+
+    client, owned = client_and_cluster
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
+        pending = list(blocks)
+        in_flight = as_completed()
+        # a bounded window of tasks keeps results from piling up in memory
+        for _ in range(min(len(pending), 2 * n_workers + 2)):
+            in_flight.add(client.submit(compute_block, spec, *pending.pop(0), pure=False))
+        for future in in_flight:
+            index, out, _seconds = future.result()
+            future.release()
+            if pending:
+                in_flight.add(client.submit(compute_block, spec, *pending.pop(0), pure=False))
+            yield index, out
+    finally:
+        client.close()
+        if owned is not None:
+            owned.close()

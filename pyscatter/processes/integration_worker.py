@@ -1,0 +1,92 @@
+"""Worker side of :class:`~pyscatter.processes.integration.AzimuthalIntegration` (no pyUSID).
+
+``build(spec)`` runs once per worker and spec: it makes the pyFAI geometry, reads the mask,
+dark and flat from the file, and lets pyFAI build its sparse matrix once; the returned function
+reads a block of frames into a reused buffer and integrates the whole block in one call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.kernels.integrate import BatchIntegrator, integrate_reference
+
+
+def _optional(h5: h5py.File, path: str | None) -> np.ndarray | None:
+    return None if path is None else h5[path][()]
+
+
+def integrator_options(h5: h5py.File, params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of the integration kernels from the recorded parameters."""
+    mask = None
+    for path in params.get("mask_datasets", []):
+        m = h5[path][()] != 0
+        mask = m if mask is None else (mask | m)
+    return {
+        "npt": params["npt"],
+        "unit": params["unit"],
+        "npt_azim": params["npt_azim"],
+        "method": tuple(params["method"]),
+        "mask": mask,
+        "dummy": params["dummy"],
+        "delta_dummy": params["delta_dummy"],
+        "correct_solid_angle": params["correct_solid_angle"],
+        "polarization_factor": params["polarization_factor"],
+        "dark": _optional(h5, params.get("dark_dataset")),
+        "flat": _optional(h5, params.get("flat_dataset")),
+        "error_model": params["error_model"],
+        "radial_range": params["radial_range"],
+        "azimuth_range": params["azimuth_range"],
+    }
+
+
+def build(spec, h5: h5py.File):
+    """Block function of an integration spec; ``h5`` gives the mask, dark and flat."""
+    import pyFAI
+
+    params = spec.params
+    ai = pyFAI.load(json.loads(params["geometry"]))
+    return make_function(ai, params, integrator_options(h5, params))
+
+
+def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
+    """The block function: read frames into a reused buffer, integrate them in one call.
+
+    The function carries the result axes as ``.radial`` and ``.azimuthal``.
+    """
+    shape = tuple(params["frame_shape"])
+    if params["engine"] == "batched":
+        engine = BatchIntegrator.from_pyfai(ai, shape, **options)
+
+        def integrate(frames):
+            return engine.integrate(frames)
+
+    else:
+
+        def integrate(frames):
+            return integrate_reference(ai, frames, **options)
+
+    source = params["source"]
+    buffers: dict[int, np.ndarray] = {}
+
+    def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
+        dset = h5file[source]
+        n = stop - start
+        buf = buffers.get(n)
+        if buf is None:
+            buf = buffers[n] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
+        dset.read_direct(buf, source_sel=np.s_[start:stop])
+        res = integrate(buf.reshape((n, *shape)))
+        out = {"Intensity": res.intensity.reshape(n, -1)}
+        if res.sigma is not None:
+            out["Intensity_Sigma"] = res.sigma.reshape(n, -1)
+        return out
+
+    probe = integrate(np.zeros((1, *shape), dtype=np.float32))
+    compute.radial = probe.radial  # type: ignore[attr-defined]
+    compute.azimuthal = probe.azimuthal  # type: ignore[attr-defined]
+    return compute
