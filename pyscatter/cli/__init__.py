@@ -50,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("pyscatter: interrupted; completed work is kept, run the same command to resume",
-              file=sys.stderr)
+        print(
+            "pyscatter: interrupted; completed work is kept, run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except (FileFormatError, FileBusyError, FileExistsError) as err:
         if args.debug:

@@ -10,8 +10,11 @@ log = logging.getLogger("pyscatter")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="translate → integrate → plot the embedded default data set",
-                       description=__doc__)
+    p = sub.add_parser(
+        "demo",
+        help="translate → integrate → plot the embedded default data set",
+        description=__doc__,
+    )
     p.add_argument("directory", nargs="?", default="out", help="where to write (default: out/)")
     p.add_argument("--n-jobs", type=int, default=1)
     p.set_defaults(func=run)
@@ -31,13 +34,24 @@ def run(args: argparse.Namespace) -> int:
     poni = scan.write_poni(out / "demo.poni")
     h5_path = out / "demo_scan.h5"
     translate(
-        [str(f) for f in files], h5_path, format="images", positions=str(images / "positions.csv"),
-        poni=str(poni), mask=str(images / "mask.edf"), overwrite=True,
+        [str(f) for f in files],
+        h5_path,
+        format="images",
+        positions=str(images / "positions.csv"),
+        poni=str(poni),
+        mask=str(images / "mask.edf"),
+        overwrite=True,
     )
     log.info("translated %d frames into %s", len(files), h5_path)
     summary = run_on_file(
-        h5_path, AzimuthalIntegration, npt=300, unit="q_nm^-1", error_model="poisson",
-        polarization_factor=scan.polarization_factor, n_jobs=args.n_jobs, progress=False,
+        h5_path,
+        AzimuthalIntegration,
+        npt=300,
+        unit="q_nm^-1",
+        error_model="poisson",
+        polarization_factor=scan.polarization_factor,
+        n_jobs=args.n_jobs,
+        progress=False,
         override=True,
     )
     png = out / "demo_iq.png"

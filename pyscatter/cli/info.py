@@ -7,8 +7,9 @@ import json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="what a file holds and how far each process got",
-                       description=__doc__)
+    p = sub.add_parser(
+        "info", help="what a file holds and how far each process got", description=__doc__
+    )
     p.add_argument("file")
     p.add_argument("--parameters", action="store_true", help="print every parameter")
     p.set_defaults(func=run)
@@ -17,8 +18,9 @@ def register(sub) -> None:
 def describe(path: str, *, parameters: bool = False) -> str:
     """The text ``pyscatter info`` prints."""
     from pyscatter.io import safety
+    from pyscatter.io.record import verified_positions
     from pyscatter.io.usid import dims_of, main_datasets
-    from pyscatter.io.xarray import open_for_reading, verified_positions
+    from pyscatter.io.xarray import open_for_reading
 
     lines = [path]
     holder = safety.lock_holder(path)
@@ -28,12 +30,19 @@ def describe(path: str, *, parameters: bool = False) -> str:
                 lines.append(f"  {name}: {value}")
         for dset in main_datasets(h5):
             pos = " × ".join(f"{d.name}={len(d)} [{d.units}]" for d in dims_of(dset, "Position"))
-            spec = " × ".join(f"{d.name}={len(d)} [{d.units}]" for d in dims_of(dset, "Spectroscopic"))
-            lines.append(f"  {dset.name}  {dset.shape} {dset.dtype}  positions: {pos}  values: {spec}")
+            spec = " × ".join(
+                f"{d.name}={len(d)} [{d.units}]" for d in dims_of(dset, "Spectroscopic")
+            )
+            lines.append(
+                f"  {dset.name}  {dset.shape} {dset.dtype}  positions: {pos}  values: {spec}"
+            )
         groups = []
         h5.visititems(
-            lambda _n, o: groups.append(o) if hasattr(o, "attrs") and "process" in o.attrs
-            and "parameters_hash" in o.attrs else None
+            lambda _n, o: (
+                groups.append(o)
+                if hasattr(o, "attrs") and "process" in o.attrs and "parameters_hash" in o.attrs
+                else None
+            )
         )
         for group in groups:
             done = int(verified_positions(group).sum())
@@ -44,15 +53,23 @@ def describe(path: str, *, parameters: bool = False) -> str:
                 state = f"running (pid {holder.pid} on {holder.host} since {holder.since})"
             else:
                 state = "interrupted: run the same command again to resume"
-            lines.append(f"  {group.name}: {group.attrs['process']} {done}/{total} positions, {state}")
+            lines.append(
+                f"  {group.name}: {group.attrs['process']} {done}/{total} positions, {state}"
+            )
             if parameters:
                 params = json.loads(group.attrs["parameters"])
                 for key in sorted(params):
                     value = params[key]
-                    text = value if not isinstance(value, str) or len(value) < 80 else value[:77] + "..."
+                    text = (
+                        value
+                        if not isinstance(value, str) or len(value) < 80
+                        else value[:77] + "..."
+                    )
                     lines.append(f"      {key} = {text}")
     if holder is not None:
-        lines.append(f"  job running: pid {holder.pid} on {holder.host} since {holder.since}: {holder.command}")
+        lines.append(
+            f"  job running: pid {holder.pid} on {holder.host} since {holder.since}: {holder.command}"
+        )
     return "\n".join(lines)
 
 

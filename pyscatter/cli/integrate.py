@@ -8,17 +8,25 @@ from pyscatter.cli.options import add_execution, execution_kwargs, report
 
 
 def register(sub) -> None:
-    p = sub.add_parser("integrate", help="azimuthal integration I(q) or cake I(chi, q)",
-                       description=__doc__)
+    p = sub.add_parser(
+        "integrate", help="azimuthal integration I(q) or cake I(chi, q)", description=__doc__
+    )
     p.add_argument("file", help="USID HDF5 file written by 'pyscatter translate'")
     p.add_argument("--poni", help="geometry (default: the one recorded in the file)")
     p.add_argument("--npt", type=int, default=1000, help="radial bins (default 1000)")
     p.add_argument("--unit", default="q_nm^-1", help="q_nm^-1 (default), q_A^-1, 2th_deg, r_mm")
     p.add_argument("--npt-azim", type=int, help="azimuthal bins: a 2-D cake (chi × q)")
-    p.add_argument("--method", default="bbox,csr,cython",
-                   help="pyFAI method split,algorithm,implementation (default bbox,csr,cython)")
-    p.add_argument("--engine", choices=("batched", "pyfai"), default="batched",
-                   help="batched sparse-matrix kernel (default) or pyFAI frame by frame")
+    p.add_argument(
+        "--method",
+        default="bbox,csr,cython",
+        help="pyFAI method split,algorithm,implementation (default bbox,csr,cython)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("batched", "pyfai"),
+        default="batched",
+        help="batched sparse-matrix kernel (default) or pyFAI frame by frame",
+    )
     p.add_argument("--error-model", choices=("poisson", "azimuthal"), help="write Intensity_Sigma")
     p.add_argument("--mask", help="extra mask image (nonzero = masked), added to the file's mask")
     p.add_argument("--no-file-mask", action="store_true", help="ignore the mask in the file")

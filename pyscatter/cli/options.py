@@ -12,16 +12,22 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("execution")
     g.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
     g.add_argument("--scheduler", help="'local' (dask LocalCluster) or a dask scheduler address")
-    g.add_argument("--cluster", choices=("slurm", "pbs", "sge", "lsf"),
-                   help="submit workers through dask-jobqueue")
+    g.add_argument(
+        "--cluster",
+        choices=("slurm", "pbs", "sge", "lsf"),
+        help="submit workers through dask-jobqueue",
+    )
     g.add_argument("--cores", type=int, help="cores per batch job (--cluster)")
     g.add_argument("--memory", help="memory per batch job, e.g. 16GB (--cluster)")
     g.add_argument("--walltime", help="wall time per batch job, e.g. 01:00:00 (--cluster)")
     g.add_argument("--jobs", type=int, default=1, help="batch jobs to start (--cluster)")
     g.add_argument("--queue", help="batch queue/partition (--cluster)")
     g.add_argument("--max-mem-mb", type=float, default=512, help="memory budget of one block")
-    g.add_argument("--override", action="store_true",
-                   help="recompute even if the same parameters were run before")
+    g.add_argument(
+        "--override",
+        action="store_true",
+        help="recompute even if the same parameters were run before",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -31,8 +37,12 @@ def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         missing = [k for k in ("cores", "memory") if getattr(args, k) is None]
         if missing:
             raise InputError(f"--cluster {args.cluster} needs --{' and --'.join(missing)}")
-        cluster = {"kind": args.cluster, "cores": args.cores, "memory": args.memory,
-                   "jobs": args.jobs}
+        cluster = {
+            "kind": args.cluster,
+            "cores": args.cores,
+            "memory": args.memory,
+            "jobs": args.jobs,
+        }
         if args.walltime:
             cluster["walltime"] = args.walltime
         if args.queue:
@@ -53,10 +63,18 @@ def report(summary, name: str) -> None:
 
     log = logging.getLogger("pyscatter")
     if summary.reused:
-        log.info("%s: reused %s (same parameters and source; --override recomputes)",
-                 name, summary.group)
+        log.info(
+            "%s: reused %s (same parameters and source; --override recomputes)", name, summary.group
+        )
     else:
         rate = summary.computed_positions / summary.seconds if summary.seconds else float("nan")
-        log.info("%s: %s%s, %d of %d positions computed in %.1f s (%.1f positions/s)",
-                 name, summary.group, " (resumed)" if summary.resumed else "",
-                 summary.computed_positions, summary.total_positions, summary.seconds, rate)
+        log.info(
+            "%s: %s%s, %d of %d positions computed in %.1f s (%.1f positions/s)",
+            name,
+            summary.group,
+            " (resumed)" if summary.resumed else "",
+            summary.computed_positions,
+            summary.total_positions,
+            summary.seconds,
+            rate,
+        )

@@ -16,7 +16,9 @@ def register(sub) -> None:
     pos.add_argument("--grid", help="a regular grid of indices, e.g. Y=6,X=8 (slow→fast)")
     p.add_argument("--poni", help="pyFAI geometry file (recorded in the output)")
     p.add_argument("--mask", help="mask image, nonzero = masked")
-    p.add_argument("--flip", choices=("ud", "lr"), help="store images flipped (as the geometry expects)")
+    p.add_argument(
+        "--flip", choices=("ud", "lr"), help="store images flipped (as the geometry expects)"
+    )
     p.add_argument("--dummy", type=float, help="value of invalid pixels (recorded)")
     p.add_argument("--compression", choices=("bslz4", "gzip", "none"), default="bslz4")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

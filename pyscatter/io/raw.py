@@ -104,7 +104,9 @@ def write_measurement(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ExistingResultsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        raise ExistingResultsError(
+            f"{path} exists; pass overwrite=True (--overwrite) to replace it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     n_pos, n_spec = spec.n_positions, spec.n_spec
@@ -120,14 +122,24 @@ def write_measurement(
                 meas.attrs["geometry"] = json.dumps(spec.geometry, sort_keys=True)
             chan = meas.create_group("Channel_000")
             pos = write_ancillary(
-                chan, "Position_", spec.position_dims, spectroscopic=False,
+                chan,
+                "Position_",
+                spec.position_dims,
+                spectroscopic=False,
                 values=spec.position_values,
             )
             sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
             raw = create_main(
-                chan, "Raw_Data", shape=(n_pos, n_spec), dtype=spec.dtype,
-                quantity=spec.quantity, units=spec.units, position=pos, spectroscopic=sp,
-                chunks=(1, n_spec), compression=compression,
+                chan,
+                "Raw_Data",
+                shape=(n_pos, n_spec),
+                dtype=spec.dtype,
+                quantity=spec.quantity,
+                units=spec.units,
+                position=pos,
+                spectroscopic=sp,
+                chunks=(1, n_spec),
+                compression=compression,
             )
             count = _write_frames(raw, frames, frame_shape, digest, progress, path)
             if count != n_pos:
@@ -141,7 +153,9 @@ def write_measurement(
                 mask = np.asarray(spec.mask)
                 if mask.shape != frame_shape:
                     raise InputError(f"mask has shape {mask.shape}; the frames are {frame_shape}")
-                chan.create_dataset("Mask", data=(mask != 0).astype(np.uint8), **compression_options("gzip"))
+                chan.create_dataset(
+                    "Mask", data=(mask != 0).astype(np.uint8), **compression_options("gzip")
+                )
             for name, arr in spec.extra.items():
                 chan.create_dataset(name, data=arr)
         os.replace(tmp, path)
@@ -174,4 +188,7 @@ def _write_frames(raw, frames, frame_shape, digest, progress, path) -> int:
 
 def nominal_dims(names: Sequence[str], units: Sequence[str], sizes: Sequence[int]) -> list[Dim]:
     """Index-valued dims for a regular grid (``--grid Y=6,X=8``)."""
-    return [Dim(n, u, np.arange(s, dtype=np.float64)) for n, u, s in zip(names, units, sizes, strict=True)]
+    return [
+        Dim(n, u, np.arange(s, dtype=np.float64))
+        for n, u, s in zip(names, units, sizes, strict=True)
+    ]

@@ -185,7 +185,12 @@ def create_main(
     return dset
 
 
-_ANCILLARY = ("Position_Indices", "Position_Values", "Spectroscopic_Indices", "Spectroscopic_Values")
+_ANCILLARY = (
+    "Position_Indices",
+    "Position_Values",
+    "Spectroscopic_Indices",
+    "Spectroscopic_Values",
+)
 
 
 def is_main(dset: Any) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +11,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.record import verified_positions
 from pyscatter.io.usid import dims_of, is_main
 
 __all__ = ["find_results", "open_for_reading", "to_xarray", "verified_positions"]
@@ -54,23 +54,6 @@ def find_results(h5: h5py.File, process: str) -> list[h5py.Group]:
     return found
 
 
-def verified_positions(group: h5py.Group) -> np.ndarray:
-    """Boolean (n_positions,): positions whose chunk flag matches the data in the file."""
-    from pyscatter.processes.base import FLAGS, block_flag
-
-    n_pos = int(group.attrs["n_positions"])
-    size = int(group.attrs["positions_per_chunk"])
-    names = [k for k in group if is_main(group[k])]
-    order = json.loads(group.attrs.get("output_order", json.dumps(names)))
-    flags = group[FLAGS][()]
-    ok = np.zeros(n_pos, dtype=bool)
-    for i in np.flatnonzero(flags):
-        start, stop = i * size, min((i + 1) * size, n_pos)
-        data = [group[name][start:stop] for name in order]
-        ok[start:stop] = int(flags[i]) == block_flag(data)
-    return ok
-
-
 def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *, index: int = -1):
     """The results of ``process`` in ``path`` as an :class:`xarray.Dataset`.
 
@@ -99,7 +82,9 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
         try:
             group = groups[index]
         except IndexError:
-            raise InputError(f"{path}: {len(groups)} results of {process!r}; no index {index}") from None
+            raise InputError(
+                f"{path}: {len(groups)} results of {process!r}; no index {index}"
+            ) from None
         ok = verified_positions(group)
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {}
@@ -127,7 +112,9 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             for k, d in enumerate(pos):
                 if not np.array_equal(measured[:, k], d.values[_grid_index(pos_shape, k)]):
                     coords[f"{d.name}_measured"] = xr.Variable(
-                        [p.name for p in pos], measured[:, k].reshape(pos_shape), attrs={"units": d.units}
+                        [p.name for p in pos],
+                        measured[:, k].reshape(pos_shape),
+                        attrs={"units": d.units},
                     )
         attrs = {
             "process": process,
@@ -145,5 +132,9 @@ def _grid_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
 
 def _all_results(h5: h5py.File) -> list[h5py.Group]:
     found: list[h5py.Group] = []
-    h5.visititems(lambda _n, o: found.append(o) if isinstance(o, h5py.Group) and "process" in o.attrs else None)
+    h5.visititems(
+        lambda _n, o: (
+            found.append(o) if isinstance(o, h5py.Group) and "process" in o.attrs else None
+        )
+    )
     return found

@@ -26,7 +26,6 @@ import logging
 import os
 import socket
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -39,6 +38,7 @@ import numpy as np
 import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
+from pyscatter.io.record import FLAGS, block_flag, completion
 from pyscatter.io.usid import Dim, create_main, write_ancillary
 from pyscatter.processes.execution import TaskSpec, run_blocks
 
@@ -47,7 +47,6 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 log = logging.getLogger(__name__)
 
-FLAGS = "completed_chunks"
 END_TIME_DTYPE = "S32"
 
 
@@ -83,14 +82,6 @@ class RunSummary:
 def canonical_json(parameters: dict[str, Any]) -> str:
     """Parameters as canonical JSON (sorted keys, no spaces): equal parameters, equal text."""
     return json.dumps(parameters, sort_keys=True, separators=(",", ":"), allow_nan=True)
-
-
-def block_flag(arrays: Sequence[np.ndarray]) -> int:
-    """The completion flag of a block: ``(1 << 32) | crc32`` over its outputs, in order."""
-    crc = 0
-    for a in arrays:
-        crc = zlib.crc32(np.ascontiguousarray(a).tobytes(), crc)
-    return (1 << 32) | crc
 
 
 def versions() -> dict[str, str]:
@@ -275,7 +266,10 @@ class ScatterProcess(Process):
         group = h5py.Group(h5py.h5g.create(h5.id, None))  # unlinked until complete
         spec_cache: dict[tuple, tuple[h5py.Dataset, h5py.Dataset]] = {}
         for out in self._outputs():
-            key = (out.spec_prefix, tuple((d.name, d.units, d.values.tobytes()) for d in out.spec_dims))
+            key = (
+                out.spec_prefix,
+                tuple((d.name, d.units, d.values.tobytes()) for d in out.spec_dims),
+            )
             if key not in spec_cache:
                 spec_cache[key] = write_ancillary(
                     group, out.spec_prefix, out.spec_dims, spectroscopic=True
@@ -367,9 +361,7 @@ class ScatterProcess(Process):
         todo = [b for b in self._blocks(n_pos, size) if not self._block_done(group, b)]
         n_todo = sum(stop - start for _, start, stop in todo)
         if resumed:
-            log.info(
-                "resuming %s: %d of %d positions left", group.name, n_todo, n_pos
-            )
+            log.info("resuming %s: %d of %d positions left", group.name, n_todo, n_pos)
         summary = RunSummary(group.name, resumed=resumed, total_positions=n_pos)
         try:
             self._run(group, todo, summary)
@@ -377,7 +369,9 @@ class ScatterProcess(Process):
             done, total = completion(group)
             log.warning(
                 "interrupted: %d of %d positions of %s complete; run again to resume",
-                done, total, group.name,
+                done,
+                total,
+                group.name,
             )
             raise
         group.attrs.modify(
@@ -404,7 +398,10 @@ class ScatterProcess(Process):
         path = group.file.filename
         n_total = sum(stop - start for start, stop in spans.values())
         bar = tqdm(
-            total=n_total, unit="pos", desc=self.process_name, disable=not self.progress,
+            total=n_total,
+            unit="pos",
+            desc=self.process_name,
+            disable=not self.progress,
             smoothing=0.1,
         )
         try:
@@ -412,8 +409,9 @@ class ScatterProcess(Process):
                 self.task_spec(),
                 todo,
                 h5=group.file,
-                local=self._local_function() if self.n_jobs == 1 and not self.scheduler
-                and not self.cluster else None,
+                local=self._local_function()
+                if self.n_jobs == 1 and not self.scheduler and not self.cluster
+                else None,
                 n_jobs=self.n_jobs,
                 scheduler=self.scheduler,
                 cluster=self.cluster,
@@ -456,22 +454,6 @@ class ScatterProcess(Process):
         func = self._local_function()
         parts = [func(self._source.file, p, p + 1) for p in positions]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def completion(group: h5py.Group) -> tuple[int, int]:
-    """(positions whose block is flagged complete, all positions) of a results group.
-
-    Counts flags only; :meth:`ScatterProcess.compute` verifies them against the data.
-    """
-    if FLAGS not in group:
-        return 0, 0
-    flags = group[FLAGS][()]
-    size = int(group.attrs["positions_per_chunk"])
-    n_pos = int(group.attrs["n_positions"])
-    done = 0
-    for i in np.flatnonzero(flags):
-        done += min(size, n_pos - i * size)
-    return done, n_pos
 
 
 def run_on_file(

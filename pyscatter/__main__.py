@@ -1,3 +1,5 @@
+"""``python -m pyscatter``: the command line."""
+
 import sys
 
 from pyscatter.cli import main

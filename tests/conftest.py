@@ -1,0 +1,61 @@
+"""Shared fixtures: real data from ../shared/data (skipped when absent), small USID scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyscatter  # noqa: F401  (numpy-2 shim first)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"real data folder {SHARED_DATA} is absent")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def write_scan(path: Path, scan, *, compression: str = "bslz4") -> Path:
+    """Write a :class:`pyscatter.datasets.SyntheticScan` as a USID file through the io layer."""
+    import pyFAI
+
+    from pyscatter.io.raw import MeasurementSpec, write_measurement
+    from pyscatter.io.usid import Dim
+
+    dims = [Dim(name, scan.units[name], scan.coords[name]) for name in scan.dims]
+    rows, cols = scan.frame_shape
+    spec = MeasurementSpec(
+        position_dims=dims,
+        spec_dims=[Dim("Row", "pixel", np.arange(rows)), Dim("Col", "pixel", np.arange(cols))],
+        dtype=scan.frames.dtype,
+        geometry=scan.integrator().get_config(),
+        mask=scan.mask,
+        attrs={"translator": "tests.write_scan", "pyFAI": pyFAI.version},
+    )
+    frames = scan.frames.reshape(-1, rows, cols)
+    return write_measurement(path, spec, iter(frames), compression=compression)
+
+
+@pytest.fixture(scope="session")
+def small_scan():
+    from pyscatter import datasets
+
+    return datasets.oriented_map((3, 4), rng=7)
+
+
+@pytest.fixture()
+def scan_file(tmp_path, small_scan) -> Path:
+    return write_scan(tmp_path / "scan.h5", small_scan)

@@ -1,0 +1,154 @@
+"""AzimuthalIntegration against pyFAI called directly, and the results group it writes."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import pyscatter
+from pyscatter.errors import InputError
+from pyscatter.processes.base import run_on_file
+from pyscatter.processes.integration import AzimuthalIntegration
+
+
+def _pyfai_1d(scan, frame, **kw):
+    ai = scan.integrator()
+    return ai.integrate1d_ng(frame, kw.pop("npt"), mask=scan.mask, **kw)
+
+
+@pytest.mark.parametrize("engine", ["batched", "pyfai"])
+def test_integration_equals_pyfai_per_position(scan_file, small_scan, engine):
+    run_on_file(
+        scan_file,
+        AzimuthalIntegration,
+        npt=120,
+        unit="q_nm^-1",
+        error_model="poisson",
+        polarization_factor=0.99,
+        engine=engine,
+        progress=False,
+    )
+    ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
+    frames = small_scan.frames.reshape(-1, *small_scan.frame_shape)
+    intensity = ds["Intensity"].values.reshape(len(frames), -1)
+    sigma = ds["Intensity_Sigma"].values.reshape(len(frames), -1)
+    for i in range(len(frames)):
+        ref = _pyfai_1d(
+            small_scan,
+            frames[i],
+            npt=120,
+            unit="q_nm^-1",
+            error_model="poisson",
+            polarization_factor=0.99,
+            correctSolidAngle=True,
+        )
+        np.testing.assert_allclose(ds["q"].values, ref.radial, rtol=1e-12)
+        # float32 results: pyFAI's own engine accumulates in float64 then casts; the batched
+        # kernel multiplies float32 blocks, so agreement is to float32 precision.
+        np.testing.assert_allclose(
+            intensity[i], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max()
+        )
+        np.testing.assert_allclose(sigma[i], ref.sigma, rtol=1e-5, atol=1e-6 * ref.sigma.max())
+    assert ds["Intensity"].dims == ("Y", "X", "q")
+    assert ds["q"].attrs["units"] == "1/nm"
+
+
+def test_cake_equals_pyfai_integrate2d(scan_file, small_scan):
+    run_on_file(scan_file, AzimuthalIntegration, npt=60, npt_azim=36, progress=False)
+    ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
+    assert ds["Intensity"].dims == ("Y", "X", "chi", "q")
+    frame = small_scan.frames[1, 2]
+    ref = small_scan.integrator().integrate2d_ng(
+        frame, 60, 36, unit="q_nm^-1", mask=small_scan.mask, correctSolidAngle=True
+    )
+    np.testing.assert_allclose(ds["chi"].values, ref.azimuthal, rtol=1e-12)
+    got = ds["Intensity"].values[1, 2]
+    np.testing.assert_allclose(got, ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max())
+
+
+def test_results_group_is_usid_and_records_everything(scan_file):
+    from pyUSID import USIDataset
+    from pyUSID.io.hdf_utils import check_if_main
+
+    summary = run_on_file(scan_file, AzimuthalIntegration, npt=50, progress=False)
+    with h5py.File(scan_file, "r") as h5:
+        group = h5[summary.group]
+        assert group.name.endswith("Raw_Data-AzimuthalIntegration_000")
+        assert check_if_main(group["Intensity"])
+        assert USIDataset(group["Intensity"]).get_n_dim_form().shape == (3, 4, 50)
+        params = json.loads(group.attrs["parameters"])
+        assert params["npt"] == 50 and params["method"] == ["bbox", "csr", "cython"]
+        versions = json.loads(group.attrs["versions"])
+        assert {"pyFAI", "pyUSID", "numpy", "pyscatter"} <= set(versions)
+        assert group.attrs["end_time"] != b""
+        assert group.attrs["source_fingerprint"].startswith("sha256:")
+        # the integration can be redone from the file alone: its geometry is recorded
+        assert json.loads(params["geometry"])["dist"] > 0
+
+
+def test_same_parameters_reuse_other_parameters_make_001(scan_file):
+    first = run_on_file(scan_file, AzimuthalIntegration, npt=40, progress=False)
+    again = run_on_file(scan_file, AzimuthalIntegration, npt=40, progress=False)
+    assert again.reused and again.group == first.group and again.computed_positions == 0
+    other = run_on_file(scan_file, AzimuthalIntegration, npt=41, progress=False)
+    assert other.group.endswith("_001") and other.computed_positions == 12
+    forced = run_on_file(scan_file, AzimuthalIntegration, npt=40, override=True, progress=False)
+    assert forced.group.endswith("_002") and forced.computed_positions == 12
+
+
+def test_bad_parameters_are_named(scan_file):
+    with pytest.raises(InputError, match="unit"):
+        run_on_file(scan_file, AzimuthalIntegration, unit="furlongs", progress=False)
+    with pytest.raises(InputError, match=r"mask has shape \(3, 3\)"):
+        run_on_file(scan_file, AzimuthalIntegration, mask=np.zeros((3, 3)), progress=False)
+    with pytest.raises(InputError, match="error_model"):
+        run_on_file(scan_file, AzimuthalIntegration, error_model="gaussian", progress=False)
+
+
+def test_dark_flat_and_extra_mask_match_pyfai(scan_file, small_scan):
+    rng = np.random.default_rng(3)
+    shape = small_scan.frame_shape
+    dark = rng.uniform(0, 2, shape).astype(np.float32)
+    flat = rng.uniform(0.9, 1.1, shape).astype(np.float32)
+    extra = np.zeros(shape, bool)
+    extra[:, :10] = True
+    run_on_file(
+        scan_file, AzimuthalIntegration, npt=80, dark=dark, flat=flat, mask=extra, progress=False
+    )
+    ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
+    frame = small_scan.frames[2, 3]
+    ref = small_scan.integrator().integrate1d_ng(
+        frame,
+        80,
+        unit="q_nm^-1",
+        mask=small_scan.mask | extra,
+        dark=dark,
+        flat=flat,
+        correctSolidAngle=True,
+    )
+    got = ds["Intensity"].values[2, 3]
+    np.testing.assert_allclose(
+        got, ref.intensity, rtol=1e-5, atol=1e-6 * np.abs(ref.intensity).max()
+    )
+
+
+def test_test_method_writes_nothing(scan_file, small_scan):
+    with h5py.File(scan_file, "r+") as h5:
+        proc = AzimuthalIntegration(
+            h5["Measurement_000/Channel_000/Raw_Data"], npt=30, progress=False
+        )
+        out = proc.test([5])
+        assert out["Intensity"].shape == (1, 30)
+        assert not [k for k in h5["Measurement_000/Channel_000"] if "Azimuthal" in k]
+    ref = small_scan.integrator().integrate1d_ng(
+        small_scan.frames.reshape(-1, *small_scan.frame_shape)[5],
+        30,
+        unit="q_nm^-1",
+        mask=small_scan.mask,
+    )
+    np.testing.assert_allclose(
+        out["Intensity"][0], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max()
+    )

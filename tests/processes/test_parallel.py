@@ -1,0 +1,80 @@
+"""Every backend gives the bits of the serial run: joblib workers and a real dask LocalCluster."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import h5py
+import pytest
+
+from pyscatter.processes.base import run_on_file
+from pyscatter.processes.integration import AzimuthalIntegration
+
+PARAMS = dict(npt=70, error_model="poisson", max_mem_mb=1, progress=False)
+
+
+def _results(path, group):
+    with h5py.File(path, "r") as h5:
+        return {k: h5[group][k][()].tobytes() for k in ("Intensity", "Intensity_Sigma")}
+
+
+@pytest.fixture()
+def serial(tmp_path, small_scan):
+    from conftest import write_scan
+
+    path = write_scan(tmp_path / "serial.h5", small_scan)
+    summary = run_on_file(path, AzimuthalIntegration, n_jobs=1, **PARAMS)
+    return _results(path, summary.group)
+
+
+def test_joblib_workers_give_serial_bits(tmp_path, small_scan, serial):
+    from conftest import write_scan
+
+    path = write_scan(tmp_path / "joblib.h5", small_scan)
+    summary = run_on_file(path, AzimuthalIntegration, n_jobs=2, **PARAMS)
+    assert summary.computed_positions == small_scan.n_positions
+    assert _results(path, summary.group) == serial
+
+
+def test_dask_local_cluster_gives_serial_bits(tmp_path, small_scan, serial):
+    from conftest import write_scan
+
+    path = write_scan(tmp_path / "dask.h5", small_scan)
+    summary = run_on_file(path, AzimuthalIntegration, scheduler="local", n_jobs=2, **PARAMS)
+    assert summary.computed_positions == small_scan.n_positions
+    assert _results(path, summary.group) == serial
+
+
+def test_dask_scheduler_address(tmp_path, small_scan, serial):
+    """A scheduler started elsewhere (here a LocalCluster on loopback), reached by address."""
+    from conftest import write_scan
+    from dask.distributed import LocalCluster
+
+    path = write_scan(tmp_path / "address.h5", small_scan)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        summary = run_on_file(
+            path, AzimuthalIntegration, scheduler=cluster.scheduler_address, **PARAMS
+        )
+    assert _results(path, summary.group) == serial
+
+
+def test_second_writer_is_refused_naming_the_holder(scan_file):
+    from pyscatter.io import safety
+
+    with safety.job_lock(scan_file, command="someone else's job"):
+        ctx = multiprocessing.get_context("forkserver")
+        with ctx.Pool(1) as pool:
+            err = pool.apply(_try_run, (str(scan_file),))
+    assert err is not None and err[0] == "FileBusyError"
+    assert str(os.getpid()) in err[1] and str(scan_file) in err[1]
+
+
+def _try_run(path):
+    try:
+        run_on_file(path, AzimuthalIntegration, npt=10, progress=False)
+    except Exception as exc:  # returned to the parent for its assertions
+        return type(exc).__name__, str(exc)
+    return None
