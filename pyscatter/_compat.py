@@ -8,4 +8,4 @@ through pyscatter works under numpy 2.
 import numpy as np
 
 if not hasattr(np, "product"):
-    np.product = np.prod  # type: ignore[attr-defined]
+    np.product = np.prod  # type: ignore[attr-defined]  # noqa: NPY201 (the shim itself)
