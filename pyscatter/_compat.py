@@ -8,4 +8,5 @@ through pyscatter works under numpy 2.
 import numpy as np
 
 if not hasattr(np, "product"):
-    np.product = np.prod  # type: ignore[attr-defined]  # noqa: NPY201 (the shim itself)
+    # the shim itself: ruff's numpy-2 rules would "fix" this line into a no-op
+    setattr(np, "product", np.prod)  # noqa: B010
