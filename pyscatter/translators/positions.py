@@ -333,7 +333,7 @@ def _levels(column: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray
         scale = max(1.0, float(np.max(np.abs(column))))
         return means if spread <= CONSTANT_RTOL * scale else None
     step = float(np.min(np.diff(np.sort(means))))
-    if step <= 0 or spread > JITTER_FRACTION * step:
+    if step <= 0 or spread >= JITTER_FRACTION * step:
         return None
     return means
 
@@ -348,22 +348,28 @@ def grid_shape(values: np.ndarray) -> tuple[tuple[int, ...], list[np.ndarray]] |
     """
     values = np.asarray(values, dtype=np.float64)
     n, d = values.shape
-    shape: list[int] = []
-    levels: list[np.ndarray] = []
-    remaining = n
-    for k in range(d):
-        candidates = [remaining] if k == d - 1 else _divisors(remaining)
-        for size in candidates:
-            trial = (*shape, size, remaining // size)
-            found = _levels(values[:, k], trial, k)
-            if found is not None:
-                shape.append(size)
-                levels.append(found)
-                remaining //= size
-                break
-        else:
-            return None
-    return tuple(shape), levels
+    return _nest(values, 0, (), [], n)
+
+
+def _nest(
+    values: np.ndarray, k: int, shape: tuple[int, ...], levels: list[np.ndarray], remaining: int
+) -> tuple[tuple[int, ...], list[np.ndarray]] | None:
+    """Depth-first search for sizes of dims k… (smallest block count first, backtracking:
+    a size that passes the jitter test for dim k but leaves no grid for the faster dims — 8 × 10
+    read as 4 × 20 averages neighbouring levels — is abandoned)."""
+    d = values.shape[1]
+    if k == d:
+        return (shape, levels) if remaining == 1 else None
+    candidates = [remaining] if k == d - 1 else _divisors(remaining)
+    for size in candidates:
+        trial = (*shape, size, remaining // size)
+        found = _levels(values[:, k], trial, k)
+        if found is None:
+            continue
+        result = _nest(values, k + 1, (*shape, size), [*levels, found], remaining // size)
+        if result is not None:
+            return result
+    return None
 
 
 def infer_grid(values: np.ndarray, labels: Sequence[tuple[str, str]], *, source: str) -> Positions:

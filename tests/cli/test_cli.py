@@ -94,6 +94,7 @@ def test_bad_usage_exits_2_and_bad_file_exits_1(tmp_path, capsys):
     assert main(["no-such-command"]) == 2
     bogus = tmp_path / "bogus.h5"
     bogus.write_text("not hdf5")
+    capsys.readouterr()
     code = main(["integrate", str(bogus)])
     err = capsys.readouterr().err
     assert code in (1, 2) and str(bogus) in err and "Traceback" not in err
