@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("pyFAI", "fabio", "silx", "distributed", "numexpr", "h5py"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logging.getLogger("silx.opencl").setLevel(logging.ERROR)  # "no pyopencl": not our concern
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -77,8 +77,13 @@ def plot_iq(h5_path: Path, png: Path) -> None:
     flat = intensity.stack(position=[d for d in intensity.dims if d != q])
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
     qv = ds[q].values
-    image = np.log10(np.clip(flat.transpose("position", q).values, 1e-3, None))
-    mesh = ax0.pcolormesh(qv, np.arange(image.shape[0]), image, shading="nearest")
+    values = flat.transpose("position", q).values
+    positive = values[np.isfinite(values) & (values > 0)]
+    image = np.log10(np.clip(values, positive.min(), None))
+    low, high = np.percentile(image[np.isfinite(image)], [1, 99.9])
+    mesh = ax0.pcolormesh(
+        qv, np.arange(image.shape[0]), image, shading="nearest", vmin=low, vmax=high
+    )
     fig.colorbar(mesh, ax=ax0, label="log10 I")
     ax0.set_xlabel(f"{q} [{ds[q].attrs['units']}]")
     ax0.set_ylabel("position (slow → fast)")

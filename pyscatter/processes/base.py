@@ -38,8 +38,9 @@ import numpy as np
 import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
+from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion
-from pyscatter.io.usid import Dim, create_main, write_ancillary
+from pyscatter.io.usid import Dim, create_main, dims_of, write_ancillary
 from pyscatter.processes.execution import TaskSpec, run_blocks
 
 with contextlib.redirect_stdout(io.StringIO()):
@@ -154,6 +155,7 @@ class ScatterProcess(Process):
 
     process_name: ClassVar[str] = ""
     factory: ClassVar[str] = ""
+    nexus_signal: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -263,6 +265,7 @@ class ScatterProcess(Process):
             h5[self._source.attrs["Position_Indices"]],
             h5[self._source.attrs["Position_Values"]],
         )
+        name = self._next_group_name()
         group = h5py.Group(h5py.h5g.create(h5.id, None))  # unlinked until complete
         spec_cache: dict[tuple, tuple[h5py.Dataset, h5py.Dataset]] = {}
         for out in self._outputs():
@@ -318,11 +321,29 @@ class ScatterProcess(Process):
             if isinstance(value, (int, float, str, bool)):
                 attrs[f"param_{key}"] = value
         self._setup_extra(group)
-        name = self._next_group_name()
+        self._annotate(group, f"{parent.name}/{name}")
         with safety.setup_transaction(h5):
             parent[name] = group
+            set_default_chain(h5, f"{parent.name}/{name}")
         log.info("created %s", parent[name].name)
         return parent[name]
+
+    def _annotate(self, group: h5py.Group, path: str) -> None:
+        """NeXus NXdata view of the signal output (``nexus_signal``, default: the first)."""
+        outputs = {o.name: o for o in self._outputs()}
+        signal = self.nexus_signal or next(iter(outputs))
+        errors = next((n for n in (f"{signal}_Sigma", f"{signal}_sigma") if n in outputs), None)
+        out = outputs[signal]
+        annotate_nxdata(
+            group,
+            path,
+            position_dims=dims_of(self._source, "Position"),
+            signal=signal,
+            spec_dims=out.spec_dims,
+            dtype=np.dtype(out.dtype),
+            errors=errors,
+            title=f"{self.process_name}: {out.quantity}",
+        )
 
     def _next_group_name(self) -> str:
         taken = [g.name.rsplit("_", 1)[-1] for g in self._candidate_groups()]
