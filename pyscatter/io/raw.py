@@ -8,9 +8,30 @@
         Position_Indices/Values (n_positions, n_pos_dims), real motor values, float64
         Spectroscopic_Indices/Values  (Row, Col) for images, (Channel,) for spectra
         Mask                    (rows, cols) uint8, nonzero = masked (when given)
+        valid_positions, Monitor, Time …   per-position extras (when the translator has them)
 
-The file is written under a temporary name and renamed into place only when complete, so an
-interrupted translation never leaves a file that looks complete.
+Three ways to store the raw frames:
+
+* :func:`write_measurement` with arrays: every frame is encoded again (``compression``).
+* :func:`write_measurement` with :class:`RawChunk` items and ``spec.raw_filters``: the compressed
+  chunks of an HDF5 source (one frame per chunk) are copied as they are stored, never decoded:
+  ``Raw_Data`` keeps the source's filter pipeline (bitshuffle-LZ4, gzip …) and stays 2-D USID.
+* :func:`write_virtual_measurement`: ``Raw_Data`` is an HDF5 virtual dataset whose rows map onto
+  the frames of the source files (a 3-D source selection onto a 2-D virtual one: HDF5 only needs
+  the same number of elements). Nothing is copied; the file needs the sources where they were
+  (relative paths are stored, so moving the folder as a whole keeps it working). A missing source
+  reads as zeros, silently: that is HDF5's behaviour, hence the recorded source checksums.
+
+**Crash safety and resume.** The file is written under ``.<name>.partial`` beside the output and
+renamed into place only when complete, so an interrupted translation never leaves a file that looks
+complete. While writing, a completion record ``(1 << 32) | crc32`` per frame (of the values, or of
+the stored chunk bytes) is kept in the partial file, written only after the frames it covers reached
+the disk (flush + fsync, then the record, flush + fsync; ``CRASH_SAFETY.md`` rules 5 and 6). Run the
+same translation again after a kill: the partial file is repaired if needed
+(:func:`pyscatter.io.safety.repair`), every recorded frame is verified against its record, and only
+the other frames are read and written. A partial file from a different translation (other sources,
+options or positions) is discarded. Bad input (a frame of the wrong shape) removes the partial file;
+an interruption (Ctrl-C, a kill, an I/O error) keeps it for the next run.
 """
 
 from __future__ import annotations
@@ -18,7 +39,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +50,31 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pyscatter.errors import ExistingResultsError, InputError
+from pyscatter.errors import ExistingResultsError, InputError, PyscatterError
+from pyscatter.io.safety import _fsync_dir, chunk_flag, fsync, job_lock, repair, verify_flag
 from pyscatter.io.usid import Dim, compression_options, create_main, write_ancillary
 
-__all__ = ["MeasurementSpec", "write_measurement"]
+__all__ = [
+    "MeasurementSpec",
+    "RawChunk",
+    "VirtualFrames",
+    "chunk_filters",
+    "partial_path",
+    "write_measurement",
+    "write_virtual_measurement",
+]
+
+logger = logging.getLogger(__name__)
+
+RAW_PATH = "Measurement_000/Channel_000/Raw_Data"
+_PROGRESS = "_translation_progress"
+_FLAGS = f"{_PROGRESS}/completed_frames"
+#: Frames written between two barriers (flush + fsync, then their completion records).
+BARRIER_FRAMES = 16
+#: … or seconds, whichever comes first.
+BARRIER_SECONDS = 2.0
+
+Filter = tuple[int, int, tuple[int, ...]]
 
 
 @dataclass
@@ -56,6 +100,12 @@ class MeasurementSpec:
         (rows, cols) nonzero = masked.
     extra : dict of name -> ndarray
         More datasets for the channel group (monitors, counters, timestamps per position…).
+    extra_attrs : dict of name -> dict
+        Attributes of those datasets (``units``, where the values come from …).
+    raw_filters : list of (filter id, flags, values), optional
+        The filter pipeline of an HDF5 source whose compressed chunks are copied as they are
+        (:class:`RawChunk` frames; see :func:`chunk_filters`). ``Raw_Data`` gets exactly this
+        pipeline and ``compression`` is not used.
     """
 
     position_dims: list[Dim]
@@ -68,6 +118,8 @@ class MeasurementSpec:
     geometry: dict[str, Any] | None = None
     mask: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw_filters: list[Filter] | None = None
 
     @property
     def n_positions(self) -> int:
@@ -77,6 +129,61 @@ class MeasurementSpec:
     def n_spec(self) -> int:
         return int(np.prod([len(d) for d in self.spec_dims]))
 
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return tuple(len(d) for d in self.spec_dims)
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """One frame as the bytes of its stored chunk (compressed), copied without decoding.
+
+    ``filter_mask`` is the chunk's HDF5 filter mask (0: every filter of the pipeline applied).
+    """
+
+    data: bytes
+    filter_mask: int = 0
+
+
+@dataclass(frozen=True)
+class VirtualFrames:
+    """Frames ``start … start + count - 1`` of an HDF5 dataset, mapped onto positions
+    ``position … position + count - 1`` of a virtual ``Raw_Data``.
+
+    Attributes
+    ----------
+    file : str
+        The source HDF5 file.
+    dataset : str
+        Path of the (frames, rows, cols) dataset in it (not a soft link).
+    shape : tuple of int
+        Shape of that dataset.
+    start, count, position : int
+    """
+
+    file: str
+    dataset: str
+    shape: tuple[int, ...]
+    start: int
+    count: int
+    position: int
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where an unfinished translation into ``path`` lives: ``.<name>.partial`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def chunk_filters(dset: h5py.Dataset) -> list[Filter]:
+    """The filter pipeline of ``dset`` as ``(filter id, flags, client values)``, in order."""
+    dcpl = dset.id.get_create_plist()
+    out = []
+    for i in range(dcpl.get_nfilters()):
+        code, flags, values, _name = dcpl.get_filter(i)
+        out.append((int(code), int(flags), tuple(int(v) for v in values)))
+    return out
+
 
 def _attr_value(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool, np.number)):
@@ -84,52 +191,211 @@ def _attr_value(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
+# --------------------------------------------------------------------------- layout
+
+
+def _build(
+    h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str
+) -> h5py.Dataset:
+    """Everything but the frames: measurement attributes, ancillary datasets, mask, extras."""
+    meas = h5.create_group("Measurement_000")
+    for key, value in spec.attrs.items():
+        meas.attrs[key] = _attr_value(value)
+    meas.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    if spec.geometry is not None:
+        meas.attrs["geometry"] = json.dumps(spec.geometry, sort_keys=True, default=_json_default)
+    chan = meas.create_group("Channel_000")
+    pos = write_ancillary(
+        chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
+    )
+    sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
+    raw = make_raw(chan, pos, sp)
+    raw.attrs["storage"] = storage
+    if spec.mask is not None:
+        mask = np.asarray(spec.mask)
+        if mask.shape != spec.frame_shape:
+            raise InputError(f"mask has shape {mask.shape}; the frames are {spec.frame_shape}")
+        chan.create_dataset(
+            "Mask", data=(mask != 0).astype(np.uint8), **compression_options("gzip")
+        )
+    for name, arr in spec.extra.items():
+        arr = np.asarray(arr)
+        if arr.shape[:1] != (spec.n_positions,) and name != "Mask":
+            raise InputError(
+                f"extra dataset {name!r} has shape {arr.shape}; expected one value per position "
+                f"({spec.n_positions})"
+            )
+        dset = chan.create_dataset(name, data=arr)
+        for key, value in spec.extra_attrs.get(name, {}).items():
+            dset.attrs[key] = _attr_value(value)
+    return raw
+
+
+def _usid_links(dset: h5py.Dataset, spec: MeasurementSpec, pos: Any, sp: Any) -> h5py.Dataset:
+    """The attributes that make ``dset`` a USID main dataset (as :func:`create_main` writes)."""
+    dset.attrs["quantity"] = spec.quantity
+    dset.attrs["units"] = spec.units
+    dset.attrs["Position_Indices"] = pos[0].ref
+    dset.attrs["Position_Values"] = pos[1].ref
+    dset.attrs["Spectroscopic_Indices"] = sp[0].ref
+    dset.attrs["Spectroscopic_Values"] = sp[1].ref
+    return dset
+
+
+def _filtered_raw(chan: h5py.Group, spec: MeasurementSpec) -> h5py.Dataset:
+    import hdf5plugin  # noqa: F401 - registers bitshuffle, LZ4 … so chunks can be written and read
+
+    shape = (spec.n_positions, spec.n_spec)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, spec.n_spec))
+    for code, flags, values in spec.raw_filters or []:
+        dcpl.set_filter(code, flags, values)
+    space = h5py.h5s.create_simple(shape)
+    tid = h5py.h5t.py_create(np.dtype(spec.dtype), logical=True)
+    return h5py.Dataset(h5py.h5d.create(chan.id, b"Raw_Data", tid, space, dcpl=dcpl))
+
+
+def _spec_key(spec: MeasurementSpec, compression: str | None, storage: str) -> str:
+    """Identity of a translation: a partial file is resumed only by the same one."""
+    digest = hashlib.sha256()
+    attrs = {k: v for k, v in spec.attrs.items() if k not in ("versions",)}
+    text = json.dumps(
+        {
+            "attrs": attrs,
+            "dims": [(d.name, d.units) for d in (*spec.position_dims, *spec.spec_dims)],
+            "dtype": np.dtype(spec.dtype).str,
+            "compression": compression,
+            "filters": spec.raw_filters,
+            "storage": storage,
+            "geometry": spec.geometry,
+            "extra": sorted(spec.extra),
+            "quantity": [spec.quantity, spec.units],
+        },
+        sort_keys=True,
+        default=_json_default,
+    )
+    digest.update(text.encode())
+    arrays = [d.values for d in (*spec.position_dims, *spec.spec_dims)]
+    arrays += [spec.position_values, spec.mask, *(spec.extra[k] for k in sorted(spec.extra))]
+    for arr in arrays:
+        if arr is not None:
+            digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- writing frames
+
+
 def write_measurement(
     path: str | os.PathLike,
     spec: MeasurementSpec,
-    frames: Iterable[np.ndarray],
+    frames: Iterable[Any],
     *,
     compression: str | None = "bslz4",
     overwrite: bool = False,
     progress: bool = False,
+    resume: bool = True,
 ) -> Path:
-    """Write a new USID file from ``frames`` (one array per position, in position order).
+    """Write a new USID file from ``frames`` (one per position, in position order).
+
+    Parameters
+    ----------
+    path : str or path
+        The file to write; it appears only once complete (see the module notes).
+    spec : MeasurementSpec
+        Positions, attributes, geometry, mask and extras.
+    frames : sequence or iterable
+        One item per position: an array of the frame shape, ``None`` for a position never
+        measured (stored as zeros), or a :class:`RawChunk` when ``spec.raw_filters`` is set.
+        A sequence (``len`` and ``[i]``) is read only for the frames still to write on resume;
+        an iterator is consumed whole.
+    compression : {"bslz4", "gzip", "none"}
+        Of ``Raw_Data`` (one frame per chunk); unused with ``spec.raw_filters``.
+    overwrite : bool
+        Replace an existing ``path``; otherwise refuse.
+    progress : bool
+        Show a progress bar.
+    resume : bool
+        Continue an interrupted translation of the same sources and options from its partial
+        file (default); False starts afresh.
+
+    Returns
+    -------
+    Path
+        ``path``.
 
     Raises
     ------
     ExistingResultsError
         ``path`` exists and ``overwrite`` is false.
+    FileBusyError
+        Another translation into ``path`` is running.
     InputError
-        A frame of the wrong shape or too few/many frames.
+        A frame of the wrong shape, or too few/many frames.
     """
     path = Path(path)
+    chunked = spec.raw_filters is not None
+    if not chunked:
+        compression_options(compression)
+    storage = "copied chunks" if chunked else "encoded"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with job_lock(path, command=f"pyscatter translate into {path}"):
+        _check_target(path, overwrite)
+        tmp = partial_path(path)
+        key = _spec_key(spec, None if chunked else compression, storage)
+        h5 = _open_partial(tmp, key) if resume else None
+        try:
+            if h5 is None:
+                tmp.unlink(missing_ok=True)
+                h5 = _create_partial(tmp, spec, key, compression, storage)
+            with h5:
+                _fill(h5, spec, frames, path, progress=progress)
+                del h5[_PROGRESS]
+                del h5.attrs["translation_key"]
+            _finish(tmp, path)
+        except PyscatterError:
+            tmp.unlink(missing_ok=True)  # bad input: nothing worth resuming
+            raise
+        except BaseException:
+            if tmp.exists():
+                logger.warning(
+                    "translation into %s interrupted; its frames so far are kept in %s: run the "
+                    "same translation again to continue",
+                    path,
+                    tmp,
+                )
+            raise
+    return path
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise ExistingResultsError(
             f"{path} exists; pass overwrite=True (--overwrite) to replace it"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    n_pos, n_spec = spec.n_positions, spec.n_spec
-    frame_shape = tuple(len(d) for d in spec.spec_dims)
-    digest = hashlib.sha256()
+    if path.is_dir():
+        raise InputError(f"output {path} is a folder; expected an HDF5 file name")
+
+
+def _create_partial(
+    tmp: Path, spec: MeasurementSpec, key: str, compression: str | None, storage: str
+) -> h5py.File:
+    h5 = h5py.File(tmp, "w")
     try:
-        with h5py.File(tmp, "w") as h5:
-            meas = h5.create_group("Measurement_000")
-            for key, value in spec.attrs.items():
-                meas.attrs[key] = _attr_value(value)
-            meas.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-            if spec.geometry is not None:
-                meas.attrs["geometry"] = json.dumps(spec.geometry, sort_keys=True)
-            chan = meas.create_group("Channel_000")
-            pos = write_ancillary(
-                chan,
-                "Position_",
-                spec.position_dims,
-                spectroscopic=False,
-                values=spec.position_values,
-            )
-            sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
-            raw = create_main(
+        n_pos, n_spec = spec.n_positions, spec.n_spec
+
+        def make_raw(chan: h5py.Group, pos: Any, sp: Any) -> h5py.Dataset:
+            if spec.raw_filters is not None:
+                return _usid_links(_filtered_raw(chan, spec), spec, pos, sp)
+            return create_main(
                 chan,
                 "Raw_Data",
                 shape=(n_pos, n_spec),
@@ -141,49 +407,248 @@ def write_measurement(
                 chunks=(1, n_spec),
                 compression=compression,
             )
-            count = _write_frames(raw, frames, frame_shape, digest, progress, path)
-            if count != n_pos:
-                raise InputError(
-                    f"{path}: {count} frames for {n_pos} positions "
-                    f"({' × '.join(f'{d.name}={len(d)}' for d in spec.position_dims)})"
-                )
-            raw.attrs["sha256"] = digest.hexdigest()
-            raw.attrs["compression"] = compression or "none"
-            if spec.mask is not None:
-                mask = np.asarray(spec.mask)
-                if mask.shape != frame_shape:
-                    raise InputError(f"mask has shape {mask.shape}; the frames are {frame_shape}")
-                chan.create_dataset(
-                    "Mask", data=(mask != 0).astype(np.uint8), **compression_options("gzip")
-                )
-            for name, arr in spec.extra.items():
-                chan.create_dataset(name, data=arr)
-        os.replace(tmp, path)
+
+        raw = _build(h5, spec, make_raw, storage=storage)
+        raw.attrs["compression"] = (
+            _filters_text(spec.raw_filters) if spec.raw_filters is not None else compression or "none"
+        )
+        group = h5.create_group(_PROGRESS)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+        dcpl.set_fill_value(np.zeros(1, dtype=np.uint64))
+        space = h5py.h5s.create_simple((n_pos,))
+        tid = h5py.h5t.py_create(np.dtype(np.uint64))
+        h5py.h5d.create(group.id, b"completed_frames", tid, space, dcpl=dcpl)
+        h5.attrs["translation_key"] = key  # last: its presence means "set-up complete"
+        fsync(h5)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        h5.close()
         raise
-    return path
+    return h5
 
 
-def _write_frames(raw, frames, frame_shape, digest, progress, path) -> int:
+def _filters_text(filters: list[Filter] | None) -> str:
+    names = {32008: "bitshuffle", 1: "gzip", 2: "shuffle", 32001: "blosc", 32004: "lz4"}
+    return "+".join(names.get(code, f"filter {code}") for code, _, _ in filters or []) or "none"
+
+
+def _open_partial(tmp: Path, key: str) -> h5py.File | None:
+    """The partial file of this same translation, repaired and opened, or None."""
+    if not tmp.exists():
+        return None
+    try:
+        for message in repair(tmp):
+            logger.info("%s: %s", tmp, message)
+        h5 = h5py.File(tmp, "r+")
+    except Exception as err:  # noqa: BLE001 - anything wrong with it: start afresh
+        logger.warning("%s cannot be resumed (%s); starting afresh", tmp, err)
+        return None
+    if h5.attrs.get("translation_key") != key or _FLAGS not in h5:
+        h5.close()
+        logger.warning(
+            "%s is an unfinished translation of other sources or options; starting afresh", tmp
+        )
+        return None
+    logger.info("resuming the unfinished translation in %s", tmp)
+    return h5
+
+
+def _finish(tmp: Path, path: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(str(path))
+
+
+class _Barrier:
+    """Completion records written after the frames they cover reached the disk (rule 5)."""
+
+    def __init__(self, h5: h5py.File) -> None:
+        self.h5 = h5
+        self.flags = h5[_FLAGS]
+        self.pending: list[tuple[int, int]] = []
+        self.since = time.monotonic()
+
+    def add(self, index: int, flag: int) -> None:
+        self.pending.append((index, flag))
+        if (
+            len(self.pending) >= BARRIER_FRAMES
+            or time.monotonic() - self.since > BARRIER_SECONDS
+        ):
+            self.commit()
+
+    def commit(self) -> None:
+        if self.pending:
+            fsync(self.h5)
+            index = np.array([i for i, _ in self.pending])
+            flags = np.array([f for _, f in self.pending], dtype=np.uint64)
+            self.flags[index] = flags  # ascending: frames are written in order
+            fsync(self.h5)
+            self.pending.clear()
+        self.since = time.monotonic()
+
+
+_END = object()
+
+
+def _fill(
+    h5: h5py.File, spec: MeasurementSpec, frames: Iterable[Any], path: Path, *, progress: bool
+) -> None:
     from tqdm.auto import tqdm
 
-    n_pos = raw.shape[0]
-    count = 0
-    for frame in tqdm(frames, total=n_pos, unit="frame", disable=not progress, desc="translate"):
-        frame = np.asarray(frame)
-        if frame.shape != frame_shape:
+    raw = h5[RAW_PATH]
+    n_pos = spec.n_positions
+    chunked = spec.raw_filters is not None
+    done = h5[_FLAGS][()]
+    random_access = isinstance(frames, Sequence) or (
+        hasattr(frames, "__getitem__") and hasattr(frames, "__len__")
+    )
+    if random_access and len(frames) != n_pos:  # type: ignore[arg-type]
+        raise InputError(_count_message(path, len(frames), spec))  # type: ignore[arg-type]
+    iterator = None if random_access else iter(frames)
+    digest = hashlib.sha256()
+    barrier = _Barrier(h5)
+    resumed = 0
+    buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
+    with tqdm(total=n_pos, unit="frame", disable=not progress, desc="translate") as bar:
+        for i in range(n_pos):
+            item = next(iterator, _END) if iterator is not None else None
+            if item is _END:
+                raise InputError(_count_message(path, i, spec))
+            if done[i]:
+                stored = _read_stored(raw, i, chunked, buf)
+                if stored is not None and verify_flag(done[i], stored):
+                    digest.update(stored)
+                    resumed += 1
+                    bar.update(1)
+                    continue
+            if iterator is None:
+                item = frames[i]  # type: ignore[index]
+            stored = _write_item(raw, i, item, spec, path)
+            digest.update(stored)
+            barrier.add(i, chunk_flag(stored))
+            bar.update(1)
+        barrier.commit()
+    if iterator is not None and next(iterator, _END) is not _END:
+        raise InputError(f"{path}: more frames than the {n_pos} positions")
+    if resumed:
+        logger.info("%s: %d of %d frames were already written and verified", path, resumed, n_pos)
+    raw.attrs["sha256"] = digest.hexdigest()
+    raw.attrs["sha256_of"] = (
+        "stored chunks (compressed bytes), in position order"
+        if chunked
+        else "frame values (C order, Raw_Data dtype), in position order"
+    )
+
+
+def _count_message(path: Path, count: int, spec: MeasurementSpec) -> str:
+    dims = " × ".join(f"{d.name}={len(d)}" for d in spec.position_dims)
+    return f"{path}: {count} frames for {spec.n_positions} positions ({dims})"
+
+
+def _read_stored(raw: h5py.Dataset, i: int, chunked: bool, buf: np.ndarray) -> np.ndarray | None:
+    """What frame ``i`` holds in the file (chunk bytes or values), or None if unreadable."""
+    try:
+        if chunked:
+            _mask, data = raw.id.read_direct_chunk((i, 0))
+            return np.frombuffer(data, dtype=np.uint8)
+        raw.read_direct(buf, source_sel=np.s_[i : i + 1])
+        return buf
+    except Exception:  # noqa: BLE001 - a chunk never written or torn: rewrite it
+        return None
+
+
+def _write_item(
+    raw: h5py.Dataset, i: int, item: Any, spec: MeasurementSpec, path: Path
+) -> np.ndarray:
+    """Write frame ``i``; return what is stored (chunk bytes or values) for the records."""
+    if isinstance(item, RawChunk):
+        if spec.raw_filters is None:
+            raise InputError(f"{path}: frame {i} is a compressed chunk but no filters were given")
+        raw.id.write_direct_chunk((i, 0), item.data, item.filter_mask)
+        return np.frombuffer(item.data, dtype=np.uint8)
+    if item is None:
+        row = np.zeros((1, spec.n_spec), dtype=raw.dtype)
+    else:
+        frame = np.asarray(item)
+        if frame.shape != spec.frame_shape:
             raise InputError(
-                f"{path}: frame {count} has shape {frame.shape}; expected {frame_shape} "
+                f"{path}: frame {i} has shape {frame.shape}; expected {spec.frame_shape} "
                 "like the first frame"
             )
-        if count >= n_pos:
-            raise InputError(f"{path}: more frames than the {n_pos} positions")
         row = np.ascontiguousarray(frame, dtype=raw.dtype).reshape(1, -1)
-        raw.write_direct(row, dest_sel=np.s_[count : count + 1])
-        digest.update(row.tobytes())
-        count += 1
-    return count
+    raw.write_direct(row, dest_sel=np.s_[i : i + 1])
+    if spec.raw_filters is not None:  # encoded by the pipeline: record the stored bytes
+        _mask, data = raw.id.read_direct_chunk((i, 0))
+        return np.frombuffer(data, dtype=np.uint8)
+    return row
+
+
+# --------------------------------------------------------------------------- virtual
+
+
+def write_virtual_measurement(
+    path: str | os.PathLike,
+    spec: MeasurementSpec,
+    mappings: Sequence[VirtualFrames],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a USID file whose ``Raw_Data`` is a virtual dataset over the source frames.
+
+    Positions not covered by ``mappings`` read as zeros. Source files are referred to by their
+    path relative to the folder of ``path`` (HDF5 looks for them there first), so the output and
+    its sources can move together.
+
+    Raises
+    ------
+    ExistingResultsError
+        ``path`` exists and ``overwrite`` is false.
+    InputError
+        A mapping outside the positions or the source dataset, or of a frame size other than
+        ``spec``'s.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_pos, n_spec = spec.n_positions, spec.n_spec
+    with job_lock(path, command=f"pyscatter translate into {path}"):
+        _check_target(path, overwrite)
+        tmp = partial_path(path)
+        tmp.unlink(missing_ok=True)
+        layout = h5py.VirtualLayout(shape=(n_pos, n_spec), dtype=np.dtype(spec.dtype))
+        for m in mappings:
+            if (
+                m.position < 0
+                or m.position + m.count > n_pos
+                or m.start < 0
+                or m.start + m.count > m.shape[0]
+                or int(np.prod(m.shape[1:])) != n_spec
+            ):
+                raise InputError(f"{m.file}: mapping {m} does not fit {n_pos} × {n_spec}")
+            name = os.path.relpath(os.path.abspath(m.file), os.path.abspath(path.parent))
+            source = h5py.VirtualSource(name, m.dataset, shape=tuple(m.shape))
+            layout[m.position : m.position + m.count, :] = source[m.start : m.start + m.count]
+
+        def make_raw(chan: h5py.Group, pos: Any, sp: Any) -> h5py.Dataset:
+            dset = chan.create_virtual_dataset("Raw_Data", layout, fillvalue=0)
+            return _usid_links(dset, spec, pos, sp)
+
+        try:
+            with h5py.File(tmp, "w") as h5:
+                raw = _build(h5, spec, make_raw, storage="virtual")
+                records = json.dumps(spec.attrs.get("sources", []), sort_keys=True, default=str)
+                raw.attrs["sha256"] = hashlib.sha256(records.encode()).hexdigest()
+                raw.attrs["sha256_of"] = "the source file records (names, sizes, sha256)"
+                raw.attrs["compression"] = "virtual (frames stay in the source files)"
+            _finish(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return path
 
 
 def nominal_dims(names: Sequence[str], units: Sequence[str], sizes: Sequence[int]) -> list[Dim]:

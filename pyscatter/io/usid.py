@@ -151,6 +151,13 @@ def create_main(
     ``crash_safe=True`` follows rule 4 of the crash-safety recipe: space allocated at creation,
     never filled, no filter, fixed shape, so a later in-place write touches only its own chunk.
     """
+    pos_inds, pos_vals = position
+    spec_inds, spec_vals = spectroscopic
+    if pos_inds.shape[0] != shape[0] or spec_inds.shape[1] != shape[1]:
+        raise InputError(
+            f"main dataset {name!r} of shape {shape} does not match its ancillary datasets "
+            f"({pos_inds.shape[0]} positions, {spec_inds.shape[1]} spectroscopic values)"
+        )
     kwargs: dict[str, Any] = {}
     if crash_safe:
         if compression not in (None, "none"):
@@ -168,13 +175,6 @@ def create_main(
         kwargs.update(compression_options(compression))
         dset = group.create_dataset(
             name, shape=shape, dtype=dtype, chunks=chunks, data=data, **kwargs
-        )
-    pos_inds, pos_vals = position
-    spec_inds, spec_vals = spectroscopic
-    if pos_inds.shape[0] != shape[0] or spec_inds.shape[1] != shape[1]:
-        raise InputError(
-            f"main dataset {name!r} of shape {shape} does not match its ancillary datasets "
-            f"({pos_inds.shape[0]} positions, {spec_inds.shape[1]} spectroscopic values)"
         )
     dset.attrs["quantity"] = quantity
     dset.attrs["units"] = units
