@@ -175,3 +175,31 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path):
     assert 0 < done < scan.n_positions
     summary = run_on_file(path, AzimuthalIntegration, npt=90, max_mem_mb=0.25, progress=False)
     assert summary.resumed and summary.computed_positions == scan.n_positions - done
+
+
+def test_readers_see_the_completed_part_while_a_job_writes(ctx, tmp_path, kill_scan):
+    from conftest import write_scan
+
+    import pyscatter
+    from pyscatter.cli.info import describe
+
+    path = write_scan(tmp_path / "live.h5", kill_scan)
+    proc = start(ctx, path)
+    deadline = time.time() + 120
+    while (safety.read_status(path) or {}).get("done", 0) < 3 and time.time() < deadline:
+        time.sleep(0.005)
+    text = describe(str(path))
+    ds = pyscatter.to_xarray(path, "AzimuthalIntegration")  # opens while the writer holds the file
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert f"pid {proc.pid}" in text and "running" in text
+    done = ds.attrs["complete_positions"]
+    assert 3 <= done <= kill_scan.n_positions
+    final = pyscatter.to_xarray(path, "AzimuthalIntegration")
+    intensity = ds["Intensity"].values.reshape(kill_scan.n_positions, -1)
+    complete = ~np.isnan(intensity).all(axis=1)
+    assert complete.sum() == done
+    # what a reader saw of the completed part is exactly what the finished run holds
+    expected = final["Intensity"].values.reshape(kill_scan.n_positions, -1)
+    np.testing.assert_array_equal(intensity[complete], expected[complete])
+    assert "interrupted" not in describe(str(path)) and "complete" in describe(str(path))
