@@ -174,22 +174,42 @@ def _dask_client(scheduler: str, n_jobs: int):
     return Client(scheduler, timeout="30s"), None
 
 
-def _jobqueue_client(cluster: dict[str, Any]):
+def make_batch_cluster(cluster: dict[str, Any]):
+    """A dask-jobqueue cluster (not yet scaled) and the number of batch jobs to start.
+
+    ``cluster`` holds ``kind`` (slurm, pbs, sge, lsf), ``jobs`` and any keyword of the
+    dask-jobqueue cluster class (``cores``, ``memory``, ``walltime``, ``queue``, ``account``…).
+    """
     try:
         import dask_jobqueue
     except ImportError as err:  # pragma: no cover - depends on the extra
         raise InputError(
             "a batch-system cluster needs dask-jobqueue: pip install 'pyscatter[dask]'"
         ) from err
-    from dask.distributed import Client
 
     options = dict(cluster)
     kind = str(options.pop("kind", "slurm")).lower()
     if kind not in CLUSTERS:
         raise InputError(f"unsupported cluster {kind!r}; expected one of {', '.join(CLUSTERS)}")
     jobs = int(options.pop("jobs", 1))
+    if jobs < 1:
+        raise InputError(f"jobs must be at least 1; got {jobs}")
     cls = getattr(dask_jobqueue, f"{kind.upper()}Cluster")
-    batch = cls(**options)
+    # one single-threaded worker process per core: h5py serialises reads and pyFAI's CSR engine
+    # must not be shared between threads (DESIGN.md, Performance facts)
+    if "cores" in options:
+        options.setdefault("processes", int(options["cores"]))
+    try:
+        batch = cls(**options)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{kind} cluster options {options}: {err}") from err
+    return batch, jobs
+
+
+def _jobqueue_client(cluster: dict[str, Any]):
+    from dask.distributed import Client
+
+    batch, jobs = make_batch_cluster(cluster)
     batch.scale(jobs=jobs)
     return Client(batch), batch
 
