@@ -109,3 +109,9 @@ def test_demo_writes_file_and_figure(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with h5py.File(tmp_path / "demo" / "demo_scan.h5", "r") as h5:
         assert "Raw_Data-AzimuthalIntegration_000" in h5["Measurement_000/Channel_000"]
+
+
+def test_formats_lists_the_translators(capsys):
+    assert main(["formats"]) == 0
+    out = capsys.readouterr().out
+    assert "images" in out and ".edf" in out and "--format NAME" in out
