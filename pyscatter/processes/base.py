@@ -39,7 +39,7 @@ import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
-from pyscatter.io.record import FLAGS, block_flag, completion
+from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
 from pyscatter.io.usid import Dim, create_main, dims_of, write_ancillary
 from pyscatter.processes.execution import TaskSpec, run_blocks
 
@@ -142,7 +142,9 @@ class ScatterProcess(Process):
     parameters : dict
         Every physics parameter; recorded on the results group, hashed for duplicate detection.
     max_mem_mb : float
-        Memory budget of one worker for one block of positions.
+        Memory budget of one worker for one block of positions (``n_jobs`` workers use up to
+        ``n_jobs`` times this). The block size is fixed when the results group is created: a
+        resumed run keeps it, whatever budget it is given, so its results stay bit-identical.
     n_jobs : int
         Worker processes (joblib/loky, or workers of a local dask cluster).
     scheduler : str, optional
@@ -230,8 +232,12 @@ class ScatterProcess(Process):
         for group in self._candidate_groups():
             if group.attrs.get("parameters_hash") != self.parameters_hash:
                 continue
+            # a complete group is reused only if every flag verifies against its data
             done, total = completion(group)
-            (complete if done == total else partial).append(group)
+            if done == total and verified_positions(group).all():
+                complete.append(group)
+            else:
+                partial.append(group)
         return complete, partial
 
     # ----------------------------------------------------------------- blocks

@@ -152,3 +152,19 @@ def test_test_method_writes_nothing(scan_file, small_scan):
     np.testing.assert_allclose(
         out["Intensity"][0], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max()
     )
+
+
+def test_a_chunk_whose_flag_does_not_verify_is_recomputed(scan_file):
+    params = dict(npt=40, max_mem_mb=0.2, progress=False)  # one position per chunk
+    first = run_on_file(scan_file, AzimuthalIntegration, **params)
+    with h5py.File(scan_file, "r+") as h5:
+        dset = h5[first.group]["Intensity"]
+        good = dset[()]
+        assert h5[first.group].attrs["positions_per_chunk"] == 1
+        damaged = good[5].copy()
+        damaged[3] += 1  # a torn write: data changed after its flag was set
+        dset[5] = damaged
+    again = run_on_file(scan_file, AzimuthalIntegration, **params)
+    assert again.group == first.group and again.resumed and again.computed_positions == 1
+    with h5py.File(scan_file, "r") as h5:
+        assert h5[again.group]["Intensity"][()].tobytes() == good.tobytes()
