@@ -1,0 +1,168 @@
+"""``pyscatter profiles FILE.h5 --q 0.45 --width 0.06``: azimuthal profiles I(chi) at rings.
+
+Rings are given as centres (``--q``, repeatable or comma-separated, with ``--width``), as q
+ranges (``--q-range LO HI``, repeatable) or as reflections (``--hkl 1,0,0`` with ``--width``
+and ``--lattice a=5.411`` or ``--cif FILE``). Resumable: the same command continues an
+interrupted run, and reuses a complete one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pyscatter.cli.integrate import read_image
+from pyscatter.cli.options import add_execution, execution_kwargs, report
+from pyscatter.errors import InputError
+
+
+def add_detector_options(p: argparse.ArgumentParser) -> None:
+    """Geometry, mask and correction options shared with ``pyscatter sectors``."""
+    g = p.add_argument_group("detector")
+    g.add_argument("--poni", help="geometry (default: the one recorded in the file)")
+    g.add_argument("--mask", help="extra mask image (nonzero = masked), added to the file's mask")
+    g.add_argument("--no-file-mask", action="store_true", help="ignore the mask in the file")
+    g.add_argument("--polarization", type=float, help="polarization factor in [-1, 1]")
+    g.add_argument("--no-solid-angle", action="store_true", help="no solid-angle correction")
+    g.add_argument("--dummy", type=float, help="value of invalid pixels")
+    g.add_argument("--delta-dummy", type=float, help="tolerance around --dummy")
+    g.add_argument(
+        "--error-model",
+        choices=("poisson", "azimuthal"),
+        default="poisson",
+        help="sigma from Poisson counts (default) or the spread within each bin",
+    )
+    g.add_argument(
+        "--method",
+        default="bbox,csr,cython",
+        help="pyFAI CSR method split,algorithm,implementation (default bbox,csr,cython)",
+    )
+    g.add_argument("--source", help="source dataset path in the file (default: Raw_Data)")
+
+
+def detector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "poni": args.poni,
+        "mask": read_image(args.mask, "mask"),
+        "use_file_mask": not args.no_file_mask,
+        "polarization_factor": args.polarization,
+        "correct_solid_angle": not args.no_solid_angle,
+        "dummy": args.dummy,
+        "delta_dummy": args.delta_dummy,
+        "error_model": args.error_model,
+        "method": tuple(m.strip() for m in args.method.split(",")),
+    }
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "profiles",
+        help="azimuthal profiles I(chi) at rings of q, with sigma",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", help="USID HDF5 file written by 'pyscatter translate'")
+    rings = p.add_argument_group("rings (one way)")
+    rings.add_argument(
+        "--q", action="append", metavar="Q[,Q…]", help="ring centre(s) in --unit; repeatable"
+    )
+    rings.add_argument(
+        "--width",
+        action="append",
+        metavar="W[,W…]",
+        help="ring half-width(s) in --unit: one, or one per ring (ring = [q - w, q + w])",
+    )
+    rings.add_argument(
+        "--q-range",
+        action="append",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="a ring as a q range; repeatable",
+    )
+    rings.add_argument("--hkl", action="append", metavar="H,K,L", help="reflection; repeatable")
+    rings.add_argument(
+        "--lattice",
+        metavar="a=…[,b=…,c=…,alpha=…,beta=…,gamma=…]",
+        help="cell for --hkl: lengths in Å, angles in degrees (b, c default to a, angles to 90)",
+    )
+    rings.add_argument("--cif", help="CIF file of the cell for --hkl (read with ASE)")
+    p.add_argument("--npt-azim", type=int, default=180, help="chi bins (default 180)")
+    p.add_argument("--unit", default="q_nm^-1", help="q_nm^-1 (default) or q_A^-1")
+    add_detector_options(p)
+    add_execution(p)
+    p.set_defaults(func=run)
+
+
+def parse_floats(values: list[str] | None, what: str) -> list[float] | None:
+    """Repeated and/or comma-separated numbers, e.g. ``["0.45,0.8", "1.2"]``."""
+    if values is None:
+        return None
+    out = []
+    for text in values:
+        for item in text.split(","):
+            try:
+                out.append(float(item))
+            except ValueError:
+                raise InputError(f"--{what} takes numbers; got {text!r}") from None
+    return out
+
+
+def parse_hkl(values: list[str] | None) -> list[tuple[int, int, int]] | None:
+    if values is None:
+        return None
+    out = []
+    for text in values:
+        parts = text.replace(" ", "").split(",")
+        try:
+            h, k, l = (int(x) for x in parts)  # noqa: E741
+        except ValueError:
+            raise InputError(f"--hkl takes three integers H,K,L; got {text!r}") from None
+        out.append((h, k, l))
+    return out
+
+
+def parse_lattice(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    from pyscatter.geometry import LATTICE_KEYS
+
+    out: dict[str, float] = {}
+    for item in text.replace(" ", "").split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in LATTICE_KEYS:
+            raise InputError(
+                f"--lattice takes key=value pairs with keys among {', '.join(LATTICE_KEYS)}; "
+                f"got {item!r}"
+            )
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InputError(f"--lattice {key} must be a number; got {value!r}") from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.profiles import AzimuthalProfiles
+
+    summary = run_on_file(
+        args.file,
+        AzimuthalProfiles,
+        source=args.source,
+        override=args.override,
+        command="pyscatter profiles",
+        q=parse_floats(args.q, "q"),
+        width=parse_floats(args.width, "width"),
+        q_range=args.q_range,
+        hkl=parse_hkl(args.hkl),
+        lattice=parse_lattice(args.lattice),
+        cif=args.cif,
+        npt_azim=args.npt_azim,
+        unit=args.unit,
+        **detector_kwargs(args),
+        **execution_kwargs(args),
+    )
+    report(summary, "profiles")
+    print(f"{args.file}:{summary.group}")
+    return 0

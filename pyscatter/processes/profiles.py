@@ -1,0 +1,309 @@
+"""Azimuthal profiles I(chi) at rings of q, with sigma propagated from the pixels.
+
+A ring is [q − width, q + width] in the q unit; it comes from a centre and a half-width, from
+a q range, or from a reflection (hkl) of a crystal cell (lattice parameters or a CIF file,
+d_hkl by pyFAI's ``Cell``, q = 2π/d). Each ring is one radial bin of pyFAI's 2-D CSR
+integration (the middle one of three over [q − 3w, q + 3w]: pyFAI's first bin also takes
+pixels from below its range, see :mod:`pyscatter.processes.profiles_worker`) with ``npt_azim``
+chi bins over [-180°, 180°]; per chi bin::
+
+    I(chi)     = Σ signal / Σ normalization
+    sigma(chi) = sqrt(Σ variance) / Σ normalization      (Poisson variance max(raw, 1))
+
+the sums pyFAI's ``integrate2d_ng`` makes (``integrate_radial`` returns no sigma). All rings
+are one stacked sparse matrix applied to a block of frames at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import InputError
+from pyscatter.io.usid import Dim
+from pyscatter.processes.base import Output, ScatterProcess
+from pyscatter.processes.integration import (
+    DEFAULT_METHOD,
+    AzimuthalIntegration,
+    frame_shape,
+    load_geometry,
+)
+
+Q_UNITS = ("q_nm^-1", "q_A^-1")
+UNIT_LABELS = {
+    "q_nm^-1": "1/nm",
+    "q_A^-1": "1/A",
+    "2th_deg": "deg",
+    "2th_rad": "rad",
+    "r_mm": "mm",
+}
+"""Units stored with the radial values, as AzimuthalIntegration stores them."""
+ERROR_MODELS = ("poisson", "azimuthal")
+
+
+def _sha(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class DetectorProcess(ScatterProcess):
+    """Shared by processes that integrate raw detector frames with a stacked pyFAI matrix.
+
+    Takes the geometry, mask and correction options (as
+    :class:`~pyscatter.processes.integration.AzimuthalIntegration`) into the parameters and
+    stores an extra mask in the results group. Subclasses set ``method_dim`` (1 or 2, the
+    pyFAI CSR method's dimension) and implement :meth:`_make_function` (the block function of
+    their worker module from the parameters and the combined mask).
+    """
+
+    method_dim = 2
+
+    def __init__(
+        self,
+        h5_main: h5py.Dataset,
+        params: dict[str, Any],
+        *,
+        poni: str | Path | dict | None,
+        mask: np.ndarray | None,
+        use_file_mask: bool,
+        dummy: float | None,
+        delta_dummy: float | None,
+        correct_solid_angle: bool,
+        polarization_factor: float | None,
+        error_model: str,
+        method: Sequence[str],
+        **kwargs: Any,
+    ) -> None:
+        shape = frame_shape(h5_main)
+        if error_model not in ERROR_MODELS:
+            raise InputError(
+                f"unsupported error_model {error_model!r}; expected one of {', '.join(ERROR_MODELS)}"
+            )
+        if polarization_factor is not None and not -1 <= polarization_factor <= 1:
+            raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
+        from pyscatter.processes.profiles_worker import csr_method
+
+        csr_method(method, self.method_dim)  # refuses non-CSR methods with a clear message
+        self._extra_mask = None
+        if mask is not None:
+            arr = np.asarray(mask)
+            if arr.shape != shape:
+                raise InputError(f"mask has shape {arr.shape}; the detector frames are {shape}")
+            self._extra_mask = (arr != 0).astype(np.uint8)
+        self._shape = shape
+        file_mask = h5_main.parent.get("Mask") if use_file_mask else None
+        geometry = load_geometry(poni, h5_main)
+        params = dict(
+            params,
+            geometry=json.dumps(geometry, sort_keys=True),
+            frame_shape=list(shape),
+            mask_file_dataset=None if file_mask is None else file_mask.name,
+            mask_sha256=None if self._extra_mask is None else _sha(self._extra_mask),
+            dummy=None if dummy is None else float(dummy),
+            delta_dummy=None if delta_dummy is None else float(delta_dummy),
+            correct_solid_angle=bool(correct_solid_angle),
+            polarization_factor=None if polarization_factor is None else float(polarization_factor),
+            error_model=error_model,
+            method=[str(m) for m in method],
+        )
+        self._h5_file = h5_main.file
+        params = self._resolve_parameters(params, self._combined_mask(params))
+        super().__init__(h5_main, params, **kwargs)
+
+    @classmethod
+    def default_source(cls, h5: h5py.File) -> h5py.Dataset:
+        return AzimuthalIntegration.default_source(h5)
+
+    def _worker_parameters(self) -> str:
+        params = dict(self.parameters, source=self._source.name)
+        masks = [params["mask_file_dataset"]] if params["mask_file_dataset"] else []
+        group = getattr(self, "h5_results_grp", None)
+        if group is not None and "Mask" in group:
+            masks.append(group["Mask"].name)
+        params["mask_datasets"] = masks
+        return json.dumps(params, sort_keys=True)
+
+    def _setup_extra(self, group: h5py.Group) -> None:
+        if self._extra_mask is not None:
+            group.create_dataset("Mask", data=self._extra_mask)
+
+    def _resolve_parameters(
+        self, params: dict[str, Any], mask: np.ndarray | None
+    ) -> dict[str, Any]:
+        """Complete the parameters from the geometry and mask (e.g. a default range)."""
+        return params
+
+    def _combined_mask(self, params: dict[str, Any]) -> np.ndarray | None:
+        mask = None
+        path = params["mask_file_dataset"]
+        if path:
+            mask = np.asarray(self._h5_file[path][()]).reshape(self._shape) != 0
+        if self._extra_mask is not None:
+            extra = self._extra_mask != 0
+            mask = extra if mask is None else (mask | extra)
+        return mask
+
+    def _local_function(self):
+        """Built once in this process from the in-memory mask."""
+        if getattr(self, "_local", None) is None:
+            params = dict(self.parameters, source=self._source.name)
+            self._local = self._make_function(params, self._combined_mask(params))
+        return self._local
+
+    def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
+        raise NotImplementedError
+
+    def _integrator(self, params: dict[str, Any]):
+        """pyFAI integrator of the recorded geometry, made once (pyFAI.load costs a gc pass)."""
+        if getattr(self, "_ai", None) is None:
+            import pyFAI
+
+            self._ai = pyFAI.load(json.loads(params["geometry"]))
+        return self._ai
+
+    def _width(self) -> int:
+        return sum(o.width for o in self._outputs())
+
+    def _bytes_per_position(self) -> int:
+        n_pix = self._shape[0] * self._shape[1]
+        # the raw frame in the read buffer, float32 sums and both outputs per bin
+        return n_pix * self._source.dtype.itemsize + self._width() * 16
+
+
+class AzimuthalProfiles(DetectorProcess):
+    """Azimuthal profiles I(chi) of every frame at one or more rings of q, with sigma.
+
+    Rings are given in exactly one way: ``q`` with ``width``, ``q_range``, or ``hkl`` with
+    ``width`` and ``lattice`` or ``cif``.
+
+    Chi bins where no valid pixel falls (all masked: beamstop arm, module gaps) are NaN in
+    ``Intensity`` and ``Intensity_Sigma``, never 0, so fits ignore them.
+
+    Parameters
+    ----------
+    h5_main : h5py.Dataset
+        Image main dataset (positions × Row·Col), e.g. ``Raw_Data``.
+    q : float or sequence of float, optional
+        Ring centres in ``unit``.
+    width : float or sequence of float, optional
+        Half-width of each ring in ``unit`` (one value, or one per ring): the ring is
+        [q − width, q + width].
+    q_range : sequence of (float, float), optional
+        Rings as [lo, hi] in ``unit``.
+    hkl : sequence of (int, int, int), optional
+        Reflections; q = 2π / d_hkl of the cell.
+    lattice : mapping, optional
+        ``a``, ``b``, ``c`` (Å), ``alpha``, ``beta``, ``gamma`` (degrees); see
+        :func:`pyscatter.geometry.cell_parameters`.
+    cif : path, optional
+        CIF file of the cell (read with ASE).
+    npt_azim : int
+        Chi bins over [-180°, 180°] (default 180: 2° bins).
+    unit : {"q_nm^-1", "q_A^-1"}
+    poni : path or dict, optional
+        Geometry; default the one recorded in the file.
+    mask : ndarray, optional
+        (rows, cols), non-zero = masked; combined with the file's ``Mask``.
+    use_file_mask : bool
+    dummy, delta_dummy : float, optional
+    correct_solid_angle : bool
+    polarization_factor : float, optional
+    error_model : {"poisson", "azimuthal"}
+        Poisson: variance max(raw, 1) per pixel; azimuthal: pyFAI's spread within each bin.
+    method : sequence of str
+        pyFAI 2-D CSR method, default ``("bbox", "csr", "cython")``.
+    **kwargs
+        Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
+
+    Notes
+    -----
+    Outputs ``Intensity`` and ``Intensity_Sigma`` have spectroscopic dims (ring, chi):
+    ``ring`` holds the ring centres (in ``unit``), ``chi`` the bin centres (degrees, pyFAI's
+    convention). The rings (q, width, q_min, q_max, hkl) and the cell are recorded in the
+    parameters.
+    """
+
+    process_name = "AzimuthalProfiles"
+    factory = "pyscatter.processes.profiles_worker:build"
+
+    def __init__(
+        self,
+        h5_main: h5py.Dataset,
+        *,
+        q: float | Sequence[float] | None = None,
+        width: float | Sequence[float] | None = None,
+        q_range: Sequence[Sequence[float]] | None = None,
+        hkl: Sequence[Sequence[int]] | None = None,
+        lattice: Mapping[str, float] | None = None,
+        cif: str | Path | None = None,
+        npt_azim: int = 180,
+        unit: str = "q_nm^-1",
+        poni: str | Path | dict | None = None,
+        mask: np.ndarray | None = None,
+        use_file_mask: bool = True,
+        dummy: float | None = None,
+        delta_dummy: float | None = None,
+        correct_solid_angle: bool = True,
+        polarization_factor: float | None = None,
+        error_model: str = "poisson",
+        method: Sequence[str] = DEFAULT_METHOD,
+        **kwargs: Any,
+    ) -> None:
+        from pyscatter.geometry import cell_parameters, ring_ranges
+
+        if unit not in Q_UNITS:
+            raise InputError(f"unsupported unit {unit!r}; expected one of {', '.join(Q_UNITS)}")
+        if int(npt_azim) != npt_azim or int(npt_azim) < 1:
+            raise InputError(f"npt_azim must be a positive integer; got {npt_azim!r}")
+        rings = ring_ranges(
+            q=q, width=width, q_range=q_range, hkl=hkl, lattice=lattice, cif=cif, unit=unit
+        )
+        cell = cell_parameters(lattice, cif) if hkl is not None else None
+        params = {
+            "rings": rings,
+            "lattice": cell,
+            "cif": None if cif is None else str(cif),
+            "cif_sha256": None if cif is None else _file_sha(Path(cif)),
+            "npt_azim": int(npt_azim),
+            "unit": unit,
+        }
+        super().__init__(
+            h5_main,
+            params,
+            poni=poni,
+            mask=mask,
+            use_file_mask=use_file_mask,
+            dummy=dummy,
+            delta_dummy=delta_dummy,
+            correct_solid_angle=correct_solid_angle,
+            polarization_factor=polarization_factor,
+            error_model=error_model,
+            method=method,
+            **kwargs,
+        )
+
+    def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
+        from pyscatter.processes.profiles_worker import make_function
+
+        return make_function(params, mask, self._integrator(params))
+
+    def _outputs(self) -> list[Output]:
+        if getattr(self, "_outputs_cache", None) is None:
+            chi = self._local_function().azimuthal
+            units = UNIT_LABELS[self.parameters["unit"]]
+            centres = [ring["q"] for ring in self.parameters["rings"]]
+            dims = (Dim("ring", units, np.array(centres)), Dim("chi", "deg", chi))
+            self._outputs_cache = [
+                Output("Intensity", "Intensity", "a.u.", dims),
+                Output("Intensity_Sigma", "Intensity sigma", "a.u.", dims),
+            ]
+        return self._outputs_cache

@@ -1,0 +1,136 @@
+"""Worker side of :class:`~pyscatter.processes.sectors.SectorIntegration` (no pyUSID).
+
+Each sector is pyFAI's 1-D CSR integration restricted to an azimuth range, over a common
+radial range: pyFAI's own range for the whole detector by default (the same bins as a full 1-D
+integration), or the range asked, then with a guard bin on each side (see
+:mod:`pyscatter.processes.profiles_worker`).
+pyFAI takes ranges
+inside its chi interval (-180°, 180°] only (a range crossing ±180° gives a partial result and
+a warning), so a sector crossing ±180° is split into two ranges and their matrices are summed:
+Σ signal, Σ normalization and Σ variance add, which is the integration of the union (equal to
+pyFAI with its chi discontinuity moved to 0, to float precision). The sector matrices are
+stacked into one integrator whose azimuthal axis is the sectors.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+
+from pyscatter.processes.profiles_worker import (
+    block_function,
+    csr_method,
+    guarded_matrix,
+    pyfai_engine,
+    pyfai_matrix,
+    read_mask,
+    stacked_integrator,
+)
+
+
+def sector_centers(n_sectors: int, offset_deg: float) -> np.ndarray:
+    """Centres ``offset + k·360/n`` (k = 0 … n − 1) wrapped into (-180, 180] degrees."""
+    raw = float(offset_deg) + 360.0 * np.arange(int(n_sectors)) / int(n_sectors)
+    return 180.0 - np.mod(180.0 - raw, 360.0)
+
+
+def sector_ranges(center_deg: float, width_deg: float) -> list[tuple[float, float]] | None:
+    """Azimuth ranges (degrees, each inside [-180, 180]) covering one sector; None: all chi.
+
+    ``center_deg`` lies in (-180, 180] and ``width_deg`` in (0, 360]; a sector crossing ±180°
+    gives two ranges.
+    """
+    if width_deg >= 360.0:
+        return None
+    lo, hi = center_deg - 0.5 * width_deg, center_deg + 0.5 * width_deg
+    if hi > 180.0:
+        return [(lo, 180.0), (-180.0, hi - 360.0)]
+    if lo < -180.0:
+        return [(lo + 360.0, 180.0), (-180.0, hi)]
+    return [(lo, hi)]
+
+
+def sector_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None):
+    """One integrator for all sectors: radial axis = q, azimuthal axis = sector centres."""
+    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
+    method = csr_method(params["method"], 1)
+    npt = int(params["npt"])
+    pieces, radial, unit = [], None, params["unit"]
+    for sector in params["sectors"]:
+        ranges = sector["ranges"] or [None]
+        total = None
+        for rng in ranges:
+            matrix, radial, _, unit = (guarded_matrix if params["guard_bins"] else pyfai_matrix)(
+                ai,
+                shape,
+                npt=npt,
+                unit=params["unit"],
+                method=method,
+                mask=mask,
+                radial_range=tuple(params["radial_range"]),
+                azimuth_range=None if rng is None else tuple(rng),
+            )
+            total = matrix if total is None else (total + matrix)
+        pieces.append(total)
+    assert radial is not None
+    n_sec = len(pieces)
+    stacked = sp.vstack(pieces, format="csr")  # rows sector * npt + i_q
+    # BatchIntegrator's 2-D rows are i_q * n_azimuthal + i_azimuthal
+    order = (np.arange(n_sec)[None, :] * npt + np.arange(npt)[:, None]).ravel()
+    centres = np.array([s["center"] for s in params["sectors"]], dtype=np.float64)
+    return stacked_integrator(
+        ai,
+        shape,
+        stacked[order],
+        radial=radial,
+        azimuthal=centres,
+        unit=unit,
+        mask=mask,
+        dummy=params["dummy"],
+        delta_dummy=params["delta_dummy"],
+        correct_solid_angle=params["correct_solid_angle"],
+        polarization_factor=params["polarization_factor"],
+        error_model=params["error_model"],
+    )
+
+
+def default_radial_range(
+    ai: Any, shape: tuple[int, int], *, unit: str, method: Any, mask: np.ndarray | None
+) -> tuple[float, float]:
+    """The radial range pyFAI's full 1-D integration takes: its pixels' extent, in ``unit``.
+
+    Passed back to pyFAI as ``radial_range`` it gives the very same bins and matrix (the
+    extent of the unmasked pixels: nothing lies outside, so no guard bins are needed).
+    """
+    import pyFAI.units
+
+    _, engine = pyfai_engine(
+        ai, shape, npt=2, unit=unit, method=csr_method(method, 1), mask=mask, radial_range=None
+    )
+    scale = pyFAI.units.to_unit(unit).scale
+    return float(engine.pos0_min * scale), float(engine.pos0_maxin * scale)
+
+
+def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = None):
+    """The block function of the sectors of ``params`` with the combined ``mask``.
+
+    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
+    """
+    if ai is None:
+        import pyFAI
+
+        ai = pyFAI.load(json.loads(params["geometry"]))
+    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
+    integrator = sector_integrator(ai, params, mask)
+    return block_function(integrator, params["source"], shape, radial_slow=False)
+
+
+def build(spec, h5: h5py.File):
+    """Block function of a SectorIntegration spec; ``h5`` gives the masks."""
+    params = spec.params
+    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
+    return make_function(params, read_mask(h5, params["mask_datasets"], shape))

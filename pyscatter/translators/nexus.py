@@ -1,0 +1,899 @@
+"""NeXus and plain HDF5 files: one dataset of frames, the ``@default`` NXdata, or an Eiger master.
+
+What is read, in order of precedence:
+
+* ``dataset="/entry/data/data"``: that dataset (or that NXdata group's ``@signal``);
+* a Dectris Eiger master file (``/entry/data/data_000001`` … external links to data files): the
+  linked datasets, concatenated in the order of their ``image_nr_low`` attribute (else of their
+  names); every data file is opened by this translator, so a missing one is named;
+* otherwise the NXdata the ``@default`` attributes point to (file → NXentry → NXdata), read with
+  silx, its ``@signal`` and ``@axes``.
+
+A signal of 3 or more dims is a stack of images (the last two dims are rows and columns; the
+leading ones are the scan); of 2 dims a stack of spectra (last dim ``Channel``) unless its
+``@interpretation`` is ``"image"``; ``kind=`` overrides. Position dims, slow to fast, come from:
+
+* ``axes={"Y": "/entry/sample/y", "X": "/entry/sample/x"}`` (names may carry units, ``"Y[mm]"``;
+  else the dataset's ``@units``): one 1-D dataset per leading dim of its size, or one dataset of
+  read-backs per dim with one value per frame, whose nested grid is inferred (jitter tolerated, see
+  :func:`pyscatter.translators.positions.infer_grid`) — the way to give a flat Eiger series its
+  grid with real motor values;
+* ``grid={"Y": 6, "X": 8}``: index dims over the frames (slow to fast);
+* the NXdata ``@axes`` of the leading dims, when they are 1-D datasets of the right size;
+* else one dim ``Image`` (or ``Spectrum``) of indices, ``Dim0, Dim1 …`` for several.
+
+Geometry (images): ``poni=`` if given; else the NeXus detector fields of the signal's NXentry
+when all are present — ``instrument/detector/{detector_distance or distance, beam_center_x,
+beam_center_y, x_pixel_size, y_pixel_size}`` and ``instrument/beam/incident_wavelength`` (or an
+NXmonochromator ``wavelength``, or ``incident_energy``), with their ``@units`` (default m for
+lengths, pixels for the centre, Å for the wavelength) — converted through pyFAI's ``setFit2D``
+(the centre in pixel coordinates from the corner of the first pixel, as pyFAI writes these fields).
+The Eiger ``detectorSpecific/pixel_mask`` (or NXmx ``pixel_mask``) becomes the mask (nonzero =
+masked) unless ``mask=`` is given. ``flip`` flips frames, mask and the beam centre alike.
+
+Examples
+--------
+>>> import tempfile, h5py, numpy as np
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> with h5py.File(folder / "scan.nxs", "w") as h5:
+...     h5["/entry/data/frames"] = np.zeros((3, 4, 5), dtype=np.uint16)
+>>> out = NexusTranslator().translate(folder / "scan.nxs", folder / "scan.h5",
+...                                   dataset="/entry/data/frames", grid="X=3")
+>>> from pyscatter.io.usid import main_datasets, dims_of
+>>> with h5py.File(out) as h5:
+...     [(d.name, len(d)) for d in dims_of(main_datasets(h5)[0], "Position")]
+[('X', 3)]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.raw import (
+    MeasurementSpec,
+    RawChunk,
+    VirtualFrames,
+    chunk_filters,
+    write_measurement,
+    write_virtual_measurement,
+)
+from pyscatter.io.usid import Dim, compression_options
+from pyscatter.translators.base import Translator, check_output
+from pyscatter.translators.images import (
+    _check_flip,
+    _file_record,
+    _flip,
+    _load_mask,
+    _orientation,
+    _poni_geometry,
+    _versions,
+)
+from pyscatter.translators.positions import (
+    Positions,
+    grid_positions,
+    infer_grid,
+    parse_grid,
+    parse_label,
+)
+
+__all__ = ["KINDS", "NexusTranslator", "fit2d_geometry", "nexus_geometry"]
+
+logger = logging.getLogger(__name__)
+
+#: What one frame of the signal is.
+KINDS = ("image", "spectrum")
+#: ``link`` values: decode and encode again, copy the compressed chunks, or a virtual dataset.
+LINKS = (False, "chunks", "vds")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_EIGER_LINK = re.compile(r"^data_\d{6}$")
+#: Unit names → factor to metres (lengths) and to Å (wavelengths).
+_TO_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "nm": 1e-9, "cm": 1e-2}
+_TO_ANGSTROM = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "angstroms": 1.0, "nm": 10.0, "m": 1e10}
+_KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def fit2d_geometry(
+    *,
+    distance_mm: float,
+    center_x: float,
+    center_y: float,
+    pixel_x_um: float,
+    pixel_y_um: float,
+    wavelength_angstrom: float,
+    frame_shape: tuple[int, int],
+    tilt_deg: float = 0.0,
+    tilt_plane_deg: float = 0.0,
+) -> dict[str, Any]:
+    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
+
+    Parameters
+    ----------
+    distance_mm : float
+        Sample to detector along the beam, mm.
+    center_x, center_y : float
+        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
+    pixel_x_um, pixel_y_um : float
+        Pixel size along columns and rows, µm.
+    wavelength_angstrom : float
+    frame_shape : (int, int)
+        (rows, cols) of the frames the geometry refers to.
+    tilt_deg, tilt_plane_deg : float
+        Fit2D tilt and tilt-plane rotation.
+
+    Returns
+    -------
+    dict
+        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
+    """
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    for name, value in (
+        ("distance_mm", distance_mm),
+        ("pixel_x_um", pixel_x_um),
+        ("pixel_y_um", pixel_y_um),
+        ("wavelength_angstrom", wavelength_angstrom),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    det = Detector(pixel1=pixel_y_um * 1e-6, pixel2=pixel_x_um * 1e-6, max_shape=tuple(frame_shape))
+    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
+    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
+    return ai.get_config()
+
+
+def _units(dset: h5py.Dataset) -> str:
+    for key in ("units", "unit"):
+        if key in dset.attrs:
+            value = dset.attrs[key]
+            return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+    return ""
+
+
+def _scalar(group: h5py.Group, name: str) -> tuple[float, str] | None:
+    obj = group.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        return None
+    try:
+        value = float(np.asarray(obj[()]).ravel()[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value, _units(obj)
+
+
+def _length_m(item: tuple[float, str], where: str) -> float:
+    value, unit = item
+    factor = _TO_M.get(unit.lower() or "m")
+    if factor is None:
+        raise FileFormatError(f"{where}: unit {unit!r}; expected one of {', '.join(_TO_M)}")
+    return value * factor
+
+
+def _wavelength_angstrom(group: h5py.Group) -> float | None:
+    for path in ("beam/incident_wavelength", "monochromator/wavelength"):
+        item = _scalar(group, path)
+        if item is not None:
+            value, unit = item
+            key = unit.lower() or ("m" if value < 1e-6 else "a")
+            if key not in _TO_ANGSTROM:
+                raise FileFormatError(
+                    f"{group.file.filename}:{group.name}/{path}: unit {unit!r}; expected one of "
+                    f"{', '.join(_TO_ANGSTROM)}"
+                )
+            return value * _TO_ANGSTROM[key]
+    for path in ("beam/incident_energy", "monochromator/energy"):
+        item = _scalar(group, path)
+        if item is not None:
+            value, unit = item
+            kev = value / 1000 if unit.lower() == "ev" else value
+            return _KEV_ANGSTROM / kev
+    return None
+
+
+def _find_nx(group: h5py.Group, nx_class: str) -> h5py.Group | None:
+    for obj in group.values():
+        if isinstance(obj, h5py.Group) and _nx_class(obj) == nx_class:
+            return obj
+    return None
+
+
+def _nx_class(obj: Any) -> str:
+    value = obj.attrs.get("NX_class", "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _instrument(entry: h5py.Group) -> tuple[h5py.Group | None, h5py.Group | None]:
+    inst = entry.get("instrument")
+    if not isinstance(inst, h5py.Group):
+        inst = _find_nx(entry, "NXinstrument")
+    if inst is None:
+        return None, None
+    det = inst.get("detector")
+    if not isinstance(det, h5py.Group):
+        det = _find_nx(inst, "NXdetector")
+    return inst, det
+
+
+def nexus_geometry(
+    entry: h5py.Group, frame_shape: tuple[int, int], flip: str | None = None
+) -> dict[str, Any] | None:
+    """pyFAI config from the NeXus detector and beam fields of ``entry``; None if any is missing.
+
+    The beam centre refers to the frames as stored in the file; ``flip`` mirrors it for frames
+    stored flipped (``"lr"``: x → cols − x, ``"ud"``: y → rows − y).
+    """
+    inst, det = _instrument(entry)
+    if det is None or inst is None:
+        return None
+    where = f"{entry.file.filename}:{det.name}"
+    dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
+    items = [dist] + [
+        _scalar(det, n) for n in ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
+    ]
+    wavelength = _wavelength_angstrom(inst)
+    if any(item is None for item in items) or wavelength is None:
+        return None
+    dist_m, (cx, _), (cy, _), px, py = (
+        _length_m(items[0], where),
+        items[1],
+        items[2],
+        items[3],
+        items[4],
+    )
+    rows, cols = frame_shape
+    if flip == "lr":
+        cx = cols - cx
+    elif flip == "ud":
+        cy = rows - cy
+    return fit2d_geometry(
+        distance_mm=dist_m * 1e3,
+        center_x=cx,
+        center_y=cy,
+        pixel_x_um=_length_m(px, where) * 1e6,
+        pixel_y_um=_length_m(py, where) * 1e6,
+        wavelength_angstrom=wavelength,
+        frame_shape=frame_shape,
+    )
+
+
+def _file_mask(
+    det: h5py.Group | None, frame_shape: tuple[int, int]
+) -> tuple[np.ndarray, str] | None:
+    if det is None:
+        return None
+    for path in ("detectorSpecific/pixel_mask", "pixel_mask"):
+        obj = det.get(path)
+        if isinstance(obj, h5py.Dataset) and tuple(obj.shape) == tuple(frame_shape):
+            return (obj[()] != 0).astype(np.uint8), f"{obj.name}"
+    return None
+
+
+# --------------------------------------------------------------------------- the signal
+
+
+@dataclass
+class _Signal:
+    """The frames to translate: one dataset, or the pieces of an Eiger series, along axis 0."""
+
+    pieces: list[h5py.Dataset]
+    where: str
+    entry: h5py.Group | None = None
+    axis_names: list[str | None] = field(default_factory=list)
+    nxdata: h5py.Group | None = None
+    interpretation: str = ""
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = self.pieces[0].shape
+        return (sum(p.shape[0] for p in self.pieces), *first[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.pieces[0].dtype
+
+
+def _entry_of(obj: h5py.HLObject) -> h5py.Group | None:
+    parts = [p for p in obj.name.split("/") if p]
+    if not parts:
+        return None
+    top = obj.file[f"/{parts[0]}"]
+    return top if isinstance(top, h5py.Group) else None
+
+
+def _candidates(h5: h5py.File) -> list[str]:
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 and len(found) < 12:
+            found.append(f"/{name} {obj.shape}")
+
+    h5.visititems(visit)
+    return found
+
+
+def _from_dataset(h5: h5py.File, path: Path, dataset: str) -> _Signal:
+    obj = h5.get(dataset)
+    if obj is None:
+        link = _dangling(h5, dataset)
+        listing = "; ".join(_candidates(h5)) or "none"
+        raise FileFormatError(
+            f"{path}: no dataset {dataset!r}{link}; datasets of 2+ dims in it: {listing}"
+        )
+    if isinstance(obj, h5py.Group):
+        if _eiger_links(obj):
+            return _from_eiger(path, obj)
+        return _from_nxdata(path, obj)
+    return _Signal(
+        [obj],
+        f"{path}:{obj.name}",
+        entry=_entry_of(obj),
+        interpretation=_attr_str(obj, "interpretation"),
+    )
+
+
+def _dangling(h5: h5py.File, dataset: str) -> str:
+    parent, _, name = dataset.rstrip("/").rpartition("/")
+    group = h5.get(parent or "/")
+    if isinstance(group, h5py.Group) and name in group:
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            return f" (an external link to {link.filename}:{link.path}, which cannot be opened)"
+    return ""
+
+
+def _attr_str(obj: Any, key: str) -> str:
+    value = obj.attrs.get(key, "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _from_nxdata(path: Path, group: h5py.Group) -> _Signal:
+    from silx.io.nxdata import NXdata
+
+    nx = NXdata(group, validate=True)
+    if not nx.is_valid:
+        issues = "; ".join(nx.issues) or "no @signal"
+        raise FileFormatError(f"{path}:{group.name}: not a valid NXdata group ({issues})")
+    signal = nx.signal
+    return _Signal(
+        [signal],
+        f"{path}:{signal.name}",
+        entry=_entry_of(group),
+        axis_names=list(nx.axes_dataset_names),
+        nxdata=group,
+        interpretation=_attr_str(signal, "interpretation") or str(nx.interpretation or ""),
+    )
+
+
+def _eiger_links(group: h5py.Group) -> list[str]:
+    return sorted(name for name in group if _EIGER_LINK.match(name))
+
+
+def _from_eiger(path: Path, group: h5py.Group) -> _Signal:
+    """The data files of an Eiger master, opened here so a missing one is named."""
+    import hdf5plugin  # noqa: F401  (registers the bitshuffle-LZ4 filter Eiger files use)
+
+    found: list[tuple[h5py.Dataset, Path | None]] = []
+    try:
+        for name in _eiger_links(group):
+            found.append(_eiger_piece(path, group, name))
+    except BaseException:
+        for dset, target in found:
+            if target is not None:
+                dset.file.close()
+        raise
+    found.sort(key=lambda item: int(item[0].attrs.get("image_nr_low", 0)))
+    pieces = [dset for dset, _ in found]
+    shapes = {p.shape[1:] for p in pieces}
+    signal = _Signal(
+        pieces,
+        f"{path}:{group.name}/data_*",
+        entry=_entry_of(group),
+        files=[target for _, target in found if target is not None],
+        interpretation="image",
+    )
+    if len(shapes) != 1:
+        _close_pieces(signal, group.file)
+        raise FileFormatError(
+            f"{path}: Eiger data files of different frame shapes {sorted(shapes)}"
+        )
+    return signal
+
+
+def _eiger_piece(path: Path, group: h5py.Group, name: str) -> tuple[h5py.Dataset, Path | None]:
+    link = group.get(name, getlink=True)
+    target = None
+    if isinstance(link, h5py.ExternalLink):
+        target = Path(link.filename)
+        if not target.is_absolute():
+            target = path.parent / target
+        if not target.is_file():
+            raise FileFormatError(
+                f"{path}: {group.name}/{name} links to {link.filename}:{link.path}; "
+                f"no such file {target}"
+            )
+        try:
+            data_file = h5py.File(target, "r")
+        except OSError as err:
+            raise FileFormatError(f"{target}: not an HDF5 file h5py can open ({err})") from err
+        dset = data_file.get(link.path)
+    else:
+        data_file, dset = None, group[name]
+    if not isinstance(dset, h5py.Dataset) or dset.ndim != 3:
+        what = "no dataset" if not isinstance(dset, h5py.Dataset) else f"shape {dset.shape} at"
+        if data_file is not None:
+            data_file.close()
+        raise FileFormatError(
+            f"{path}: {group.name}/{name} → {target or path}: {what} {link.path if target else name}"
+            "; expected (frames, rows, cols)"
+        )
+    return dset, target
+
+
+def _close_pieces(signal: _Signal, h5: h5py.File) -> None:
+    for piece in signal.pieces:
+        if piece.id.valid and piece.file.filename != h5.filename:
+            piece.file.close()
+
+
+def _find_signal(h5: h5py.File, path: Path, dataset: str | None) -> _Signal:
+    if dataset is not None:
+        return _from_dataset(h5, path, dataset)
+    data = h5.get("/entry/data")
+    if isinstance(data, h5py.Group) and _eiger_links(data):
+        return _from_eiger(path, data)
+    from silx.io.nxdata import get_default
+
+    nx = get_default(h5, validate=True)
+    if nx is None:
+        listing = "; ".join(_candidates(h5)) or "none"
+        raise FileFormatError(
+            f"{path}: no @default NXdata (file → NXentry → NXdata) and no Eiger data links; "
+            f"give dataset=PATH (--dataset). Datasets of 2+ dims in it: {listing}"
+        )
+    return _from_nxdata(path, nx.group)
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def _kind(signal: _Signal, kind: str | None) -> str:
+    ndim = len(signal.shape)
+    if kind is not None:
+        if kind not in KINDS:
+            raise InputError(f"unsupported kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if ndim < (2 if kind == "image" else 1):
+            raise InputError(f"{signal.where}: a {ndim}-D signal cannot hold {kind}s")
+        return kind
+    if ndim >= 3 or signal.interpretation == "image":
+        return "image"
+    if ndim in (1, 2):
+        return "spectrum"
+    raise FileFormatError(f"{signal.where}: a scalar, not frames")
+
+
+def _read_axis(h5: h5py.File, label: str, ref: Any) -> tuple[str, str, np.ndarray]:
+    name, unit = parse_label(label, what="axes name")
+    if isinstance(ref, str):
+        obj = h5.get(ref)
+        if not isinstance(obj, h5py.Dataset):
+            raise FileFormatError(f"{h5.filename}: axes {name!r}: no dataset {ref!r}")
+        return name, unit or _units(obj), np.asarray(obj[()], dtype=np.float64)
+    return name, unit, np.asarray(ref, dtype=np.float64)
+
+
+def _positions(
+    h5: h5py.File, signal: _Signal, lead: tuple[int, ...], axes: Any, grid: Any, label: str
+) -> Positions:
+    n = int(np.prod(lead)) if lead else 1
+    if axes is not None and grid is not None:
+        raise InputError("give axes or grid, not both")
+    if axes is not None:
+        if not isinstance(axes, Mapping) or not axes:
+            raise InputError(f"axes: expected a dict of name → dataset path, got {axes!r}")
+        read = [_read_axis(h5, k, v) for k, v in axes.items()]
+        sizes = tuple(v.size for _, _, v in read)
+        if len(read) == len(lead) and sizes == lead and all(v.ndim <= 1 for _, _, v in read):
+            return Positions([Dim(nm, u, v) for nm, u, v in read], source=f"axes {list(axes)}")
+        if all(v.size == n for _, _, v in read):
+            values = np.stack([v.ravel() for _, _, v in read], axis=1)
+            pos = infer_grid(values, [(nm, u) for nm, u, _ in read], source=f"axes {list(axes)}")
+            if len(lead) > 1 and pos.shape != lead:
+                raise InputError(
+                    f"axes: the read-backs form a {pos.shape} grid; the signal "
+                    f"{signal.where} has scan shape {lead}"
+                )
+            return pos
+        raise InputError(
+            f"axes: sizes {dict(zip(axes, sizes, strict=True))} fit neither the scan shape {lead} "
+            f"of {signal.where} (one 1-D axis per dim) nor its {n} frames (one value per frame)"
+        )
+    if grid is not None:
+        parsed = parse_grid(grid)
+        if len(lead) > 1 and tuple(s for _, _, s in parsed) != lead:
+            raise InputError(f"grid {grid!r}: the signal {signal.where} has scan shape {lead}")
+        return grid_positions(grid, n, what=f"{label}s")
+    dims = _nxdata_dims(signal, lead)
+    if dims is not None:
+        return Positions(dims, source=f"NXdata @axes of {signal.nxdata.name}")
+    if len(lead) <= 1:
+        name = label.capitalize()
+        return Positions([Dim(name, "", np.arange(n))], source="index")
+    return Positions(
+        [Dim(f"Dim{k}", "", np.arange(s)) for k, s in enumerate(lead)], source="signal dimensions"
+    )
+
+
+def _nxdata_dims(signal: _Signal, lead: tuple[int, ...]) -> list[Dim] | None:
+    if signal.nxdata is None or not lead or len(signal.axis_names) < len(lead):
+        return None
+    dims = []
+    for name, size in zip(signal.axis_names[: len(lead)], lead, strict=True):
+        obj = signal.nxdata.get(name) if name else None
+        if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.shape[0] != size:
+            return None
+        dims.append(Dim(name, _units(obj), obj[()]))
+    return dims
+
+
+class _Frames:
+    """The frames in position order, by index (so an interrupted translation resumes cheaply):
+    decoded arrays (flipped), or with ``chunks`` the stored chunks as they are (:class:`RawChunk`).
+    """
+
+    def __init__(
+        self,
+        signal: _Signal,
+        lead: tuple[int, ...],
+        frame_shape: tuple[int, ...],
+        flip: str | None,
+        *,
+        chunks: bool = False,
+    ) -> None:
+        self.signal, self.lead, self.frame_shape = signal, lead, frame_shape
+        self.flip, self.chunks = flip, chunks
+        self.offsets = np.cumsum([0] + [p.shape[0] for p in signal.pieces])
+
+    def __len__(self) -> int:
+        return int(np.prod(self.lead)) if self.lead else 1
+
+    def __getitem__(self, position: int) -> Any:
+        pieces = self.signal.pieces
+        if len(self.lead) == 1:
+            i = int(np.searchsorted(self.offsets, position, side="right")) - 1
+            dset, index = pieces[i], (position - int(self.offsets[i]),)
+        else:
+            dset, index = pieces[0], tuple(int(k) for k in np.unravel_index(position, self.lead))
+        try:
+            if self.chunks:
+                mask, data = dset.id.read_direct_chunk((*index, 0, 0))
+                return RawChunk(bytes(data), int(mask))
+            frame = np.empty(self.frame_shape, dtype=dset.dtype)
+            dset.read_direct(frame, source_sel=index if index else np.s_[...])
+        except (OSError, ValueError, RuntimeError) as err:
+            raise FileFormatError(
+                f"{dset.file.filename}:{dset.name}: frame {index} cannot be read ({err}); the "
+                "file may be truncated or corrupt"
+            ) from err
+        return _flip(frame, self.flip) if len(self.frame_shape) == 2 else frame
+
+
+def _check_link(link: Any, signal: _Signal, lead: tuple[int, ...], flip: str | None) -> Any:
+    """``link`` normalised (False, "chunks", "vds") and checked against the signal."""
+    link = {True: "chunks", "true": "chunks", "false": False}.get(link, link)
+    if link not in LINKS:
+        raise InputError(
+            f"unsupported link={link!r}; expected False, True (copy compressed chunks), "
+            "'chunks' or 'vds' (virtual dataset)"
+        )
+    if link is False:
+        return link
+    if flip is not None:
+        raise InputError(f"link={link!r} keeps the frames as stored: it cannot flip them")
+    if len(lead) != 1 or any(p.ndim != 3 for p in signal.pieces):
+        raise InputError(
+            f"link={link!r} needs (frames, rows, cols) data; {signal.where} is {signal.shape}"
+        )
+    first = signal.pieces[0]
+    for piece in signal.pieces:
+        where = f"{piece.file.filename}:{piece.name}"
+        if piece.dtype != first.dtype:
+            raise InputError(
+                f"{where}: dtype {piece.dtype}, not {first.dtype}; link={link!r} needs one dtype"
+            )
+        if link == "chunks" and piece.chunks != (1, *first.shape[1:]):
+            raise InputError(
+                f"{where}: chunks {piece.chunks} are not one frame each; "
+                "link=True copies whole-frame chunks: use link='vds' or link=False"
+            )
+        if link == "chunks" and chunk_filters(piece) != chunk_filters(first):
+            raise InputError(
+                f"{where}: compressed differently from {first.name}; use link='vds' or link=False"
+            )
+    return link
+
+
+def _virtual_mappings(signal: _Signal) -> list[VirtualFrames]:
+    out, position = [], 0
+    for piece in signal.pieces:
+        n = int(piece.shape[0])
+        out.append(
+            VirtualFrames(piece.file.filename, piece.name, tuple(piece.shape), 0, n, position)
+        )
+        position += n
+    return out
+
+
+# --------------------------------------------------------------------------- translator
+
+
+class NexusTranslator(Translator):
+    """NeXus / HDF5: a dataset, the ``@default`` NXdata, or a Dectris Eiger master file.
+
+    See :meth:`translate` and the module documentation.
+    """
+
+    name: ClassVar[str] = "nexus"
+    extensions: ClassVar[tuple[str, ...]] = (".nxs", ".nx5", ".h5", ".hdf5", ".hdf")
+    description: ClassVar[str] = "NeXus/HDF5 frames: a dataset, the @default NXdata, Eiger masters"
+
+    def can_read(self, path: str | os.PathLike) -> bool:
+        """An HDF5 file (signature) whose name ends in one of :attr:`extensions`."""
+        try:
+            path = Path(path)
+            if not (path.is_file() and path.name.lower().endswith(self.extensions)):
+                return False
+            with open(path, "rb") as handle:
+                return handle.read(8) == _HDF5_MAGIC
+        except Exception:  # noqa: BLE001 - can_read never raises
+            return False
+
+    def translate(  # type: ignore[override]  # keyword options of this format only
+        self,
+        sources: str | os.PathLike,
+        h5_path: str | os.PathLike,
+        *,
+        dataset: str | None = None,
+        axes: Mapping[str, Any] | None = None,
+        grid: Mapping[str, int] | str | None = None,
+        kind: str | None = None,
+        poni: str | os.PathLike | Mapping[str, Any] | None = None,
+        mask: str | os.PathLike | np.ndarray | None = None,
+        flip: str | None = None,
+        dummy: float | None = None,
+        link: bool | str = False,
+        overwrite: bool = False,
+        compression: str | None = "bslz4",
+        progress: bool = False,
+        resume: bool = True,
+    ) -> Path:
+        """Write the frames of a NeXus/HDF5 file as one USID file.
+
+        Parameters
+        ----------
+        sources : str or path
+            One HDF5 file (an Eiger master file: its data files are found through its links).
+        h5_path : str or path
+            The USID HDF5 file to write.
+        dataset : str, optional
+            Path of the dataset of frames (or of an NXdata group) inside the file. Default: the
+            Eiger data links, else the ``@default`` NXdata.
+        axes : dict, optional
+            Position dims slow to fast: name (optionally ``"Y[mm]"``) → dataset path in the file
+            (or an array): 1-D values per scan dim, or one read-back per frame (grid inferred).
+        grid : dict or str, optional
+            ``{"Y": 6, "X": 8}`` or ``"Y=6,X=8"``: index dims over the frames, slow to fast.
+        kind : {"image", "spectrum"}, optional
+            What one frame is (default from the signal's rank and ``@interpretation``).
+        poni : path or dict, optional
+            pyFAI geometry; default: from the NeXus detector fields when all are present.
+        mask : path or ndarray, optional
+            (rows, cols), nonzero = masked, orientation of the file; default: the detector's
+            ``pixel_mask`` when present.
+        flip : {None, "ud", "lr"}
+            Store frames (and mask, and the beam centre read from the file) flipped.
+        dummy : float, optional
+            Value of invalid pixels, recorded as the ``dummy`` attribute.
+        link : {False, True, "chunks", "vds"}
+            False: decode the frames and encode them again (``compression``). True or
+            ``"chunks"``: copy the compressed chunks as they are stored (one frame per chunk, one
+            filter pipeline, e.g. Eiger bitshuffle-LZ4: no decoding, the fastest). ``"vds"``: a
+            virtual ``Raw_Data`` over the source datasets (nothing copied; the sources must stay
+            where they are, relative to the output). Neither flips.
+        overwrite : bool
+            Replace an existing ``h5_path``; otherwise refuse.
+        compression : {"bslz4", "gzip", "none"}
+            Of ``Raw_Data`` when ``link`` is False.
+        progress : bool
+            Show a progress bar.
+        resume : bool
+            Continue an interrupted translation of the same source and options (default).
+
+        Returns
+        -------
+        Path
+            ``h5_path``; the file appears only once complete.
+
+        Raises
+        ------
+        ExistingResultsError
+            ``h5_path`` exists and ``overwrite`` is false.
+        InputError
+            Bad options, axes or grid that do not fit the signal.
+        FileFormatError
+            Not HDF5, no such dataset (the message names file and path, and lists datasets), no
+            ``@default`` NXdata, a missing Eiger data file (named), an unusable signal.
+        """
+        import hdf5plugin  # noqa: F401  (compressed sources: bitshuffle-LZ4, LZ4, blosc …)
+
+        h5_path = check_output(h5_path, overwrite)
+        if isinstance(sources, (list, tuple)):
+            if len(sources) != 1:
+                raise InputError(f"the nexus translator reads one HDF5 file; got {len(sources)}")
+            sources = sources[0]
+        if not isinstance(sources, (str, os.PathLike)):
+            raise InputError(f"sources: expected the path of an HDF5 file, got {sources!r}")
+        path = Path(sources)
+        flip = _check_flip(flip)
+        compression_options(compression)
+        if not path.is_file():
+            raise FileFormatError(f"{path}: no such file")
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as err:
+            raise FileFormatError(f"{path}: not an HDF5 file h5py can open ({err})") from err
+        signal = None
+        try:
+            signal = _find_signal(h5, path, dataset)
+            spec, lead, frame_shape = self._spec(
+                h5, path, signal, axes, grid, kind, poni, mask, flip, dummy, dataset, compression
+            )
+            link = _check_link(link, signal, lead, flip)
+            spec.attrs["link"] = str(link)
+            if link == "chunks":
+                spec.raw_filters = chunk_filters(signal.pieces[0])
+            logger.info(
+                "translating %s frames of %s from %s into %s",
+                spec.n_positions,
+                frame_shape,
+                signal.where,
+                h5_path,
+            )
+            if link == "vds":
+                return write_virtual_measurement(
+                    h5_path, spec, _virtual_mappings(signal), overwrite=overwrite
+                )
+            return write_measurement(
+                h5_path,
+                spec,
+                _Frames(signal, lead, frame_shape, flip, chunks=link == "chunks"),
+                compression=compression,
+                overwrite=overwrite,
+                progress=progress,
+                resume=resume,
+            )
+        finally:
+            if signal is not None:
+                _close_pieces(signal, h5)
+            h5.close()
+
+    def _spec(
+        self, h5, path, signal, axes, grid, kind, poni, mask, flip, dummy, dataset, compression
+    ) -> tuple[MeasurementSpec, tuple[int, ...], tuple[int, ...]]:
+        kind = _kind(signal, kind)
+        shape = signal.shape
+        n_frame = 2 if kind == "image" else 1
+        frame_shape = tuple(int(s) for s in shape[len(shape) - n_frame :])
+        lead = tuple(int(s) for s in shape[: len(shape) - n_frame])
+        if signal.dtype.kind not in "uif":
+            raise FileFormatError(f"{signal.where}: dtype {signal.dtype}; expected numbers")
+        pos = _positions(h5, signal, lead, axes, grid, kind)
+        if pos.n_positions != (int(np.prod(lead)) if lead else 1):
+            raise InputError(
+                f"{signal.where}: {pos.n_positions} positions for the scan shape {lead}"
+            )
+        geometry, geometry_source, mask_arr, mask_source = None, "none", None, "none"
+        if kind == "image":
+            if poni is not None:
+                geometry, geometry_source = _poni_geometry(poni, frame_shape, {}), "poni"
+            elif signal.entry is not None:
+                geometry = nexus_geometry(signal.entry, frame_shape, flip)
+                if geometry is not None:
+                    geometry_source = f"NeXus detector fields of {signal.entry.name}"
+            if mask is not None:
+                mask_arr, mask_source = _load_mask(mask, frame_shape), "mask option"
+            elif signal.entry is not None:
+                found = _file_mask(_instrument(signal.entry)[1], frame_shape)
+                if found is not None:
+                    mask_arr, mask_source = found
+            if mask_arr is not None:
+                mask_arr = _flip(mask_arr, flip)
+            spec_dims = [
+                Dim("Row", "pixel", np.arange(frame_shape[0])),
+                Dim("Col", "pixel", np.arange(frame_shape[1])),
+            ]
+        else:
+            if any(v is not None for v in (poni, mask, flip)):
+                raise InputError(
+                    f"{signal.where}: poni, mask and flip apply to images, not spectra"
+                )
+            spec_dims = [Dim("Channel", "channel", np.arange(frame_shape[0]))]
+        records = [_file_record(path)] + [_file_record(f) for f in signal.files]
+        attrs: dict[str, Any] = {
+            "translator": self.name,
+            "tool": f"pyscatter.translators.{self.name}",
+            "versions": dict(_versions(), silx=_version("silx")),
+            "sources": records,
+            "n_sources": len(records),
+            "nexus_signal": signal.where,
+            "kind": kind,
+            "positions_source": pos.source,
+            "geometry_source": geometry_source,
+            "mask_source": mask_source,
+            "orientation": _orientation(flip, False),
+            "flip": flip or "none",
+            "options": {
+                "dataset": dataset,
+                "axes": _describe(axes),
+                "grid": _describe(grid),
+                "kind": kind,
+                "poni": _describe(poni),
+                "mask": _describe(mask),
+                "flip": flip,
+                "dummy": dummy,
+                "compression": compression,
+            },
+        }
+        if dummy is not None:
+            attrs["dummy"] = float(dummy)
+        if pos.extra_units:
+            attrs["measured_units"] = pos.extra_units
+        spec = MeasurementSpec(
+            position_dims=pos.dims,
+            spec_dims=spec_dims,
+            dtype=signal.dtype,
+            position_values=pos.values,
+            attrs=attrs,
+            geometry=geometry,
+            mask=mask_arr,
+            extra=pos.extra,
+        )
+        return spec, lead, frame_shape
+
+
+def _describe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return str(Path(value).resolve())
+    if isinstance(value, np.ndarray):
+        return f"array {tuple(value.shape)} {value.dtype}"
+    if isinstance(value, Mapping):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [_describe(v) for v in value]
+    return repr(value)
+
+
+def _version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
