@@ -21,6 +21,17 @@ def register(sub) -> None:
     )
     p.add_argument("--dummy", type=float, help="value of invalid pixels (recorded)")
     p.add_argument("--compression", choices=("bslz4", "gzip", "none"), default="bslz4")
+    scans = p.add_argument_group("SPEC, NeXus/HDF5 and ESRF sources")
+    scans.add_argument("--scan", help="SPEC: one scan number (or number.order)")
+    scans.add_argument("--scans", help="SPEC: several scans, e.g. 1,3,7, or 'all'")
+    scans.add_argument("--image-pattern",
+                       help="SPEC: image file per point, e.g. '{file}_{scan:03d}_{point:04d}.tiff'")
+    scans.add_argument("--monitor", help="counter/scaler to record as the monitor, e.g. I0")
+    scans.add_argument("--dataset", help="NeXus/HDF5: path of the frames dataset")
+    scans.add_argument("--axes", help="NeXus/HDF5: position axes as NAME=PATH,… (slow→fast)")
+    scans.add_argument("--kind", help="NeXus/HDF5: how to read the source (see the docs)")
+    scans.add_argument("--link", action="store_true",
+                       help="HDF5 sources: copy compressed chunks without decoding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
 
@@ -39,8 +50,36 @@ def run(args: argparse.Namespace) -> int:
         "compression": args.compression,
         "overwrite": args.overwrite,
         "progress": True,
+        "scan": args.scan,
+        "scans": _scans(args.scans),
+        "image_pattern": args.image_pattern,
+        "monitor": args.monitor,
+        "dataset": args.dataset,
+        "axes": _axes(args.axes),
+        "kind": args.kind,
+        "link": True if args.link else None,
     }
     options = {k: v for k, v in options.items() if v is not None}
     path = translate(args.sources, args.output, format=args.format, **options)
     print(path)
     return 0
+
+
+def _scans(text: str | None):
+    if text is None or text == "all":
+        return text
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _axes(text: str | None) -> dict[str, str] | None:
+    from pyscatter.errors import InputError
+
+    if text is None:
+        return None
+    axes = {}
+    for item in text.split(","):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--axes {text!r}: expected NAME=PATH,… (e.g. Y=/entry/y,X=/entry/x)")
+        axes[name.strip()] = path.strip()
+    return axes
