@@ -1,0 +1,122 @@
+"""Worker side of :class:`~pyscatter.processes.fitting.ProfileFit` (no pyUSID).
+
+``build(spec, h5)`` reads the chi axis of the profiles once; the returned function reads a
+block of positions, stacks the profiles of every ring of every position as rows and fits them
+all in one call of :func:`pyscatter.kernels.fitting.fit_profiles`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import InputError
+from pyscatter.io.usid import Dim, dims_of
+from pyscatter.kernels.fitting import fit_profiles
+from pyscatter.kernels.models import ProfileModel, get_model
+
+__all__ = [
+    "build",
+    "excluded_bins",
+    "fit_block",
+    "profile_layout",
+    "shape_parameters",
+    "sigma_suffix",
+]
+
+#: Name of each parameter's error dataset: ``<param>_sigma``
+SIGMA_SUFFIX = "_sigma"
+
+
+def sigma_suffix(name: str) -> str:
+    """The dataset name of the 1-sigma error of parameter ``name``."""
+    return f"{name}{SIGMA_SUFFIX}"
+
+
+def shape_parameters(model: ProfileModel) -> list[str]:
+    """Parameters that shape the distribution (not the background, centre or height)."""
+    fixed = {*model.background, model.center, model.amplitude}
+    return [p for p in model.param_names if p not in fixed]
+
+
+def profile_layout(dset: h5py.Dataset) -> tuple[np.ndarray, list[Dim]]:
+    """The chi axis (degrees) and the other spectroscopic dims of a profiles main dataset.
+
+    The fastest spectroscopic dimension must be ``chi``; the slower ones (``ring`` for
+    AzimuthalProfiles) index the profiles of one position.
+
+    Raises
+    ------
+    InputError
+        If the fastest spectroscopic dimension is not ``chi``.
+    """
+    spec = dims_of(dset, "Spectroscopic")
+    if spec[-1].name.lower() != "chi":
+        raise InputError(
+            f"{dset.name} has spectroscopic dims {[d.name for d in spec]}; fitting azimuthal "
+            "profiles needs chi as the fastest dimension (e.g. AzimuthalProfiles' (ring, chi))"
+        )
+    return spec[-1].values, spec[:-1]
+
+
+def excluded_bins(chi: np.ndarray, ranges: list[list[float]] | None) -> np.ndarray:
+    """Boolean (n_chi,): bins whose centre lies in one of the chi ``ranges`` (degrees).
+
+    A range ``[lo, hi]`` is taken modulo 360 (``[170, 190]`` covers -180..-170 too).
+    """
+    out = np.zeros(chi.shape, dtype=bool)
+    for lo, hi in ranges or ():
+        out |= np.mod(chi - lo, 360.0) <= hi - lo
+    return out
+
+
+def fit_block(
+    chi: np.ndarray,
+    profiles: np.ndarray,
+    sigma: np.ndarray | None,
+    params: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """Fit ``profiles`` of shape (n_positions, n_rows, n_chi) in one call; outputs (n, n_rows)."""
+    n, n_rows, n_chi = profiles.shape
+    model = get_model(params["model"])
+    res = fit_profiles(
+        chi,
+        profiles.reshape(n * n_rows, n_chi),
+        None if sigma is None else sigma.reshape(n * n_rows, n_chi),
+        model=model,
+        max_iter=params["max_iter"],
+        absolute_sigma=True,
+        isotropy_alpha=params["isotropy_alpha"],
+    )
+    out: dict[str, np.ndarray] = {}
+    for k, name in enumerate(model.param_names):
+        out[name] = res.params[:, k].reshape(n, n_rows)
+        out[sigma_suffix(name)] = res.errors[:, k].reshape(n, n_rows)
+    out["R2"] = res.r2.reshape(n, n_rows)
+    out["reduced_chi2"] = res.reduced_chi2.reshape(n, n_rows)
+    out["status"] = res.status.reshape(n, n_rows)
+    out["n_iter"] = res.n_iter.reshape(n, n_rows)
+    return out
+
+
+def build(spec, h5: h5py.File):
+    """Block function of a ProfileFit spec: read a block of profiles, fit them in one call."""
+    params = spec.params
+    chi, _ = profile_layout(h5[params["source"]])
+    n_chi = chi.size
+    source, sigma_path = params["source"], params["sigma_dataset"]
+    excluded = excluded_bins(chi, params.get("exclude_chi"))
+
+    def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
+        n = stop - start
+        y = h5file[source][start:stop].astype(np.float64).reshape(n, -1, n_chi)
+        sigma = None
+        if sigma_path is not None:
+            sigma = h5file[sigma_path][start:stop].astype(np.float64).reshape(y.shape)
+            sigma[..., excluded] = np.nan
+        y[..., excluded] = np.nan  # excluded bins count as empty
+        return fit_block(chi, y, sigma, params)
+
+    return compute

@@ -1,0 +1,275 @@
+"""OrderParameter, and the whole chain translate -> profiles -> fit -> order against ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import integrate, stats
+
+import pyscatter
+from pyscatter import datasets
+from pyscatter.errors import InputError
+from pyscatter.io.record import FLAGS
+from pyscatter.kernels.fitting import FitStatus
+from pyscatter.processes.base import run_on_file
+from pyscatter.processes.fitting import ProfileFit
+from pyscatter.processes.order import OrderParameter
+from pyscatter.processes.order_worker import order_block
+from pyscatter.processes.profiles import AzimuthalProfiles
+
+from .test_fitting import CHI, make_profiles, read_group, truth_params, write_profiles
+
+ORIENTED = (0, 1)  # the oriented rings of datasets.DEFAULT_RINGS (q = 0.45 and 0.8 1/nm)
+#: The module gap crosses the window of the q = 0.8 ring obliquely at chi 60..110 (52-90 % of
+#: its pixels left): AzimuthalProfiles' mean over the remaining pixels is biased there by the
+#: radial gradient of the ring and the background, a one-sided bump of ~+10 counts on ~57 at
+#: the isotropic positions that a fit rightly takes for structure. Such sectors are left out
+#: with exclude_chi, as a user would; ring 0 needs nothing.
+GAP_SECTOR = [(55.0, 125.0)]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """The issue's check scan: kappa 0 (isotropic) to 16, directors all around the circle."""
+    from conftest import write_scan
+
+    scan = datasets.oriented_map((6, 8), kappa_max=16)
+    path = write_scan(tmp_path_factory.mktemp("chain") / "map.h5", scan)
+    run_on_file(
+        path,
+        AzimuthalProfiles,
+        # the isotropic ring at 1.2 1/nm runs off the frame: no profile of it is clean
+        q=[r.q_nm for r in scan.rings[:2]],
+        width=[2 * r.width_nm for r in scan.rings[:2]],  # +-2 sigma of each Gaussian ring
+        npt_azim=180,
+        polarization_factor=datasets.POLARIZATION_FACTOR,
+        progress=False,
+    )
+    groups = {}
+    for key, model, exclude in (
+        ("maier_saupe", "maier_saupe", None),
+        ("maier_saupe_gap", "maier_saupe", GAP_SECTOR),
+        ("pseudo_voigt", "pseudo_voigt", None),
+    ):
+        fit = run_on_file(path, ProfileFit, model=model, exclude_chi=exclude, progress=False)
+        order = run_on_file(path, OrderParameter, source=fit.group, progress=False)
+        groups[key] = (fit.group, order.group)
+    return scan, path, groups
+
+
+def order_results(path, group):
+    with h5py.File(path, "r") as h5:
+        names = [g.name for g in _order_groups(h5)]
+    return pyscatter.to_xarray(path, "OrderParameter", index=names.index(group))
+
+
+def _order_groups(h5):
+    from pyscatter.io.xarray import find_results
+
+    return find_results(h5, "OrderParameter")
+
+
+def angle_diff(a, b):
+    return np.mod(a - b + 90.0, 180.0) - 90.0
+
+
+def check_ring(scan, ds, ring):
+    """The issue's tolerances on one oriented ring; returns the measured max |dS|, |d director|."""
+    oriented, isotropic = scan.kappa >= 1, scan.kappa == 0
+    s = ds["S"].values[..., ring]
+    director = ds["director"].values[..., ring]
+    d_s = np.abs(s - scan.order_parameter).max()
+    d_dir = np.abs(angle_diff(director, scan.director_deg)[oriented]).max()
+    assert d_s < 0.03  # everywhere, isotropic positions included
+    assert d_dir < 1.0  # degrees, wherever kappa >= 1
+    # the model-free <P2> of the measured profile about that director agrees as well
+    s_free = ds["S_model_free"].values[..., ring]
+    assert np.abs(s_free - scan.order_parameter)[oriented].max() < 0.03
+    # isotropic positions: flagged, S = 0 exactly, no director, never a narrow spike
+    status = ds["status"].values[..., ring]
+    assert (status[isotropic] == FitStatus.ISOTROPIC).all()
+    assert (status[oriented] == FitStatus.OK).all()
+    assert (s[isotropic] == 0).all() and np.isnan(director[isotropic]).all()
+    return d_s, d_dir
+
+
+def test_maier_saupe_chain_matches_ground_truth(chain):
+    scan, path, groups = chain
+    assert (scan.kappa == 0).sum() == 4 and (scan.kappa >= 1).sum() == 44
+    ds = order_results(path, groups["maier_saupe"][1])
+    # measured: |dS| <= 0.0041, |d director| <= 0.12 deg (2-degree chi bins)
+    check_ring(scan, ds, 0)
+    # without the gap sector left out, the oriented positions of the q = 0.8 ring are still
+    # right (measured 0.0083, 0.47 deg); its isotropic ones fit the gap's bump (see GAP_SECTOR)
+    oriented = scan.kappa >= 1
+    assert np.abs(ds["S"].values[..., 1] - scan.order_parameter)[oriented].max() < 0.03
+    director = ds["director"].values[..., 1]
+    assert np.abs(angle_diff(director, scan.director_deg)[oriented]).max() < 1.0
+    # with the gap sector left out, both rings meet every tolerance: measured |dS| <= 0.0053,
+    # 0.12 deg (ring 0) and 0.0043, 0.12 deg (ring 1)
+    gap = order_results(path, groups["maier_saupe_gap"][1])
+    for ring in ORIENTED:
+        check_ring(scan, gap, ring)
+
+
+def test_sigmas_are_propagated_from_the_fit(chain):
+    scan, path, groups = chain
+    fit_group, order_group = groups["maier_saupe"]
+    fit = read_group(path, fit_group)
+    ds = order_results(path, order_group)
+    kappa, kappa_sigma = fit["kappa"].astype(float), fit["kappa_sigma"].astype(float)
+    # dS/dkappa by central differences of the slow quadrature in pyscatter.datasets
+    h = 1e-4
+    slope = (
+        datasets.order_parameter_from_kappa(kappa + h)
+        - datasets.order_parameter_from_kappa(kappa - h)
+    ) / (2 * h)
+    s_sigma = ds["S_sigma"].values.reshape(kappa.shape)
+    ok = np.isin(fit["status"], (FitStatus.OK, FitStatus.WEAK))
+    assert ok.sum() >= 88  # the 4 x 2 isotropic positions aside
+    assert_allclose(s_sigma[ok], (slope * kappa_sigma)[ok], rtol=1e-4)
+    assert np.isnan(s_sigma[fit["status"] == FitStatus.ISOTROPIC]).all()
+    director_sigma = ds["director_sigma"].values.reshape(kappa.shape)
+    assert_allclose(director_sigma[ok], fit["x0_sigma"][ok], rtol=1e-6)
+    assert_array_equal(ds["R2"].values.reshape(kappa.shape), fit["R2"])
+
+
+def _pv_s_quad(gamma, eta):
+    """S of a pseudo-Voigt pair at 0 and 180 degrees, by scipy's adaptive quadrature."""
+
+    def shape(theta):
+        out = 0.0
+        for centre in (0.0, np.pi):
+            u2 = (np.degrees(theta - centre) / gamma) ** 2
+            out += eta / (1 + u2) + (1 - eta) * np.exp(-np.log(2) * u2)
+        return out
+
+    def p2(t):
+        return 1.5 * np.cos(t) ** 2 - 0.5
+
+    num = integrate.quad(lambda t: p2(t) * shape(t) * np.sin(t), 0, np.pi, points=[np.pi / 2])[0]
+    den = integrate.quad(lambda t: shape(t) * np.sin(t), 0, np.pi, points=[np.pi / 2])[0]
+    return num / den
+
+
+def test_pseudo_voigt_chain_is_sensible(chain):
+    scan, path, groups = chain
+    fit_group, order_group = groups["pseudo_voigt"]
+    fit = read_group(path, fit_group)
+    ds = order_results(path, order_group)
+    oriented = (scan.kappa >= 1).ravel()
+    for ring in ORIENTED:
+        s = ds["S"].values[..., ring].ravel()
+        assert ((s[oriented] > 0) & (s[oriented] < 1)).all()
+        # the pseudo-Voigt puts the floor of a Maier--Saupe distribution into its background,
+        # so its S is lower than the truth (measured by up to 0.18, at kappa = 3.9), but it
+        # follows the orientation strength closely
+        assert (s[oriented] < scan.order_parameter.ravel()[oriented] + 0.01).all()
+        assert np.abs(s - scan.order_parameter.ravel())[oriented].max() < 0.25
+        rho = stats.spearmanr(scan.kappa.ravel()[oriented], s[oriented]).statistic
+        assert rho > 0.9
+        # its model-free <P2> (same background) agrees with the model's (measured 0.006)
+        s_free = ds["S_model_free"].values[..., ring].ravel()
+        assert np.abs(s_free - s)[oriented].max() < 0.02
+        director = ds["director"].values[..., ring].ravel()
+        diff = angle_diff(director, scan.director_deg.ravel())[oriented]
+        assert np.abs(diff).max() < 1.0
+    # S by quadrature of the fitted shape equals scipy's adaptive quadrature; its sigma is
+    # the propagation of the gamma and eta errors through that quadrature
+    s_all = ds["S"].values.reshape(-1)
+    s_sigma = ds["S_sigma"].values.reshape(-1)
+    gamma, eta = fit["gamma"].astype(float).ravel(), fit["eta"].astype(float).ravel()
+    g_err, e_err = fit["gamma_sigma"].astype(float).ravel(), fit["eta_sigma"].astype(float).ravel()
+    for i in np.flatnonzero(fit["status"].ravel() == FitStatus.OK)[::9]:
+        # float32 storage of S and of the parameters it came from
+        assert_allclose(s_all[i], _pv_s_quad(gamma[i], eta[i]), rtol=1e-5)
+        hg, he = 1e-4 * gamma[i], 1e-4
+        dg = (_pv_s_quad(gamma[i] + hg, eta[i]) - _pv_s_quad(gamma[i] - hg, eta[i])) / (2 * hg)
+        de = (_pv_s_quad(gamma[i], eta[i] + he) - _pv_s_quad(gamma[i], eta[i] - he)) / (2 * he)
+        assert_allclose(s_sigma[i], np.hypot(dg * g_err[i], de * e_err[i]), rtol=1e-3)
+
+
+def test_to_xarray_gives_maps_over_positions(chain):
+    scan, path, groups = chain
+    ds = pyscatter.to_xarray(path, "OrderParameter")
+    for name in ("S", "S_sigma", "director", "director_sigma", "S_model_free", "R2", "status"):
+        assert ds[name].dims == ("Y", "X", "ring"), name
+    assert ds["status"].dtype == np.int8
+    assert_allclose(ds["ring"].values, [r.q_nm for r in scan.rings[:2]])
+    assert_allclose(ds["X"].values, scan.coords["X"])
+    assert ds["director"].attrs["units"] == "deg"
+    assert ds.attrs["complete_positions"] == 48
+    with h5py.File(path, "r") as h5:
+        group = h5[groups["pseudo_voigt"][1]]
+        assert group.attrs["model"] == "pseudo_voigt"
+        assert json.loads(group.attrs["status_codes"])["ISOTROPIC"] == FitStatus.ISOTROPIC
+        assert group.name.endswith("Intensity-ProfileFit_002/status-OrderParameter_000")
+
+
+def test_order_block_isotropic_and_failed_rows():
+    params = np.array(
+        [
+            [0.0, 0.0, np.nan, 50.0, 0.01],  # ISOTROPIC: background and a zero peak
+            [np.nan] * 5,  # FAILED
+            [5e-3, 8.0, 30.0, 50.0, 0.0],  # OK
+        ]
+    )
+    errors = np.where(np.isfinite(params), 0.1, np.nan)
+    errors[0, :3] = np.nan
+    status = np.array([FitStatus.ISOTROPIC, FitStatus.FAILED, FitStatus.OK], dtype=np.int8)
+    from pyscatter.kernels.models import MAIER_SAUPE
+
+    profiles = MAIER_SAUPE.func(CHI, np.nan_to_num(params))
+    out = order_block("maier_saupe", CHI, params, errors, status, profiles)
+    assert out["S"][0] == 0 and np.isnan(out["director"][0]) and np.isnan(out["S_sigma"][0])
+    assert np.isnan(out["S_model_free"][0])
+    assert all(np.isnan(out[k][1]) for k in out)
+    assert_allclose(out["S"][2], datasets.order_parameter_from_kappa(8.0), rtol=1e-10)
+    assert_allclose(out["director"][2], 30.0)
+    # a noise-free profile: the model-free <P2> of 4-degree bins is within 1e-3 of the exact S
+    assert abs(out["S_model_free"][2] - out["S"][2]) < 1e-3
+
+
+@pytest.fixture()
+def fitted_file(tmp_path):
+    y, sigma = make_profiles(truth_params())
+    path = write_profiles(tmp_path / "fitted.h5", y, sigma)
+    run_on_file(path, ProfileFit, progress=False)
+    return path
+
+
+def test_sources_reuse_and_refusals(fitted_file, scan_file):
+    path = fitted_file
+    summary = run_on_file(path, OrderParameter, progress=False)  # default: the latest fit
+    assert summary.group.endswith("Intensity-ProfileFit_000/status-OrderParameter_000")
+    fit_group = summary.group.rsplit("/", 1)[0]
+    again = run_on_file(path, OrderParameter, source=f"{fit_group}/kappa", progress=False)
+    assert again.reused and again.group == summary.group
+    with pytest.raises(InputError, match="n_theta"):
+        run_on_file(path, OrderParameter, n_theta=100, progress=False)
+    with pytest.raises(InputError, match="not a ProfileFit results group"):
+        run_on_file(path, OrderParameter, source=fit_group.rsplit("/", 1)[0], progress=False)
+    with pytest.raises(InputError, match="no ProfileFit results"):
+        run_on_file(scan_file, OrderParameter, progress=False)
+    with h5py.File(path, "r+") as h5:  # a fit that was killed half-way
+        h5[fit_group][FLAGS][0] = 0
+    with pytest.raises(InputError, match="positions of .*ProfileFit_000 are complete"):
+        run_on_file(path, OrderParameter, override=True, progress=False)
+
+
+def test_highly_oriented_profiles_are_not_isotropic(tmp_path):
+    """Narrow peaks (kappa = 60: HWHM 6 degrees, 1.5 bins of 4 degrees) are orientation."""
+    params = truth_params()
+    params[:, 1] = 60.0  # S = 0.975
+    params[:, 0] = 500.0 * np.exp(-60.0)
+    y, sigma = make_profiles(params, holes=False)
+    path = write_profiles(tmp_path / "narrow.h5", y, sigma)
+    run_on_file(path, ProfileFit, progress=False)
+    run_on_file(path, OrderParameter, progress=False)
+    ds = pyscatter.to_xarray(path, "OrderParameter")
+    assert (ds["status"].values == FitStatus.OK).all()
+    assert_allclose(ds["S"].values, datasets.order_parameter_from_kappa(60.0), atol=0.01)
