@@ -79,7 +79,9 @@ def test_jacobian_of_the_kappa_zero_limit_uses_the_series():
     jac = MAIER_SAUPE.fit_space.jacobian(CHI, q)[0]
     assert_allclose(jac[:, 0], u, rtol=1e-14, atol=1e-15)
     assert_allclose(jac[:, 1], 2.0 * u * (u - 1) / 2, rtol=1e-12, atol=1e-15)
-    assert_allclose(jac[:, 2], 2.0 * np.radians(1.0) * np.sin(np.radians(2 * (CHI - 20.0))), atol=1e-14)
+    assert_allclose(
+        jac[:, 2], 2.0 * np.radians(1.0) * np.sin(np.radians(2 * (CHI - 20.0))), atol=1e-14
+    )
 
 
 def test_functions_broadcast_a_single_parameter_vector():
@@ -148,7 +150,11 @@ def test_canonical_form_transforms_the_covariance(model):
     expected = normal_covariance(model, CHI, canon)
     scale = np.sqrt(np.einsum("nii->ni", expected))
     # both are inverses of normal matrices with condition numbers up to ~1e8
-    assert_allclose(cov / scale[:, :, None] / scale[:, None, :], expected / scale[:, :, None] / scale[:, None, :], atol=1e-6)
+    assert_allclose(
+        cov / scale[:, :, None] / scale[:, None, :],
+        expected / scale[:, :, None] / scale[:, None, :],
+        atol=1e-6,
+    )
 
 
 def test_regular_coordinates_round_trip():
@@ -156,14 +162,20 @@ def test_regular_coordinates_round_trip():
     params = MAIER_SAUPE.normalise(random_params(MAIER_SAUPE, rng, n=50))[0]
     params[:, 1] += 0.5
     q = MAIER_SAUPE.to_fit(params)
-    assert_allclose(MAIER_SAUPE.fit_space.func(CHI, q), MAIER_SAUPE.func(CHI, params), rtol=1e-11, atol=1e-11)
+    assert_allclose(
+        MAIER_SAUPE.fit_space.func(CHI, q), MAIER_SAUPE.func(CHI, params), rtol=1e-11, atol=1e-11
+    )
     back, _ = MAIER_SAUPE.from_fit(q)
     assert_allclose(back, params, rtol=1e-11, atol=1e-11)
     # covariance: transformed (J_q^T J_q)^-1 equals (J_p^T J_p)^-1
     _, cov = MAIER_SAUPE.from_fit(q, normal_covariance(MAIER_SAUPE.fit_space, CHI, q))
     expected = normal_covariance(MAIER_SAUPE, CHI, params)
     scale = np.sqrt(np.einsum("nii->ni", expected))
-    assert_allclose(cov / scale[:, :, None] / scale[:, None, :], expected / scale[:, :, None] / scale[:, None, :], atol=1e-6)
+    assert_allclose(
+        cov / scale[:, :, None] / scale[:, None, :],
+        expected / scale[:, :, None] / scale[:, None, :],
+        atol=1e-6,
+    )
 
 
 def test_regular_coordinates_at_kappa_zero():
@@ -184,10 +196,21 @@ def test_estimate_is_close_on_noisy_profiles(model):
     x0 = rng.uniform(-180, 180, n)
     if model is MAIER_SAUPE:
         kappa = rng.uniform(1, 16, n)
-        params = np.stack([500 * np.exp(-kappa), kappa, x0, rng.uniform(50, 100, n), rng.uniform(-0.05, 0.05, n)], 1)
+        params = np.stack(
+            [500 * np.exp(-kappa), kappa, x0, rng.uniform(50, 100, n), rng.uniform(-0.05, 0.05, n)],
+            1,
+        )
     else:
         params = np.stack(
-            [rng.uniform(50, 100, n), rng.uniform(300, 600, n), x0, rng.uniform(3, 30, n), rng.uniform(0.2, 0.8, n), rng.uniform(-0.05, 0.05, n)], 1
+            [
+                rng.uniform(50, 100, n),
+                rng.uniform(300, 600, n),
+                x0,
+                rng.uniform(3, 30, n),
+                rng.uniform(0.2, 0.8, n),
+                rng.uniform(-0.05, 0.05, n),
+            ],
+            1,
         )
     truth = model.func(CHI, params)
     profiles = truth + np.sqrt(truth) * rng.standard_normal(truth.shape)
@@ -239,6 +262,8 @@ def test_registry_and_errors():
 
 def test_wrap_deg():
     # -1e-20 + 180 rounds to 180, the edge of the interval: it must not come back as +180
-    assert_allclose(wrap_deg([180.0, -180.0, 539.0, -1e-20]), [-180.0, -180.0, 179.0, 0.0], atol=1e-15)
+    assert_allclose(
+        wrap_deg([180.0, -180.0, 539.0, -1e-20]), [-180.0, -180.0, 179.0, 0.0], atol=1e-15
+    )
     out = wrap_deg(np.array([-90.0, 90.0, 270.0, np.nan]), 180.0)
     assert_allclose(out, [-90.0, -90.0, -90.0, np.nan])
