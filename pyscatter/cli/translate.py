@@ -30,8 +30,22 @@ def register(sub) -> None:
     scans.add_argument("--dataset", help="NeXus/HDF5: path of the frames dataset")
     scans.add_argument("--axes", help="NeXus/HDF5: position axes as NAME=PATH,… (slow→fast)")
     scans.add_argument("--kind", help="NeXus/HDF5: how to read the source (see the docs)")
-    scans.add_argument("--link", action="store_true",
-                       help="HDF5 sources: copy compressed chunks without decoding")
+    scans.add_argument("--link", nargs="?", const="chunks", choices=("chunks", "vds"),
+                       help="HDF5 sources: copy compressed chunks without decoding (default), "
+                       "or 'vds': leave the frames in the sources (virtual dataset, slow reads)")
+    esrf = p.add_argument_group("ESRF ID02 series and scan layout")
+    esrf.add_argument("--series", help="ID02: field, temperature, time, frames, "
+                      "'temperature,field' or auto (default)")
+    esrf.add_argument("--detector", help="ID02: detector name when a file holds several")
+    esrf.add_argument("--scalers", action="append", help="ID02: scalers file(s) for --monitor")
+    esrf.add_argument("--snake", choices=("auto", "yes", "no"),
+                      help="serpentine scan: put alternate rows back in order (default auto)")
+    esrf.add_argument("--incomplete", choices=("pad", "drop", "error"),
+                      help="an aborted last row: pad with missing positions (default), drop, error")
+    esrf.add_argument("--no-header-geometry", action="store_true",
+                      help="ignore ESRF header geometry (Center_1/2, PSize, SampleDistance…)")
+    esrf.add_argument("--no-resume", action="store_true",
+                      help="start an interrupted translation again instead of continuing it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
 
@@ -57,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "axes": _axes(args.axes),
         "kind": args.kind,
-        "link": True if args.link else None,
+        "link": {None: None, "chunks": True, "vds": "vds"}[args.link],
+        "series": args.series,
+        "detector": args.detector,
+        "scalers": args.scalers,
+        "snake": {None: None, "auto": "auto", "yes": True, "no": False}[args.snake],
+        "incomplete": args.incomplete,
+        "header_geometry": False if args.no_header_geometry else None,
+        "resume": False if args.no_resume else None,
     }
     options = {k: v for k, v in options.items() if v is not None}
     path = translate(args.sources, args.output, format=args.format, **options)

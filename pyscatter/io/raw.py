@@ -175,13 +175,24 @@ def partial_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+#: Filters whose ``set_local`` callback stores reserved values ahead of the ones given at
+#: creation: bitshuffle keeps (major, minor, element size) in its first three slots.
+_RESERVED_SLOTS = {32008: 3}
+
+
 def chunk_filters(dset: h5py.Dataset) -> list[Filter]:
-    """The filter pipeline of ``dset`` as ``(filter id, flags, client values)``, in order."""
+    """The filter pipeline of ``dset`` as ``(filter id, flags, values)``, in order.
+
+    The values are those to give when creating a dataset with the same pipeline: the slots a
+    filter fills in by itself when a dataset is created (bitshuffle's version and element size)
+    are left out, so creating with them gives back exactly the stored pipeline.
+    """
     dcpl = dset.id.get_create_plist()
     out = []
     for i in range(dcpl.get_nfilters()):
         code, flags, values, _name = dcpl.get_filter(i)
-        out.append((int(code), int(flags), tuple(int(v) for v in values)))
+        values = tuple(int(v) for v in values)[_RESERVED_SLOTS.get(int(code), 0) :]
+        out.append((int(code), int(flags), values))
     return out
 
 
@@ -194,9 +205,7 @@ def _attr_value(value: Any) -> Any:
 # --------------------------------------------------------------------------- layout
 
 
-def _build(
-    h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str
-) -> h5py.Dataset:
+def _build(h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str) -> h5py.Dataset:
     """Everything but the frames: measurement attributes, ancillary datasets, mask, extras."""
     meas = h5.create_group("Measurement_000")
     for key, value in spec.attrs.items():
@@ -252,7 +261,13 @@ def _filtered_raw(chan: h5py.Group, spec: MeasurementSpec) -> h5py.Dataset:
         dcpl.set_filter(code, flags, values)
     space = h5py.h5s.create_simple(shape)
     tid = h5py.h5t.py_create(np.dtype(spec.dtype), logical=True)
-    return h5py.Dataset(h5py.h5d.create(chan.id, b"Raw_Data", tid, space, dcpl=dcpl))
+    dset = h5py.Dataset(h5py.h5d.create(chan.id, b"Raw_Data", tid, space, dcpl=dcpl))
+    if chunk_filters(dset) != list(spec.raw_filters or []):
+        raise InputError(
+            f"cannot reproduce the source's filter pipeline {spec.raw_filters} (got "
+            f"{chunk_filters(dset)}); copy without link, or use a virtual dataset"
+        )
+    return dset
 
 
 def _spec_key(spec: MeasurementSpec, compression: str | None, storage: str) -> str:
@@ -275,7 +290,7 @@ def _spec_key(spec: MeasurementSpec, compression: str | None, storage: str) -> s
         default=_json_default,
     )
     digest.update(text.encode())
-    arrays = [d.values for d in (*spec.position_dims, *spec.spec_dims)]
+    arrays: list[np.ndarray | None] = [d.values for d in (*spec.position_dims, *spec.spec_dims)]
     arrays += [spec.position_values, spec.mask, *(spec.extra[k] for k in sorted(spec.extra))]
     for arr in arrays:
         if arr is not None:
@@ -410,7 +425,9 @@ def _create_partial(
 
         raw = _build(h5, spec, make_raw, storage=storage)
         raw.attrs["compression"] = (
-            _filters_text(spec.raw_filters) if spec.raw_filters is not None else compression or "none"
+            _filters_text(spec.raw_filters)
+            if spec.raw_filters is not None
+            else compression or "none"
         )
         group = h5.create_group(_PROGRESS)
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -475,10 +492,7 @@ class _Barrier:
 
     def add(self, index: int, flag: int) -> None:
         self.pending.append((index, flag))
-        if (
-            len(self.pending) >= BARRIER_FRAMES
-            or time.monotonic() - self.since > BARRIER_SECONDS
-        ):
+        if len(self.pending) >= BARRIER_FRAMES or time.monotonic() - self.since > BARRIER_SECONDS:
             self.commit()
 
     def commit(self) -> None:
@@ -522,14 +536,14 @@ def _fill(
             if done[i]:
                 stored = _read_stored(raw, i, chunked, buf)
                 if stored is not None and verify_flag(done[i], stored):
-                    digest.update(stored)
+                    digest.update(stored.data)
                     resumed += 1
                     bar.update(1)
                     continue
             if iterator is None:
                 item = frames[i]  # type: ignore[index]
             stored = _write_item(raw, i, item, spec, path)
-            digest.update(stored)
+            digest.update(stored.data)
             barrier.add(i, chunk_flag(stored))
             bar.update(1)
         barrier.commit()

@@ -56,7 +56,11 @@ ENTRY_POINT_GROUP = "pyscatter.translators"
 
 #: Built-in translators: always registered, whatever the installed metadata says.
 BUILTIN_TRANSLATORS: dict[str, str] = {
+    "id02": "pyscatter.translators.id02:ID02Translator",
     "images": "pyscatter.translators.images:ImageStackTranslator",
+    "nexus": "pyscatter.translators.nexus:NexusTranslator",
+    "saxslab": "pyscatter.translators.saxslab:SaxslabTranslator",
+    "spec": "pyscatter.translators.spec:SpecTranslator",
 }
 
 #: How many files of a folder or pattern :func:`guess_translator` probes before giving up.

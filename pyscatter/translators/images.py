@@ -27,7 +27,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,7 +38,15 @@ from pyscatter.errors import FileFormatError, InputError, PyscatterError
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
+from pyscatter.translators.esrf import (
+    dummy_mask,
+    esrf_dummy,
+    esrf_geometry,
+    geometry_record,
+    header_monitor,
+)
 from pyscatter.translators.positions import (
+    INCOMPLETE,
     Positions,
     grid_positions,
     index_positions,
@@ -225,13 +233,18 @@ class ImageStackTranslator(Translator):
         positions: str | os.PathLike | None = None,
         motors: Sequence[str] | str | None = None,
         grid: Mapping[str, int] | str | None = None,
+        snake: bool | str = "auto",
+        incomplete: str = "pad",
         poni: str | os.PathLike | Mapping[str, Any] | None = None,
+        header_geometry: bool = True,
         mask: str | os.PathLike | np.ndarray | None = None,
         flip: str | None = None,
         dummy: float | None = None,
+        monitor: str | None = None,
         overwrite: bool = False,
         compression: str | None = "bslz4",
         progress: bool = False,
+        resume: bool = True,
         frames: np.ndarray | None = None,
     ) -> Path:
         """Write a stack of images (files, or an in-memory array) as one USID file.
@@ -248,7 +261,8 @@ class ImageStackTranslator(Translator):
         positions : path, optional
             A CSV file: a header naming the position dims slow to fast with units
             (``Y[um],X[um]``), then one row of measured values per image, in the order above.
-            The nested grid they form is inferred (jitter tolerated, see
+            The nested grid they form is inferred (jitter tolerated, snake scans reordered,
+            an aborted last row handled by ``incomplete``; see
             :mod:`pyscatter.translators.positions`): nominal values become the dims, read-backs
             the position values. Not a grid: one dim ``Position`` plus the columns kept as
             ``measured_<name>`` datasets, with a logged warning.
@@ -260,9 +274,24 @@ class ImageStackTranslator(Translator):
             ``frames`` array, the names of its leading dims (sizes must match).
             At most one of ``positions``, ``motors``, ``grid``. Default: one dim ``Image`` of
             index values (``Dim0, Dim1 …`` for the leading dims of a 4-D+ array).
+        snake : bool or "auto"
+            The fastest dimension runs backwards on every other row (serpentine scan); the frames
+            are put back in order and ``snake = true`` is recorded. ``"auto"`` detects it from
+            measured positions (``positions``, ``motors``); with ``grid`` it means False.
+        incomplete : {"pad", "drop", "error"}
+            An aborted scan (fewer images than the grid, less than one block of the slowest dim
+            missing): keep the grid full, with the missing positions false in a
+            ``valid_positions`` dataset and their frames zeros (``"pad"``); drop the incomplete
+            block (``"drop"``); or refuse (``"error"``). A warning says what was done.
         poni : path or dict, optional
             pyFAI geometry (PONI file or config), stored as the ``geometry`` attribute. A detector
-            with a shape must match the frames; one without gets the frames' shape.
+            with a shape must match the frames; one without gets the frames' shape. Overrides the
+            geometry of ESRF image headers.
+        header_geometry : bool
+            Without ``poni``, read the geometry from ESRF SAXS header keys (``SampleDistance``,
+            ``WaveLength``, ``Center_1/2``, ``PSize_1/2``) when the first image has them
+            (:func:`pyscatter.translators.esrf.esrf_geometry`); a header with only some of them
+            is an error naming the missing ones. False: no geometry from headers.
         mask : path or ndarray, optional
             (rows, cols), nonzero = masked, in the orientation of the source images (an image
             file is read with fabio); flipped like the frames.
@@ -271,13 +300,20 @@ class ImageStackTranslator(Translator):
             that they are in the orientation the geometry refers to (Dioptas PONI files: "ud";
             BioXTAS RAW: "lr"). Recorded as the ``flip`` and ``orientation`` attributes.
         dummy : float, optional
-            Value of invalid pixels, recorded as the ``dummy`` attribute.
+            Value of invalid pixels, recorded as the ``dummy`` attribute. Default: the ESRF
+            ``Dummy``/``DDummy`` of the first image header when nonzero; then the pixels of the
+            first image holding it are added to the ``Mask``.
+        monitor : str, optional
+            A SPEC counter (``counter_mne``/``counter_pos``) or numeric header key read from
+            every image into a ``Monitor`` dataset (one value per position; NaN where none).
         overwrite : bool
             Replace an existing ``h5_path``; otherwise refuse.
         compression : {"bslz4", "gzip", "none"}
             Of the raw data (one frame per chunk).
         progress : bool
             Show a progress bar.
+        resume : bool
+            Continue an interrupted translation (same sources and options) where it stopped.
         frames : ndarray, optional
             Instead of files: (n, rows, cols) or (*scan_shape, rows, cols), written in C order.
 
@@ -292,7 +328,8 @@ class ImageStackTranslator(Translator):
             ``h5_path`` exists and ``overwrite`` is false.
         InputError
             Bad options, counts that do not match (positions rows, grid, frames), frames of
-            different shapes or dtype kinds, a mask or PONI detector of another shape.
+            different shapes or dtype kinds, a mask or PONI detector of another shape, an ESRF
+            header with an incomplete geometry.
         FileFormatError
             A missing, truncated or corrupt image or positions file (named in the message).
         """
@@ -310,6 +347,12 @@ class ImageStackTranslator(Translator):
             )
         if dummy is not None and not isinstance(dummy, (int, float, np.number)):
             raise InputError(f"dummy must be a number, got {dummy!r}")
+        if incomplete not in INCOMPLETE:
+            raise InputError(
+                f"unsupported incomplete={incomplete!r}; expected one of {', '.join(INCOMPLETE)}"
+            )
+        if snake not in (True, False, "auto"):
+            raise InputError(f"unsupported snake={snake!r}; expected True, False or 'auto'")
 
         if frames is not None:
             if sources is not None:
@@ -332,11 +375,21 @@ class ImageStackTranslator(Translator):
             stack = _Stack(
                 len(files), first.shape, first.dtype, files=files, first=first, first_header=header
             )
-        pos = self._positions(stack, positions, motors, grid)
-        geometry = _geometry(poni, stack.frame_shape, stack.first_header)
+        pos = self._positions(stack, positions, motors, grid, snake, incomplete)
+        where = str(stack.files[0]) if stack.files else "frames"
+        geometry, geometry_source = _geometry(
+            poni, stack.frame_shape, stack.first_header, header_geometry, flip, where
+        )
         mask_arr = _load_mask(mask, stack.frame_shape)
         if mask_arr is not None:
             mask_arr = _flip(mask_arr, flip)
+        dummies = None
+        if dummy is None and stack.first_header:
+            dummies = esrf_dummy(stack.first_header, where=where)
+        if dummies is not None and stack.first is not None:
+            from_header = _flip(dummy_mask(stack.first, *dummies), flip).astype(np.uint8)
+            mask_arr = from_header if mask_arr is None else (mask_arr | from_header)
+        monitor_values = self._monitor(stack, monitor)
         # checksums last: every cheap check above has passed (a big stack takes a while)
         records = [_file_record(f) for f in stack.files]
 
@@ -346,23 +399,56 @@ class ImageStackTranslator(Translator):
             "versions": _versions(),
             "sources": records,
             "n_sources": stack.n,
-            "positions_source": pos.source,
             "orientation": _orientation(flip, stack.array is not None),
             "flip": flip or "none",
             "options": _options_record(
-                positions, motors, grid, poni, mask, flip, dummy, compression, frames
+                positions,
+                motors,
+                grid,
+                poni,
+                mask,
+                flip,
+                dummy,
+                compression,
+                frames,
+                snake=snake,
+                incomplete=incomplete,
+                monitor=monitor,
+                header_geometry=header_geometry,
             ),
+            **pos.record(),
         }
+        if geometry_source:
+            attrs["geometry_source"] = geometry_source
+        esrf = geometry_record(stack.first_header) if stack.first_header else {}
+        if esrf:
+            attrs["esrf_header"] = esrf
         if stack.array is not None:
             attrs["frames_source"] = f"in-memory array {tuple(stack.array.shape)} {stack.dtype}"
         if dummy is not None:
             attrs["dummy"] = float(dummy)
+        elif dummies is not None:
+            attrs["dummy"], attrs["delta_dummy"] = dummies
+            attrs["dummy_source"] = (
+                f"ESRF header of {stack.files[0].name}: Dummy/DDummy; the pixels of that image "
+                "holding it are in Mask"
+            )
         if poni is not None:
             attrs["poni"] = (
                 str(Path(poni).resolve()) if isinstance(poni, (str, os.PathLike)) else "dict"
             )
         if pos.extra_units:
             attrs["measured_units"] = pos.extra_units
+        pos.with_valid_dataset()
+        extra = dict(pos.extra)
+        extra_attrs = {k: {"units": u} for k, u in pos.extra_units.items()}
+        if monitor_values is not None:
+            extra["Monitor"] = pos.arrange(monitor_values)
+            extra_attrs["Monitor"] = {
+                "units": "counts",
+                "source": f"header {monitor!r} of each image (counter_mne/counter_pos or key)",
+            }
+            attrs["monitor"] = monitor
         rows, cols = stack.frame_shape
         spec = MeasurementSpec(
             position_dims=pos.dims,
@@ -372,7 +458,8 @@ class ImageStackTranslator(Translator):
             attrs=attrs,
             geometry=geometry,
             mask=mask_arr,
-            extra=pos.extra,
+            extra=extra,
+            extra_attrs=extra_attrs,
         )
         logger.info(
             "translating %d %s of %s %s into %s",
@@ -385,15 +472,18 @@ class ImageStackTranslator(Translator):
         return write_measurement(
             h5_path,
             spec,
-            _frames(stack, flip),
+            _Frames(stack, flip, pos),
             compression=compression,
             overwrite=overwrite,
             progress=progress,
+            resume=resume,
         )
 
     # ------------------------------------------------------------------ positions
 
-    def _positions(self, stack: _Stack, positions: Any, motors: Any, grid: Any) -> Positions:
+    def _positions(
+        self, stack: _Stack, positions: Any, motors: Any, grid: Any, snake: Any, incomplete: str
+    ) -> Positions:
         n = stack.n
         if positions is not None:
             labels, values = read_positions_csv(positions)
@@ -402,7 +492,13 @@ class ImageStackTranslator(Translator):
                     f"positions file {positions}: {values.shape[0]} rows of positions for "
                     f"{n} {stack.what()}; expected one row per image, in natural file order"
                 )
-            pos = infer_grid(values, labels, source=f"positions file {Path(positions).resolve()}")
+            pos = infer_grid(
+                values,
+                labels,
+                source=f"positions file {Path(positions).resolve()}",
+                snake=snake,
+                incomplete=incomplete,
+            )
             _check_array_shape(stack, pos, "positions")
             return pos
         if motors is not None:
@@ -412,7 +508,11 @@ class ImageStackTranslator(Translator):
             labels, values = motor_positions(headers, motors, stack.files)
             names = ",".join(name for name, _ in labels)
             return infer_grid(
-                values, labels, source=f"motors {names} (motor_mne/motor_pos headers)"
+                values,
+                labels,
+                source=f"motors {names} (motor_mne/motor_pos headers)",
+                snake=snake,
+                incomplete=incomplete,
             )
         if stack.array is not None and stack.array.ndim > 3:
             scan = stack.scan_shape
@@ -425,10 +525,26 @@ class ImageStackTranslator(Translator):
                     f"grid {grid!r} has shape {tuple(s for _, _, s in parsed)}; "
                     f"the frames array has scan shape {scan}"
                 )
-            return grid_positions(grid, n, what=stack.what())
+            return grid_positions(grid, n, what=stack.what(), snake=snake is True)
         if grid is not None:
-            return grid_positions(grid, n, what=stack.what())
+            return grid_positions(
+                grid, n, what=stack.what(), snake=snake is True, incomplete=incomplete
+            )
         return index_positions(n, "Image")
+
+    def _monitor(self, stack: _Stack, monitor: str | None) -> np.ndarray | None:
+        if monitor is None:
+            return None
+        if stack.array is not None:
+            raise InputError("monitor= reads image headers; in-memory frames have none")
+        headers = [stack.first_header] + [read_header(f) for f in stack.files[1:]]
+        return np.array(
+            [
+                header_monitor(h, monitor, where=str(f))
+                for h, f in zip(headers, stack.files, strict=True)
+            ],
+            dtype=np.float64,
+        )
 
 
 def _check_array_shape(stack: _Stack, pos: Positions, what: str) -> None:
@@ -459,37 +575,76 @@ def _array_stack(frames: Any) -> _Stack:
     return _Stack(n, tuple(array.shape[-2:]), array.dtype, array=array)
 
 
-def _frames(stack: _Stack, flip: str | None) -> Iterator[np.ndarray]:
-    """The frames in position order, flipped; file images read one at a time."""
-    if stack.array is not None:
-        for frame in stack.array.reshape(stack.n, *stack.frame_shape):
-            yield _flip(frame, flip)
-        return
-    assert stack.first is not None
-    yield _flip(stack.first, flip)
-    stack.first = None  # do not keep it alive for the whole run
-    for path in stack.files[1:]:
-        frame, _ = read_image(path)
-        if frame.shape != stack.frame_shape:
-            raise InputError(
-                f"{path}: image of shape {frame.shape}; the first image ({stack.files[0].name}) "
-                f"is {stack.frame_shape}"
-            )
-        if frame.dtype.kind != stack.dtype.kind or not np.can_cast(frame.dtype, stack.dtype):
-            raise InputError(
-                f"{path}: image of dtype {frame.dtype}; the first image ({stack.files[0].name}) "
-                f"is {stack.dtype}, and every image must fit it"
-            )
-        yield _flip(frame, flip)
+class _Frames:
+    """The frames in position order, flipped, read one at a time (random access for resume)."""
+
+    def __init__(self, stack: _Stack, flip: str | None, pos: Positions) -> None:
+        self.stack, self.flip, self.pos = stack, flip, pos
+        self.flat = (
+            stack.array.reshape(stack.n, *stack.frame_shape) if stack.array is not None else None
+        )
+
+    def __len__(self) -> int:
+        return self.pos.n_positions
+
+    def __getitem__(self, position: int) -> np.ndarray | None:
+        index = self.pos.source_index(position)
+        if index < 0:
+            return None  # never measured: zeros
+        stack = self.stack
+        if self.flat is not None:
+            return _flip(self.flat[index], self.flip)
+        if index == 0 and stack.first is not None:
+            frame = stack.first
+        else:
+            path = stack.files[index]
+            frame, _ = read_image(path)
+            if frame.shape != stack.frame_shape:
+                raise InputError(
+                    f"{path}: image of shape {frame.shape}; the first image "
+                    f"({stack.files[0].name}) is {stack.frame_shape}"
+                )
+            if frame.dtype.kind != stack.dtype.kind or not np.can_cast(frame.dtype, stack.dtype):
+                raise InputError(
+                    f"{path}: image of dtype {frame.dtype}; the first image "
+                    f"({stack.files[0].name}) is {stack.dtype}, and every image must fit it"
+                )
+        return _flip(frame, self.flip)
 
 
 # --------------------------------------------------------------------------- geometry and mask
 
 
-def _geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, Any]) -> dict | None:
+def _geometry(
+    poni: Any,
+    frame_shape: tuple[int, int],
+    header: Mapping[str, Any],
+    header_geometry: bool,
+    flip: str | None,
+    where: str,
+) -> tuple[dict | None, str | None]:
+    """The geometry and where it comes from: ``poni``, else the ESRF header, else none."""
+    if poni is not None:
+        return _poni_geometry(poni, frame_shape, header), "poni"
+    if not header_geometry or not header:
+        return None, None
+    config = esrf_geometry(header, frame_shape, where=where)
+    if config is None:
+        return None, None
+    if flip is not None:
+        raise InputError(
+            f"{where}: the ESRF header geometry refers to the image as stored, but flip={flip!r} "
+            "was asked; give the geometry of the flipped images with poni=FILE (--poni FILE), or "
+            "drop flip"
+        )
+    return (
+        config,
+        f"ESRF header of {Path(where).name} (SampleDistance, WaveLength, Center_1/2, PSize_1/2 via pyFAI setSPD)",
+    )
+
+
+def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, Any]) -> dict:
     """pyFAI config of ``poni``, checked against (and completed with) the frames' shape."""
-    if poni is None:
-        return None
     import pyFAI
 
     if isinstance(poni, Mapping):
@@ -580,8 +735,11 @@ def _describe(value: Any) -> Any:
     return repr(value)
 
 
-def _options_record(positions, motors, grid, poni, mask, flip, dummy, compression, frames) -> dict:
+def _options_record(
+    positions, motors, grid, poni, mask, flip, dummy, compression, frames, **more
+) -> dict:
     return {
+        **{k: _describe(v) for k, v in more.items()},
         "positions": _describe(positions),
         "motors": _describe(motors),
         "grid": _describe(grid),

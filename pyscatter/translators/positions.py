@@ -1,8 +1,8 @@
 """Scan positions for translators: labels with units, grids, CSV files, SPEC-era motor headers.
 
 Every translator ends up with a :class:`Positions`: the position dimensions (slow to fast) with
-their nominal values, plus the measured read-backs when the source has them. Measured values are
-turned into a grid by :func:`infer_grid`:
+their nominal values, plus the measured read-backs when the source has them, and the order in which
+the source's frames fill the grid. Measured values are turned into a grid by :func:`infer_grid`:
 
 * the columns are the dimensions, slow to fast; the scan is nested, so dimension ``k`` keeps one
   level over blocks of ``prod(sizes of the faster dims)`` consecutive rows;
@@ -13,9 +13,22 @@ turned into a grid by :func:`infer_grid`:
 * the nominal value of each level is the mean of its read-backs; the read-backs themselves are
   kept as the position values.
 
-Positions that form no such grid (snake scans, aborted rows, a jittering motor that was not
-scanned) become one dimension ``Position`` of index values, the measured columns kept as extra
-datasets, with a logged warning.
+Two departures from a plain nested grid are recognised and put back in order:
+
+* **snake (serpentine) scans**: the fastest motor runs back on every other row. The frames of those
+  rows are reordered so that the fast dimension always increases the same way; the positions record
+  ``snake = True`` (:attr:`Positions.snake`) and :attr:`Positions.order` maps every grid position to
+  the frame measured there.
+* **aborted scans**: the last block of the slowest dimension (the last row of a map, the last map of
+  a field series …) has fewer points than the others. A beamline scientist wants the map as
+  planned, so by default (``incomplete="pad"``) the grid is kept full: the positions never measured
+  get order ``-1`` (:attr:`Positions.valid` false; translators store a ``valid_positions`` dataset and
+  fill those frames with zeros) and carry their nominal values. ``incomplete="drop"`` drops the
+  incomplete block instead, ``incomplete="error"`` refuses. Either way a warning says what was done.
+
+Positions that form no such grid (irregular positions, a jittering motor that was not scanned)
+become one dimension ``Position`` of index values, the measured columns kept as extra datasets,
+with a logged warning: irregular positions are kept as measured.
 
 Examples
 --------
@@ -25,6 +38,10 @@ Examples
 >>> pos = infer_grid(values, [("Y", "um"), ("X", "um")], source="example")
 >>> [(d.name, len(d)) for d in pos.dims]
 [('Y', 2), ('X', 3)]
+>>> snake = values[[0, 1, 2, 5, 4, 3]]                 # the second row measured backwards
+>>> pos = infer_grid(snake, [("Y", "um"), ("X", "um")], source="example")
+>>> pos.snake, pos.order.tolist()
+(True, [0, 1, 2, 5, 4, 3])
 >>> parse_grid("Y=6,X[mm]=8")
 [('Y', '', 6), ('X', 'mm', 8)]
 """
@@ -47,7 +64,9 @@ from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.usid import Dim
 
 __all__ = [
+    "INCOMPLETE",
     "Positions",
+    "arrange_positions",
     "grid_positions",
     "index_positions",
     "infer_grid",
@@ -63,6 +82,9 @@ logger = logging.getLogger(__name__)
 JITTER_FRACTION = 0.25
 #: A dimension of size 1 must have a spread below this, relative to max(1, |value|).
 CONSTANT_RTOL = 1e-9
+
+#: Accepted values of ``incomplete`` (what to do with an aborted last block of a scan).
+INCOMPLETE = ("pad", "drop", "error")
 
 _LABEL = re.compile(r"^\s*(?P<name>[^\[\]()]+?)\s*(?:[\[(]\s*(?P<unit>[^\])]*?)\s*[\])])?\s*$")
 
@@ -83,6 +105,14 @@ class Positions:
         The unit of each extra dataset.
     source : str
         Where the positions come from, for the file's attributes.
+    order : ndarray or None
+        (n_positions,) int64: the source frame (its index in the order the translator read the
+        frames) measured at each grid position, ``-1`` where nothing was measured (an aborted
+        scan). None means the identity: frame ``i`` at position ``i``.
+    snake : bool
+        The frames were reordered from a snake (serpentine) scan.
+    notes : list of str
+        What was done to the positions (reordering, padding, dropping), one sentence each.
     """
 
     dims: list[Dim]
@@ -90,6 +120,9 @@ class Positions:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     extra_units: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    order: np.ndarray | None = None
+    snake: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -99,6 +132,51 @@ class Positions:
     @property
     def n_positions(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def valid(self) -> np.ndarray | None:
+        """(n_positions,) bool: where a frame was measured; None if every position was."""
+        if self.order is None or bool((self.order >= 0).all()):
+            return None
+        return self.order >= 0
+
+    def source_index(self, position: int) -> int:
+        """The source frame measured at ``position`` (``-1``: none)."""
+        return position if self.order is None else int(self.order[position])
+
+    def arrange(self, per_frame: np.ndarray, fill: float = math.nan) -> np.ndarray:
+        """Per-source-frame values (first axis) → per-position values, ``fill`` where missing.
+
+        >>> pos = Positions([Dim("X", "", np.arange(3.0))], order=np.array([2, -1, 0]))
+        >>> pos.arrange(np.array([10.0, 11.0, 12.0])).tolist()
+        [12.0, nan, 10.0]
+        """
+        per_frame = np.asarray(per_frame)
+        if self.order is None:
+            return per_frame.copy()
+        dtype = np.result_type(per_frame.dtype, np.asarray(fill).dtype)
+        out = np.full((self.n_positions, *per_frame.shape[1:]), fill, dtype=dtype)
+        ok = self.order >= 0
+        out[ok] = per_frame[self.order[ok]]
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """Attributes describing how frames fill the grid (for ``Measurement_000``)."""
+        valid = self.valid
+        return {
+            "positions_source": self.source,
+            "snake": self.snake,
+            "missing_positions": 0 if valid is None else int((~valid).sum()),
+            "positions_notes": list(self.notes),
+        }
+
+    def with_valid_dataset(self) -> Positions:
+        """Add the ``valid_positions`` extra dataset when some positions were not measured."""
+        valid = self.valid
+        if valid is not None:
+            self.extra["valid_positions"] = valid.copy()
+            self.extra_units["valid_positions"] = ""
+        return self
 
 
 # --------------------------------------------------------------------------- labels and grids
@@ -181,21 +259,175 @@ def index_positions(n: int, name: str = "Image", *, source: str = "index") -> Po
     return Positions([Dim(name, "", np.arange(n, dtype=np.float64))], source=source)
 
 
-def grid_positions(grid: str | Mapping[str, int], n: int, *, what: str = "images") -> Positions:
+def grid_positions(
+    grid: str | Mapping[str, int],
+    n: int,
+    *,
+    what: str = "images",
+    snake: bool = False,
+    incomplete: str | None = None,
+) -> Positions:
     """Index-valued dimensions of a regular grid (``grid="Y=6,X=8"``) over ``n`` positions.
+
+    Parameters
+    ----------
+    grid : dict or str
+        Slow to fast, see :func:`parse_grid`.
+    n : int
+        Number of frames, in scan order.
+    what : str
+        What the frames are, for messages.
+    snake : bool
+        The fastest dimension runs backwards on every other row (a serpentine scan): those frames
+        are put back in order.
+    incomplete : {"pad", "drop", "error"} or None
+        Fewer frames than the grid (an aborted scan, less than one block of the slowest dimension
+        missing): keep the grid full and mark the missing positions (``"pad"``), drop the
+        incomplete block (``"drop"``), or refuse (``"error"``, and None).
 
     Raises
     ------
     InputError
-        The grid's size differs from ``n`` (the message gives both counts).
+        The grid's size differs from ``n`` (the message gives both counts) and ``incomplete``
+        does not allow it.
     """
     parsed = parse_grid(grid)
-    total = math.prod(size for _, _, size in parsed)
-    if total != n:
-        text = " × ".join(f"{name}={size}" for name, _, size in parsed)
-        raise InputError(f"grid {text} has {total} positions but there are {n} {what}")
-    dims = [Dim(name, unit, np.arange(size, dtype=np.float64)) for name, unit, size in parsed]
-    return Positions(dims, source=f"grid {','.join(f'{nm}={s}' for nm, _, s in parsed)}")
+    sizes = [size for _, _, size in parsed]
+    total = math.prod(sizes)
+    text = " × ".join(f"{name}={size}" for name, _, size in parsed)
+    block = math.prod(sizes[1:])
+    if total != n and (incomplete in (None, "error") or n > total or total - n >= block):
+        hint = ""
+        if incomplete not in (None, "error") and n < total:
+            hint = f" (more than one block of {parsed[0][0]} is missing: not an aborted scan)"
+        raise InputError(f"grid {text} has {total} positions but there are {n} {what}{hint}")
+    source = f"grid {','.join(f'{nm}={s}' for nm, _, s in parsed)}"
+    order, sizes, notes = _grid_order(
+        n, sizes, snake, incomplete or "error", [nm for nm, _, _ in parsed], source
+    )
+    dims = [
+        Dim(name, unit, np.arange(size, dtype=np.float64))
+        for (name, unit, _), size in zip(parsed, sizes, strict=True)
+    ]
+    identity = bool((order == np.arange(order.size)).all())
+    return Positions(
+        dims, source=source, order=None if identity else order, snake=snake, notes=notes
+    )
+
+
+def arrange_positions(
+    n: int,
+    sizes: Sequence[int],
+    *,
+    snake: bool = False,
+    incomplete: str = "pad",
+    names: Sequence[str] | None = None,
+    source: str = "",
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Where ``n`` frames measured in scan order land in a grid of ``sizes`` (slow to fast).
+
+    Parameters
+    ----------
+    n : int
+        Frames measured, in scan order (at most ``prod(sizes)``, and fewer only by less than one
+        block of the slowest dimension).
+    sizes : sequence of int
+        The planned grid, slow to fast.
+    snake : bool
+        The fastest dimension runs backwards on odd rows (rows counted over the whole scan).
+    incomplete : {"pad", "drop", "error"}
+        What to do when ``n < prod(sizes)``, see :func:`infer_grid`.
+    names : sequence of str, optional
+        Dimension names, for messages.
+    source : str
+        Where the frames come from, for messages.
+
+    Returns
+    -------
+    order : ndarray
+        (n_positions,) int64: the frame at each grid position, ``-1`` where none.
+    sizes : list of int
+        The grid kept (the slowest size shrinks with ``incomplete="drop"``).
+    notes : list of str
+        What was done, one sentence each (also logged as warnings for incomplete scans).
+
+    Examples
+    --------
+    >>> order, sizes, notes = arrange_positions(5, [2, 3], snake=True)
+    >>> order.tolist(), sizes
+    ([0, 1, 2, -1, 4, 3], [2, 3])
+    """
+    return _grid_order(n, list(sizes), snake, incomplete, names, source)
+
+
+def _grid_order(
+    n: int,
+    sizes: list[int],
+    snake: bool,
+    incomplete: str,
+    names: Sequence[str] | None,
+    source: str,
+    *,
+    log: bool = True,
+) -> tuple[np.ndarray, list[int], list[str]]:
+    if incomplete not in INCOMPLETE:
+        raise InputError(
+            f"unsupported incomplete={incomplete!r}; expected one of {', '.join(INCOMPLETE)}"
+        )
+    sizes = [int(s) for s in sizes]
+    names = list(names) if names else [f"Dim{k}" for k in range(len(sizes))]
+    total = math.prod(sizes)
+    block = math.prod(sizes[1:])
+    notes: list[str] = []
+    where = f"{source}: " if source else ""
+    if n > total or n <= 0:
+        raise InputError(f"{where}{n} frames do not fit a grid of {total} positions")
+    keep = n
+    if n < total:
+        full = n // block
+        shape = " × ".join(f"{nm}={s}" for nm, s in zip(names, sizes, strict=True))
+        partial = f"the last {names[0]} block has {n - full * block} of its {block} positions"
+        if incomplete == "error":
+            raise InputError(
+                f"{where}the scan was aborted: {partial}; pass incomplete='pad' to keep the grid "
+                "and mark the missing positions, or incomplete='drop' to drop that block"
+            )
+        if incomplete == "drop":
+            if full == 0:
+                raise InputError(
+                    f"{where}the scan was aborted within its first {names[0]} block: "
+                    "nothing would be left with incomplete='drop'"
+                )
+            keep = full * block
+            sizes = [full, *sizes[1:]]
+            kept = " × ".join(f"{nm}={s}" for nm, s in zip(names, sizes, strict=True))
+            note = (
+                f"the scan was aborted ({partial}); that block was dropped: {n - keep} frames "
+                f"left out, grid {kept}"
+            )
+        else:
+            note = (
+                f"the scan was aborted ({partial}); the grid {shape} is kept full: the "
+                f"{total - n} positions never measured are marked false in valid_positions, "
+                "carry their nominal values, and their frames are zeros"
+            )
+        notes.append(note)
+        if log:
+            logger.warning("%s%s", where, note)
+    width = sizes[-1]
+    i = np.arange(keep, dtype=np.int64)
+    row, col = np.divmod(i, width)
+    if snake:
+        col = np.where(row % 2 == 1, width - 1 - col, col)
+        notes.append(
+            f"snake scan: {names[-1]} ran backwards on every other row; those frames were put "
+            "back in order (snake = true)"
+        )
+        if log:
+            logger.info("%s%s", where, notes[-1])
+    order = np.full(math.prod(sizes), -1, dtype=np.int64)
+    order[row * width + col] = i
+    return order, sizes, notes
 
 
 # --------------------------------------------------------------------------- measured values
@@ -372,7 +604,14 @@ def _nest(
     return None
 
 
-def infer_grid(values: np.ndarray, labels: Sequence[tuple[str, str]], *, source: str) -> Positions:
+def infer_grid(
+    values: np.ndarray,
+    labels: Sequence[tuple[str, str]],
+    *,
+    source: str,
+    snake: bool | str = "auto",
+    incomplete: str = "pad",
+) -> Positions:
     """Position dims from measured values: the nested grid they form, else one ``Position`` dim.
 
     Parameters
@@ -383,35 +622,158 @@ def infer_grid(values: np.ndarray, labels: Sequence[tuple[str, str]], *, source:
         Of the columns.
     source : str
         Where the values come from (for messages and the file's attributes).
+    snake : bool or "auto"
+        Whether the fastest dimension runs backwards on every other row (serpentine scan);
+        ``"auto"`` detects it from the values.
+    incomplete : {"pad", "drop", "error"}
+        An aborted scan (the last block of the slowest dimension incomplete): keep the grid full
+        and mark the missing positions (``"pad"``), drop the incomplete block (``"drop"``), or
+        refuse (``"error"``). A warning says what was done.
 
     Returns
     -------
     Positions
-        On a grid: dims with the level means as nominal values, ``values`` the read-backs.
+        On a grid: dims with the level means as nominal values, ``values`` the read-backs in grid
+        order (nominal values where nothing was measured), ``order`` the frame of each position
+        when frames were reordered or are missing.
         Otherwise one dim ``Position`` of index values and the columns in ``extra`` (named
         ``measured_<name>``), with a logged warning.
+
+    Raises
+    ------
+    InputError
+        Bad ``snake`` or ``incomplete``; an aborted scan with ``incomplete="error"``.
     """
+    if snake not in (True, False, "auto"):
+        raise InputError(f"unsupported snake={snake!r}; expected True, False or 'auto'")
+    if incomplete not in INCOMPLETE:
+        raise InputError(
+            f"unsupported incomplete={incomplete!r}; expected one of {', '.join(INCOMPLETE)}"
+        )
     values = np.asarray(values, dtype=np.float64)
-    found = grid_shape(values)
+    n, d = values.shape
+    names = [name for name, _ in labels]
+    found = grid_shape(values) if snake is not True else None
     if found is not None:
         shape, levels = found
         dims = [Dim(name, unit, lv) for (name, unit), lv in zip(labels, levels, strict=True)]
         logger.info(
             "%s: positions form a %s grid",
             source,
-            " × ".join(f"{name}={size}" for (name, _), size in zip(labels, shape, strict=True)),
+            " × ".join(f"{name}={size}" for name, size in zip(names, shape, strict=True)),
         )
         return Positions(dims, values=values, source=source)
+    sizes = _planned_sizes(values) if d >= 2 and n >= 2 else None
+    if sizes is not None:
+        for sn in (False, True) if snake == "auto" else (bool(snake),):
+            arranged = _arranged_grid(values, sizes, sn)
+            if arranged is None:
+                continue
+            # a valid arrangement: now apply the incomplete policy (may warn, drop or raise)
+            order, kept, notes = _grid_order(n, sizes, sn, incomplete, names, source)
+            arranged = _arranged_grid(values, kept, sn, order=order)
+            assert arranged is not None  # a subset of a valid arrangement is valid
+            grid_values, levels = arranged
+            dims = [Dim(name, unit, lv) for (name, unit), lv in zip(labels, levels, strict=True)]
+            identity = bool((order == np.arange(order.size)).all())
+            return Positions(
+                dims,
+                values=grid_values,
+                source=source,
+                order=None if identity else order,
+                snake=sn,
+                notes=notes,
+            )
     logger.warning(
         "%s: the %d positions of %s do not form a nested grid (slow to fast, each dimension "
-        "constant over blocks of the faster ones); stored as one dimension 'Position' of index "
-        "values, with the measured columns kept as datasets %s",
+        "constant over blocks of the faster ones, possibly a snake scan or an aborted last "
+        "block); stored as one dimension 'Position' of index values, with the measured columns "
+        "kept as datasets %s",
         source,
         values.shape[0],
-        ", ".join(n for n, _ in labels),
-        ", ".join(f"measured_{n}" for n, _ in labels),
+        ", ".join(names),
+        ", ".join(f"measured_{nm}" for nm in names),
     )
     pos = index_positions(values.shape[0], "Position", source=source)
     pos.extra = {f"measured_{name}": values[:, k].copy() for k, (name, _) in enumerate(labels)}
     pos.extra_units = {f"measured_{name}": unit for name, unit in labels}
+    pos.notes = ["positions form no grid: kept as measured, one dimension 'Position'"]
     return pos
+
+
+def _first_change(column: np.ndarray) -> int:
+    """Length of the first run of one level in ``column`` (jitter-tolerant), or its length."""
+    if column.size < 2:
+        return int(column.size)
+    steps = np.abs(np.diff(column))
+    scale = max(1.0, float(np.max(np.abs(column))))
+    # Within a run the differences are read-back jitter; a run of a slower dimension has at least
+    # two points, so at least half the differences are jitter and their lower quartile measures it.
+    threshold = max(16.0 * float(np.percentile(steps, 25)), CONSTANT_RTOL * scale)
+    jumps = np.flatnonzero(steps > threshold)
+    return int(jumps[0]) + 1 if jumps.size else int(column.size)
+
+
+def _planned_sizes(values: np.ndarray) -> list[int] | None:
+    """Grid sizes (slow to fast) of a possibly aborted scan, from the run lengths of its first block."""
+    n, d = values.shape
+    blocks = []
+    limit = n
+    for k in range(d - 1):
+        limit = _first_change(values[:limit, k])
+        blocks.append(limit)
+    sizes = [math.ceil(n / blocks[0])]
+    for k in range(1, d - 1):
+        if blocks[k] < 1 or blocks[k - 1] % blocks[k]:
+            return None
+        sizes.append(blocks[k - 1] // blocks[k])
+    sizes.append(blocks[-1])
+    if min(sizes) < 1:
+        return None
+    return sizes
+
+
+def _arranged_grid(
+    values: np.ndarray, sizes: list[int], snake: bool, *, order: np.ndarray | None = None
+) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """Grid-ordered values (nominal where unmeasured) and level means, if the values fit the grid."""
+    n, d = values.shape
+    if order is None:
+        try:
+            order, sizes, _ = _grid_order(n, sizes, snake, "pad", None, "", log=False)
+        except InputError:
+            return None
+    total = order.size
+    measured = order >= 0
+    grid = np.full((total, d), np.nan)
+    grid[measured] = values[order[measured]]
+    shape = tuple(sizes)
+    levels = []
+    for k in range(d):
+        found = _levels_masked(grid[:, k].reshape(shape), measured.reshape(shape), k)
+        if found is None:
+            return None
+        levels.append(found)
+    index = np.unravel_index(np.flatnonzero(~measured), shape)
+    for k in range(d):
+        grid[~measured, k] = levels[k][index[k]]
+    return grid, levels
+
+
+def _levels_masked(v: np.ndarray, ok: np.ndarray, axis: int) -> np.ndarray | None:
+    """Like :func:`_levels` over the measured entries ``ok`` only (every level must have one)."""
+    others = tuple(a for a in range(v.ndim) if a != axis)
+    counts = ok.sum(axis=others) if others else ok.astype(np.int64)
+    if np.any(counts == 0):
+        return None
+    sums = np.where(ok, v, 0.0).sum(axis=others) if others else np.where(ok, v, 0.0)
+    means = sums / counts
+    expanded = np.expand_dims(means, others) if others else means
+    spread = float(np.max(np.where(ok, np.abs(v - expanded), 0.0)))
+    if v.shape[axis] == 1:
+        scale = max(1.0, float(np.max(np.abs(np.where(ok, v, 0.0)))))
+        return means if spread <= CONSTANT_RTOL * scale else None
+    step = float(np.min(np.diff(np.sort(means))))
+    if step <= 0 or spread > JITTER_FRACTION * step:
+        return None
+    return means

@@ -108,23 +108,26 @@ def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_s
     full_time = time.perf_counter() - t0
     compute_time = full_time - t_first
 
+    block_time = compute_time / scan.n_positions  # one position per block
+
     rng = np.random.default_rng(2026)
     kills = landed = 0
     for run in range(4):
         path = write_scan(tmp_path / f"killed_{run}.h5", scan)
         sha_before = raw_sha(path)
         for k in range(5):
-            before = _status(path)
+            done = (safety.read_status(path) or {}).get("done", 0)
+            left = scan.n_positions - done
             proc = start(ctx, path)
-            if k == 0:  # any moment, set-up and journaled link included
-                time.sleep(rng.uniform(0.0, full_time))
-            else:  # while blocks are being written
-                deadline = time.time() + 60
-                while _status(path) == before and proc.is_alive() and time.time() < deadline:
-                    time.sleep(0.002)
-                status = safety.read_status(path) or {}
-                left = 1 - status.get("done", 0) / status.get("blocks", 1)
-                time.sleep(rng.uniform(0.0, 0.8 * compute_time * left))
+            if k == 0 or left < 3:  # during set-up (journaled link included) or start-up
+                time.sleep(rng.uniform(0.0, t_first))
+            else:  # while blocks are written: after a random number of them, mid-block
+                target = done + int(rng.integers(1, left - 1))
+                deadline = time.time() + 120
+                while ((safety.read_status(path) or {}).get("done", 0) < target
+                       and proc.is_alive() and time.time() < deadline):
+                    time.sleep(0.001)
+                time.sleep(rng.uniform(0.0, block_time))
             with contextlib.suppress(ProcessLookupError):  # it may have finished already
                 os.kill(proc.pid, signal.SIGKILL)
             proc.join(30)
@@ -140,7 +143,7 @@ def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_s
         assert raw_sha(path) == sha_before
         assert not (tmp_path / f"killed_{run}.h5.journal").exists()
     assert kills == 20
-    assert landed >= 12, landed  # most kills hit a live writer (a few came after it finished)
+    assert landed >= 14, landed  # nearly every kill hits a live writer (on a loaded machine a few land late)
 
 
 def test_ctrl_c_exits_130_and_resumes(tmp_path):

@@ -28,7 +28,7 @@ from pyscatter.translators import (
     guess_translator,
     translate,
 )
-from pyscatter.translators.base import ENTRY_POINT_GROUP, expand_sources
+from pyscatter.translators.base import BUILTIN_TRANSLATORS, ENTRY_POINT_GROUP, expand_sources
 from pyscatter.translators.images import ImageStackTranslator
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -169,15 +169,17 @@ def test_csv_positions_with_jitter(tmp_path):
 def test_csv_positions_not_a_grid_fall_back(tmp_path, caplog):
     frames = frames_of(4)
     write_stack(tmp_path / "scan", frames, "edf")
-    csv = tmp_path / "snake.csv"
-    csv.write_text("Y[mm],X[mm]\n0,0\n0,1\n1,1\n1,0\n")
+    # irregular positions (a spiral-like path) are kept as measured
+    csv = tmp_path / "irregular.csv"
+    csv.write_text("Y[mm],X[mm]\n0,0\n0.3,1.7\n1.1,0.2\n2.5,2.5\n")
     with caplog.at_level(logging.WARNING):
         out = ImageStackTranslator().translate(tmp_path / "scan", tmp_path / "o.h5", positions=csv)
-    assert "do not form a nested grid" in caplog.text and "snake.csv" in caplog.text
+    assert "do not form a nested grid" in caplog.text and "irregular.csv" in caplog.text
     h5, main = open_main(out)
     with h5:
         assert [d.name for d in dims_of(main, "Position")] == ["Position"]
-        assert_array_equal(main.parent["measured_X"][()], [0, 1, 1, 0])
+        assert_array_equal(main.parent["measured_X"][()], [0, 1.7, 0.2, 2.5])
+        assert_array_equal(read_nd(main)[0], frames)  # frames in measured order
         assert json.loads(h5["Measurement_000"].attrs["measured_units"])["measured_Y"] == "mm"
 
 
@@ -489,7 +491,8 @@ def test_broken_plugin_is_skipped(monkeypatch, caplog):
     monkeypatch.setattr(importlib.metadata, "entry_points", fake)
     with caplog.at_level(logging.WARNING, logger="pyscatter.translators.base"):
         found = available_translators()
-    assert set(found) == {"images", "mine"}  # built-in present without metadata, plugin loaded
+    # built-ins present without metadata, plugin loaded
+    assert set(found) == set(BUILTIN_TRANSLATORS) | {"mine"} and "images" in found
     assert re.search(
         r"'broken' \(no_such_module_xyz:Thing\) skipped: ModuleNotFoundError", caplog.text
     )

@@ -179,8 +179,8 @@ def test_grid_shape_single_position():
 @pytest.mark.parametrize(
     ("values", "why"),
     [
-        # a snake scan: X runs back on odd rows
-        (np.array([[0, 0], [0, 1], [0, 2], [1, 2], [1, 1], [1, 0]], float), "snake"),
+        # X runs back on the odd row, but only part-way: neither a grid nor a snake scan
+        (np.array([[0, 0], [0, 1], [0, 2], [1, 2], [1, 0], [1, 1]], float), "scrambled"),
         # X read-backs of one level 0.9 steps apart (±45 %): levels cannot be told apart safely
         (
             nested([0.0, 1.0], [0.0, 1.0, 2.0])
@@ -189,8 +189,8 @@ def test_grid_shape_single_position():
         ),
         # a repeated point in a 1-D scan
         (np.array([[0.0], [1.0], [1.0]]), "repeat"),
-        # 7 positions: a prime count, not 2 × something
-        (np.array([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [2, 0]], float), "aborted"),
+        # 7 positions whose rows differ in X: not an aborted grid either
+        (np.array([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 5], [2, 0]], float), "irregular"),
     ],
 )
 def test_infer_grid_falls_back_with_warning(values, why, caplog):

@@ -1,0 +1,106 @@
+"""Worker side of :class:`~pyscatter.processes.peaks.PeakFit` (no pyUSID).
+
+``build`` reads the radial axis once; the block function reads a block of spectra (and their
+sigma), fits every window for the whole block in one batched call per window
+(:func:`pyscatter.kernels.peaks.fit_peaks`) and derives d-spacings and Scherrer sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401  (filters of compressed sources, e.g. bitshuffle Raw_Data)
+import numpy as np
+
+from pyscatter.io.usid import dims_of
+from pyscatter.kernels.peaks import (
+    PeakResult,
+    d_spacing,
+    fit_peaks,
+    scherrer_size,
+    scherrer_size_two_theta,
+)
+
+#: Output name -> PeakResult field
+FIELDS = {
+    "position": "position",
+    "position_sigma": "position_sigma",
+    "fwhm": "fwhm",
+    "fwhm_sigma": "fwhm_sigma",
+    "area": "area",
+    "area_sigma": "area_sigma",
+    "height": "height",
+    "eta": "eta",
+    "R2": "r2",
+    "status": "status",
+}
+
+
+def derived(params: dict[str, Any], res: PeakResult) -> dict[str, np.ndarray]:
+    """``d_spacing`` and (with an instrument width) ``crystallite_size`` from the fits."""
+    kind = params["axis_kind"]
+    out: dict[str, np.ndarray] = {}
+    inst = params["instrument_fwhm"]
+    if kind == "q":
+        out["d_spacing"] = d_spacing(res.position)
+        if inst is not None:
+            out["crystallite_size"] = scherrer_size(
+                res.fwhm, instrument_fwhm_q=np.asarray(inst), k=params["scherrer_k"]
+            )
+    elif kind in ("2theta_deg", "2theta_rad") and params["wavelength"] is not None:
+        to_deg = 1.0 if kind == "2theta_deg" else 180.0 / np.pi
+        lam_nm = params["wavelength"] * 1e9
+        two_theta = res.position * to_deg
+        out["d_spacing"] = lam_nm / (2.0 * np.sin(np.radians(two_theta) / 2.0))
+        if inst is not None:
+            out["crystallite_size"] = scherrer_size_two_theta(
+                two_theta,
+                res.fwhm * to_deg,
+                wavelength=lam_nm,
+                instrument_fwhm_deg=np.asarray(inst) * to_deg,
+                k=params["scherrer_k"],
+            )
+    return out
+
+
+def make_function(params: dict[str, Any], axis: np.ndarray):
+    """The block function: read spectra (and sigma), fit all windows, derive."""
+    source = params["source"]
+    sigma_path = params["sigma_dataset"]
+    poisson = params["sigma"] == "poisson"
+    windows = [tuple(w) for w in params["windows"]]
+
+    def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
+        y = np.asarray(h5file[source][start:stop], dtype=np.float64)
+        sigma = None
+        if sigma_path is not None:
+            sigma = np.asarray(h5file[sigma_path][start:stop], dtype=np.float64)
+        elif poisson:
+            sigma = np.sqrt(np.maximum(y, 1.0))
+        res = fit_peaks(
+            axis,
+            y,
+            sigma,
+            windows=windows,
+            shape=params["shape"],
+            background=params["background"],
+            max_iter=params["max_iter"],
+        )
+        out = {name: getattr(res, field) for name, field in FIELDS.items()}
+        out.update(derived(params, res))
+        return out
+
+    return compute
+
+
+def build(spec, h5: h5py.File):
+    """Block function of a peak-fit spec: the radial axis is read once from the file."""
+    params = spec.params
+    return make_function(params, radial_axis(h5[params["source"]]))
+
+
+def radial_axis(dset: h5py.Dataset) -> np.ndarray:
+    """The values of the single spectroscopic dim of ``dset`` (e.g. q)."""
+    dims = dims_of(dset, "Spectroscopic")
+    return dims[0].values
