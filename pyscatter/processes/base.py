@@ -254,7 +254,15 @@ class ScatterProcess(Process):
         ]
 
     def task_spec(self) -> TaskSpec:
-        return TaskSpec(self.factory, self._source.file.filename, self._worker_parameters())
+        """What workers build from; the token ties it to this file and results group, so a
+        worker that outlives a run (loky reuses them) never serves a rewritten file."""
+        path = self._source.file.filename
+        group = getattr(self, "h5_results_grp", None)
+        stat = os.stat(path)
+        token = f"{stat.st_dev}:{stat.st_ino}:{self.fingerprint}"
+        if group is not None:
+            token += f":{group.name}@{group.attrs.get('start_time', '')}"
+        return TaskSpec(self.factory, path, self._worker_parameters(), token)
 
     def _worker_parameters(self) -> str:
         params = dict(self.parameters, source=self._source.name)

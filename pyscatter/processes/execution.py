@@ -42,6 +42,7 @@ class TaskSpec:
     factory: str
     path: str
     parameters: str  # canonical JSON
+    token: str = ""  # which file and run: a worker never reuses a function built for another
 
     @property
     def params(self) -> dict[str, Any]:

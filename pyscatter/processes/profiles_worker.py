@@ -1,24 +1,43 @@
 """Worker side of azimuthal profiles and sectors (no pyUSID): pyFAI matrices, stacked.
 
-Every ring (or sector) is one pyFAI CSR integration: a 2-D one with one radial bin over
-[q − w, q + w] and ``npt_azim`` azimuthal bins for a ring, a 1-D one restricted to an azimuth
-range for a sector. Their sparse matrices are stacked into one, wrapped in one
-:class:`~pyscatter.kernels.integrate.BatchIntegrator`, so a block of frames is read and
-converted once for all rings; each row of the stacked matrix is summed exactly as alone, so
-the result is the same as one ``BatchIntegrator`` per ring, bit for bit.
+Every ring (or sector) is one pyFAI CSR integration: a 2-D one with ``n_radial`` radial
+sub-bins of equal width across [q − w, q + w] and ``npt_azim`` azimuthal bins for a ring, a
+1-D one restricted to an azimuth range for a sector. Their sparse matrices are stacked into
+one, wrapped in one :class:`~pyscatter.kernels.integrate.BatchIntegrator`, so a block of
+frames is read and converted once for all rings; each row of the stacked matrix is summed
+exactly as alone, so the result is the same as one ``BatchIntegrator`` per ring, bit for bit.
+
+Radial sub-bins (rings). The rows of the stacked ring matrix are (ring, sub-bin k, chi). The
+profile of a ring is the mean over its sub-bins of the sub-bin means, with fixed equal
+weights::
+
+    I(chi)     = (1/n) Σ_k S_k(chi) / N_k(chi)
+    sigma(chi) = sqrt(Σ_k sigma_k(chi)²) / n,    sigma_k = sqrt(V_k) / N_k
+
+(S, V, N: pyFAI's signal, variance and normalization sums), defined only where every sub-bin
+is covered: N_k(chi) ≥ ``min_coverage`` × E_k, E_k the median over chi of the sub-bin's
+normalization with the static mask (over the chi bins it reaches at all: the unobstructed
+expectation). Other chi bins are NaN. A single bin over the window averages whatever pixels
+remain: where a module gap, a beamstop edge or the frame edge takes away part of the window
+at some chi, the ring's steep radial profile biases that bin. Each narrow sub-bin is nearly
+flat radially, and its weight does not depend on chi, so a partially covered ring is either
+unbiased or NaN. See :func:`combine_sub_bins`.
 
 Guard bins. With a ``radial_range``, pyFAI's CSR matrices (pyFAI 2026.9, "no" and "bbox"
 splitting) put the pixels lying up to one bin *below* the range into the first bin (a
 truncation towards zero of a negative bin index), and bbox splitting folds the parts of pixels
 beyond the upper edge into the last bin. With a single radial bin over [q − w, q + w] the
-"ring" would take pixels down to q − 3w. Every radial range here is therefore integrated with
-one extra bin of the same width on each side, and those two guard bins are dropped: the bins
-kept hold exactly the pixels (or pixel fractions) inside them.
+"ring" would take pixels down to q − 3w (with n sub-bins, the first one those down to
+q − w − 2w/n). Every radial range here is therefore integrated with one extra bin of the same
+width on each side, and those two guard bins are dropped: the bins kept hold exactly the
+pixels (or pixel fractions) inside them, also when they are narrower than a pixel.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 import h5py
@@ -26,7 +45,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
-from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator
+from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
+
+log = logging.getLogger(__name__)
 
 
 def csr_method(method: Any, dim: int) -> tuple[str, str, str]:
@@ -170,8 +191,9 @@ def stacked_integrator(
     correct_solid_angle: bool,
     polarization_factor: float | None,
     error_model: str | None,
+    cls: type[BatchIntegrator] = BatchIntegrator,
 ) -> BatchIntegrator:
-    """A BatchIntegrator over a stacked matrix, with the corrections ``from_pyfai`` uses.
+    """A BatchIntegrator (or ``cls``) over a stacked matrix, with ``from_pyfai``'s corrections.
 
     Rows are ``i_radial * len(azimuthal) + i_azimuthal``; empty bins come out NaN.
     """
@@ -179,7 +201,7 @@ def stacked_integrator(
     detector_dummy = None
     if dummy is None and detector.dummy is not None:
         detector_dummy = (detector.dummy, detector.delta_dummy)
-    return BatchIntegrator(
+    return cls(
         matrix,
         shape,
         radial=radial,
@@ -200,16 +222,332 @@ def stacked_integrator(
     )
 
 
-def ring_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> BatchIntegrator:
-    """One integrator for all rings: radial axis = rings, azimuthal axis = chi."""
-    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
-    method = csr_method(params["method"], 2)
-    pieces, chi = [], None
-    for ring in params["rings"]:
-        matrix, _, azimuthal, unit = guarded_matrix(
+class SumsIntegrator(BatchIntegrator):
+    """A :class:`~pyscatter.kernels.integrate.BatchIntegrator` that also gives its sums.
+
+    :meth:`sums` returns, besides each bin's mean and standard error, its normalization sum
+    N = Σ c·flat·polarization·solid_angle over the pixels valid in each frame (the coverage of
+    the bin) and its variance sum V, from the same per-block steps as ``integrate``. Private
+    to this module: it uses the kernel's internal steps until the kernel offers these sums.
+    """
+
+    def static_normalization(self) -> np.ndarray:
+        """N of every bin over the statically valid pixels (no frame's dummies), (n_bins,)."""
+        return np.array(self._norm_sum, dtype=np.float64)
+
+    def sums(
+        self, frames: Any
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Mean, standard error, normalization and variance sums of every bin of a block.
+
+        Parameters
+        ----------
+        frames : array_like, shape (n, n_row, n_col) or (n, n_row*n_col)
+            Raw frames.
+
+        Returns
+        -------
+        intensity : ndarray, shape (n, n_bins), float64
+            S / N per bin in matrix row order (as ``integrate``); NaN where no pixel is valid.
+        sigma : ndarray, shape (n, n_bins), float64, or None
+            sqrt(V) / N (as ``integrate``; None without an error model); NaN where empty.
+        normalization : ndarray, shape (n, n_bins), float64
+            N; 0 where no pixel is valid.
+        variance : ndarray, shape (n, n_bins), float64, or None
+            V (Poisson: Σ c²·max(raw, 1)); 0 where no pixel is valid.
+        """
+        flat = self._as_frames(frames)
+        n = flat.shape[0]
+        intensity = np.empty((n, self.n_bins))
+        normalization = np.empty((n, self.n_bins))
+        sigma = variance = None
+        if self.error_model is not None:
+            sigma, variance = np.empty((n, self.n_bins)), np.empty((n, self.n_bins))
+        dummies = self._dummies(flat.dtype)
+        always_bad = self._flat_invalid(dummies)
+        for start in range(0, n, self.block_frames):
+            rows = slice(start, min(n, start + self.block_frames))
+            self._block_sums(
+                flat[rows],
+                dummies,
+                always_bad,
+                intensity[rows],
+                normalization[rows],
+                None if sigma is None else sigma[rows],
+                None if variance is None else variance[rows],
+            )
+        return intensity, sigma, normalization, variance
+
+    def _block_sums(
+        self,
+        frames: np.ndarray,
+        dummies: tuple[bool, np.float32, np.float32],
+        always_bad: np.ndarray | None,
+        out_i: np.ndarray,
+        out_n: np.ndarray,
+        out_s: np.ndarray | None,
+        out_v: np.ndarray | None,
+    ) -> None:
+        """The kernel's ``_integrate_block``, keeping N and V (outputs (nf, n_bins))."""
+        if frames.shape[0] == 0:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.error_model == "azimuthal":
+                block, bad = self._preprocess_block(frames, dummies, always_bad)
+                signal, norm, variance = self._azimuthal_sums(block, bad)
+                valid = norm != 0
+            else:
+                signal, variance, bad = self._fused_products(frames, dummies, always_bad)
+                norm, count = self._normalization(bad)
+                valid = count > 0
+            out_i[...] = np.where(valid, signal / norm, np.nan).T
+            out_n[...] = np.where(valid, norm, 0.0).T
+            if out_s is not None and out_v is not None and variance is not None:
+                out_s[...] = np.where(valid, np.sqrt(variance) / norm, np.nan).T
+                out_v[...] = np.where(valid, variance, 0.0).T
+
+
+def shared_pixel_matrices(
+    matrix: sp.csr_matrix, n_rings: int, n_radial: int, n_chi: int
+) -> list[sp.csr_matrix]:
+    """sqrt(c_k,p · c_k+d,p): the pixels p that sub-bins k and k + d of a (ring, chi) share.
+
+    Pixel splitting (bbox) puts a pixel wider than a sub-bin into neighbouring sub-bins, whose
+    sums S_k are then correlated: Cov(S_k, S_l) = Σ_p c_k,p c_l,p var_p. The kernel's Poisson
+    variance sum of a row with entries sqrt(c_k,p c_l,p) is that covariance. One matrix per
+    distance d = 1, 2, … while some pixel is shared (a pixel's sub-bins are contiguous), each
+    with the rows of ``matrix`` ((i_ring * n_radial + k) * n_chi + i_chi), empty where
+    k + d ≥ n_radial.
+    """
+    csr = sp.csr_matrix(matrix)
+    rows = np.arange(csr.shape[0]).reshape(n_rings, n_radial, n_chi)
+    out = []
+    for d in range(1, n_radial):
+        lower = rows[:, : n_radial - d].reshape(-1)
+        product = sp.csr_matrix(csr[lower].multiply(csr[lower + d * n_chi]))
+        product.eliminate_zeros()
+        if product.nnz == 0:
+            break
+        product.data = np.sqrt(product.data)
+        place = sp.csr_matrix(
+            (np.ones(lower.size, dtype=np.float32), (lower, np.arange(lower.size))),
+            shape=(csr.shape[0], lower.size),
+        )
+        out.append(sp.csr_matrix(place @ product))
+    return out
+
+
+def combine_sub_bins(
+    intensity: np.ndarray,
+    sigma: np.ndarray | None,
+    normalization: np.ndarray,
+    expected: np.ndarray,
+    min_coverage: float,
+    shared: Sequence[np.ndarray] = (),
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ring profiles from their radial sub-bins: the equal-weight mean of the sub-bin means.
+
+    ``I = (1/n) Σ_k I_k`` over the ``n`` sub-bins of a ring, and its standard error
+
+        sigma² = (Σ_k sigma_k² + 2 Σ_{k<l} C_kl / (N_k N_l)) / n²
+
+    (C_kl the covariance of the sums S_k and S_l from shared pixels, ``shared``), at chi bins
+    where every sub-bin is covered, ``N_k ≥ min_coverage · E_k`` (and not empty); NaN
+    elsewhere. The weights depend neither on chi nor on the coverage, so a chi bin that part
+    of the window is missing from is NaN, not biased.
+
+    Parameters
+    ----------
+    intensity : ndarray, shape (n, n_ring, n_radial, n_chi)
+        Mean of each sub-bin (S_k / N_k), NaN where empty.
+    sigma : ndarray, same shape, or None
+        Standard error of each sub-bin mean, sqrt(V_k) / N_k.
+    normalization : ndarray, same shape
+        N_k, the normalization sum (coverage) of each sub-bin in each frame.
+    expected : ndarray, shape (n_ring, n_radial)
+        E_k, the unobstructed normalization of each sub-bin.
+    min_coverage : float
+        Fraction of E_k in [0, 1] below which a sub-bin does not count as covered.
+    shared : sequence of ndarray, shapes (n, n_ring, n_radial − d, n_chi) for d = 1, 2, …
+        C_k,k+d; none (sub-bins sharing no pixel) by default.
+
+    Returns
+    -------
+    intensity, sigma : ndarray, shape (n, n_ring, n_chi), float32
+        The ring profiles and their standard errors (sigma None when ``sigma`` is None).
+    """
+    n_radial = intensity.shape[2]
+    covered = np.isfinite(intensity) & (
+        normalization >= float(min_coverage) * expected[None, :, :, None]
+    )
+    complete = covered.all(axis=2)
+    out_i = np.where(complete, intensity.sum(axis=2) / n_radial, np.nan).astype(np.float32)
+    if sigma is None:
+        return out_i, None
+    if n_radial == 1:
+        return out_i, np.where(complete, sigma[:, :, 0], np.nan).astype(np.float32)
+    total = np.square(sigma).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty sub-bins: NaN, not complete
+        for d, covariance in enumerate(shared, start=1):
+            pair = normalization[:, :, :-d] * normalization[:, :, d:]
+            total += 2 * (covariance / pair).sum(axis=2)
+    combined = np.sqrt(total) / n_radial
+    return out_i, np.where(complete, combined, np.nan).astype(np.float32)
+
+
+def expected_normalization(static: np.ndarray) -> np.ndarray:
+    """E_k: the median over chi of each sub-bin's static normalization, shape (n_ring, n_radial).
+
+    ``static`` has shape (n_ring, n_radial, n_chi). The median is over the chi bins that the
+    sub-bin reaches at all (N > 0), so a ring partly off the detector is measured against its
+    visible arc; 0 for a sub-bin without any pixel.
+    """
+    out = np.zeros(static.shape[:2])
+    for index in np.ndindex(*static.shape[:2]):
+        reached = static[index][static[index] > 0]
+        if reached.size:
+            out[index] = np.median(reached)
+    return out
+
+
+class RingProfiles:
+    """The profiles of all rings of a parameter set: one stacked sub-bin integrator.
+
+    ``integrate(frames)`` gives an :class:`~pyscatter.kernels.integrate.IntegrationResult`
+    with ``intensity`` and ``sigma`` of shape (n, n_chi, n_ring), ``radial`` the ring centres
+    and ``azimuthal`` the chi bin centres (degrees), like a BatchIntegrator whose radial bins
+    are the rings.
+
+    Parameters
+    ----------
+    ai : pyFAI.integrator.azimuthal.AzimuthalIntegrator
+        The geometry.
+    params : dict
+        AzimuthalProfiles parameters (see :func:`ring_integrator`).
+    mask : ndarray, shape (n_row, n_col), optional
+        Non-zero = masked.
+
+    Attributes
+    ----------
+    integrator : SumsIntegrator
+        Over the stacked sub-bin matrix (rows ``(i_ring * n_radial + k) * n_chi + i_chi``)
+        followed, for the Poisson model, by the shared-pixel matrices of
+        :func:`shared_pixel_matrices`.
+    radial : ndarray, shape (n_ring,)
+        Ring centres.
+    azimuthal : ndarray, shape (n_chi,)
+        Chi bin centres in degrees.
+    sub_radial : ndarray, shape (n_ring, n_radial)
+        Sub-bin centres.
+    expected : ndarray, shape (n_ring, n_radial)
+        E_k of :func:`combine_sub_bins`.
+    min_coverage : float
+    unit : str
+    """
+
+    def __init__(self, ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> None:
+        matrix, sub_radial, chi, unit = ring_matrix(ai, params, mask)
+        self.radial = np.array([ring["q"] for ring in params["rings"]], dtype=np.float64)
+        self.azimuthal = np.asarray(chi, dtype=np.float64)
+        self.sub_radial = sub_radial
+        self.min_coverage = float(params.get("min_coverage", 0.0))
+        self.unit = unit
+        self._cube = (self.radial.size, sub_radial.shape[1], self.azimuthal.size)
+        shared = []
+        if params["error_model"] == "poisson":
+            shared = shared_pixel_matrices(matrix, *self._cube)
+        self.n_shared = len(shared)
+        stacked = sp.vstack([matrix, *shared], format="csr")
+        self.integrator: SumsIntegrator = stacked_integrator(  # type: ignore[assignment]
             ai,
-            shape,
-            npt=1,
+            _shape(params),
+            stacked,
+            radial=np.arange(stacked.shape[0] // self.azimuthal.size, dtype=np.float64),
+            azimuthal=self.azimuthal,
+            unit=unit,
+            mask=mask,
+            dummy=params["dummy"],
+            delta_dummy=params["delta_dummy"],
+            correct_solid_angle=params["correct_solid_angle"],
+            polarization_factor=params["polarization_factor"],
+            error_model=params["error_model"],
+            cls=SumsIntegrator,
+        )
+        static = self.integrator.static_normalization()[: matrix.shape[0]].reshape(self._cube)
+        self.expected = expected_normalization(static)
+        self._check_complete(static)
+
+    @property
+    def n_bins(self) -> int:
+        """Rows of the stacked matrix (sub-bins and shared-pixel rows)."""
+        return int(self.integrator.n_bins)
+
+    def _check_complete(self, static: np.ndarray) -> None:
+        """Log a warning for rings complete at fewer than half the chi bins they reach."""
+        covered = (static > 0) & (static >= self.min_coverage * self.expected[:, :, None])
+        complete = covered.all(axis=1).sum(axis=1)
+        reached = (static > 0).any(axis=1).sum(axis=1)
+        for q, n_complete, n_reached in zip(self.radial, complete, reached, strict=True):
+            if n_complete < 0.5 * n_reached:
+                log.warning(
+                    "ring at q = %g %s: only %d of the %d chi bins it reaches are covered in all "
+                    "%d radial sub-bins (the others are NaN); use fewer sub-bins (n_radial), "
+                    "bbox pixel splitting, or a ring inside the detector's q range",
+                    q,
+                    self.unit,
+                    n_complete,
+                    n_reached,
+                    self.sub_radial.shape[1],
+                )
+
+    def integrate(self, frames: Any) -> IntegrationResult:
+        """Profiles of a block of frames (see the class docstring)."""
+        intensity, sigma, normalization, variance = self.integrator.sums(frames)
+        n = intensity.shape[0]
+        size = int(np.prod(self._cube))
+        shape = (n, *self._cube)
+        shared = []
+        if variance is not None:
+            for d in range(1, self.n_shared + 1):
+                block = variance[:, d * size : (d + 1) * size].reshape(shape)
+                shared.append(block[:, :, :-d])
+        profile, profile_sigma = combine_sub_bins(
+            intensity[:, :size].reshape(shape),
+            None if sigma is None else sigma[:, :size].reshape(shape),
+            normalization[:, :size].reshape(shape),
+            self.expected,
+            self.min_coverage,
+            shared,
+        )
+        return IntegrationResult(
+            radial=self.radial.copy(),
+            azimuthal=self.azimuthal.copy(),
+            intensity=np.ascontiguousarray(profile.transpose(0, 2, 1)),
+            sigma=None
+            if profile_sigma is None
+            else np.ascontiguousarray(profile_sigma.transpose(0, 2, 1)),
+            unit=self.unit,
+        )
+
+
+def ring_matrix(
+    ai: Any, params: dict[str, Any], mask: np.ndarray | None
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, str]:
+    """The stacked CSR matrix of all rings' radial sub-bins (guard bins dropped).
+
+    Each ring [q_min, q_max] is ``params["n_radial"]`` equal sub-bins (1 when absent, the
+    single bin of earlier versions). Returns the matrix with rows
+    ``(i_ring * n_radial + k) * npt_azim + i_chi``, the sub-bin centres (n_ring, n_radial),
+    the chi centres (degrees) and pyFAI's unit name.
+    """
+    method = csr_method(params["method"], 2)
+    n_radial = int(params.get("n_radial", 1))
+    pieces, centres, chi, unit = [], [], None, str(params["unit"])
+    for ring in params["rings"]:
+        matrix, radial, azimuthal, unit = guarded_matrix(
+            ai,
+            _shape(params),
+            npt=n_radial,
             npt_azim=params["npt_azim"],
             unit=params["unit"],
             method=method,
@@ -218,22 +556,21 @@ def ring_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None) ->
             azimuth_range=(-180.0, 180.0),
         )
         pieces.append(matrix)
+        centres.append(radial)
         chi = azimuthal
     assert chi is not None
-    return stacked_integrator(
-        ai,
-        shape,
-        sp.vstack(pieces, format="csr"),
-        radial=np.array([ring["q"] for ring in params["rings"]], dtype=np.float64),
-        azimuthal=chi,
-        unit=unit,
-        mask=mask,
-        dummy=params["dummy"],
-        delta_dummy=params["delta_dummy"],
-        correct_solid_angle=params["correct_solid_angle"],
-        polarization_factor=params["polarization_factor"],
-        error_model=params["error_model"],
-    )
+    return sp.vstack(pieces, format="csr"), np.array(centres), chi, unit
+
+
+def ring_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> RingProfiles:
+    """The profiles of all rings: radial axis = rings, azimuthal axis = chi.
+
+    ``params`` as recorded by AzimuthalProfiles (frame_shape, method, rings, npt_azim, unit,
+    dummy, delta_dummy, correct_solid_angle, polarization_factor, error_model, n_radial,
+    min_coverage); without ``n_radial`` and ``min_coverage`` (hand-made parameters) one bin
+    per ring and no coverage test, as earlier versions.
+    """
+    return RingProfiles(ai, params, mask)
 
 
 def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.ndarray | None:
@@ -246,7 +583,11 @@ def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.nda
 
 
 def block_function(
-    integrator: BatchIntegrator, source: str, shape: tuple[int, int], *, radial_slow: bool
+    integrator: BatchIntegrator | RingProfiles,
+    source: str,
+    shape: tuple[int, int],
+    *,
+    radial_slow: bool,
 ):
     """Read positions [start, stop) into a reused buffer and integrate them in one call.
 
