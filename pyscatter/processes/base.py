@@ -417,6 +417,14 @@ class ScatterProcess(Process):
         summary.seconds = time.perf_counter() - t0
         return summary
 
+    def _invalid_positions(self) -> np.ndarray | None:
+        """Positions the translator marked as never measured (``valid_positions`` false)."""
+        valid = self._source.parent.get("valid_positions")
+        if valid is None or valid.shape != (self._source.shape[0],):
+            return None
+        invalid = ~valid[()].astype(bool)
+        return invalid if invalid.any() else None
+
     def _block_done(self, group: h5py.Group, block: tuple[int, int, int]) -> bool:
         index, start, stop = block
         flag = int(group[FLAGS][index])
@@ -451,6 +459,7 @@ class ScatterProcess(Process):
                 scheduler=self.scheduler,
                 cluster=self.cluster,
             )
+            invalid = self._invalid_positions()
             for index, out in results:
                 start, stop = spans[index]
                 arrays = []
@@ -458,6 +467,8 @@ class ScatterProcess(Process):
                     value = np.ascontiguousarray(out[o.name], dtype=o.dtype).reshape(
                         stop - start, o.width
                     )
+                    if invalid is not None and np.issubdtype(value.dtype, np.floating):
+                        value[invalid[start:stop]] = np.nan  # never measured (aborted scan)
                     group[o.name].write_direct(value, dest_sel=np.s_[start:stop])
                     arrays.append(value)
                 safety.fsync(group.file)

@@ -168,3 +168,19 @@ def test_a_chunk_whose_flag_does_not_verify_is_recomputed(scan_file):
     assert again.group == first.group and again.resumed and again.computed_positions == 1
     with h5py.File(scan_file, "r") as h5:
         assert h5[again.group]["Intensity"][()].tobytes() == good.tobytes()
+
+
+def test_positions_never_measured_come_out_nan(tmp_path, small_scan):
+    """An aborted scan: 10 of 12 frames; the translator pads, the process writes NaN there."""
+    from pyscatter.translators import translate
+
+    files = small_scan.write_images(tmp_path / "frames")[:10]
+    poni = small_scan.write_poni(tmp_path / "g.poni")
+    path = translate([str(f) for f in files], tmp_path / "aborted.h5", format="images",
+                     grid="Y=3,X=4", poni=str(poni), incomplete="pad")
+    run_on_file(path, AzimuthalIntegration, npt=30, progress=False)
+    ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
+    flat = ds["Intensity"].values.reshape(12, 30)
+    assert np.isnan(flat[10:]).all() and np.isfinite(flat[:10]).all()
+    ref = small_scan.integrator().integrate1d_ng(small_scan.frames[2, 1], 30, unit="q_nm^-1")
+    np.testing.assert_allclose(flat[9], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max())
