@@ -52,6 +52,19 @@ def load_geometry(poni: str | Path | dict | None, h5_main: h5py.Dataset) -> dict
         raise InputError(f"{path}: not a PONI file pyFAI can read ({err})") from err
 
 
+def recorded_dummy(h5_main: h5py.Dataset, delta_dummy: float | None):
+    """(dummy, delta_dummy) recorded with the measurement (ESRF ``Dummy``/``DDummy``), or Nones."""
+    for obj in (h5_main, h5_main.parent, h5_main.parent.parent):
+        if "dummy" in obj.attrs:
+            dummy = float(obj.attrs["dummy"])
+            if dummy == 0:  # ESRF convention: Dummy 0 means no dummy pixels
+                return None, None
+            recorded = obj.attrs.get("delta_dummy")
+            delta = delta_dummy if delta_dummy is not None else recorded
+            return dummy, None if delta is None else float(delta)
+    return None, delta_dummy
+
+
 def frame_shape(h5_main: h5py.Dataset) -> tuple[int, int]:
     """(rows, cols) of the frames of an image main dataset."""
     spec = h5_main.file[h5_main.attrs["Spectroscopic_Indices"]]
@@ -89,7 +102,8 @@ class AzimuthalIntegration(ScatterProcess):
     use_file_mask : bool
         Use the ``Mask`` dataset recorded beside the source (default True).
     dummy, delta_dummy : float, optional
-        Pixels whose value equals ``dummy`` (within ``delta_dummy``) are ignored.
+        Pixels whose value equals ``dummy`` (within ``delta_dummy``) are ignored. Default: the
+        value the translator recorded (ESRF ``Dummy``/``DDummy``, or ``--dummy``), if any.
     correct_solid_angle : bool
     polarization_factor : float, optional
         pyFAI's polarization factor in [-1, 1]; ``None`` for no correction.
@@ -156,6 +170,8 @@ class AzimuthalIntegration(ScatterProcess):
                         f"{name.lower()} has shape {arr.shape}; the detector frames are {shape}"
                     )
                 self._extra[name] = (arr != 0).astype(np.uint8) if name == "Mask" else arr
+        if dummy is None:  # the detector's invalid-pixel value the translator recorded
+            dummy, delta_dummy = recorded_dummy(h5_main, delta_dummy)
         geometry = load_geometry(poni, h5_main)
         self._shape = shape
         file_mask = h5_main.parent.get("Mask") if use_file_mask else None

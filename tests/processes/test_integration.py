@@ -184,3 +184,21 @@ def test_positions_never_measured_come_out_nan(tmp_path, small_scan):
     assert np.isnan(flat[10:]).all() and np.isfinite(flat[:10]).all()
     ref = small_scan.integrator().integrate1d_ng(small_scan.frames[2, 1], 30, unit="q_nm^-1")
     np.testing.assert_allclose(flat[9], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max())
+
+
+def test_recorded_dummy_is_the_default(tmp_path, small_scan):
+    from pyscatter.translators import translate
+
+    files = small_scan.write_images(tmp_path / "frames")
+    poni = small_scan.write_poni(tmp_path / "g.poni")
+    path = translate([str(f) for f in files], tmp_path / "d.h5", format="images", grid="Y=3,X=4",
+                     poni=str(poni), dummy=-1)
+    summary = run_on_file(path, AzimuthalIntegration, npt=30, progress=False)
+    with h5py.File(path, "r") as h5:
+        assert json.loads(h5[summary.group].attrs["parameters"])["dummy"] == -1
+    ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
+    # the synthetic frames carry -1 in masked pixels: pyFAI with the same dummy is the reference
+    ref = small_scan.integrator().integrate1d_ng(small_scan.frames[1, 1], 30, unit="q_nm^-1",
+                                                 dummy=-1)
+    np.testing.assert_allclose(ds["Intensity"].values[1, 1], ref.intensity, rtol=1e-5,
+                               atol=1e-6 * ref.intensity.max())
