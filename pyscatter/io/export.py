@@ -42,7 +42,6 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import ExistingResultsError, InputError
-from pyscatter.io.usid import dims_of, is_main
 
 __all__ = [
     "FORMATS",
@@ -119,7 +118,6 @@ def export(
     if to not in WRITERS:
         raise InputError(f"unsupported export format {to!r}; expected one of {', '.join(FORMATS)}")
     ds = to_xarray(path, process, index=index)
-    ds.attrs["position_dims"] = ",".join(_position_dims_in_file(path, ds.attrs["group"]))
     ds.attrs["source_file"] = str(Path(path).resolve())
     stem = Path(path).stem + ("" if process == "AzimuthalIntegration" else f"_{process}")
     if out is None:
@@ -131,17 +129,6 @@ def export(
     return WRITERS[to](ds, out, overwrite=overwrite)
 
 
-def _position_dims_in_file(path: str | os.PathLike, group: str) -> list[str]:
-    from pyscatter.io.xarray import open_for_reading
-
-    with open_for_reading(path) as h5:
-        for name in h5[group]:
-            dset = h5[group][name]
-            if is_main(dset):
-                return [d.name for d in dims_of(dset, "Position")]
-    raise InputError(f"{path}: {group} holds no USID main dataset")
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -150,7 +137,7 @@ def _position_dims(ds: Any) -> list[str]:
     if not names:
         raise InputError(
             "the dataset does not say which dims are positions: set "
-            "ds.attrs['position_dims'] = 'Y,X' (export() does it from the file)"
+            "ds.attrs['position_dims'] = 'Y,X' (pyscatter.to_xarray records it)"
         )
     missing = [n for n in names if n not in ds.dims]
     if missing:

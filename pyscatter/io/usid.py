@@ -121,8 +121,11 @@ def write_ancillary(
         nominal = values
     if spectroscopic:
         indices, nominal = indices.T.copy(), nominal.T.copy()
-    h5_inds = group.create_dataset(prefix + "Indices", data=indices)
-    h5_vals = group.create_dataset(prefix + "Values", data=nominal)
+    # a detector's (Row, Col) ancillaries are 24 bytes a pixel uncompressed: gzip them when large
+    big = indices.size > 65536
+    options = compression_options("gzip") if big else {}
+    h5_inds = group.create_dataset(prefix + "Indices", data=indices, **options)
+    h5_vals = group.create_dataset(prefix + "Values", data=nominal, **options)
     for dset in (h5_inds, h5_vals):
         dset.attrs["labels"] = [d.name for d in dims]
         dset.attrs["units"] = [d.units for d in dims]

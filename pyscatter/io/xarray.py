@@ -89,12 +89,14 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {}
         pos_shape: tuple[int, ...] = ()
+        position_dims: list[str] = []
         for name in group:
             dset = group[name]
             if not is_main(dset):
                 continue
             pos, spec = dims_of(dset, "Position"), dims_of(dset, "Spectroscopic")
             pos_shape = tuple(len(d) for d in pos)
+            position_dims = [d.name for d in pos]
             values = dset[()]
             if np.issubdtype(values.dtype, np.floating):
                 values = values.copy()
@@ -117,6 +119,7 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
                         attrs={"units": d.units},
                     )
         attrs = {
+            "position_dims": ",".join(position_dims),  # text: netCDF-safe
             "process": process,
             "group": group.name,
             "parameters": str(group.attrs.get("parameters", "{}")),

@@ -89,6 +89,8 @@ class Translator(ABC):
     name: ClassVar[str]
     extensions: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: when guessing a format, higher is asked first: content-specific formats above generic ones
+    priority: ClassVar[int] = 0
 
     def can_read(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` looks like this format: cheap (a few bytes at most), never raises.
@@ -277,7 +279,10 @@ def get_translator(name: str) -> Translator:
 
 
 def guess_translator(sources: SourcesLike) -> Translator:
-    """The first translator (by name) whose :meth:`~Translator.can_read` accepts the sources.
+    """The most specific translator whose :meth:`~Translator.can_read` accepts the sources.
+
+    Translators are asked in decreasing ``priority`` (a format recognised by its content, such as
+    a SAXSLAB header inside a TIFF, before the generic image stack), then by name.
 
     Folders and patterns are probed file by file (the first few files, in natural order).
 
@@ -286,7 +291,10 @@ def guess_translator(sources: SourcesLike) -> Translator:
     InputError
         Nothing reads the sources: the message lists the installed formats and how to pick one.
     """
-    translators = {name: cls() for name, cls in available_translators().items()}
+    ranked = sorted(
+        available_translators().items(), key=lambda item: (-getattr(item[1], "priority", 0), item[0])
+    )
+    translators = {name: cls() for name, cls in ranked}
     if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir():
         # a translator may read a folder as a whole (e.g. a detector's file series)
         for translator in translators.values():

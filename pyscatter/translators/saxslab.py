@@ -182,6 +182,8 @@ class SaxslabTranslator(ImageStackTranslator):
     their geometry) and comes first when the format is guessed.
     """
 
+    priority = 10  # a TIFF with a SAXSLAB header is read with its geometry, not as a bare image
+
     name: ClassVar[str] = "saxslab"
     extensions: ClassVar[tuple[str, ...]] = (".tif", ".tiff")
     description: ClassVar[str] = "SAXSLAB/Xenocs TIFF images with their XML header geometry"

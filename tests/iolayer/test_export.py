@@ -282,5 +282,7 @@ def test_incomplete_positions_left_out(results_file, tmp_path, caplog):
 
 def test_write_csv_needs_position_dims(results_file, tmp_path):
     ds = _ds(results_file, 0)
+    assert ds.attrs["position_dims"] == "Y,X"  # to_xarray records them
+    del ds.attrs["position_dims"]
     with pytest.raises(InputError, match="position_dims"):
         write_csv(ds, tmp_path / "x")

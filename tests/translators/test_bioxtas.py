@@ -285,3 +285,12 @@ def test_saxslab_registered():
     assert get_translator("saxslab").name == "saxslab"
     with pytest.raises(InputError, match="unknown format 'raw'"):
         get_translator("raw")
+
+
+@pytest.mark.realdata
+def test_auto_format_picks_saxslab_for_a_saxslab_tiff(shared_data):
+    from pyscatter.translators import guess_translator
+
+    assert guess_translator(str(shared_data / "bioxtasraw" / "saxslab_image.tiff")).name == "saxslab"
+    # a plain Pilatus TIFF stays with the image stack
+    assert guess_translator(str(shared_data / "dioptas" / "CeO2_Pilatus1M.tif")).name == "images"
