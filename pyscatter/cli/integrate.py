@@ -38,6 +38,10 @@ def register(sub) -> None:
     p.add_argument("--delta-dummy", type=float, help="tolerance around --dummy")
     p.add_argument("--radial-range", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--azimuth-range", type=float, nargs=2, metavar=("MIN", "MAX"))
+    p.add_argument("--monitor", help="normalise by a monitor: 'auto' (the recorded one) or a "
+                   "per-position dataset path")
+    p.add_argument("--transmission", help="normalise by a transmission: a number or a dataset path")
+    p.add_argument("--exposure-time", help="normalise by exposure time: a number or a dataset path")
     p.add_argument("--source", help="source dataset path in the file (default: Raw_Data)")
     add_execution(p)
     p.set_defaults(func=run)
@@ -84,8 +88,20 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         radial_range=args.radial_range,
         azimuth_range=args.azimuth_range,
+        monitor=args.monitor,
+        transmission=_number_or_path(args.transmission),
+        exposure_time=_number_or_path(args.exposure_time),
         **execution_kwargs(args),
     )
     report(summary, "integrate")
     print(f"{args.file}:{summary.group}")
     return 0
+
+
+def _number_or_path(text: str | None) -> float | str | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text

@@ -52,6 +52,57 @@ def load_geometry(poni: str | Path | dict | None, h5_main: h5py.Dataset) -> dict
         raise InputError(f"{path}: not a PONI file pyFAI can read ({err})") from err
 
 
+def _per_position(h5_main: h5py.Dataset, name: str, what: str) -> str:
+    """Absolute path of a per-position dataset named relative to the channel or measurement."""
+    n = h5_main.shape[0]
+    for base in (h5_main.parent, h5_main.parent.parent, h5_main.file):
+        obj = base.get(name)
+        if isinstance(obj, h5py.Dataset):
+            if obj.shape != (n,):
+                raise InputError(
+                    f"{what} {obj.name} has shape {obj.shape}; expected one value per position ({n},)"
+                )
+            return obj.name
+    raise InputError(f"{what} {name!r}: no such dataset beside {h5_main.name}")
+
+
+def normalization_parameters(h5_main, monitor, transmission, exposure_time) -> dict[str, Any]:
+    """Resolve monitor/transmission/exposure options into dataset paths and a constant."""
+    paths: list[str] = []
+    constant = 1.0
+    if monitor == "auto":
+        recorded = h5_main.parent.parent.attrs.get("monitor")
+        if "Monitor" in h5_main.parent:
+            paths.append(_per_position(h5_main, "Monitor", "monitor"))
+        elif recorded is not None:
+            name = str(recorded)
+            paths.append(_per_position(h5_main, name if "/" in name else f"Counters/{name}", "monitor"))
+        else:
+            raise InputError(
+                f"monitor='auto': {h5_main.file.filename} records no monitor; give a dataset "
+                "path (e.g. Counters/I0) or translate with --monitor"
+            )
+    elif monitor is not None:
+        paths.append(_per_position(h5_main, monitor, "monitor"))
+    for what, value in (("transmission", transmission), ("exposure_time", exposure_time)):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            paths.append(_per_position(h5_main, value, what))
+        elif float(value) <= 0:
+            raise InputError(f"{what} must be positive; got {value}")
+        else:
+            constant *= float(value)
+    digest = hashlib.sha256()
+    for path in paths:  # the values, so that changed monitor readings are new parameters
+        digest.update(np.ascontiguousarray(h5_main.file[path][()]).tobytes())
+    return {
+        "normalization_datasets": paths,
+        "normalization_constant": None if constant == 1.0 else constant,
+        "normalization_sha256": digest.hexdigest() if paths else None,
+    }
+
+
 def recorded_dummy(h5_main: h5py.Dataset, delta_dummy: float | None):
     """(dummy, delta_dummy) recorded with the measurement (ESRF ``Dummy``/``DDummy``), or Nones."""
     for obj in (h5_main, h5_main.parent, h5_main.parent.parent):
@@ -117,6 +168,13 @@ class AzimuthalIntegration(ScatterProcess):
         ``"batched"`` applies pyFAI's sparse matrix to a block of frames at once (fast default);
         ``"pyfai"`` calls ``integrate1d_ng``/``integrate2d_ng`` frame by frame.
     radial_range, azimuth_range : (float, float), optional
+    monitor : str, optional
+        Normalise each position by a monitor: ``"auto"`` for the one the translator recorded
+        (``Monitor``, or the counter named by the measurement's ``monitor`` attribute), or the
+        path of a per-position dataset. The raw frames are never changed: this is a parameter.
+    transmission, exposure_time : float or str, optional
+        Further normalisation, a constant or the path of a per-position dataset. The result is
+        divided by monitor × transmission × exposure_time, as pyFAI's ``normalization_factor``.
     **kwargs
         Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
     """
@@ -145,6 +203,9 @@ class AzimuthalIntegration(ScatterProcess):
         engine: str = "batched",
         radial_range: tuple[float, float] | None = None,
         azimuth_range: tuple[float, float] | None = None,
+        monitor: str | None = None,
+        transmission: float | str | None = None,
+        exposure_time: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         shape = frame_shape(h5_main)
@@ -192,6 +253,7 @@ class AzimuthalIntegration(ScatterProcess):
             "error_model": error_model,
             "method": list(method),
             "engine": engine,
+            **normalization_parameters(h5_main, monitor, transmission, exposure_time),
             "radial_range": None if radial_range is None else list(map(float, radial_range)),
             "azimuth_range": None if azimuth_range is None else list(map(float, azimuth_range)),
         }

@@ -53,6 +53,18 @@ def build(spec, h5: h5py.File):
     return make_function(ai, params, integrator_options(h5, params))
 
 
+def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):
+    """Per-position normalization factors (monitor × transmission × exposure), float32, or None."""
+    paths = params.get("normalization_datasets") or []
+    constant = params.get("normalization_constant")
+    if not paths and constant is None:
+        return None
+    factor = np.full(stop - start, 1.0 if constant is None else constant, dtype=np.float64)
+    for path in paths:
+        factor *= h5[path][start:stop].astype(np.float64)
+    return factor.astype(np.float32)
+
+
 def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
     """The block function: read frames into a reused buffer, integrate them in one call.
 
@@ -84,6 +96,10 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
         out = {"Intensity": res.intensity.reshape(n, -1)}
         if res.sigma is not None:
             out["Intensity_Sigma"] = res.sigma.reshape(n, -1)
+        factor = normalization(h5file, params, start, stop)
+        if factor is not None:  # like pyFAI's normalization_factor: I / f, sigma / f
+            for key in out:
+                out[key] = out[key] / factor[:, None]
         return out
 
     probe = integrate(np.zeros((1, *shape), dtype=np.float32))

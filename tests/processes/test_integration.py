@@ -202,3 +202,30 @@ def test_recorded_dummy_is_the_default(tmp_path, small_scan):
                                                  dummy=-1)
     np.testing.assert_allclose(ds["Intensity"].values[1, 1], ref.intensity, rtol=1e-5,
                                atol=1e-6 * ref.intensity.max())
+
+
+def test_monitor_and_transmission_normalisation_match_pyfai(scan_file, small_scan):
+    monitor = np.linspace(0.5, 2.0, small_scan.n_positions)
+    with h5py.File(scan_file, "r+") as h5:  # as a translator records a monitor per position
+        h5["Measurement_000/Channel_000"].create_dataset("Monitor", data=monitor)
+        raw_before = h5["Measurement_000/Channel_000/Raw_Data"][()]
+    run_on_file(scan_file, AzimuthalIntegration, npt=40, monitor="auto", transmission=0.5,
+                error_model="poisson", progress=False)
+    ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
+    frames = small_scan.frames.reshape(-1, *small_scan.frame_shape)
+    intensity = ds["Intensity"].values.reshape(len(frames), -1)
+    sigma = ds["Intensity_Sigma"].values.reshape(len(frames), -1)
+    for i in (0, 7, 11):
+        ref = small_scan.integrator().integrate1d_ng(
+            frames[i], 40, unit="q_nm^-1", mask=small_scan.mask, error_model="poisson",
+            normalization_factor=monitor[i] * 0.5,
+        )
+        np.testing.assert_allclose(intensity[i], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max())
+        np.testing.assert_allclose(sigma[i], ref.sigma, rtol=1e-5, atol=1e-6 * ref.sigma.max())
+    with h5py.File(scan_file, "r") as h5:  # a correction is a parameter: raw frames unchanged
+        assert h5["Measurement_000/Channel_000/Raw_Data"][()].tobytes() == raw_before.tobytes()
+    with pytest.raises(InputError, match="records no monitor"):
+        from conftest import write_scan
+
+        other = write_scan(scan_file.parent / "other.h5", small_scan)
+        run_on_file(other, AzimuthalIntegration, npt=40, monitor="auto", progress=False)
