@@ -53,6 +53,12 @@ def register(sub) -> None:
         help="leave the chi range [LO, HI] (degrees) out of the fits, e.g. a beamstop holder "
         "or a detector gap; repeatable",
     )
+    p.add_argument(
+        "--engine",
+        choices=("batched", "scipy"),
+        default="batched",
+        help="vectorised fit (default) or scipy curve_fit row by row (the reference)",
+    )
     add_execution(p)
     p.set_defaults(func=run)
 
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         max_iter=args.max_iter,
         isotropy_alpha=None if args.no_isotropy else args.isotropy_alpha,
         exclude_chi=args.exclude_chi,
+        engine=args.engine,
         **execution_kwargs(args),
     )
     report(summary, "fit")

@@ -149,6 +149,9 @@ class ProfileFit(ScatterProcess):
         Chi ranges ``[lo, hi]`` (degrees, modulo 360) left out of every fit, e.g. where a
         beamstop holder or a detector gap spoils the profiles; the model-free <P2> of
         OrderParameter fills them from the centro-symmetric partner bins.
+    engine : {"batched", "scipy"}
+        The vectorised Levenberg–Marquardt (default), or ``scipy.optimize.curve_fit`` row by
+        row (the reference; several times slower).
     **kwargs
         Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
     """
@@ -165,8 +168,11 @@ class ProfileFit(ScatterProcess):
         max_iter: int = 100,
         isotropy_alpha: float | None = 1e-3,
         exclude_chi: Sequence[Sequence[float]] | None = None,
+        engine: str = "batched",
         **kwargs: Any,
     ) -> None:
+        if engine not in ("batched", "scipy"):
+            raise InputError(f"unsupported engine {engine!r}; expected one of batched, scipy")
         if not is_main(h5_main):
             raise InputError(f"{getattr(h5_main, 'name', h5_main)} is not a USID main dataset")
         name = model_name(model)
@@ -214,6 +220,7 @@ class ProfileFit(ScatterProcess):
             "isotropy_alpha": None if isotropy_alpha is None else float(isotropy_alpha),
             "absolute_sigma": sigma_path is not None,
             "exclude_chi": exclude,
+            "engine": engine,
         }
         super().__init__(h5_main, params, **kwargs)
 

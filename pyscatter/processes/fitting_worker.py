@@ -14,7 +14,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim, dims_of
-from pyscatter.kernels.fitting import fit_profiles
+from pyscatter.kernels.fitting import fit_profiles, fit_profiles_reference
 from pyscatter.kernels.models import ProfileModel, get_model
 
 __all__ = [
@@ -81,7 +81,9 @@ def fit_block(
     """Fit ``profiles`` of shape (n_positions, n_rows, n_chi) in one call; outputs (n, n_rows)."""
     n, n_rows, n_chi = profiles.shape
     model = get_model(params["model"])
-    res = fit_profiles(
+    # the vectorised fit by default; scipy's curve_fit row by row stays selectable
+    fit = fit_profiles_reference if params.get("engine") == "scipy" else fit_profiles
+    res = fit(
         chi,
         profiles.reshape(n * n_rows, n_chi),
         None if sigma is None else sigma.reshape(n * n_rows, n_chi),
