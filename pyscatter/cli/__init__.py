@@ -14,7 +14,22 @@ from collections.abc import Sequence
 from pyscatter import __version__
 from pyscatter.errors import FileBusyError, FileFormatError, InputError, PyscatterError
 
-SUBCOMMANDS = ("translate", "integrate", "profiles", "sectors", "fit", "order", "decompose", "cluster", "peaks", "run", "export", "info", "formats", "demo")
+SUBCOMMANDS = (
+    "translate",
+    "integrate",
+    "profiles",
+    "sectors",
+    "fit",
+    "order",
+    "decompose",
+    "cluster",
+    "peaks",
+    "run",
+    "export",
+    "info",
+    "formats",
+    "demo",
+)
 
 log = logging.getLogger("pyscatter")
 

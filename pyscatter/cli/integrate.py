@@ -38,8 +38,10 @@ def register(sub) -> None:
     p.add_argument("--delta-dummy", type=float, help="tolerance around --dummy")
     p.add_argument("--radial-range", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--azimuth-range", type=float, nargs=2, metavar=("MIN", "MAX"))
-    p.add_argument("--monitor", help="normalise by a monitor: 'auto' (the recorded one) or a "
-                   "per-position dataset path")
+    p.add_argument(
+        "--monitor",
+        help="normalise by a monitor: 'auto' (the recorded one) or a per-position dataset path",
+    )
     p.add_argument("--transmission", help="normalise by a transmission: a number or a dataset path")
     p.add_argument("--exposure-time", help="normalise by exposure time: a number or a dataset path")
     p.add_argument("--source", help="source dataset path in the file (default: Raw_Data)")

@@ -24,28 +24,49 @@ def register(sub) -> None:
     scans = p.add_argument_group("SPEC, NeXus/HDF5 and ESRF sources")
     scans.add_argument("--scan", help="SPEC: one scan number (or number.order)")
     scans.add_argument("--scans", help="SPEC: several scans, e.g. 1,3,7, or 'all'")
-    scans.add_argument("--image-pattern",
-                       help="SPEC: image file per point, e.g. '{file}_{scan:03d}_{point:04d}.tiff'")
+    scans.add_argument(
+        "--image-pattern",
+        help="SPEC: image file per point, e.g. '{file}_{scan:03d}_{point:04d}.tiff'",
+    )
     scans.add_argument("--monitor", help="counter/scaler to record as the monitor, e.g. I0")
     scans.add_argument("--dataset", help="NeXus/HDF5: path of the frames dataset")
     scans.add_argument("--axes", help="NeXus/HDF5: position axes as NAME=PATH,… (slow→fast)")
     scans.add_argument("--kind", help="NeXus/HDF5: how to read the source (see the docs)")
-    scans.add_argument("--link", nargs="?", const="chunks", choices=("chunks", "vds"),
-                       help="HDF5 sources: copy compressed chunks without decoding (default), "
-                       "or 'vds': leave the frames in the sources (virtual dataset, slow reads)")
+    scans.add_argument(
+        "--link",
+        nargs="?",
+        const="chunks",
+        choices=("chunks", "vds"),
+        help="HDF5 sources: copy compressed chunks without decoding (default), "
+        "or 'vds': leave the frames in the sources (virtual dataset, slow reads)",
+    )
     esrf = p.add_argument_group("ESRF ID02 series and scan layout")
-    esrf.add_argument("--series", help="ID02: field, temperature, time, frames, "
-                      "'temperature,field' or auto (default)")
+    esrf.add_argument(
+        "--series",
+        help="ID02: field, temperature, time, frames, 'temperature,field' or auto (default)",
+    )
     esrf.add_argument("--detector", help="ID02: detector name when a file holds several")
     esrf.add_argument("--scalers", action="append", help="ID02: scalers file(s) for --monitor")
-    esrf.add_argument("--snake", choices=("auto", "yes", "no"),
-                      help="serpentine scan: put alternate rows back in order (default auto)")
-    esrf.add_argument("--incomplete", choices=("pad", "drop", "error"),
-                      help="an aborted last row: pad with missing positions (default), drop, error")
-    esrf.add_argument("--no-header-geometry", action="store_true",
-                      help="ignore ESRF header geometry (Center_1/2, PSize, SampleDistance…)")
-    esrf.add_argument("--no-resume", action="store_true",
-                      help="start an interrupted translation again instead of continuing it")
+    esrf.add_argument(
+        "--snake",
+        choices=("auto", "yes", "no"),
+        help="serpentine scan: put alternate rows back in order (default auto)",
+    )
+    esrf.add_argument(
+        "--incomplete",
+        choices=("pad", "drop", "error"),
+        help="an aborted last row: pad with missing positions (default), drop, error",
+    )
+    esrf.add_argument(
+        "--no-header-geometry",
+        action="store_true",
+        help="ignore ESRF header geometry (Center_1/2, PSize, SampleDistance…)",
+    )
+    esrf.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start an interrupted translation again instead of continuing it",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
 

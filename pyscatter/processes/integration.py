@@ -76,7 +76,9 @@ def normalization_parameters(h5_main, monitor, transmission, exposure_time) -> d
             paths.append(_per_position(h5_main, "Monitor", "monitor"))
         elif recorded is not None:
             name = str(recorded)
-            paths.append(_per_position(h5_main, name if "/" in name else f"Counters/{name}", "monitor"))
+            paths.append(
+                _per_position(h5_main, name if "/" in name else f"Counters/{name}", "monitor")
+            )
         else:
             raise InputError(
                 f"monitor='auto': {h5_main.file.filename} records no monitor; give a dataset "

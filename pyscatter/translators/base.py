@@ -292,7 +292,8 @@ def guess_translator(sources: SourcesLike) -> Translator:
         Nothing reads the sources: the message lists the installed formats and how to pick one.
     """
     ranked = sorted(
-        available_translators().items(), key=lambda item: (-getattr(item[1], "priority", 0), item[0])
+        available_translators().items(),
+        key=lambda item: (-getattr(item[1], "priority", 0), item[0]),
     )
     translators = {name: cls() for name, cls in ranked}
     if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir():

@@ -12,8 +12,9 @@ from pyscatter.processes.integration import AzimuthalIntegration
 
 
 def test_integration_group_is_valid_nxdata_with_default_chain(scan_file):
-    summary = run_on_file(scan_file, AzimuthalIntegration, npt=40, error_model="poisson",
-                          progress=False)
+    summary = run_on_file(
+        scan_file, AzimuthalIntegration, npt=40, error_model="poisson", progress=False
+    )
     ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
     with h5py.File(scan_file, "r") as h5:
         nx = NXdata(h5[summary.group])

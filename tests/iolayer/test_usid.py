@@ -12,7 +12,7 @@ from pyscatter.io.usid import Dim, create_main, read_nd, write_ancillary
 
 
 def test_pyusid_write_main_dataset_and_usidataset_work_under_numpy2(tmp_path):
-    import pyUSID as usid
+    import pyUSID as usid  # noqa: N813 (pyUSID's own documented alias)
 
     assert int(np.__version__.split(".")[0]) >= 2
     data = np.arange(6 * 5, dtype=np.float32).reshape(6, 5)

@@ -10,14 +10,22 @@ from pyscatter.processes.execution import make_batch_cluster
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("slurm", ["#SBATCH -t 01:30:00", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=15G"]),
-     ("pbs", ["#PBS -l walltime=01:30:00", "#PBS -l select=1:ncpus=8:mem=15GB"])],
+    [
+        ("slurm", ["#SBATCH -t 01:30:00", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=15G"]),
+        ("pbs", ["#PBS -l walltime=01:30:00", "#PBS -l select=1:ncpus=8:mem=15GB"]),
+    ],
 )
 def test_batch_job_scripts(kind, expected):
-    cluster, jobs = make_batch_cluster({
-        "kind": kind, "cores": 8, "memory": "16GB", "walltime": "01:30:00", "jobs": 3,
-        "scheduler_options": {"host": "127.0.0.1", "dashboard_address": None},
-    })
+    cluster, jobs = make_batch_cluster(
+        {
+            "kind": kind,
+            "cores": 8,
+            "memory": "16GB",
+            "walltime": "01:30:00",
+            "jobs": 3,
+            "scheduler_options": {"host": "127.0.0.1", "dashboard_address": None},
+        }
+    )
     try:
         script = cluster.job_script()
     finally:

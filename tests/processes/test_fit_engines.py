@@ -23,4 +23,6 @@ def test_batched_and_scipy_engines_agree(scan_file):
         for name in ("kappa", "x0", "I"):
             sigma = a[f"{name}_sigma"][()][ok]
             # within 1e-3 of a standard deviation, as the kernel tests require row by row
-            np.testing.assert_array_less(np.abs(a[name][()][ok] - b[name][()][ok]), 1e-3 * sigma + 1e-6)
+            np.testing.assert_array_less(
+                np.abs(a[name][()][ok] - b[name][()][ok]), 1e-3 * sigma + 1e-6
+            )

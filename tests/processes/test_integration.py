@@ -176,8 +176,14 @@ def test_positions_never_measured_come_out_nan(tmp_path, small_scan):
 
     files = small_scan.write_images(tmp_path / "frames")[:10]
     poni = small_scan.write_poni(tmp_path / "g.poni")
-    path = translate([str(f) for f in files], tmp_path / "aborted.h5", format="images",
-                     grid="Y=3,X=4", poni=str(poni), incomplete="pad")
+    path = translate(
+        [str(f) for f in files],
+        tmp_path / "aborted.h5",
+        format="images",
+        grid="Y=3,X=4",
+        poni=str(poni),
+        incomplete="pad",
+    )
     run_on_file(path, AzimuthalIntegration, npt=30, progress=False)
     ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
     flat = ds["Intensity"].values.reshape(12, 30)
@@ -191,17 +197,25 @@ def test_recorded_dummy_is_the_default(tmp_path, small_scan):
 
     files = small_scan.write_images(tmp_path / "frames")
     poni = small_scan.write_poni(tmp_path / "g.poni")
-    path = translate([str(f) for f in files], tmp_path / "d.h5", format="images", grid="Y=3,X=4",
-                     poni=str(poni), dummy=-1)
+    path = translate(
+        [str(f) for f in files],
+        tmp_path / "d.h5",
+        format="images",
+        grid="Y=3,X=4",
+        poni=str(poni),
+        dummy=-1,
+    )
     summary = run_on_file(path, AzimuthalIntegration, npt=30, progress=False)
     with h5py.File(path, "r") as h5:
         assert json.loads(h5[summary.group].attrs["parameters"])["dummy"] == -1
     ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
     # the synthetic frames carry -1 in masked pixels: pyFAI with the same dummy is the reference
-    ref = small_scan.integrator().integrate1d_ng(small_scan.frames[1, 1], 30, unit="q_nm^-1",
-                                                 dummy=-1)
-    np.testing.assert_allclose(ds["Intensity"].values[1, 1], ref.intensity, rtol=1e-5,
-                               atol=1e-6 * ref.intensity.max())
+    ref = small_scan.integrator().integrate1d_ng(
+        small_scan.frames[1, 1], 30, unit="q_nm^-1", dummy=-1
+    )
+    np.testing.assert_allclose(
+        ds["Intensity"].values[1, 1], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max()
+    )
 
 
 def test_monitor_and_transmission_normalisation_match_pyfai(scan_file, small_scan):
@@ -209,18 +223,31 @@ def test_monitor_and_transmission_normalisation_match_pyfai(scan_file, small_sca
     with h5py.File(scan_file, "r+") as h5:  # as a translator records a monitor per position
         h5["Measurement_000/Channel_000"].create_dataset("Monitor", data=monitor)
         raw_before = h5["Measurement_000/Channel_000/Raw_Data"][()]
-    run_on_file(scan_file, AzimuthalIntegration, npt=40, monitor="auto", transmission=0.5,
-                error_model="poisson", progress=False)
+    run_on_file(
+        scan_file,
+        AzimuthalIntegration,
+        npt=40,
+        monitor="auto",
+        transmission=0.5,
+        error_model="poisson",
+        progress=False,
+    )
     ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
     frames = small_scan.frames.reshape(-1, *small_scan.frame_shape)
     intensity = ds["Intensity"].values.reshape(len(frames), -1)
     sigma = ds["Intensity_Sigma"].values.reshape(len(frames), -1)
     for i in (0, 7, 11):
         ref = small_scan.integrator().integrate1d_ng(
-            frames[i], 40, unit="q_nm^-1", mask=small_scan.mask, error_model="poisson",
+            frames[i],
+            40,
+            unit="q_nm^-1",
+            mask=small_scan.mask,
+            error_model="poisson",
             normalization_factor=monitor[i] * 0.5,
         )
-        np.testing.assert_allclose(intensity[i], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max())
+        np.testing.assert_allclose(
+            intensity[i], ref.intensity, rtol=1e-5, atol=1e-6 * ref.intensity.max()
+        )
         np.testing.assert_allclose(sigma[i], ref.sigma, rtol=1e-5, atol=1e-6 * ref.sigma.max())
     with h5py.File(scan_file, "r") as h5:  # a correction is a parameter: raw frames unchanged
         assert h5["Measurement_000/Channel_000/Raw_Data"][()].tobytes() == raw_before.tobytes()

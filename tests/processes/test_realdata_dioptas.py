@@ -20,8 +20,13 @@ pytestmark = pytest.mark.realdata
 
 def _ceo2_peaks(tmp_path, dioptas, flip):
     options = {"flip": flip} if flip else {}
-    path = translate([str(dioptas / "CeO2_Pilatus1M.tif")], tmp_path / f"ceo2_{flip}.h5",
-                     format="images", poni=str(dioptas / "CeO2_Pilatus1M.poni"), **options)
+    path = translate(
+        [str(dioptas / "CeO2_Pilatus1M.tif")],
+        tmp_path / f"ceo2_{flip}.h5",
+        format="images",
+        poni=str(dioptas / "CeO2_Pilatus1M.poni"),
+        **options,
+    )
     run_on_file(path, AzimuthalIntegration, npt=3000, unit="q_nm^-1", progress=False)
     ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
     q, intensity = ds["q"].values, ds["Intensity"].values[0]
@@ -50,19 +55,35 @@ def test_dioptas_map_reproduces_dioptas_xy(tmp_path, shared_data):
     tifs = sorted(folder.glob("*.tif"))
     # the geometry Dioptas wrote in the .xy headers (see ../shared/data/README.md)
     geometry = {
-        "dist": 0.284634930882, "poni1": 8.722e-2, "poni2": 8.342e-2, "rot1": -0.000251,
-        "rot2": 0.000603, "rot3": 0.0, "wavelength": 3.344e-11, "detector": "Detector",
+        "dist": 0.284634930882,
+        "poni1": 8.722e-2,
+        "poni2": 8.342e-2,
+        "rot1": -0.000251,
+        "rot2": 0.000603,
+        "rot3": 0.0,
+        "wavelength": 3.344e-11,
+        "detector": "Detector",
         "detector_config": {"pixel1": 172e-6, "pixel2": 172e-6, "max_shape": [1043, 981]},
     }
-    path = translate([str(t) for t in tifs], tmp_path / "map.h5", format="images",
-                     grid="Point=9", flip="ud")
-    xy = {int(re.search(r"map_(\d+)_", p.name).group(1)): np.loadtxt(p)
-          for p in (folder / "xy").glob("*.xy")}
+    path = translate(
+        [str(t) for t in tifs], tmp_path / "map.h5", format="images", grid="Point=9", flip="ud"
+    )
+    xy = {
+        int(re.search(r"map_(\d+)_", p.name).group(1)): np.loadtxt(p)
+        for p in (folder / "xy").glob("*.xy")
+    }
     two_theta = next(iter(xy.values()))[:, 0]
     step = np.diff(two_theta).mean()
-    run_on_file(path, AzimuthalIntegration, poni=geometry, npt=two_theta.size, unit="2th_deg",
-                radial_range=(two_theta[0] - step / 2, two_theta[-1] + step / 2),
-                polarization_factor=0.99, progress=False)
+    run_on_file(
+        path,
+        AzimuthalIntegration,
+        poni=geometry,
+        npt=two_theta.size,
+        unit="2th_deg",
+        radial_range=(two_theta[0] - step / 2, two_theta[-1] + step / 2),
+        polarization_factor=0.99,
+        progress=False,
+    )
     ds = pyscatter.to_xarray(path, "AzimuthalIntegration")
     np.testing.assert_allclose(ds["2theta"].values, two_theta, atol=1e-5)
     ratios = []

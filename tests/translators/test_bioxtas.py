@@ -291,6 +291,8 @@ def test_saxslab_registered():
 def test_auto_format_picks_saxslab_for_a_saxslab_tiff(shared_data):
     from pyscatter.translators import guess_translator
 
-    assert guess_translator(str(shared_data / "bioxtasraw" / "saxslab_image.tiff")).name == "saxslab"
+    assert (
+        guess_translator(str(shared_data / "bioxtasraw" / "saxslab_image.tiff")).name == "saxslab"
+    )
     # a plain Pilatus TIFF stays with the image stack
     assert guess_translator(str(shared_data / "dioptas" / "CeO2_Pilatus1M.tif")).name == "images"
