@@ -8,12 +8,13 @@ pyFAI's first bin also takes pixels from below its range, see
 :mod:`pyscatter.processes.profiles_worker`) and ``npt_azim`` chi bins over [-180°, 180°]. With
 pyFAI's sums S_k, V_k, N_k of sub-bin k in a chi bin (Poisson variance max(raw, 1))::
 
-    I(chi)     = (1/n) Σ_k S_k / N_k                 the mean over q of the sub-bin means
-    sigma(chi) = sqrt(Σ_k sigma_k²) / n,   sigma_k = sqrt(V_k) / N_k
+    I(chi)      = (1/n) Σ_k S_k / N_k                the mean over q of the sub-bin means
+    sigma(chi)² = (Σ_k V_k / N_k² + 2 Σ_{k<l} C_kl / (N_k N_l)) / n²
 
-wherever every sub-bin is covered (N_k at least ``min_coverage`` of its median over chi); chi
-bins the detector does not fully cover are NaN, not biased. All rings are one stacked sparse
-matrix applied to a block of frames at once.
+(C_kl = Σ c_k c_l max(raw, 1) over the pixels that bbox splitting shares between sub-bins k
+and l) wherever every sub-bin is covered (N_k at least ``min_coverage`` of its median over
+chi); chi bins the detector does not fully cover are NaN, not biased. All rings are one
+stacked sparse matrix applied to a block of frames at once.
 """
 
 from __future__ import annotations
@@ -190,23 +191,30 @@ class AzimuthalProfiles(DetectorProcess):
     ``width`` and ``lattice`` or ``cif``.
 
     I(chi) is the mean of the corrected intensity over the ring's q window, taken uniformly in
-    q: each ring is cut into ``n_radial`` sub-bins of equal width, and I(chi) is the mean of
-    the ``n_radial`` sub-bin means (equal, fixed weights), sigma(chi) = sqrt(Σ sigma_k²) /
-    n_radial. Where the detector covers a chi bin fully, this is what one bin over the window
-    (pyFAI's ``integrate2d_ng`` with a single radial bin, Σ signal / Σ normalization) gives,
-    but for its weighting of q by the pixel density (∝ q for a detector normal to the beam)
-    and its sampling by whole pixels. The first makes the sub-bin mean exceed the single bin
-    by ≈ −I'·w²/(3q) for a ring of half-width w on a radial slope I' (4w²/3q² of I on a q⁻⁴
-    slope: 1.6 % at q = 0.45 nm⁻¹, w = 0.05 nm⁻¹; 0.04 % on the Gaussian rings of
-    :mod:`pyscatter.datasets`), the same at every chi. Where a module gap, the beamstop or the frame edge removes part of the window
-    at some chi, a single bin averages the pixels that remain and the steep radial profile of
-    the ring biases it (by up to 33 % on those rings); the sub-bin mean keeps its definition
-    there, as each narrow sub-bin is nearly flat radially and its weight is fixed.
+    q: the ring is cut into ``n_radial`` sub-bins of equal width and I(chi) is the mean of
+    their means S_k/N_k, with equal weights that depend neither on chi nor on the coverage.
     A chi bin counts only where every sub-bin is covered: its normalization sum N_k(chi) (the
     weight of its valid pixels) is at least ``min_coverage`` times the median of N_k over chi
     (the unobstructed expectation, over the chi bins the sub-bin reaches at all). Chi bins
     the detector does not fully cover are NaN, not biased, in ``Intensity`` and
     ``Intensity_Sigma`` (never 0), so fits ignore them.
+
+    Why sub-bins: where a module gap, the beamstop or the frame edge removes part of the
+    window at some chi, one bin over the window averages the pixels that remain, and the
+    steep radial profile of the ring biases it (by up to 33 % on the rings of
+    :func:`pyscatter.datasets.oriented_map`, which a fit takes for orientation); each narrow
+    sub-bin is nearly flat radially, so the sub-bin mean keeps its definition there. Where
+    the detector covers a chi bin fully, one bin (pyFAI's ``integrate2d_ng`` with a single
+    radial bin, Σ signal / Σ normalization) differs from it only by the sampling by pixels and
+    its weighting of q by the pixel density (∝ q for a detector normal to the beam): the
+    sub-bin mean exceeds it by ≈ −I'·w²/(3q) for a ring of half-width w on a radial slope I'
+    (4w²/3q² of I on a q⁻⁴ slope: 1.6 % at q = 0.45 nm⁻¹, w = 0.05 nm⁻¹; 0.04 % on the
+    Gaussian rings of :mod:`pyscatter.datasets`), the same at every chi.
+
+    The Poisson sigma(chi) is propagated from the pixels, sqrt(Σ_k sigma_k² + 2 Σ_{k<l}
+    C_kl/(N_k N_l)) / n_radial, where C_kl = Σ c_k c_l max(raw, 1) over the pixels that pixel
+    splitting shares between sub-bins k and l (with sub-bins narrower than a pixel,
+    sqrt(Σ sigma_k²) / n_radial alone is ~1.6 times too small at 8 sub-bins).
 
     Parameters
     ----------
@@ -260,8 +268,9 @@ class AzimuthalProfiles(DetectorProcess):
     ``min_coverage`` are recorded in the parameters.
 
     With ``error_model="azimuthal"`` each sigma_k is pyFAI's spread of the pixels within the
-    sub-bin, which is 0 for a sub-bin holding a single pixel; use sub-bins of several pixels
-    (a small ``n_radial``) with that model.
+    sub-bin, combined as sqrt(Σ sigma_k²) / n_radial: the pixels shared between sub-bins are
+    not accounted for, and a sub-bin holding a single pixel has no spread. Use sub-bins of
+    several pixels (a small ``n_radial``) with that model.
     """
 
     process_name = "AzimuthalProfiles"
@@ -364,7 +373,7 @@ class AzimuthalProfiles(DetectorProcess):
 
     def _bytes_per_position(self) -> int:
         n_pix = self._shape[0] * self._shape[1]
-        n_sub = self._width() // 2 * self.parameters["n_radial"]  # (ring, sub-bin, chi) bins
-        # the raw frame in the read buffer, the float32 sums and float64 means, sigmas and
-        # normalizations of the sub-bins, their combination and both outputs
-        return n_pix * self._source.dtype.itemsize + n_sub * 40 + self._width() * 24
+        n_rows = int(self._local_function().n_bins)  # sub-bins and shared-pixel rows
+        # the raw frame in the read buffer; per row the kernel's float32 sums and the four
+        # float64 sums kept; the float64 combination and both float32 outputs per (ring, chi)
+        return n_pix * self._source.dtype.itemsize + n_rows * 40 + self._width() * 40

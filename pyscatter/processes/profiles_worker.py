@@ -11,13 +11,15 @@ Radial sub-bins (rings). The rows of the stacked ring matrix are (ring, sub-bin 
 profile of a ring is the mean over its sub-bins of the sub-bin means, with fixed equal
 weights::
 
-    I(chi)     = (1/n) Σ_k S_k(chi) / N_k(chi)
-    sigma(chi) = sqrt(Σ_k sigma_k(chi)²) / n,    sigma_k = sqrt(V_k) / N_k
+    I(chi)      = (1/n) Σ_k S_k(chi) / N_k(chi)
+    sigma(chi)² = (Σ_k V_k / N_k² + 2 Σ_{k<l} C_kl / (N_k N_l)) / n²
 
-(S, V, N: pyFAI's signal, variance and normalization sums), defined only where every sub-bin
-is covered: N_k(chi) ≥ ``min_coverage`` × E_k, E_k the median over chi of the sub-bin's
-normalization with the static mask (over the chi bins it reaches at all: the unobstructed
-expectation). Other chi bins are NaN. A single bin over the window averages whatever pixels
+(S, V, N: pyFAI's signal, variance and normalization sums; C_kl the covariance of S_k and S_l
+from the pixels that pixel splitting shares between them, see :func:`shared_pixel_matrices`;
+taken as 0 for the "azimuthal" error model), defined only where every sub-bin is covered:
+N_k(chi) ≥ ``min_coverage`` × E_k, E_k the median over chi of the sub-bin's normalization
+with the static mask (over the chi bins it reaches at all: the unobstructed expectation).
+Other chi bins are NaN. A single bin over the window averages whatever pixels
 remain: where a module gap, a beamstop edge or the frame edge takes away part of the window
 at some chi, the ring's steep radial profile biases that bin. Each narrow sub-bin is nearly
 flat radially, and its weight does not depend on chi, so a partially covered ring is either
@@ -291,6 +293,7 @@ class SumsIntegrator(BatchIntegrator):
         """The kernel's ``_integrate_block``, keeping N and V (outputs (nf, n_bins))."""
         if frames.shape[0] == 0:
             return
+        variance: np.ndarray | None
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.error_model == "azimuthal":
                 block, bad = self._preprocess_block(frames, dummies, always_bad)
@@ -639,4 +642,6 @@ def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = Non
 
         ai = pyFAI.load(json.loads(params["geometry"]))
     integrator = ring_integrator(ai, params, mask)
-    return block_function(integrator, params["source"], _shape(params), radial_slow=True)
+    compute = block_function(integrator, params["source"], _shape(params), radial_slow=True)
+    compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix
+    return compute

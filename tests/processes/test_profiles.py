@@ -8,6 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import write_scan
 from scipy import special
 
@@ -69,25 +70,44 @@ def _pyfai_sub_bins(
     """The sub-bin profile of [q_min, q_max] from pyFAI alone, by its definition.
 
     Each of the ``n_radial`` sub-bins is pyFAI's integrate2d_ng (:func:`_pyfai_ring`); the
-    profile is the mean of their intensities, sigma = sqrt(Σ sigma_k²) / n, where every
-    sub-bin's sum_normalization is at least ``min_coverage`` of its median over the chi bins
-    it reaches (the frames here have no dummies: that is the static normalization).
-    Returns (intensity, sigma, sub-bin intensities (n, n_chi), sub-bin normalizations).
+    profile is the mean of their intensities where every sub-bin's sum_normalization is at
+    least ``min_coverage`` of its median over the chi bins it reaches (these frames have no
+    dummies: that is the static normalization). Poisson sigma: the profile is linear in the
+    pixels, I = Σ_p a_p raw_p with a_p = Σ_k c_kp / (n N_k) from pyFAI's own sub-bin matrices
+    c_k, so sigma² = Σ_p a_p² max(raw_p, 1); other models: sqrt(Σ sigma_k²) / n. Returns
+    (intensity, sigma, sub-bin intensities (n, n_chi), sub-bin normalizations, the naive
+    sqrt(Σ sigma_k²) / n).
     """
+    from pyFAI.method_registry import IntegrationMethod
+
     edges = np.linspace(q_min, q_max, n_radial + 1)
-    ais = [None] * n_radial if ais is None else ais
-    sub_i, sub_s, sub_n = [], [], []
+    split = kw.get("method", ("bbox", "csr", "cython"))[0]
+    key = IntegrationMethod.select_method(2, split, "csr", "cython")[0]
+    sub_i, sub_s, sub_n, matrices = [], [], [], []
     for k in range(n_radial):
-        ref, col = _pyfai_ring(scan, frame, edges[k], edges[k + 1], npt_azim, ai=ais[k], **kw)
+        ai = scan.integrator() if ais is None else ais[k]
+        ref, col = _pyfai_ring(scan, frame, edges[k], edges[k + 1], npt_azim, ai=ai, **kw)
         sub_i.append(ref.intensity[:, col])
         sub_s.append(ref.sigma[:, col])
         sub_n.append(ref.sum_normalization[:, col])
+        engine = ai.engines[key].engine  # rows i_q * npt_azim + i_chi; the ring is i_q = 1
+        matrix = sp.csr_matrix(
+            (engine.data, engine.indices, engine.indptr), shape=(engine.output_size, frame.size)
+        )
+        matrices.append(matrix[npt_azim : 2 * npt_azim])
     sub_i, sub_s, sub_n = np.array(sub_i), np.array(sub_s), np.array(sub_n)
     expected = np.array([np.median(n[n > 0]) for n in sub_n])
     complete = (np.isfinite(sub_i) & (sub_n >= min_coverage * expected[:, None])).all(axis=0)
     intensity = np.where(complete, sub_i.mean(axis=0), np.nan)
-    sigma = np.where(complete, np.sqrt((sub_s**2).sum(axis=0)) / n_radial, np.nan)
-    return intensity, sigma, sub_i, sub_n
+    naive = np.where(complete, np.sqrt((sub_s**2).sum(axis=0)) / n_radial, np.nan)
+    if kw.get("error_model", "poisson") != "poisson":
+        return intensity, naive, sub_i, sub_n, naive
+    with np.errstate(divide="ignore"):
+        inverse = np.where(sub_n > 0, 1 / (n_radial * sub_n), 0.0)
+    weights = sum(sp.diags(inverse[k]) @ matrices[k].astype(np.float64) for k in range(n_radial))
+    variance = np.maximum(np.asarray(frame, dtype=np.float64).ravel(), 1)
+    sigma = np.sqrt(weights.multiply(weights) @ variance)
+    return intensity, np.where(complete, sigma, np.nan), sub_i, sub_n, naive
 
 
 def _params(scan, rings, npt_azim, **kw):
@@ -136,7 +156,7 @@ def test_profiles_equal_pyfai_per_position(scan_file, scan):
     integrators = [[scan.integrator() for _ in range(3)] for _ in rings]
     for i in range(len(frames)):
         for k, (q, w) in enumerate(rings):
-            ref_i, ref_s, sub_i, _ = _pyfai_sub_bins(
+            ref_i, ref_s, sub_i, _, _ = _pyfai_sub_bins(
                 scan, frames[i], q - w, q + w, 3, 90, ais=integrators[k], polarization_factor=0.99
             )
             nan = np.isnan(ref_i)
@@ -168,14 +188,18 @@ def test_complete_frame_sub_bins_equal_pyfai_and_the_single_bin():
     sub = ring_integrator(ai, _params(scan, rings, 60, n_radial=4), None)
     single = ring_integrator(ai, _params(scan, rings, 60, n_radial=1, min_coverage=0.0), None)
     new, old = sub.integrate(frame[None]), single.integrate(frame[None])
-    for k, (q, lo, hi) in enumerate(rings):
-        ref_i, ref_s, sub_i, sub_n = _pyfai_sub_bins(
+    for k, (_, lo, hi) in enumerate(rings):
+        ref_i, ref_s, sub_i, sub_n, naive = _pyfai_sub_bins(
             scan, frame, lo, hi, 4, 60, mask=unmasked, polarization_factor=0.99
         )
         assert np.isfinite(ref_i).all()  # complete: no chi bin is NaN
         # float32 sums in the batched kernel vs pyFAI's float64: 1e-5 relative
         np.testing.assert_allclose(new.intensity[0, :, k], ref_i, rtol=1e-5)
         np.testing.assert_allclose(new.sigma[0, :, k], ref_s, rtol=1e-5)
+        # bbox splitting shares pixels between neighbouring sub-bins: sqrt(Σ sigma_k²) / n,
+        # which takes them as independent, would be too small (the median ratio is 1.33 and
+        # 1.36 here, sub-bins of 0.03 and 0.025 1/nm for pixels of 0.031 1/nm)
+        assert np.median(ref_s / naive) > 1.2
         # the single bin is the union of the sub-bins: Σ_k N_k I_k / Σ_k N_k (pixel weights)
         weighted = (sub_n * sub_i).sum(axis=0) / sub_n.sum(axis=0)
         np.testing.assert_allclose(old.intensity[0, :, k], weighted, rtol=1e-5)
@@ -252,7 +276,7 @@ def test_azimuthal_error_model_equals_pyfai(scan):
     for n_radial in (1, 3):
         params = _params(scan, [(0.45, 0.39, 0.51)], 60, n_radial=n_radial, **kw)
         res = ring_integrator(scan.integrator(), params, scan.mask).integrate(frame[None])
-        ref_i, ref_s, _, _ = _pyfai_sub_bins(scan, frame, 0.39, 0.51, n_radial, 60, **kw)
+        ref_i, ref_s, _, _, _ = _pyfai_sub_bins(scan, frame, 0.39, 0.51, n_radial, 60, **kw)
         ok = np.isfinite(ref_i)
         np.testing.assert_array_equal(np.isfinite(res.intensity[0, :, 0]), ok)
         # the azimuthal model sums in float64 like pyFAI's recurrence: float32 rounding only
@@ -343,7 +367,7 @@ def test_sub_bin_sums_equal_one_integrator_per_ring(scan):
     rings = [(0.45, 0.40, 0.50), (0.8, 0.70, 0.90)]
     profiles = ring_integrator(scan.integrator(), _params(scan, rings, 45, n_radial=4), scan.mask)
     frames = scan.frames.reshape(-1, *scan.frame_shape)
-    intensity, sigma, norm = profiles.integrator.sums(frames)
+    intensity, sigma, norm, _ = profiles.integrator.sums(frames)
     for k, (_, lo, hi) in enumerate(rings):
         step = (hi - lo) / 4
         bi = BatchIntegrator.from_pyfai(
@@ -516,10 +540,19 @@ def test_extra_mask_gives_nan_bins_and_worker_path(scan_file, scan):
     inside = (centre - 5 > 20) & (centre + 5 < 60)  # bins wholly in the wedge
     assert inside.sum() == 2
     assert np.isnan(stored[:, inside]).all() and np.isnan(sigma[:, inside]).all()
-    ref, col = _pyfai_ring(scan, scan.frames[0, 1], 0.39, 0.51, 36, mask=scan.mask | extra)
-    ok = np.isfinite(ref.intensity[:, col])
+    # the default 8 sub-bins, as pyFAI gives them (float32 sums: 1e-5 relative)
+    ref_i, ref_s, _, _, _ = _pyfai_sub_bins(
+        scan, scan.frames[0, 1], 0.39, 0.51, 8, 36, mask=scan.mask | extra
+    )
+    ok = np.isfinite(ref_i)
     np.testing.assert_array_equal(np.isfinite(stored[1]), ok)
-    np.testing.assert_allclose(stored[1][ok], ref.intensity[ok, col], rtol=1e-5)
+    np.testing.assert_allclose(stored[1][ok], ref_i[ok], rtol=1e-5)
+    np.testing.assert_allclose(sigma[1][ok], ref_s[ok], rtol=1e-5)
+    # the 4 bins the wedge overlaps are NaN (the pixels of [20°, 30°] and [50°, 60°] whose
+    # centre is outside the wedge reach less than half of the bin); 3 more are the arm's
+    overlap = (centre + 5 > 20) & (centre - 5 < 60)
+    assert overlap.sum() == 4 and np.isnan(stored[:, overlap]).all()
+    assert (~ok).sum() == 7
 
 
 def test_reuse_and_001(scan_file):
@@ -562,6 +595,16 @@ def test_bad_parameters_are_named(scan_file):
         run_on_file(scan_file, AzimuthalProfiles, q=0.45, width=0.1, unit="2th_deg", progress=False)
     with pytest.raises(InputError, match="npt_azim"):
         run_on_file(scan_file, AzimuthalProfiles, q=0.45, width=0.1, npt_azim=0, progress=False)
+    for bad in (0, 101, 2.5, True, "8"):
+        with pytest.raises(InputError, match="n_radial must be an integer from 1 to 100"):
+            run_on_file(
+                scan_file, AzimuthalProfiles, q=0.45, width=0.1, n_radial=bad, progress=False
+            )
+    for bad in (-0.1, 1.5, np.nan, None, "0.5"):
+        with pytest.raises(InputError, match=r"min_coverage must be a number in \[0, 1\]"):
+            run_on_file(
+                scan_file, AzimuthalProfiles, q=0.45, width=0.1, min_coverage=bad, progress=False
+            )
     with pytest.raises(InputError, match="error_model"):
         run_on_file(
             scan_file, AzimuthalProfiles, q=0.45, width=0.1, error_model=None, progress=False
@@ -575,6 +618,23 @@ def test_bad_parameters_are_named(scan_file):
             method=("bbox", "histogram", "cython"),
             progress=False,
         )
+
+
+def test_rings_mostly_nan_are_reported(scan, caplog):
+    """Whole-pixel sampling ("no" splitting) of sub-bins narrower than a pixel leaves most
+    sub-bins empty at most chi: the profiles are NaN there, and the log says why."""
+    from pyscatter.processes.profiles_worker import ring_integrator
+
+    params = _params(scan, [(0.45, 0.40, 0.50), (0.8, 0.6, 1.0)], 90)
+    with caplog.at_level("WARNING", logger="pyscatter.processes.profiles_worker"):
+        ring_integrator(scan.integrator(), dict(params, method=["no", "csr", "cython"]), None)
+    # the 0.0125 1/nm sub-bins at 0.45 are narrower than the pixel pitch (0.031 1/nm here),
+    # those at 0.8 are 0.05 wide
+    assert len(caplog.records) == 1 and "q = 0.45 " in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pyscatter.processes.profiles_worker"):
+        ring_integrator(scan.integrator(), params, None)  # bbox splitting: complete
+    assert not caplog.records
 
 
 @pytest.mark.realdata
@@ -603,6 +663,8 @@ def test_ceo2_111_ring_profile_from_hkl(shared_data):
         "correct_solid_angle": True,
         "polarization_factor": None,
         "error_model": "poisson",
+        "n_radial": 8,
+        "min_coverage": 0.5,
     }
     res = ring_integrator(ai, params, image < 0).integrate(image[None])
     ring, band = res.intensity[0, :, 0], res.intensity[0, :, 1]
