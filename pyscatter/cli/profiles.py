@@ -88,6 +88,20 @@ def register(sub) -> None:
     )
     rings.add_argument("--cif", help="CIF file of the cell for --hkl (read with ASE)")
     p.add_argument("--npt-azim", type=int, default=180, help="chi bins (default 180)")
+    p.add_argument(
+        "--n-radial",
+        type=int,
+        default=8,
+        help="radial sub-bins across each ring (default 8): masks and frame edges "
+        "that cover part of a ring no longer bias I(chi)",
+    )
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.5,
+        help="a chi bin whose sub-bins are covered less than this fraction of usual "
+        "is NaN (default 0.5)",
+    )
     p.add_argument("--unit", default="q_nm^-1", help="q_nm^-1 (default) or q_A^-1")
     add_detector_options(p)
     add_execution(p)
@@ -159,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         lattice=parse_lattice(args.lattice),
         cif=args.cif,
         npt_azim=args.npt_azim,
+        n_radial=args.n_radial,
+        min_coverage=args.min_coverage,
         unit=args.unit,
         **detector_kwargs(args),
         **execution_kwargs(args),
