@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/pyscatter demo out/
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

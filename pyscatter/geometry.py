@@ -306,7 +306,7 @@ def q_parallel_perpendicular(
         q_par  = |q| cos θ cos(χ − director)
         q_perp = |q| cos θ sin(χ − director)
 
-    so ``q_par² + q_perp² = |q|² cos² θ`` exactly (≈ |q|² at small angles; the rest of q,
+    so ``q_par² + q_perp² = |q|² cos² θ`` exactly (about ``|q|²`` at small angles; the rest of q,
     ``−|q| sin θ``, lies along the beam). ``q_perp > 0`` is towards increasing χ.
 
     Parameters

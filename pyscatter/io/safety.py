@@ -1,16 +1,18 @@
 """File safety for every pyscatter writer: one job per file, repair before opening, barriers.
 
-This module implements the recipe of ``CRASH_SAFETY.md`` (measured with h5py 3.16 / HDF5 2.0):
+This module implements the recipe of ``CRASH_SAFETY.md`` (measured with h5py 3.16 / HDF5 2.0);
+the rule numbers are the recipe's:
 
-1. :func:`job_lock` -- one job per file, an ``fcntl.flock`` on ``<file>.lock`` held for the whole
-   job; the kernel drops it when the holder dies, so a stale lock file never blocks.
-3. :func:`repair` -- before opening, undo an interrupted set-up (:func:`setup_transaction`),
-   re-extend a file cut short, raise a stale end-of-allocation address, clear the status flags a
-   killed ``libver="latest"`` writer leaves; each repair is reported as one sentence.
-4. :func:`setup_transaction` -- an undo journal around linking a fully built results group.
-5. :func:`fsync` -- the barrier (``flush`` only hands data to the kernel; HDF5 never fsyncs), and
-   :func:`chunk_flag` / :func:`verify_flag` -- the completion record ``(1 << 32) | crc32(data)``.
-8. :func:`write_status` / :func:`read_status` -- progress visible from outside the writer.
+- rule 1, :func:`job_lock` -- one job per file, an ``fcntl.flock`` on ``<file>.lock`` held for
+  the whole job; the kernel drops it when the holder dies, so a stale lock file never blocks;
+- rule 3, :func:`repair` -- before opening, undo an interrupted set-up (:func:`setup_transaction`),
+  re-extend a file cut short, raise a stale end-of-allocation address, clear the status flags a
+  killed ``libver="latest"`` writer leaves; each repair is reported as one sentence;
+- rule 4, :func:`setup_transaction` -- an undo journal around linking a fully built results group;
+- rule 5, :func:`fsync` -- the barrier (``flush`` only hands data to the kernel; HDF5 never
+  fsyncs), and :func:`chunk_flag` / :func:`verify_flag` -- the completion record
+  ``(1 << 32) | crc32(data)``;
+- rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer.
 
 HDF5's own file lock is never bypassed here: a file that another program holds open is reported
 busy (:class:`~pyscatter.errors.FileBusyError`), never repaired under its feet.

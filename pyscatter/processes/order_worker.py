@@ -105,6 +105,9 @@ def order_block(
     dict
         ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free``, each (n,).
         ISOTROPIC rows have S = 0 with no error, director and model-free S; failed fits NaN.
+        WEAK rows (a strength below 3 sigma: orientation not established) report S = 0 with
+        the sigma of the fitted strength, so a peak fitted to noise never shows up as order;
+        their status stays WEAK and the fitted values remain in the ProfileFit group.
     """
     model = get_model(model_name)
     s, s_sigma = _s_and_sigma(model, params, errors, n_theta)
@@ -112,7 +115,8 @@ def order_block(
     background = _background_curves(model, params, chi)
     s_free = order_parameter_from_profile(chi, profiles, director, background=background)
     isotropic = status == FitStatus.ISOTROPIC
-    s = np.where(isotropic, 0.0, s)
+    weak = status == FitStatus.WEAK
+    s = np.where(isotropic | weak, 0.0, s)
     for arr in (s_sigma, director, director_sigma, s_free):
         arr[isotropic] = np.nan
     return {
