@@ -67,8 +67,12 @@ def main(argv=None) -> int:
             target=run_on_file, args=(str(timing), AzimuthalIntegration), kwargs=PARAMS
         )
         proc.start()
+        while safety.read_status(timing) is None and proc.is_alive():
+            time.sleep(0.001)
+        t_first = time.perf_counter() - t0
         proc.join()
         full = time.perf_counter() - t0
+        block_time = (full - t_first) / scan.n_positions
         expected = result_bytes(
             ref, "/Measurement_000/Channel_000/Raw_Data-AzimuthalIntegration_000"
         )
@@ -87,11 +91,21 @@ def main(argv=None) -> int:
             sha = raw_sha(path)
             counts["files"] += 1
             for _ in range(min(args.kills_per_file, args.kills - counts["kills"])):
+                done = (safety.read_status(path) or {}).get("done", 0)
+                left = scan.n_positions - done
                 proc = ctx.Process(
                     target=run_on_file, args=(str(path), AzimuthalIntegration), kwargs=PARAMS
                 )
                 proc.start()
-                time.sleep(rng.uniform(0, 1.1 * full))
+                if rng.random() < 0.25 or left < 3:  # set-up, journaled link, start-up
+                    time.sleep(rng.uniform(0, t_first))
+                else:  # after a random number of blocks, at a random moment of the next
+                    target = done + int(rng.integers(1, left - 1))
+                    while (safety.read_status(path) or {}).get("done", 0) < target:
+                        if not proc.is_alive():
+                            break
+                        time.sleep(0.001)
+                    time.sleep(rng.uniform(0, block_time))
                 with contextlib.suppress(ProcessLookupError):  # it may have finished already
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.join()
