@@ -37,6 +37,7 @@ __all__ = [
 
 COMPRESSIONS = ("bslz4", "gzip", "none")
 INDICES_DTYPE = np.uint32
+MAX_AXIS_ATTR = 4096  # float64 values an axis attribute may hold (HDF5: 64 KiB per attribute)
 VALUES_DTYPE = np.float64
 
 
@@ -130,7 +131,10 @@ def write_ancillary(
         dset.attrs["labels"] = [d.name for d in dims]
         dset.attrs["units"] = [d.units for d in dims]
         for d in dims:
-            dset.attrs[f"axis_{d.name}"] = d.values
+            # the nominal grid axis; HDF5 caps an attribute at 64 KiB, so a long axis (a 1-D
+            # scan of 10k points) is left to dims_of, which rebuilds it from the values
+            if len(d) <= MAX_AXIS_ATTR:
+                dset.attrs[f"axis_{d.name}"] = d.values
     return h5_inds, h5_vals
 
 

@@ -40,7 +40,7 @@ from pyscatter.errors import InputError
 from pyscatter.io import safety
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
-from pyscatter.io.usid import Dim, create_main, dims_of, write_ancillary
+from pyscatter.io.usid import Dim, create_main, dims_of, is_main, write_ancillary
 from pyscatter.processes.execution import TaskSpec, run_blocks
 
 with contextlib.redirect_stdout(io.StringIO()):
@@ -184,14 +184,33 @@ class ScatterProcess(Process):
         self.parameters_hash = hashlib.sha256(
             (self.parameters_json + "|" + self.fingerprint).encode()
         ).hexdigest()
-        with contextlib.redirect_stdout(io.StringIO()):  # pyUSID prints advice on stdout
-            super().__init__(
-                h5_main,
-                self.process_name,
-                parms_dict=self.parameters,
-                cores=1,
-                max_mem_mb=max(1, int(max_mem_mb)),
+        self._init_pyusid_state(h5_main)
+
+    def _init_pyusid_state(self, h5_main: h5py.Dataset) -> None:
+        """The state of a :class:`pyUSID.Process`, without running its ``__init__``.
+
+        pyUSID's constructor wraps the source in a ``USIDataset``, whose sort-order check loops
+        in Python over every spectroscopic index (1.5–3 s for an Eiger 1M frame), probes MPI and
+        prints advice on stdout; everything it would compute, pyscatter replaces (duplicates,
+        memory, cores, compute). Only the source's shape of a main dataset is checked here.
+        """
+        if not is_main(h5_main):
+            raise InputError(
+                f"{getattr(h5_main, 'name', h5_main)} is not a USID main dataset (a 2-D dataset "
+                "with quantity, units and Position/Spectroscopic ancillary references)"
             )
+        if h5_main.file.mode == "r":
+            raise InputError(f"{h5_main.file.filename} is open read-only; open it with 'r+'")
+        self.h5_main = h5_main
+        self.parms_dict = self.parameters
+        self.verbose = False
+        self.mpi_comm, self.mpi_rank, self.mpi_size = None, 0, 1
+        self._cores = self.n_jobs
+        self._max_pos_per_read = self.positions_per_block()
+        self._status_dset_name = FLAGS
+        self._results = None
+        self.h5_results_grp = None
+        self.duplicate_h5_groups, self.partial_h5_groups = self._check_for_duplicates()
 
     # ----------------------------------------------------------------- subclass hooks
     def _outputs(self) -> list[Output]:

@@ -14,6 +14,7 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim, main_datasets
 from pyscatter.processes.base import Output, ScatterProcess
+from pyscatter.processes.execution import release_memory
 from pyscatter.processes.integration_worker import integrator_options, make_function
 
 UNITS = ("q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm")
@@ -304,6 +305,7 @@ class AzimuthalIntegration(ScatterProcess):
             options["flat"] = self._extra.get("Flat")
             ai = pyFAI.load(json.loads(params["geometry"]))
             self._local = make_function(ai, params, options)
+            release_memory()
         return self._local
 
     def _axes(self):

@@ -83,14 +83,14 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
             return integrate_reference(ai, frames, **options)
 
     source = params["source"]
-    buffers: dict[int, np.ndarray] = {}
+    reused: list[np.ndarray] = []  # one read buffer, of the largest block seen
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
         dset = h5file[source]
         n = stop - start
-        buf = buffers.get(n)
-        if buf is None:
-            buf = buffers[n] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
+        if not reused or reused[0].shape[0] < n or reused[0].dtype != dset.dtype:
+            reused[:] = [np.empty((n, dset.shape[1]), dtype=dset.dtype)]
+        buf = reused[0][:n]
         dset.read_direct(buf, source_sel=np.s_[start:stop])
         res = integrate(buf.reshape((n, *shape)))
         out = {"Intensity": res.intensity.reshape(n, -1)}

@@ -123,3 +123,21 @@ def test_bad_compression_and_shapes_are_named(tmp_path):
                 position=pos,
                 spectroscopic=spec,
             )
+
+
+def test_a_long_one_dimensional_scan_is_written_and_read(tmp_path):
+    """HDF5 caps an attribute at 64 KiB: a 10k-point axis must not go into one."""
+    n = 10_000
+    time_s = np.cumsum(np.full(n, 0.5)) + 1.7e9  # epoch timestamps 0.5 s apart
+    with h5py.File(tmp_path / "long.h5", "w") as h5:
+        g = h5.create_group("m")
+        pos = write_ancillary(g, "Position_", [Dim("Time", "s", time_s)], spectroscopic=False)
+        spec = write_ancillary(
+            g, "Spectroscopic_", [Dim("Channel", "", np.arange(4.0))], spectroscopic=True
+        )
+        main = create_main(
+            g, "I", shape=(n, 4), dtype="f4", quantity="I", units="u", position=pos,
+            spectroscopic=spec, data=np.ones((n, 4), "f4"),
+        )
+        _nd, dims = read_nd(main)
+        np.testing.assert_array_equal(dims[0].values, time_s)  # float64: 0.5 s steps survive

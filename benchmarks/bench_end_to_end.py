@@ -1,0 +1,198 @@
+"""End to end: a bitshuffle-LZ4 USID scan file → I(q) for every frame → results in a file.
+
+- pyscatter: :func:`pyscatter.processes.base.run_on_file` with
+  :class:`~pyscatter.processes.integration.AzimuthalIntegration` (the real process: job lock,
+  repair, crash-safe writes with fsync barriers and completion records, resumable), one worker,
+  ``max_mem_mb=512``, ``override=True`` so every repeat recomputes into a new results group.
+- peer: the loop a user writes first: open the file with h5py, build a pyFAI integrator from
+  the recorded geometry, then for each frame ``dset[i]`` → ``ai.integrate1d_ng`` → write the
+  row into an output dataset of another HDF5 file.
+
+Both: 1000 bins in q (nm⁻¹), method ``("bbox", "csr", "cython")``, solid-angle correction, no
+polarization, no sigma, pyFAI with one OpenMP thread, frames read from the page cache (the file
+was just written). Times are wall-clock including building the integrator, alternating the two
+every round. The results of the two are compared (largest relative deviation).
+
+Run alone: ``.venv/bin/python benchmarks/bench_end_to_end.py [--frames 350] [--repeats 3]``.
+"""
+
+# ruff: noqa: I001 (import order: common before numpy, see below)
+from __future__ import annotations
+
+import common  # first: sets OMP_NUM_THREADS before numpy and pyFAI load
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import pyscatter  # noqa: F401  (numpy-2 shim first)
+
+RAW = "Measurement_000/Channel_000/Raw_Data"
+NPT = 1000
+METHOD = ("bbox", "csr", "cython")
+UNIT = "q_nm^-1"
+
+
+def make_file(directory: Path, n_frames: int, *, seed: int = 0) -> Path:
+    """``n_frames`` Eiger-1M-size uint32 frames with rings, bitshuffle-LZ4, one chunk per frame."""
+    ai, shape = common.eiger_integrator()
+    return common.write_ring_scan(
+        directory / f"eiger_{n_frames}.h5", ai, shape, n_frames, seed=seed
+    )
+
+
+def run_process(path: Path, **options) -> dict:
+    """The resumable process on ``path`` (recomputing into a new group); summary and phases."""
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.integration import AzimuthalIntegration
+
+    options = {"npt": NPT, "unit": UNIT, "method": METHOD, "progress": False, **options}
+    with common.process_marks(AzimuthalIntegration) as marks:
+        t0 = time.perf_counter()
+        summary = run_on_file(path, AzimuthalIntegration, override=True, **options)
+        t1 = time.perf_counter()
+    return {
+        "group": summary.group,
+        "positions": summary.computed_positions,
+        "init_s": marks["init_end"] - marks["init_start"],
+        "build_s": marks["build_end"] - marks["build_start"],
+        "steady_s": t1 - marks["build_end"],
+        "blocks_fps": common.steady_rate(marks, summary.computed_positions),
+        "total_s": t1 - t0,
+    }
+
+
+def run_naive(path: Path, out_path: Path) -> dict:
+    """The per-frame loop: h5py read, ``integrate1d_ng``, write the row; its phases."""
+    import hdf5plugin  # noqa: F401  (bitshuffle-LZ4 filter)
+    import pyFAI
+
+    t0 = time.perf_counter()
+    with h5py.File(path, "r") as h5, h5py.File(out_path, "w") as out:
+        dset = h5[RAW]
+        ai = pyFAI.load(json.loads(h5["Measurement_000"].attrs["geometry"]))
+        shape = ai.detector.shape
+        result = out.create_dataset("Intensity", shape=(dset.shape[0], NPT), dtype=np.float32)
+        t_first = t0
+        for i in range(dset.shape[0]):
+            frame = dset[i].reshape(shape)
+            res = ai.integrate1d_ng(frame, NPT, unit=UNIT, method=METHOD, correctSolidAngle=True)
+            result[i] = res.intensity
+            if i == 0:
+                t_first = time.perf_counter()  # pyFAI built its engine on the first frame
+    t1 = time.perf_counter()
+    return {"first_s": t_first - t0, "steady_s": t1 - t_first, "total_s": t1 - t0}
+
+
+def deviation(path: Path, group: str, naive_path: Path) -> float:
+    """Largest relative deviation of the process's Intensity from the naive loop's."""
+    with h5py.File(path, "r") as h5, h5py.File(naive_path, "r") as ref:
+        ours = h5[group]["Intensity"][()]
+        theirs = ref["Intensity"][()]
+    keep = theirs != 0
+    return float(np.max(np.abs(ours[keep] - theirs[keep]) / np.abs(theirs[keep])))
+
+
+def measure(path: Path, repeats: int) -> dict:
+    """Alternate the process and the naive loop ``repeats`` times on ``path``."""
+    import hdf5plugin  # noqa: F401  (imports are not timed: pyUSID alone takes seconds)
+    import pyFAI  # noqa: F401
+
+    import pyscatter.processes.integration  # noqa: F401
+
+    with h5py.File(path, "r") as h5:
+        n = h5[RAW].shape[0]
+        raw_bytes = h5[RAW].size * h5[RAW].dtype.itemsize
+    naive_out = path.with_name(path.stem + "_naive.h5")
+    runs: dict[str, list[dict]] = {"pyscatter": [], "naive": []}
+    common.interleaved(
+        {
+            "pyscatter": lambda: runs["pyscatter"].append(run_process(path)),
+            "naive": lambda: runs["naive"].append(run_naive(path, naive_out)),
+        },
+        repeats,
+    )
+    last = runs["pyscatter"][-1]
+    if last["positions"] != n:
+        raise RuntimeError(f"the process computed {last['positions']} of {n} positions")
+
+    def med(name: str, key: str) -> float:
+        return common.median([r[key] for r in runs[name]])
+
+    return {
+        "frames": n,
+        "raw_gb": raw_bytes / 1e9,
+        "file_gb": path.stat().st_size / 1e9,
+        "ours_fps": n / med("pyscatter", "total_s"),
+        "naive_fps": n / med("naive", "total_s"),
+        "ours_steady_fps": n / med("pyscatter", "steady_s"),
+        "naive_steady_fps": (n - 1) / med("naive", "steady_s"),
+        "init_s": med("pyscatter", "init_s"),
+        "build_s": med("pyscatter", "build_s"),
+        "naive_first_s": med("naive", "first_s"),
+        "blocks_fps": common.median([r["blocks_fps"] or float("nan") for r in runs["pyscatter"]]),
+        "ours_s": [round(r["total_s"], 2) for r in runs["pyscatter"]],
+        "naive_s": [round(r["total_s"], 2) for r in runs["naive"]],
+        "dev": deviation(path, last["group"], naive_out),
+    }
+
+
+def rows(result: dict) -> list[common.Row]:
+    ratio = result["ours_fps"] / result["naive_fps"]
+    n = result["frames"]
+    return [
+        common.Row(
+            f"end to end, resumable: {n} Eiger-1M frames bslz4 file → I(q) in the file "
+            "(wall clock, set-up included)",
+            result["ours_fps"],
+            result["naive_fps"],
+            "frames/s",
+            target="≥ 5×",
+            passed=ratio >= 5,
+            note=(
+                f"run_on_file(AzimuthalIntegration, npt=1000, bbox/csr, 1 worker) vs h5py read "
+                f"+ integrate1d_ng + write per frame; raw {result['raw_gb']:.2f} GB, file "
+                f"{result['file_gb']:.2f} GB; seconds per round {result['ours_s']} vs "
+                f"{result['naive_s']}; max rel. deviation {result['dev']:.1e}"
+            ),
+        ),
+        common.Row(
+            f"end to end, {n} frames, after set-up (per-frame throughput)",
+            result["ours_steady_fps"],
+            result["naive_steady_fps"],
+            "frames/s",
+            target="(≥ 5×)",
+            passed=None,
+            note=(
+                f"set-up excluded: the process's __init__ (pyUSID's Process/USIDataset) "
+                f"{result['init_s']:.1f} s and integrator build {result['build_s']:.1f} s; the "
+                f"naive loop's first frame (pyFAI builds its engine) {result['naive_first_s']:.1f} "
+                f"s; the process per block (median, first excluded): "
+                f"{result['blocks_fps']:.0f} frames/s"
+            ),
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=350)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pyscatter-bench-") as tmp:
+        t0 = time.perf_counter()
+        path = make_file(Path(tmp), args.frames)
+        print(f"wrote {path.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+        result = measure(path, args.repeats)
+    print(common.format_table(rows(result)))
+    for row in rows(result):
+        print(row.note)
+
+
+if __name__ == "__main__":
+    main()
