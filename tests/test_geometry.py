@@ -266,3 +266,25 @@ def test_ceo2_rings_sit_at_hkl_to_q(shared_data):
         # measured within 0.05 %; the bins are 0.08 % wide at q = 2 Å^-1 and the calibration
         # itself is good to about 0.1 % (the README: rings within 0.2 %)
         assert abs(peak / q - 1) < 2e-3
+
+
+def test_integrator_from_config_equals_pyfai_load():
+    import pyFAI
+
+    from pyscatter import datasets
+    from pyscatter.geometry import integrator_from_config
+
+    configs = [
+        datasets.make_scan((1, 1)).integrator().get_config(),
+        {"poni_version": 2.1, "dist": 0.3, "poni1": 0.05, "poni2": 0.04, "rot1": 0.01,
+         "rot2": -0.02, "rot3": 0.003, "detector": "Pilatus1M", "detector_config": {"orientation": 3},
+         "wavelength": 7.1e-11},
+    ]
+    for config in configs:
+        ours = integrator_from_config(config)
+        ref = pyFAI.load(config)
+        assert ours.get_config() == ref.get_config()
+        shape = ref.detector.max_shape
+        np.testing.assert_array_equal(
+            ours.array_from_unit(shape, "center", "q_nm^-1"), ref.array_from_unit(shape, "center", "q_nm^-1")
+        )

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.geometry import integrator_from_config
 from pyscatter.io.usid import Dim, main_datasets
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.execution import release_memory
@@ -289,7 +290,6 @@ class AzimuthalIntegration(ScatterProcess):
     def _local_function(self):
         """Built once in this process from the in-memory mask, dark and flat."""
         if getattr(self, "_local", None) is None:
-            import pyFAI
 
             params = dict(self.parameters, source=self._source.name)
             h5 = self._source.file
@@ -303,7 +303,7 @@ class AzimuthalIntegration(ScatterProcess):
                 options["mask"] = extra if base is None else (base | extra)
             options["dark"] = self._extra.get("Dark")
             options["flat"] = self._extra.get("Flat")
-            ai = pyFAI.load(json.loads(params["geometry"]))
+            ai = integrator_from_config(params["geometry"])
             self._local = make_function(ai, params, options)
             release_memory()
         return self._local

@@ -7,12 +7,12 @@ reads a block of frames into a reused buffer and integrates the whole block in o
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import h5py
 import numpy as np
 
+from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import BatchIntegrator, integrate_reference
 
 
@@ -46,10 +46,9 @@ def integrator_options(h5: h5py.File, params: dict[str, Any]) -> dict[str, Any]:
 
 def build(spec, h5: h5py.File):
     """Block function of an integration spec; ``h5`` gives the mask, dark and flat."""
-    import pyFAI
 
     params = spec.params
-    ai = pyFAI.load(json.loads(params["geometry"]))
+    ai = integrator_from_config(params["geometry"])
     return make_function(ai, params, integrator_options(h5, params))
 
 

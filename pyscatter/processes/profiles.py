@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.geometry import integrator_from_config
 from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.integration import (
@@ -170,9 +171,8 @@ class DetectorProcess(ScatterProcess):
     def _integrator(self, params: dict[str, Any]):
         """pyFAI integrator of the recorded geometry, made once (pyFAI.load costs a gc pass)."""
         if getattr(self, "_ai", None) is None:
-            import pyFAI
 
-            self._ai = pyFAI.load(json.loads(params["geometry"]))
+            self._ai = integrator_from_config(params["geometry"])
         return self._ai
 
     def _width(self) -> int:

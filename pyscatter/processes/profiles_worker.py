@@ -37,7 +37,6 @@ pixels (or pixel fractions) inside them, also when they are narrower than a pixe
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
+from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
 
 log = logging.getLogger(__name__)
@@ -638,9 +638,8 @@ def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = Non
     ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
     """
     if ai is None:
-        import pyFAI
 
-        ai = pyFAI.load(json.loads(params["geometry"]))
+        ai = integrator_from_config(params["geometry"])
     integrator = ring_integrator(ai, params, mask)
     compute = block_function(integrator, params["source"], _shape(params), radial_slow=True)
     compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix

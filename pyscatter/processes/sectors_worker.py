@@ -14,13 +14,13 @@ stacked into one integrator whose azimuthal axis is the sectors.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from pyscatter.geometry import integrator_from_config
 from pyscatter.processes.profiles_worker import (
     block_function,
     csr_method,
@@ -121,9 +121,8 @@ def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = Non
     ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
     """
     if ai is None:
-        import pyFAI
 
-        ai = pyFAI.load(json.loads(params["geometry"]))
+        ai = integrator_from_config(params["geometry"])
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
     integrator = sector_integrator(ai, params, mask)
     return block_function(integrator, params["source"], shape, radial_slow=False)
