@@ -276,9 +276,18 @@ def test_integrator_from_config_equals_pyfai_load():
 
     configs = [
         datasets.make_scan((1, 1)).integrator().get_config(),
-        {"poni_version": 2.1, "dist": 0.3, "poni1": 0.05, "poni2": 0.04, "rot1": 0.01,
-         "rot2": -0.02, "rot3": 0.003, "detector": "Pilatus1M", "detector_config": {"orientation": 3},
-         "wavelength": 7.1e-11},
+        {
+            "poni_version": 2.1,
+            "dist": 0.3,
+            "poni1": 0.05,
+            "poni2": 0.04,
+            "rot1": 0.01,
+            "rot2": -0.02,
+            "rot3": 0.003,
+            "detector": "Pilatus1M",
+            "detector_config": {"orientation": 3},
+            "wavelength": 7.1e-11,
+        },
     ]
     for config in configs:
         ours = integrator_from_config(config)
@@ -286,5 +295,6 @@ def test_integrator_from_config_equals_pyfai_load():
         assert ours.get_config() == ref.get_config()
         shape = ref.detector.max_shape
         np.testing.assert_array_equal(
-            ours.array_from_unit(shape, "center", "q_nm^-1"), ref.array_from_unit(shape, "center", "q_nm^-1")
+            ours.array_from_unit(shape, "center", "q_nm^-1"),
+            ref.array_from_unit(shape, "center", "q_nm^-1"),
         )

@@ -105,6 +105,46 @@ def source_fingerprint(dset: h5py.Dataset) -> str:
     return f"{dset.name}:{dset.shape}:{dset.dtype}"
 
 
+class _DeferredInterrupt:
+    """Ctrl-C during a run stops it between blocks, never inside a write or a finaliser.
+
+    The first SIGINT is remembered and raised as KeyboardInterrupt once the block being written
+    is flagged complete (a KeyboardInterrupt raised inside a finaliser is silently dropped by
+    Python, and one inside HDF5 calls leaves nothing to resume from). A second SIGINT raises at
+    once. Outside the main thread (no signal handlers there) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupt: stopping after the current block (Ctrl-C again to stop now)")
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 _HELD_LOCKS: dict[str, int] = {}
 
 
@@ -466,7 +506,9 @@ class ScatterProcess(Process):
             disable=not self.progress,
             smoothing=0.1,
         )
+        interrupt = _DeferredInterrupt()
         try:
+            interrupt.install()
             results = run_blocks(
                 self.task_spec(),
                 todo,
@@ -502,7 +544,9 @@ class ScatterProcess(Process):
                     blocks=int(group[FLAGS].shape[0]),
                     pid=os.getpid(),
                 )
+                interrupt.check()  # Ctrl-C takes effect here, between two complete blocks
         finally:
+            interrupt.restore()
             bar.close()
 
     # ----------------------------------------------------------------- notebooks

@@ -37,3 +37,22 @@ def test_latest_results_become_the_default(scan_file):
         assert default.group.name == cake.group
         assert default.signal.shape == (3, 4, 12, 30)
         assert default.is_valid
+
+
+def test_order_parameter_map_is_the_default_plot(scan_file):
+    """After translate → profiles → fit → order, viewers open the S map (Y, X, ring)."""
+    from pyscatter.processes.fitting import ProfileFit
+    from pyscatter.processes.order import OrderParameter
+    from pyscatter.processes.profiles import AzimuthalProfiles
+
+    run_on_file(scan_file, AzimuthalProfiles, q=[0.45], width=0.03, progress=False)
+    run_on_file(scan_file, ProfileFit, progress=False)
+    order = run_on_file(scan_file, OrderParameter, progress=False)
+    ds = pyscatter.to_xarray(scan_file, "OrderParameter")
+    with h5py.File(scan_file, "r") as h5:
+        default = get_default(h5)
+        assert default is not None and default.is_valid
+        assert default.group.name == order.group
+        assert default.signal.shape == (3, 4, 1)
+        np.testing.assert_array_equal(default.signal[()], ds["S"].values)
+        np.testing.assert_array_equal(default.errors[()], ds["S_sigma"].values)

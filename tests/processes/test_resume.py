@@ -156,7 +156,7 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path):
 
     from pyscatter import datasets
 
-    scan = datasets.make_scan((10, 12), rng=5)  # long enough to be interrupted mid-run
+    scan = datasets.make_scan((16, 20), rng=5)  # long enough to be interrupted mid-run
     path = write_scan(tmp_path / "scan.h5", scan)
     cmd = [
         sys.executable,
@@ -173,7 +173,9 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path):
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     # wait until the job has started writing (its status file appears), then Ctrl-C
     deadline = time.time() + 60
-    while safety.read_status(path) is None and proc.poll() is None and time.time() < deadline:
+    while (safety.read_status(path) or {}).get("done", 0) < 5 and proc.poll() is None:
+        if time.time() > deadline:
+            break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
