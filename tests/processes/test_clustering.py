@@ -25,16 +25,6 @@ def phases():
     return phase_map((12, 16), rng=3)
 
 
-@pytest.fixture(scope="module")
-def phase_file(tmp_path_factory, phases):
-    return phases.write(tmp_path_factory.mktemp("phases") / "phases.h5")
-
-
-@pytest.fixture()
-def path(tmp_path, phase_file):
-    return shutil.copy(phase_file, tmp_path / "map.h5")
-
-
 def run(path, **params):
     params.setdefault("progress", False)
     return run_on_file(path, Clustering, **params)

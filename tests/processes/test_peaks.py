@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import h5py
 import numpy as np
@@ -25,16 +24,6 @@ def phases():
     from pyscatter.datasets_phases import phase_map
 
     return phase_map((8, 10), scale=SCALE, rng=5)
-
-
-@pytest.fixture(scope="module")
-def phase_file(tmp_path_factory, phases):
-    return phases.write(tmp_path_factory.mktemp("phases") / "phases.h5")
-
-
-@pytest.fixture()
-def path(tmp_path, phase_file):
-    return shutil.copy(phase_file, tmp_path / "map.h5")
 
 
 def run(path, **params):
