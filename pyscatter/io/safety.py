@@ -44,6 +44,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileBusyError, FileFormatError, InputError
+from pyscatter.io.record import block_flag
 
 __all__ = [
     "LockInfo",
@@ -765,7 +766,7 @@ def chunk_flag(data: np.ndarray) -> int:
     >>> hex(chunk_flag(np.zeros(4, dtype=np.float32)))
     '0x1ecbb4b55'
     """
-    return (1 << 32) | zlib.crc32(np.ascontiguousarray(data))  # type: ignore[arg-type]
+    return block_flag([data])
 
 
 def verify_flag(flag: int, data: np.ndarray) -> bool:

@@ -81,13 +81,6 @@ def start(ctx, path):
     return proc
 
 
-def _status(path):
-    status = safety.read_status(path)
-    return None if status is None else status.get(
-        "updated"
-    ), None if status is None else status.get("done")
-
-
 def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_scan):
     """20 SIGKILLs: a quarter at any moment (set-up included), the rest while blocks are written."""
     from conftest import write_scan
@@ -101,7 +94,7 @@ def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_s
     timing = write_scan(tmp_path / "timing.h5", scan)
     t0 = time.perf_counter()
     proc = start(ctx, timing)
-    while _status(timing)[0] is None and proc.is_alive():
+    while safety.read_status(timing) is None and proc.is_alive():
         time.sleep(0.002)
     t_first = time.perf_counter() - t0
     proc.join(120)
