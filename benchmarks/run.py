@@ -250,8 +250,11 @@ class Bench:
         import bench_end_to_end
 
         path = self.e2e_file()
-        result = bench_end_to_end.measure(path, self.config.e2e_repeats)
-        return bench_end_to_end.rows(result)
+        table = []
+        for threads in dict.fromkeys((bench_end_to_end.cores(), 1)):
+            result = bench_end_to_end.measure(path, self.config.e2e_repeats, threads=threads)
+            table += bench_end_to_end.rows(result)
+        return table
 
     # ------------------------------------------------------------------ memory
     def memory(self) -> list[common.Row]:

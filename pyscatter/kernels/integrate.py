@@ -270,7 +270,9 @@ class BatchIntegrator:
         self._csr = csr if self.error_model == "azimuthal" else None
         self._used = np.zeros(n_pix, dtype=bool)
         self._used[csr.indices] = True
-        self._norm_sum = csc.astype(np.float64) @ norm.astype(np.float64)
+        # Σ c·norm in float64 (as pyFAI sums), copying only the values of the matrix
+        csc64 = sp.csc_matrix((csc.data.astype(np.float64), csc.indices, csc.indptr), csc.shape)
+        self._norm_sum = csc64 @ norm.astype(np.float64)
         self._count = np.diff(csr.indptr).astype(np.float64)
 
     # ------------------------------------------------------------------ construction
@@ -375,11 +377,11 @@ class BatchIntegrator:
         key = IntegrationMethod.select_method(dim, chosen.split_lower, "csr", "cython")[0]
         engine = ai.engines[key].engine
         n_pix = shape[0] * shape[1]
-        matrix = sp.csr_matrix(
+        matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
             (
-                np.array(engine.data, dtype=np.float32),
-                np.array(engine.indices),
-                np.array(engine.indptr),
+                np.asarray(engine.data, dtype=np.float32),
+                np.asarray(engine.indices),
+                np.asarray(engine.indptr),
             ),
             shape=(engine.output_size, n_pix),
         )

@@ -7,6 +7,11 @@ function). Each worker process builds that function once per spec (an integrator
 matrix, a fit model) and caches it; a task ships only indices, never frames. Workers read
 their inputs from the file themselves, read-only and without HDF5's lock (the one writer holds
 it); only the parent writes.
+
+A block function may come in two stages, ``read`` (the I/O) and ``compute`` (the arithmetic),
+like :class:`FrameBlocks`. A serial run then reads the next block in a thread while this one is
+computed (:class:`ReadAhead`): HDF5 reads and decompresses with the GIL released, and the
+kernels run in numpy and scipy with it released, so the two overlap on two cores.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import importlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +54,114 @@ class TaskSpec:
     @property
     def params(self) -> dict[str, Any]:
         return json.loads(self.parameters)
+
+
+class FrameReader:
+    """The I/O stage of a frame process: blocks of raw frames into reused buffers.
+
+    ``read(h5, start, stop, slot)`` reads frames [start, stop) of ``source`` into the buffer of
+    ``slot`` (:class:`ReadAhead` gives each block in flight its own) and returns them shaped
+    (n, rows, cols) together with whatever ``read_extra(h5, start, stop)`` returns (e.g.
+    monitor values: every read of the file belongs to this stage, so the computation never
+    waits for h5py). HDF5 reads and decompresses with the GIL released.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        shape: tuple[int, int],
+        read_extra: Callable[[h5py.File, int, int], Any] | None = None,
+    ) -> None:
+        self.source = source
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.read_extra = read_extra
+        self._buffers: dict[int, np.ndarray] = {}  # slot -> buffer of the largest block seen
+
+    def read(self, h5: h5py.File, start: int, stop: int, slot: int = 0) -> tuple[np.ndarray, Any]:
+        dset = h5[self.source]
+        n = stop - start
+        buf = self._buffers.get(slot)
+        if buf is None or buf.shape[0] < n or buf.dtype != dset.dtype:
+            buf = self._buffers[slot] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
+        frames = buf[:n]
+        dset.read_direct(frames, source_sel=np.s_[start:stop])
+        extra = None if self.read_extra is None else self.read_extra(h5, start, stop)
+        return frames.reshape((n, *self.shape)), extra
+
+
+class FrameBlocks:
+    """A block function over the frames of an image main dataset, in two stages.
+
+    ``read`` is the :class:`FrameReader`'s; ``compute(data, h5, start, stop)`` calls
+    ``process(frames, extra)`` on what a reader of the same source returned. Calling the
+    object does both, as any block function; a serial run overlaps them (:class:`ReadAhead`).
+    ``process`` must not keep or return views of ``frames``: the buffer is read into again.
+    """
+
+    def __init__(
+        self, reader: FrameReader, process: Callable[[np.ndarray, Any], dict[str, np.ndarray]]
+    ) -> None:
+        self.reader = reader
+        self.read = reader.read
+        self.process = process
+
+    def compute(
+        self, data: tuple[np.ndarray, Any], h5: h5py.File, start: int, stop: int
+    ) -> dict[str, np.ndarray]:
+        frames, extra = data
+        return self.process(frames, extra)
+
+    def __call__(self, h5: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
+        return self.compute(self.read(h5, start, stop), h5, start, stop)
+
+
+class ReadAhead:
+    """Reads blocks in a thread, in order, up to ``depth`` blocks ahead of their computation.
+
+    The reading thread shares the file handle with this one: h5py serialises their calls, so
+    the next read is started only after the caller has written the block just computed.
+    ``depth`` buffers of one block are held. (Starting the reads before the integrator is
+    built was slower: the two threads' first touches of fresh memory contend.)
+    """
+
+    def __init__(
+        self,
+        read: Callable[..., Any],
+        h5: h5py.File,
+        blocks: Sequence[tuple[int, int, int]],
+        depth: int = 2,
+    ) -> None:
+        self.blocks = list(blocks)
+        self._read, self._h5, self._depth = read, h5, max(1, int(depth))
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyscatter-read")
+        self._pending: deque[Future] = deque()
+        self._next = 0
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._depth and self._next < len(self.blocks):
+            _, start, stop = self.blocks[self._next]
+            slot = self._next % self._depth  # free: its previous block has been computed
+            self._pending.append(self._pool.submit(self._read, self._h5, start, stop, slot))
+            self._next += 1
+
+    def results(self, compute: Callable[..., dict[str, np.ndarray]]):
+        """Yield ``(index, compute(data, h5, start, stop))`` for every block, in order."""
+        try:
+            for index, start, stop in self.blocks:
+                data = self._pending.popleft().result()
+                yield index, compute(data, self._h5, start, stop)
+                # only now: a read under way would hold h5py's lock while the caller writes
+                self._fill()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancel the reads not started; wait for one under way (at most one block)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
 
 
 _BUILT: dict[TaskSpec, BlockFunction] = {}
@@ -125,6 +240,7 @@ def run_blocks(
     n_jobs: int = 1,
     scheduler: str | None = None,
     cluster: dict[str, Any] | None = None,
+    read_ahead: ReadAhead | bool = True,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Compute ``blocks`` (``(index, start, stop)``) and yield ``(index, results)`` as they finish.
 
@@ -144,15 +260,32 @@ def run_blocks(
     cluster : dict, optional
         A dask-jobqueue cluster: ``{"kind": "slurm", "cores": 8, "memory": "16GB",
         "walltime": "01:00:00", "jobs": 4, ...}`` (any other keys go to the cluster class).
+    read_ahead : bool or ReadAhead
+        Serial runs of a two-stage block function (:class:`FrameBlocks`): read the next block
+        in a thread while this one is computed, or use this :class:`ReadAhead` already reading
+        ``blocks``. The results are the same either way.
     """
+    if isinstance(read_ahead, ReadAhead) and (cluster is not None or scheduler or n_jobs != 1):
+        read_ahead.close()  # workers read for themselves
     if cluster is not None:
         yield from _run_dask(spec, blocks, _jobqueue_client(cluster))
     elif scheduler is not None:
         yield from _run_dask(spec, blocks, _dask_client(scheduler, n_jobs))
     elif n_jobs == 1:
         func = local if local is not None else build(spec, h5)
-        for index, start, stop in blocks:
-            yield index, func(h5 if h5 is not None else _reader(spec.path), start, stop)
+        h5 = h5 if h5 is not None else _reader(spec.path)
+        blocks = list(blocks)
+        two_stage = callable(getattr(func, "read", None))
+        if isinstance(read_ahead, ReadAhead) and not (two_stage and read_ahead.blocks == blocks):
+            read_ahead.close()  # started for other blocks: read afresh
+            read_ahead = True
+        if read_ahead is True and two_stage and len(blocks) > 1:
+            read_ahead = ReadAhead(func.read, h5, blocks)
+        if isinstance(read_ahead, ReadAhead):
+            yield from read_ahead.results(func.compute)
+        else:
+            for index, start, stop in blocks:
+                yield index, func(h5, start, stop)
     else:
         yield from _run_joblib(spec, blocks, n_jobs)
 

@@ -184,6 +184,7 @@ class AzimuthalIntegration(ScatterProcess):
     """
 
     process_name = "AzimuthalIntegration"
+    block_input_mb = 64
     factory = "pyscatter.processes.integration_worker:build"
 
     def __init__(
@@ -290,7 +291,6 @@ class AzimuthalIntegration(ScatterProcess):
     def _local_function(self):
         """Built once in this process from the in-memory mask, dark and flat."""
         if getattr(self, "_local", None) is None:
-
             params = dict(self.parameters, source=self._source.name)
             h5 = self._source.file
             mask_path = params["mask_file_dataset"]
@@ -328,6 +328,8 @@ class AzimuthalIntegration(ScatterProcess):
     def _bytes_per_position(self) -> int:
         n_pix = self._shape[0] * self._shape[1]
         width = self.parameters["npt"] * (self.parameters["npt_azim"] or 1)
-        # the raw frame, its float32 copy, and (with sigma) a second float32 product; outputs
-        per_pixel = self._source.dtype.itemsize + 4 + (4 if self.parameters["error_model"] else 0)
+        # the raw frame (twice when the next block is read ahead), its float32 copy, and (with
+        # sigma) a second float32 product; outputs
+        raw = self._source.dtype.itemsize * self._read_buffers()
+        per_pixel = raw + 4 + (4 if self.parameters["error_model"] else 0)
         return n_pix * per_pixel + width * 8

@@ -1,8 +1,9 @@
 """Worker side of :class:`~pyscatter.processes.integration.AzimuthalIntegration` (no pyUSID).
 
 ``build(spec)`` runs once per worker and spec: it makes the pyFAI geometry, reads the mask,
-dark and flat from the file, and lets pyFAI build its sparse matrix once; the returned function
-reads a block of frames into a reused buffer and integrates the whole block in one call.
+dark and flat from the file, and lets pyFAI build its sparse matrix once; the returned
+:class:`~pyscatter.processes.execution.FrameBlocks` reads a block of frames into a reused
+buffer and integrates the whole block in one call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import BatchIntegrator, integrate_reference
+from pyscatter.processes.execution import FrameBlocks, FrameReader
 
 
 def _optional(h5: h5py.File, path: str | None) -> np.ndarray | None:
@@ -64,8 +66,17 @@ def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):
     return factor.astype(np.float32)
 
 
-def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
-    """The block function: read frames into a reused buffer, integrate them in one call.
+def frame_reader(params: dict[str, Any]) -> FrameReader:
+    """The I/O stage: a block of frames and its normalization factors."""
+
+    def read_factor(h5file: h5py.File, start: int, stop: int) -> np.ndarray | None:
+        return normalization(h5file, params, start, stop)
+
+    return FrameReader(params["source"], tuple(params["frame_shape"]), read_factor)
+
+
+def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameBlocks:
+    """The block function: read a block of frames (and its normalization), integrate it at once.
 
     The function carries the result axes as ``.radial`` and ``.azimuthal``.
     """
@@ -81,26 +92,18 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]):
         def integrate(frames):
             return integrate_reference(ai, frames, **options)
 
-    source = params["source"]
-    reused: list[np.ndarray] = []  # one read buffer, of the largest block seen
-
-    def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
-        dset = h5file[source]
-        n = stop - start
-        if not reused or reused[0].shape[0] < n or reused[0].dtype != dset.dtype:
-            reused[:] = [np.empty((n, dset.shape[1]), dtype=dset.dtype)]
-        buf = reused[0][:n]
-        dset.read_direct(buf, source_sel=np.s_[start:stop])
-        res = integrate(buf.reshape((n, *shape)))
+    def process(frames: np.ndarray, factor: np.ndarray | None) -> dict[str, np.ndarray]:
+        n = frames.shape[0]
+        res = integrate(frames)
         out = {"Intensity": res.intensity.reshape(n, -1)}
         if res.sigma is not None:
             out["Intensity_Sigma"] = res.sigma.reshape(n, -1)
-        factor = normalization(h5file, params, start, stop)
         if factor is not None:  # like pyFAI's normalization_factor: I / f, sigma / f
             for key in out:
                 out[key] = out[key] / factor[:, None]
         return out
 
+    compute = FrameBlocks(frame_reader(params), process)
     probe = integrate(np.zeros((1, *shape), dtype=np.float32))
     compute.radial = probe.radial  # type: ignore[attr-defined]
     compute.azimuthal = probe.azimuthal  # type: ignore[attr-defined]

@@ -72,6 +72,7 @@ class DetectorProcess(ScatterProcess):
     """
 
     method_dim = 2
+    block_input_mb = 64
 
     def __init__(
         self,
@@ -171,7 +172,6 @@ class DetectorProcess(ScatterProcess):
     def _integrator(self, params: dict[str, Any]):
         """pyFAI integrator of the recorded geometry, made once (pyFAI.load costs a gc pass)."""
         if getattr(self, "_ai", None) is None:
-
             self._ai = integrator_from_config(params["geometry"])
         return self._ai
 
@@ -180,8 +180,9 @@ class DetectorProcess(ScatterProcess):
 
     def _bytes_per_position(self) -> int:
         n_pix = self._shape[0] * self._shape[1]
-        # the raw frame in the read buffer, float32 sums and both outputs per bin
-        return n_pix * self._source.dtype.itemsize + self._width() * 16
+        # the raw frame in the read buffer (two when reading ahead), float32 sums and both
+        # outputs per bin
+        return n_pix * self._source.dtype.itemsize * self._read_buffers() + self._width() * 16
 
 
 class AzimuthalProfiles(DetectorProcess):
@@ -374,6 +375,8 @@ class AzimuthalProfiles(DetectorProcess):
     def _bytes_per_position(self) -> int:
         n_pix = self._shape[0] * self._shape[1]
         n_rows = int(self._local_function().n_bins)  # sub-bins and shared-pixel rows
-        # the raw frame in the read buffer; per row the kernel's float32 sums and the four
-        # float64 sums kept; the float64 combination and both float32 outputs per (ring, chi)
-        return n_pix * self._source.dtype.itemsize + n_rows * 40 + self._width() * 40
+        # the raw frame in the read buffer (two when reading ahead); per row the kernel's
+        # float32 sums and the four float64 sums kept; the float64 combination and both float32
+        # outputs per (ring, chi)
+        raw = n_pix * self._source.dtype.itemsize * self._read_buffers()
+        return raw + n_rows * 40 + self._width() * 40

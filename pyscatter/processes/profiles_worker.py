@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from pyscatter.errors import InputError
 from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
+from pyscatter.processes.execution import FrameBlocks, FrameReader
 
 log = logging.getLogger(__name__)
 
@@ -592,7 +593,8 @@ def block_function(
     *,
     radial_slow: bool,
 ):
-    """Read positions [start, stop) into a reused buffer and integrate them in one call.
+    """Read positions [start, stop) into a reused buffer and integrate them in one call
+    (a :class:`~pyscatter.processes.execution.FrameBlocks`).
 
     The kernel gives (n, n_azimuthal, n_radial); the outputs ``Intensity`` and
     ``Intensity_Sigma`` are (n, n_radial * n_azimuthal) with the radial axis slow
@@ -602,21 +604,15 @@ def block_function(
     def flat(values: np.ndarray, n: int) -> np.ndarray:
         return (values.transpose(0, 2, 1) if radial_slow else values).reshape(n, -1)
 
-    buffers: dict[int, np.ndarray] = {}
-
-    def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
-        dset = h5file[source]
-        n = stop - start
-        buf = buffers.get(n)
-        if buf is None:
-            buf = buffers[n] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
-        dset.read_direct(buf, source_sel=np.s_[start:stop])
-        res = integrator.integrate(buf.reshape((n, *shape)))
+    def process(frames: np.ndarray, _extra: Any) -> dict[str, np.ndarray]:
+        n = frames.shape[0]
+        res = integrator.integrate(frames)
         out = {"Intensity": flat(res.intensity, n)}
         if res.sigma is not None:
             out["Intensity_Sigma"] = flat(res.sigma, n)
         return out
 
+    compute = FrameBlocks(FrameReader(source, shape), process)
     compute.radial = integrator.radial  # type: ignore[attr-defined]
     compute.azimuthal = integrator.azimuthal  # type: ignore[attr-defined]
     return compute
@@ -638,7 +634,6 @@ def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = Non
     ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
     """
     if ai is None:
-
         ai = integrator_from_config(params["geometry"])
     integrator = ring_integrator(ai, params, mask)
     compute = block_function(integrator, params["source"], _shape(params), radial_slow=True)

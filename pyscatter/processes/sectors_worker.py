@@ -121,7 +121,6 @@ def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = Non
     ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
     """
     if ai is None:
-
         ai = integrator_from_config(params["geometry"])
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
     integrator = sector_integrator(ai, params, mask)

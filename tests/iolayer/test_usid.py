@@ -136,8 +136,15 @@ def test_a_long_one_dimensional_scan_is_written_and_read(tmp_path):
             g, "Spectroscopic_", [Dim("Channel", "", np.arange(4.0))], spectroscopic=True
         )
         main = create_main(
-            g, "I", shape=(n, 4), dtype="f4", quantity="I", units="u", position=pos,
-            spectroscopic=spec, data=np.ones((n, 4), "f4"),
+            g,
+            "I",
+            shape=(n, 4),
+            dtype="f4",
+            quantity="I",
+            units="u",
+            position=pos,
+            spectroscopic=spec,
+            data=np.ones((n, 4), "f4"),
         )
         _nd, dims = read_nd(main)
         np.testing.assert_array_equal(dims[0].values, time_s)  # float64: 0.5 s steps survive

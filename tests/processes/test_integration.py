@@ -223,15 +223,18 @@ def test_monitor_and_transmission_normalisation_match_pyfai(scan_file, small_sca
     with h5py.File(scan_file, "r+") as h5:  # as a translator records a monitor per position
         h5["Measurement_000/Channel_000"].create_dataset("Monitor", data=monitor)
         raw_before = h5["Measurement_000/Channel_000/Raw_Data"][()]
-    run_on_file(
+    summary = run_on_file(
         scan_file,
         AzimuthalIntegration,
         npt=40,
         monitor="auto",
         transmission=0.5,
         error_model="poisson",
+        max_mem_mb=1,  # several blocks: the monitor values are read ahead with their frames
         progress=False,
     )
+    with h5py.File(scan_file, "r") as h5:
+        assert h5[summary.group].attrs["positions_per_chunk"] < small_scan.n_positions // 2
     ds = pyscatter.to_xarray(scan_file, "AzimuthalIntegration")
     frames = small_scan.frames.reshape(-1, *small_scan.frame_shape)
     intensity = ds["Intensity"].values.reshape(len(frames), -1)

@@ -1,4 +1,5 @@
-"""Every backend gives the bits of the serial run: joblib workers and a real dask LocalCluster."""
+"""Every backend gives the bits of the serial run: read-ahead, joblib workers and a real dask
+LocalCluster."""
 
 from __future__ import annotations
 
@@ -24,8 +25,33 @@ def serial(tmp_path, small_scan):
     from conftest import write_scan
 
     path = write_scan(tmp_path / "serial.h5", small_scan)
-    summary = run_on_file(path, AzimuthalIntegration, n_jobs=1, **PARAMS)
+    summary = run_on_file(path, AzimuthalIntegration, n_jobs=1, read_ahead=False, **PARAMS)
     return _results(path, summary.group)
+
+
+def test_read_ahead_reads_in_a_thread_and_gives_serial_bits(
+    tmp_path, small_scan, serial, monkeypatch
+):
+    import threading
+
+    from conftest import write_scan
+
+    from pyscatter.processes.execution import FrameReader
+
+    readers: list[str] = []
+    real_read = FrameReader.read
+
+    def read(self, *args, **kwargs):
+        readers.append(threading.current_thread().name)
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(FrameReader, "read", read)
+    path = write_scan(tmp_path / "ahead.h5", small_scan)
+    summary = run_on_file(path, AzimuthalIntegration, **PARAMS)  # read_ahead is the default
+    assert summary.computed_positions == small_scan.n_positions
+    assert len(readers) > 2 and all(name.startswith("pyscatter-read") for name in readers)
+    assert _results(path, summary.group) == serial
+    assert not [t for t in threading.enumerate() if t.name.startswith("pyscatter-read")]
 
 
 def test_joblib_workers_give_serial_bits(tmp_path, small_scan, serial):
