@@ -74,6 +74,7 @@ execution:                         # optional; applies to every step
   n_jobs: 1                        # worker processes
   max_mem_mb: 512                  # memory budget of one block of positions
   progress: true
+  # read_ahead: false              # serial runs: no thread reading the next block of frames
   # scheduler: local               # a dask LocalCluster, or a scheduler address
   # cluster: {kind: slurm, cores: 8, memory: 16GB, walltime: "01:00:00", jobs: 4}
 
@@ -89,7 +90,7 @@ steps:                             # `- name: {parameters}`, run in order
 _TOP = {
     "output": "the HDF5 file (required)",
     "translate": "the translation of the sources into output (optional)",
-    "execution": "n_jobs, scheduler, cluster, max_mem_mb, progress (optional)",
+    "execution": "n_jobs, scheduler, cluster, max_mem_mb, progress, read_ahead (optional)",
     "steps": "the list of processing steps",
 }
 _EXECUTION_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
@@ -98,6 +99,7 @@ _EXECUTION_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     "cluster": ("a mapping {kind, cores, memory, walltime, jobs, queue …} or null", (dict,)),
     "max_mem_mb": ("a number > 0", (int, float)),
     "progress": ("true or false", (bool,)),
+    "read_ahead": ("true or false", (bool,)),
 }
 _EXECUTION_DEFAULTS = {
     "n_jobs": 1,
@@ -105,6 +107,7 @@ _EXECUTION_DEFAULTS = {
     "cluster": None,
     "max_mem_mb": 512,
     "progress": True,
+    "read_ahead": True,
 }
 _CLUSTER_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     "kind": ("one of slurm, pbs, sge, lsf", (str,)),

@@ -29,6 +29,12 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
         help="recompute even if the same parameters were run before",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--no-read-ahead",
+        action="store_true",
+        help="serial runs: read and compute blocks in turn (default: the next block of frames is "
+        "read in a thread meanwhile)",
+    )
 
 
 def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,6 +61,7 @@ def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "cluster": cluster,
         "max_mem_mb": args.max_mem_mb,
         "progress": not args.no_progress,
+        "read_ahead": not args.no_read_ahead,
     }
 
 

@@ -81,12 +81,10 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameB
     The function carries the result axes as ``.radial`` and ``.azimuthal``.
     """
     shape = tuple(params["frame_shape"])
+    axes: Any = None  # what gives the result axes
     if params["engine"] == "batched":
         engine = BatchIntegrator.from_pyfai(ai, shape, **options)
-
-        def integrate(frames):
-            return engine.integrate(frames)
-
+        integrate, axes = engine.integrate, engine
     else:
 
         def integrate(frames):
@@ -104,7 +102,8 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameB
         return out
 
     compute = FrameBlocks(frame_reader(params), process)
-    probe = integrate(np.zeros((1, *shape), dtype=np.float32))
-    compute.radial = probe.radial  # type: ignore[attr-defined]
-    compute.azimuthal = probe.azimuthal  # type: ignore[attr-defined]
+    if axes is None:  # pyFAI's own axes, from one blank frame
+        axes = integrate(np.zeros((1, *shape), dtype=np.float32))
+    compute.radial = axes.radial  # type: ignore[attr-defined]
+    compute.azimuthal = axes.azimuthal  # type: ignore[attr-defined]
     return compute

@@ -69,6 +69,13 @@ def test_info_shows_completion(tmp_path, edf_folder, capsys):
         == 0
     )
     assert main(["integrate", str(out), "--npt", "50", "--no-progress"]) == 0
+    # how blocks are read is not a parameter: the same integration without read-ahead is reused
+    assert main(["integrate", str(out), "--npt", "50", "--no-progress", "--no-read-ahead"]) == 0
+    with h5py.File(out, "r") as h5:
+        names = list(h5["Measurement_000/Channel_000"])
+    assert [n for n in names if "AzimuthalIntegration" in n] == [
+        "Raw_Data-AzimuthalIntegration_000"
+    ]
     capsys.readouterr()
     assert main(["info", str(out), "--parameters"]) == 0
     text = capsys.readouterr().out
