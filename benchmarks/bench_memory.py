@@ -40,7 +40,7 @@ SCRIPT = Path(__file__).resolve()
 
 
 def _integrator_bytes(func: Any) -> int:
-    """Bytes of the arrays held by the BatchIntegrator inside a block function's closure."""
+    """Bytes of the arrays held by the BatchIntegrator inside a block function."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -63,6 +63,12 @@ def _integrator_bytes(func: Any) -> int:
             return total
         for cell in getattr(obj, "__closure__", None) or ():
             stack.append(cell.cell_contents)
+        # a FrameBlocks holds its kernel call in ``process``; a bound method its object
+        stack.extend(
+            x
+            for x in (getattr(obj, "process", None), getattr(obj, "__self__", None))
+            if x is not None
+        )
     return 0
 
 
@@ -174,7 +180,7 @@ def _note(r: dict[str, Any]) -> str:
         f"overhead (RSS after set-up − baseline) {r['overhead_mb']:.0f} MiB (before any trim "
         f"{r['overhead_untrimmed_mb']:.0f}), of which the batched integrator's arrays "
         f"{r['integrator_mb']:.0f} MiB; blocks of {r['positions_per_block']} frames "
-        f"({r['block_buffer_mb']:.0f} MiB uint32 buffer, last block "
+        f"(two {r['block_buffer_mb']:.0f} MiB uint32 read buffers with read-ahead, last block "
         f"{r['last_block'] or r['positions_per_block']}) add {r['blocks_above_setup_mb']:.0f} MiB "
         f"above the set-up; set-up transient peak {r['setup_peak_mb']:.0f} MiB; baseline "
         f"{r['baseline_mb']:.0f} MiB (after imports); {r['seconds']:.1f} s"

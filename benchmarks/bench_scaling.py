@@ -162,11 +162,9 @@ def measure(
 
 
 def _buffers(r: dict[str, Any], shape) -> str:
-    """MiB of the read buffers a run keeps: one per distinct block length (full, last)."""
+    """MiB of the read buffers a serial run keeps: two of a full block (read-ahead)."""
     frame = shape[0] * shape[1] * 4 / common.MiB
-    size, last = r["block_size"], r["frames"] % r["block_size"]
-    parts = [size] + ([last] if last else [])
-    return " + ".join(f"{p * frame:.0f}" for p in parts)
+    return f"2 × {r['block_size'] * frame:.0f}"
 
 
 def rows(result: dict[str, Any], shape=SHAPE) -> list[common.Row]:
@@ -202,7 +200,7 @@ def rows(result: dict[str, Any], shape=SHAPE) -> list[common.Row]:
                 f"medians of {result['rounds']} rounds; the blocks phase adds "
                 f"{s['blocks_mb']:.0f} and {big['blocks_mb']:.0f} MiB above the set-up "
                 f"(blocks of {big['block_size']} frames: {_buffers(s, shape)} and "
-                f"{_buffers(big, shape)} MiB of uint32 read buffers, one per block length)"
+                f"{_buffers(big, shape)} MiB of uint32 read buffers)"
             ),
         ),
     ]
