@@ -240,7 +240,7 @@ def run_blocks(
     n_jobs: int = 1,
     scheduler: str | None = None,
     cluster: dict[str, Any] | None = None,
-    read_ahead: ReadAhead | bool = True,
+    read_ahead: bool = True,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Compute ``blocks`` (``(index, start, stop)``) and yield ``(index, results)`` as they finish.
 
@@ -260,13 +260,11 @@ def run_blocks(
     cluster : dict, optional
         A dask-jobqueue cluster: ``{"kind": "slurm", "cores": 8, "memory": "16GB",
         "walltime": "01:00:00", "jobs": 4, ...}`` (any other keys go to the cluster class).
-    read_ahead : bool or ReadAhead
+    read_ahead : bool
         Serial runs of a two-stage block function (:class:`FrameBlocks`): read the next block
-        in a thread while this one is computed, or use this :class:`ReadAhead` already reading
-        ``blocks``. The results are the same either way.
+        in a thread while this one is computed (:class:`ReadAhead`). The results are the same
+        either way.
     """
-    if isinstance(read_ahead, ReadAhead) and (cluster is not None or scheduler or n_jobs != 1):
-        read_ahead.close()  # workers read for themselves
     if cluster is not None:
         yield from _run_dask(spec, blocks, _jobqueue_client(cluster))
     elif scheduler is not None:
@@ -275,14 +273,8 @@ def run_blocks(
         func = local if local is not None else build(spec, h5)
         h5 = h5 if h5 is not None else _reader(spec.path)
         blocks = list(blocks)
-        two_stage = callable(getattr(func, "read", None))
-        if isinstance(read_ahead, ReadAhead) and not (two_stage and read_ahead.blocks == blocks):
-            read_ahead.close()  # started for other blocks: read afresh
-            read_ahead = True
-        if read_ahead is True and two_stage and len(blocks) > 1:
-            read_ahead = ReadAhead(func.read, h5, blocks)
-        if isinstance(read_ahead, ReadAhead):
-            yield from read_ahead.results(func.compute)
+        if read_ahead and len(blocks) > 1 and callable(getattr(func, "read", None)):
+            yield from ReadAhead(func.read, h5, blocks).results(func.compute)
         else:
             for index, start, stop in blocks:
                 yield index, func(h5, start, stop)
