@@ -471,6 +471,54 @@ class BatchIntegrator:
             unit=self.unit,
         )
 
+    def static_normalization(self) -> np.ndarray:
+        """N of every bin over the statically valid pixels (no frame's dummies), (n_bins,)."""
+        return np.array(self._norm_sum, dtype=np.float64)
+
+    def sums(
+        self, frames: Any
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Mean, standard error, normalization and variance sums of every bin of a block.
+
+        The normalization sum N = Σ c·flat·polarization·solid_angle over the pixels valid in a
+        frame is a bin's coverage; the variance sum V is what sigma is made of. Both come from
+        the same steps as :meth:`integrate`, in float64 and in matrix row order.
+
+        Parameters
+        ----------
+        frames : array_like, shape (n, n_row, n_col) or (n, n_row*n_col)
+            Raw frames.
+
+        Returns
+        -------
+        intensity : ndarray, shape (n, n_bins), float64
+            S / N per bin in matrix row order; NaN where no pixel is valid.
+        sigma : ndarray, shape (n, n_bins), float64, or None
+            sqrt(V) / N (None without an error model); NaN where no pixel is valid.
+        normalization : ndarray, shape (n, n_bins), float64
+            N; 0 where no pixel is valid.
+        variance : ndarray, shape (n, n_bins), float64, or None
+            V (Poisson: Σ c²·max(raw, 1)); 0 where no pixel is valid.
+        """
+        flat = self._as_frames(frames)
+        n = flat.shape[0]
+        intensity, normalization = np.empty((n, self.n_bins)), np.empty((n, self.n_bins))
+        sigma = variance = None
+        if self.error_model is not None:
+            sigma, variance = np.empty((n, self.n_bins)), np.empty((n, self.n_bins))
+        dummies = self._dummies(flat.dtype)
+        always_bad = self._flat_invalid(dummies)
+        for start in range(0, n, self.block_frames):
+            rows = slice(start, min(n, start + self.block_frames))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                signal, norm, var, valid = self._block_terms(flat[rows], dummies, always_bad)
+                intensity[rows] = np.where(valid, signal / norm, np.nan).T
+                normalization[rows] = np.where(valid, norm, 0.0).T
+                if sigma is not None and variance is not None and var is not None:
+                    sigma[rows] = np.where(valid, np.sqrt(var) / norm, np.nan).T
+                    variance[rows] = np.where(valid, var, 0.0).T
+        return intensity, sigma, normalization, variance
+
     def _as_frames(self, frames: Any) -> np.ndarray:
         arr = np.asarray(frames)
         n_pix = self.shape[0] * self.shape[1]
@@ -530,22 +578,29 @@ class BatchIntegrator:
         out_s: np.ndarray | None,
     ) -> None:
         """Integrate (nf, n_pix) frames into ``out_i`` (and ``out_s``), both (nf, n_bins)."""
-        nf = frames.shape[0]
-        if nf == 0:
+        if frames.shape[0] == 0:
             return
-        variance: np.ndarray | None
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.error_model == "azimuthal":
-                block, bad = self._preprocess_block(frames, dummies, always_bad)
-                signal, norm, variance = self._azimuthal_sums(block, bad)
-                valid = norm != 0
-            else:
-                signal, variance, bad = self._fused_products(frames, dummies, always_bad)
-                norm, count = self._normalization(bad)
-                valid = count > 0
+            signal, norm, variance, valid = self._block_terms(frames, dummies, always_bad)
             out_i[...] = np.where(valid, signal / norm, self.empty).T
             if out_s is not None and variance is not None:
                 out_s[...] = np.where(valid, np.sqrt(variance) / norm, self.empty).T
+
+    def _block_terms(
+        self,
+        frames: np.ndarray,
+        dummies: tuple[bool, np.float32, np.float32],
+        always_bad: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Signal S, normalization N, variance V (or None) and validity of every bin and
+        frame of a block, each (n_bins, nf) (N broadcastable)."""
+        if self.error_model == "azimuthal":
+            block, bad = self._preprocess_block(frames, dummies, always_bad)
+            signal, norm, spread = self._azimuthal_sums(block, bad)
+            return signal, norm, spread, norm != 0
+        signal, variance, bad = self._fused_products(frames, dummies, always_bad)
+        norm, count = self._normalization(bad)
+        return signal, norm, variance, count > 0
 
     def _fused_products(
         self,

@@ -194,9 +194,8 @@ def stacked_integrator(
     correct_solid_angle: bool,
     polarization_factor: float | None,
     error_model: str | None,
-    cls: type[BatchIntegrator] = BatchIntegrator,
 ) -> BatchIntegrator:
-    """A BatchIntegrator (or ``cls``) over a stacked matrix, with ``from_pyfai``'s corrections.
+    """A BatchIntegrator over a stacked matrix, with ``from_pyfai``'s corrections.
 
     Rows are ``i_radial * len(azimuthal) + i_azimuthal``; empty bins come out NaN.
     """
@@ -204,7 +203,7 @@ def stacked_integrator(
     detector_dummy = None
     if dummy is None and detector.dummy is not None:
         detector_dummy = (detector.dummy, detector.delta_dummy)
-    return cls(
+    return BatchIntegrator(
         matrix,
         shape,
         radial=radial,
@@ -223,92 +222,6 @@ def stacked_integrator(
         error_model=error_model,
         empty=float("nan"),
     )
-
-
-class SumsIntegrator(BatchIntegrator):
-    """A :class:`~pyscatter.kernels.integrate.BatchIntegrator` that also gives its sums.
-
-    :meth:`sums` returns, besides each bin's mean and standard error, its normalization sum
-    N = Σ c·flat·polarization·solid_angle over the pixels valid in each frame (the coverage of
-    the bin) and its variance sum V, from the same per-block steps as ``integrate``. Private
-    to this module: it uses the kernel's internal steps until the kernel offers these sums.
-    """
-
-    def static_normalization(self) -> np.ndarray:
-        """N of every bin over the statically valid pixels (no frame's dummies), (n_bins,)."""
-        return np.array(self._norm_sum, dtype=np.float64)
-
-    def sums(
-        self, frames: Any
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-        """Mean, standard error, normalization and variance sums of every bin of a block.
-
-        Parameters
-        ----------
-        frames : array_like, shape (n, n_row, n_col) or (n, n_row*n_col)
-            Raw frames.
-
-        Returns
-        -------
-        intensity : ndarray, shape (n, n_bins), float64
-            S / N per bin in matrix row order (as ``integrate``); NaN where no pixel is valid.
-        sigma : ndarray, shape (n, n_bins), float64, or None
-            sqrt(V) / N (as ``integrate``; None without an error model); NaN where empty.
-        normalization : ndarray, shape (n, n_bins), float64
-            N; 0 where no pixel is valid.
-        variance : ndarray, shape (n, n_bins), float64, or None
-            V (Poisson: Σ c²·max(raw, 1)); 0 where no pixel is valid.
-        """
-        flat = self._as_frames(frames)
-        n = flat.shape[0]
-        intensity = np.empty((n, self.n_bins))
-        normalization = np.empty((n, self.n_bins))
-        sigma = variance = None
-        if self.error_model is not None:
-            sigma, variance = np.empty((n, self.n_bins)), np.empty((n, self.n_bins))
-        dummies = self._dummies(flat.dtype)
-        always_bad = self._flat_invalid(dummies)
-        for start in range(0, n, self.block_frames):
-            rows = slice(start, min(n, start + self.block_frames))
-            self._block_sums(
-                flat[rows],
-                dummies,
-                always_bad,
-                intensity[rows],
-                normalization[rows],
-                None if sigma is None else sigma[rows],
-                None if variance is None else variance[rows],
-            )
-        return intensity, sigma, normalization, variance
-
-    def _block_sums(
-        self,
-        frames: np.ndarray,
-        dummies: tuple[bool, np.float32, np.float32],
-        always_bad: np.ndarray | None,
-        out_i: np.ndarray,
-        out_n: np.ndarray,
-        out_s: np.ndarray | None,
-        out_v: np.ndarray | None,
-    ) -> None:
-        """The kernel's ``_integrate_block``, keeping N and V (outputs (nf, n_bins))."""
-        if frames.shape[0] == 0:
-            return
-        variance: np.ndarray | None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.error_model == "azimuthal":
-                block, bad = self._preprocess_block(frames, dummies, always_bad)
-                signal, norm, variance = self._azimuthal_sums(block, bad)
-                valid = norm != 0
-            else:
-                signal, variance, bad = self._fused_products(frames, dummies, always_bad)
-                norm, count = self._normalization(bad)
-                valid = count > 0
-            out_i[...] = np.where(valid, signal / norm, np.nan).T
-            out_n[...] = np.where(valid, norm, 0.0).T
-            if out_s is not None and out_v is not None and variance is not None:
-                out_s[...] = np.where(valid, np.sqrt(variance) / norm, np.nan).T
-                out_v[...] = np.where(valid, variance, 0.0).T
 
 
 def shared_pixel_matrices(
@@ -433,7 +346,7 @@ class RingProfiles:
 
     Attributes
     ----------
-    integrator : SumsIntegrator
+    integrator : BatchIntegrator
         Over the stacked sub-bin matrix (rows ``(i_ring * n_radial + k) * n_chi + i_chi``)
         followed, for the Poisson model, by the shared-pixel matrices of
         :func:`shared_pixel_matrices`.
@@ -462,7 +375,7 @@ class RingProfiles:
             shared = shared_pixel_matrices(matrix, *self._cube)
         self.n_shared = len(shared)
         stacked = sp.vstack([matrix, *shared], format="csr")
-        self.integrator: SumsIntegrator = stacked_integrator(  # type: ignore[assignment]
+        self.integrator = stacked_integrator(
             ai,
             _shape(params),
             stacked,
@@ -475,7 +388,6 @@ class RingProfiles:
             correct_solid_angle=params["correct_solid_angle"],
             polarization_factor=params["polarization_factor"],
             error_model=params["error_model"],
-            cls=SumsIntegrator,
         )
         static = self.integrator.static_normalization()[: matrix.shape[0]].reshape(self._cube)
         self.expected = expected_normalization(static)

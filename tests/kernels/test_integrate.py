@@ -350,3 +350,26 @@ def test_bad_inputs_are_refused(ai):
         BatchIntegrator.from_pyfai(ai, SHAPE, npt=10, dark=np.zeros((5, 5)))
     with pytest.raises(InputError, match="error_model"):
         integrate_reference(ai, np.zeros((1, *SHAPE)), npt=10, error_model="gaussian")
+
+
+def test_sums_are_pyfais_normalization_and_variance(ai, data):
+    """``sums`` gives, per frame, pyFAI's own sum_normalization and sum_variance."""
+    options = dict(DIMS["1d"], method=METHODS["bbox"], error_model="poisson", **full_options(data))
+    frames = data["dummy_frames"]
+    bi = BatchIntegrator.from_pyfai(ai, SHAPE, **options)
+    intensity, sigma, norm, variance = bi.sums(frames)
+    for i in (0, 2):  # with dead pixels and a dead line
+        ref = ai.integrate1d_ng(
+            frames[i],
+            DIMS["1d"]["npt"],
+            method=METHODS["bbox"],
+            error_model="poisson",
+            **{k: v for k, v in full_options(data).items() if k != "correct_solid_angle"},
+            correctSolidAngle=True,
+        )
+        filled = ref.sum_normalization > 0
+        assert_allclose(norm[i][filled], ref.sum_normalization[filled], rtol=1e-5)
+        assert_allclose(variance[i][filled], ref.sum_variance[filled], rtol=1e-5)
+        assert_allclose(intensity[i][filled], ref.intensity[filled], rtol=RTOL)
+        assert_allclose(sigma[i][filled], ref.sigma[filled], rtol=RTOL)
+        assert np.isnan(intensity[i][~filled]).all() and (norm[i][~filled] == 0).all()
