@@ -217,6 +217,19 @@ def check_output(h5_path: str | os.PathLike, overwrite: bool) -> Path:
 # --------------------------------------------------------------------------- registry
 
 
+def single_source(sources: SourcesLike, translator: str, what: str) -> Path:
+    """The one file a translator reads (``what``, e.g. "an HDF5 file"), alone or in a list."""
+    if isinstance(sources, (list, tuple)):
+        if len(sources) != 1:
+            raise InputError(
+                f"the {translator} translator reads one {what.split(' ', 1)[1]}; got {len(sources)}"
+            )
+        sources = sources[0]
+    if not isinstance(sources, (str, os.PathLike)):
+        raise InputError(f"sources: expected the path of {what}, got {sources!r}")
+    return Path(sources)
+
+
 def _load(target: str) -> type[Translator]:
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)

@@ -70,7 +70,7 @@ from pyscatter.io.raw import (
     write_virtual_measurement,
 )
 from pyscatter.io.usid import Dim, compression_options
-from pyscatter.translators.base import Translator, check_output
+from pyscatter.translators.base import Translator, check_output, single_source
 from pyscatter.translators.images import (
     _check_flip,
     _file_record,
@@ -742,13 +742,7 @@ class NexusTranslator(Translator):
         import hdf5plugin  # noqa: F401  (compressed sources: bitshuffle-LZ4, LZ4, blosc …)
 
         h5_path = check_output(h5_path, overwrite)
-        if isinstance(sources, (list, tuple)):
-            if len(sources) != 1:
-                raise InputError(f"the nexus translator reads one HDF5 file; got {len(sources)}")
-            sources = sources[0]
-        if not isinstance(sources, (str, os.PathLike)):
-            raise InputError(f"sources: expected the path of an HDF5 file, got {sources!r}")
-        path = Path(sources)
+        path = single_source(sources, "nexus", "an HDF5 file")
         flip = _check_flip(flip)
         compression_options(compression)
         if not path.is_file():

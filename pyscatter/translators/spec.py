@@ -77,7 +77,7 @@ import numpy as np
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options, create_main, write_ancillary
-from pyscatter.translators.base import Translator, check_output
+from pyscatter.translators.base import Translator, check_output, single_source
 from pyscatter.translators.images import (
     _check_flip,
     _file_record,
@@ -797,13 +797,7 @@ class SpecTranslator(Translator):
             an image that is missing or unreadable.
         """
         h5_path = check_output(h5_path, overwrite)
-        if isinstance(sources, (list, tuple)):
-            if len(sources) != 1:
-                raise InputError(f"the spec translator reads one SPEC file; got {len(sources)}")
-            sources = sources[0]
-        if not isinstance(sources, (str, os.PathLike)):
-            raise InputError(f"sources: expected the path of a SPEC file, got {sources!r}")
-        path = Path(sources)
+        path = single_source(sources, "spec", "a SPEC file")
         flip = _check_flip(flip)
         compression_options(compression)
         if scan is not None and scans is not None:
