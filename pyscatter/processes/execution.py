@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.integrity import read_verified
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,7 @@ class FrameReader:
         buf = self._buffers.get(slot)
         if buf is None or buf.shape[0] < n or buf.dtype != dset.dtype:
             buf = self._buffers[slot] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
-        frames = buf[:n]
-        dset.read_direct(frames, source_sel=np.s_[start:stop])
+        frames = read_verified(dset, buf[:n], start, stop)  # checks each frame's crc32
         extra = None if self.read_extra is None else self.read_extra(h5, start, stop)
         return frames.reshape((n, *self.shape)), extra
 

@@ -53,6 +53,9 @@ def test_order_parameter_map_is_the_default_plot(scan_file):
         default = get_default(h5)
         assert default is not None and default.is_valid
         assert default.group.name == order.group
-        assert default.signal.shape == (3, 4, 1)
-        np.testing.assert_array_equal(default.signal[()], ds["S"].values)
-        np.testing.assert_array_equal(default.errors[()], ds["S_sigma"].values)
+        # one value per position: a (Y, X) map that silx opens as an image, not 1-point spectra
+        assert default.signal.shape == (3, 4)
+        assert default.interpretation == "image" and default.is_image
+        assert [a.name.rsplit("/", 1)[-1] for a in default.axes] == ["Y", "X"]
+        np.testing.assert_array_equal(default.signal[()], ds["S"].values[..., 0])
+        np.testing.assert_array_equal(default.errors[()], ds["S_sigma"].values[..., 0])
