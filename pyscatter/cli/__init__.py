@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "run",
     "export",
     "info",
+    "verify",
     "formats",
     "demo",
 )

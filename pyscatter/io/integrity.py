@@ -228,7 +228,9 @@ def verify_file(path: str | os.PathLike, *, block: int = 64) -> VerifyReport:
         def visit(_name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset) and obj.name.endswith("/Raw_Data"):
                 raws.append(obj)
-            elif isinstance(obj, h5py.Group) and FLAGS in obj and "positions_per_chunk" in obj.attrs:
+            elif (
+                isinstance(obj, h5py.Group) and FLAGS in obj and "positions_per_chunk" in obj.attrs
+            ):
                 groups.append(obj)
 
         h5.visititems(visit)
@@ -309,7 +311,8 @@ def _verify_results(group: h5py.Group, report: VerifyReport) -> None:
     bad = 0
     for i, flag in enumerate(flags):
         start, stop = i * size, min((i + 1) * size, n_pos)
-        where = f"{group.name}: chunk {i} (positions {start}–{stop - 1})"
+        span = f"position {start}" if stop - start == 1 else f"positions {start}–{stop - 1}"
+        where = f"{group.name}: chunk {i} ({span})"
         if int(flag) == 0:
             report.problems.append(f"{where}: incomplete (never written, or interrupted)")
             bad += 1
