@@ -140,12 +140,16 @@ def _undecodable(raw: h5py.Dataset, start: int, stop: int, out: np.ndarray) -> i
 
 
 def _is_pyscatter(h5: h5py.File) -> bool:
-    meas = h5.get("Measurement_000")
-    return (
-        isinstance(meas, h5py.Group)
-        and "translator" in meas.attrs
-        and isinstance(meas.get("Channel_000/Raw_Data"), h5py.Dataset)
-    )
+    """A translation leaves ``sha256_of`` on ``Raw_Data`` (pyUSID's files have none); a process
+    leaves results groups with ``process`` and ``parameters_hash`` attributes."""
+    raw = h5.get("Measurement_000/Channel_000/Raw_Data")
+    if isinstance(raw, h5py.Dataset):
+        return "sha256_of" in raw.attrs
+
+    def results(_name: str, obj: Any) -> bool | None:
+        return True if "process" in obj.attrs and "parameters_hash" in obj.attrs else None
+
+    return bool(h5.visititems(results))
 
 
 def require_pyscatter_file(path: str | os.PathLike) -> None:
@@ -165,9 +169,9 @@ def require_pyscatter_file(path: str | os.PathLike) -> None:
         ok = _names_in_bytes(path)
     if not ok:
         raise InputError(
-            f"{path} is not a pyscatter file (no Measurement_000 with a translator attribute and "
-            "Channel_000/Raw_Data); pyscatter never writes into other files: translate it first "
-            "(`pyscatter translate`)"
+            f"{path} is not a pyscatter file (neither a Raw_Data written by a pyscatter "
+            "translation nor pyscatter results); pyscatter never writes into other files: "
+            "translate it first (`pyscatter translate`)"
         )
 
 
@@ -176,7 +180,7 @@ def _names_in_bytes(path: Path) -> bool:
         data = fh.read(16 << 20)  # object headers and link names sit near the start
     if data[:8] != b"\x89HDF\r\n\x1a\n":
         return False
-    return b"Measurement_000" in data and b"Raw_Data" in data and b"translator" in data
+    return b"Measurement_000" in data and (b"sha256_of" in data or b"parameters_hash" in data)
 
 
 # --------------------------------------------------------------------------- verify

@@ -38,6 +38,7 @@ import numpy as np
 import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
+from pyscatter.io.integrity import require_pyscatter_file
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
 from pyscatter.io.usid import Dim, create_main, dims_of, is_main, write_ancillary
@@ -603,6 +604,7 @@ def run_on_file(
     path = str(path)
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
+    require_pyscatter_file(path)  # never repair or write into another program's file
     with _job_lock(path, command=command):
         repairs = safety.repair(path)
         for line in repairs:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -44,9 +45,10 @@ RAW = "Measurement_000/Channel_000/Raw_Data"
 
 
 def flip_bits(path, dset_path, coord, n_bits, seed):
-    """Flip ``n_bits`` bits inside the stored chunk at ``coord``; True if the frame changed.
+    """Flip ``n_bits`` bits inside the stored chunk at ``coord``; what became of the frame.
 
-    "Changed" means h5py now decodes other values, or cannot decode the chunk at all.
+    ``"silent"``: h5py decodes other values without complaint; ``"undecodable"``: h5py raises;
+    ``"same"``: the flips landed on bytes no decoder reads.
     """
     with h5py.File(path, "r") as h5:
         dset = h5[dset_path]
@@ -63,17 +65,22 @@ def flip_bits(path, dset_path, coord, n_bits, seed):
             fh.write(bytes([byte ^ (1 << int(rng.integers(8)))]))
     with h5py.File(path, "r") as h5:
         try:
-            return not np.array_equal(h5[dset_path][index], before)
+            return "same" if np.array_equal(h5[dset_path][index], before) else "silent"
         except OSError:
-            return True
+            return "undecodable"
 
 
-def corrupt(path, dset_path, coord, n_bits):
-    """Flip bits until the frame really changed (a flip may land on bytes no decoder reads)."""
-    for seed in range(20):
-        if flip_bits(path, dset_path, coord, n_bits, seed):
+def corrupt(path, dset_path, coord, n_bits, kind="any"):
+    """Flip bits in a copy until the frame is corrupted as ``kind`` says, then keep that copy."""
+    backup = path.with_suffix(".intact")
+    shutil.copyfile(path, backup)
+    for seed in range(50):
+        got = flip_bits(path, dset_path, coord, n_bits, seed)
+        if got != "same" and kind in ("any", got):
+            backup.unlink()
             return
-    pytest.fail("no bit flip changed the frame")
+        shutil.copyfile(backup, path)
+    pytest.fail(f"no flip of {n_bits} bits made the frame {kind}")
 
 
 def label(scan, index):
@@ -89,13 +96,21 @@ def label(scan, index):
 # --------------------------------------------------------------------------- raw frames
 
 
-@pytest.mark.parametrize("compression", ["bslz4", "gzip", "none"])
+@pytest.mark.parametrize(
+    ("compression", "kind"),
+    [("bslz4", "silent"), ("bslz4", "undecodable"), ("gzip", "undecodable"), ("none", "silent")],
+)
 @pytest.mark.parametrize("n_bits", [1, 5])
 def test_flipped_bits_in_a_frame_stop_the_process_naming_the_position(
-    tmp_path, small_scan, compression, n_bits
+    tmp_path, small_scan, compression, kind, n_bits
 ):
+    """Bits flipped on disk in one frame's chunk: the process stops and names the position.
+
+    "silent": LZ4 decodes the damaged stream into other values, which used to give other
+    results with exit 0; "undecodable": HDF5 raised an OSError naming no position.
+    """
     path = write_scan(tmp_path / "scan.h5", small_scan, compression=compression)
-    corrupt(path, RAW, (7, 0), n_bits)
+    corrupt(path, RAW, (7, 0), n_bits, kind)
     with pytest.raises(FileFormatError) as err:
         run_on_file(path, AzimuthalIntegration, npt=40, progress=False)
     message = str(err.value)
@@ -268,3 +283,19 @@ def test_virtual_raw_data_has_the_image_view_too(tmp_path, small_scan):
         nx = get_default(h5)
         assert nx.is_image and nx.signal.shape == frames.shape
         assert_array_equal(nx.signal[7], frames[7])
+
+
+def test_processes_refuse_a_usid_file_pyscatter_did_not_write(tmp_path, small_scan):
+    """A pyUSID-style file with a Raw_Data main dataset, but not from a pyscatter translation:
+    refused before anything (repair included) writes into it."""
+    path = write_scan(tmp_path / "scan.h5", small_scan)
+    with h5py.File(path, "r+") as h5:  # what another USID writer leaves: no translation record
+        for key in ("sha256", "sha256_of"):
+            del h5[RAW].attrs[key]
+    with open(path, "ab") as fh:  # and a tail repair() would otherwise act on
+        fh.write(b"\0" * 4096)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match=r"scan\.h5 is not a pyscatter file"):
+        run_on_file(path, AzimuthalIntegration, npt=40, progress=False)
+    assert main(["integrate", str(path), "--npt", "40", "--no-progress"]) == 2
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
