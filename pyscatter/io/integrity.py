@@ -13,7 +13,8 @@ copied as they are (``write_direct_chunk``: no filter runs, so fletcher32 would 
 computed by hand over the source's bytes, and the pipeline would differ from the source's), and a
 virtual dataset over the source files (no filter at all; a source that went missing reads as
 zeros). A checksum of the decoded values covers all three, and the error can name the position.
-crc32 runs at ~2.7 GB/s here and releases the GIL, so the reader thread checks a block while the
+The crc32 is zlib-ng's (the same values as :func:`zlib.crc32`, which any reader can use to
+check them, ~4x faster); it releases the GIL, so the reader thread checks a block while the
 previous one is computed.
 
 **Results.** Each results group's ``completed_chunks[i]`` holds ``(1 << 32) | crc32`` of chunk
@@ -26,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,11 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+
+try:  # zlib-ng's crc32: the same values as zlib's, ~4x faster (7.9 against 1.9 GB/s here)
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - a dependency; zlib gives the same checksums, slower
+    from zlib import crc32
 
 __all__ = [
     "CHECKSUMS",
@@ -52,12 +57,12 @@ log = logging.getLogger(__name__)
 #: Name of the per-frame checksum dataset, beside ``Raw_Data`` (also in its ``frame_checksums``).
 CHECKSUMS = "Frame_Checksums"
 _ALGORITHM = "crc32"
-_OF = "each frame's decoded values (C order, the Raw_Data dtype), zlib.crc32"
+_OF = "each frame's decoded values (C order, the Raw_Data dtype), zlib.crc32"  # zlib-ng: same
 
 
 def frame_crc(frame: np.ndarray) -> int:
     """crc32 of one frame's values, as :data:`CHECKSUMS` records them."""
-    return zlib.crc32(np.ascontiguousarray(frame))
+    return crc32(np.ascontiguousarray(frame))
 
 
 def write_checksums(raw: h5py.Dataset, crcs: np.ndarray) -> h5py.Dataset:
@@ -121,7 +126,7 @@ def read_verified(raw: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> 
     if sums is not None:
         expected = sums[start:stop]
         for k in range(stop - start):
-            if zlib.crc32(out[k]) != int(expected[k]):
+            if crc32(out[k]) != int(expected[k]):
                 raise _corrupt(raw, start + k, "the frame does not match its recorded crc32")
     return out
 
@@ -265,7 +270,7 @@ def _verify_raw(raw: h5py.Dataset, report: VerifyReport, block: int) -> None:
                     f"{raw.name}: {position_label(raw, i)}: HDF5 cannot decode the frame"
                 )
                 bad += 1
-            elif expected is not None and zlib.crc32(out[k]) != int(expected[i]):
+            elif expected is not None and crc32(out[k]) != int(expected[i]):
                 report.problems.append(
                     f"{raw.name}: {position_label(raw, i)}: the frame does not match its crc32"
                 )

@@ -7,8 +7,15 @@
         Raw_Data                (n_positions, n_spec), one frame per chunk, compressed
         Position_Indices/Values (n_positions, n_pos_dims), real motor values, float64
         Spectroscopic_Indices/Values  (Row, Col) for images, (Channel,) for spectra
+        Frame_Checksums         (n_positions,) uint32: crc32 of each decoded frame (integrity)
         Mask                    (rows, cols) uint8, nonzero = masked (when given)
         valid_positions, Monitor, Time …   per-position extras (when the translator has them)
+      Raw_Frames/               NXdata: ``data`` a virtual (*positions, rows, cols) view of
+                                Raw_Data, the file's ``@default`` until a process runs
+
+Detector frames are compressed with bitshuffle-LZ4; spectra (one spectroscopic dim) with gzip,
+which every HDF5 reader decodes without a plugin (:func:`raw_compression`). Every frame's crc32
+is checked when processes read it (:mod:`pyscatter.io.integrity`).
 
 Three ways to store the raw frames:
 
@@ -710,7 +717,7 @@ def write_virtual_measurement(
         try:
             with h5py.File(tmp, "w") as h5:
                 raw = _build(h5, spec, make_raw, storage="virtual")
-                write_checksums(raw, _virtual_crcs(raw))
+                write_checksums(raw, _virtual_crcs(spec, mappings))
                 records = json.dumps(spec.attrs.get("sources", []), sort_keys=True, default=str)
                 raw.attrs["sha256"] = hashlib.sha256(records.encode()).hexdigest()
                 raw.attrs["sha256_of"] = "the source file records (names, sizes, sha256)"
@@ -722,18 +729,24 @@ def write_virtual_measurement(
     return path
 
 
-def _virtual_crcs(raw: h5py.Dataset, block: int = 16) -> np.ndarray:
-    """crc32 of every frame of a virtual ``Raw_Data``, read through the mapping as readers will."""
+def _virtual_crcs(spec: MeasurementSpec, mappings: Sequence[VirtualFrames]) -> np.ndarray:
+    """crc32 of every frame a virtual ``Raw_Data`` will show, read from the sources.
+
+    Read from the source files themselves (read-only), not through the new file's mapping: HDF5
+    would open the sources read-write like the file being written, which fails for a source
+    this process already holds open read-only. Positions no mapping covers read as zeros.
+    """
     import hdf5plugin  # noqa: F401 - sources may be compressed
 
-    n_pos = raw.shape[0]
-    crcs = np.zeros(n_pos, dtype=np.uint32)
-    buf = np.empty((block, raw.shape[1]), dtype=raw.dtype)
-    for start in range(0, n_pos, block):
-        stop = min(start + block, n_pos)
-        raw.read_direct(buf[: stop - start], source_sel=np.s_[start:stop])
-        for k in range(stop - start):
-            crcs[start + k] = frame_crc(buf[k])
+    dtype = np.dtype(spec.dtype)
+    zeros = frame_crc(np.zeros(spec.n_spec, dtype=dtype))
+    crcs = np.full(spec.n_positions, zeros, dtype=np.uint32)
+    for m in mappings:
+        with h5py.File(m.file, "r") as src:
+            dset = src[m.dataset]
+            for j in range(m.count):
+                frame = np.asarray(dset[m.start + j], dtype=dtype)
+                crcs[m.position + j] = frame_crc(frame)
     return crcs
 
 

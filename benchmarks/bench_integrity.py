@@ -1,0 +1,106 @@
+"""Cost of the per-frame crc32 check on the raw read path (issue 20, item 3).
+
+Reads every frame of an Eiger-1M-sized scan (bitshuffle-LZ4, uint32, 1065 × 1030) through
+``FrameReader.read`` in blocks of 16, with the check (as processes run) and without it (a plain
+``read_direct``, as before), alternating A B / B A over the rounds; prints medians and the ratio.
+Then whole AzimuthalIntegration runs (serial, read-ahead: the check runs in the reader thread)
+with the check and with it replaced by a plain read.
+
+    .venv/bin/python benchmarks/bench_integrity.py [--frames 64] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import h5py  # noqa: E402
+from common import eiger_integrator, median, ring_frames, write_ring_scan  # noqa: E402
+
+from pyscatter.io.integrity import crc32  # noqa: E402
+from pyscatter.processes.execution import FrameReader  # noqa: E402
+
+RAW = "Measurement_000/Channel_000/Raw_Data"
+
+
+def read_all(path: Path, shape, *, check: bool, block: int = 16) -> float:
+    reader = FrameReader(RAW, shape)
+    with h5py.File(path, "r") as h5:
+        dset = h5[RAW]
+        n = dset.shape[0]
+        buf = np.empty((block, dset.shape[1]), dtype=dset.dtype)
+        t0 = time.perf_counter()
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            if check:
+                reader.read(h5, start, stop)
+            else:
+                dset.read_direct(buf[: stop - start], source_sel=np.s_[start:stop])
+        return time.perf_counter() - t0
+
+
+def _plain_read(raw, out, start, stop):
+    raw.read_direct(out, source_sel=np.s_[start:stop])
+    return out
+
+
+def integrate(path: Path, *, check: bool) -> float:
+    """Seconds of a whole AzimuthalIntegration run (serial, read-ahead on), with/without check."""
+    from pyscatter.processes import execution
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.integration import AzimuthalIntegration
+
+    checked = execution.read_verified
+    execution.read_verified = checked if check else _plain_read
+    try:
+        t0 = time.perf_counter()
+        run_on_file(path, AzimuthalIntegration, npt=1000, override=True, progress=False)
+        return time.perf_counter() - t0
+    finally:
+        execution.read_verified = checked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    ai, shape = eiger_integrator()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_ring_scan(Path(tmp) / "scan.h5", ai, shape, args.frames)
+        read_all(path, shape, check=True)  # warm the page cache
+        times: dict[str, list[float]] = {"plain": [], "checked": []}
+        for r in range(args.rounds):  # A B, then B A, …: the load drifts, the ratio less
+            for name in ("plain", "checked") if r % 2 == 0 else ("checked", "plain"):
+                times[name].append(read_all(path, shape, check=name == "checked"))
+        runs: dict[str, list[float]] = {"plain": [], "checked": []}
+        for r in range(max(2, args.rounds // 2)):
+            for name in ("plain", "checked") if r % 2 == 0 else ("checked", "plain"):
+                runs[name].append(integrate(path, check=name == "checked"))
+        frame = next(ring_frames(ai, shape, 1))
+        t0 = time.perf_counter()
+        for _ in range(20):
+            crc32(frame)
+        crc_ms = (time.perf_counter() - t0) / 20 * 1e3
+    plain, checked = median(times["plain"]), median(times["checked"])
+    per = 1e3 / args.frames
+    print(f"frames: {args.frames} × {shape} uint32, bitshuffle-LZ4, blocks of 16")
+    print(f"read without check: {plain * per:.2f} ms/frame")
+    print(f"read with crc32:    {checked * per:.2f} ms/frame")
+    print(f"ratio checked/plain: {checked / plain:.3f}")
+    e_plain, e_checked = median(runs["plain"]), median(runs["checked"])
+    print(f"integration run without check: {e_plain * per:.2f} ms/frame")
+    print(f"integration run with crc32:    {e_checked * per:.2f} ms/frame")
+    print(f"ratio checked/plain (end to end): {e_checked / e_plain:.3f}")
+    print(f"crc32 of one frame alone: {crc_ms:.2f} ms ({frame.nbytes / crc_ms / 1e6:.2f} GB/s)")
+
+
+if __name__ == "__main__":
+    main()
