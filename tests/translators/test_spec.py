@@ -540,3 +540,16 @@ def test_spectra_use_gzip_readable_without_plugins(spec_file, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert json.loads(done.stdout) == list(range(1, 13))
+
+
+def test_spectra_open_as_curves_in_silx(spec_file, tmp_path):
+    """The file's @default shows the MCA spectra over the scan, as curves (issue 19.7)."""
+    from silx.io.nxdata import get_default
+
+    out = translate(spec_file, tmp_path / "mca.h5", format="spec", scan=2, energy_unit="keV")
+    with h5py.File(out, "r") as h5:
+        nx = get_default(h5)
+        assert nx.is_valid and nx.is_curve and nx.interpretation == "spectrum"
+        assert nx.signal.shape == (3, 4)  # (energy, Channel)
+        assert_array_equal(nx.signal[()], np.arange(1, 13).reshape(3, 4))
+        assert_allclose(nx.axes[1][()], 1.5 + 0.01 * np.arange(4) + 0.001 * np.arange(4) ** 2)
