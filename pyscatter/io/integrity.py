@@ -46,6 +46,7 @@ __all__ = [
     "VerifyReport",
     "frame_crc",
     "position_label",
+    "read_rows",
     "read_verified",
     "require_pyscatter_file",
     "verify_file",
@@ -129,6 +130,15 @@ def read_verified(raw: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> 
             if crc32(out[k]) != int(expected[k]):
                 raise _corrupt(raw, start + k, "the frame does not match its recorded crc32")
     return out
+
+
+def read_rows(dset: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of a main dataset, checked as :func:`read_verified` does when it is
+    a raw dataset with recorded checksums (any other dataset is read as it is)."""
+    if _checksums(dset) is None:
+        return dset[start:stop]
+    out = np.empty((stop - start, *dset.shape[1:]), dtype=dset.dtype)
+    return read_verified(dset, out, start, stop)
 
 
 def _undecodable(raw: h5py.Dataset, start: int, stop: int, out: np.ndarray) -> int | None:

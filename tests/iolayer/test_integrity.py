@@ -27,7 +27,7 @@ from silx.io.nxdata import get_default
 import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.cli import main
 from pyscatter.errors import FileFormatError, InputError
-from pyscatter.io.integrity import CHECKSUMS, frame_crc, verify_file
+from pyscatter.io.integrity import CHECKSUMS, frame_crc, read_rows, verify_file
 from pyscatter.io.raw import (
     MeasurementSpec,
     RawChunk,
@@ -302,3 +302,17 @@ def test_processes_refuse_a_usid_file_pyscatter_did_not_write(tmp_path, small_sc
         run_on_file(path, AzimuthalIntegration, npt=40, progress=False)
     assert main(["integrate", str(path), "--npt", "40", "--no-progress"]) == 2
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_read_rows_checks_raw_data_and_reads_others_as_they_are(tmp_path, small_scan):
+    """The reader of spectra processes (peaks, decomposition on raw MCA data)."""
+    path = write_scan(tmp_path / "scan.h5", small_scan, compression="none")
+    frames = small_scan.frames.reshape(12, -1)
+    with h5py.File(path, "r+") as h5:
+        h5["plain"] = frames  # no checksums: read as it is, even when changed
+        assert_array_equal(read_rows(h5[RAW], 3, 9), frames[3:9])
+        h5[RAW][5, 0] += 1
+        h5["plain"][5, 0] += 1
+        assert read_rows(h5["plain"], 3, 9)[2, 0] == frames[5, 0] + 1
+        with pytest.raises(FileFormatError, match=re.escape(label(small_scan, 5))):
+            read_rows(h5[RAW], 3, 9)
