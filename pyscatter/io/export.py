@@ -197,8 +197,19 @@ def _at(ds: Any, var: str, pos_dims: list[str], idx: tuple[int, ...]) -> np.ndar
     return np.asarray(ds[var].isel(dict(zip(pos_dims, idx, strict=True))).values)
 
 
-def _computed(values: np.ndarray) -> bool:
-    """False for a position not yet computed (to_xarray fills those with NaN)."""
+def _computed(ds: Any, var: str, pos_dims: list[str], idx: tuple[int, ...]) -> bool:
+    """Whether the position ``idx`` was computed.
+
+    From the ``complete`` coordinate of :func:`~pyscatter.io.xarray.to_xarray` (a failed fit is
+    computed: NaN values and a status saying why); for a dataset without it, False only when
+    every value of ``var`` there is NaN.
+    """
+    from pyscatter.io.xarray import COMPLETE
+
+    if COMPLETE in ds.coords and set(ds[COMPLETE].dims) <= set(pos_dims):
+        where = {d: i for d, i in zip(pos_dims, idx, strict=True) if d in ds[COMPLETE].dims}
+        return bool(ds[COMPLETE].isel(where).values)
+    values = _at(ds, var, pos_dims, idx)
     return not (np.issubdtype(values.dtype, np.floating) and np.isnan(values).all())
 
 
@@ -214,7 +225,7 @@ def _q_factor(ds: Any, dim: str, fmt: str) -> float:
 
 def _skipped(n: int, fmt: str) -> None:
     if n:
-        log.warning("%s: %d position(s) not computed yet (NaN) were left out", fmt, n)
+        log.warning("%s: %d position(s) not computed yet were left out", fmt, n)
 
 
 # --------------------------------------------------------------------------- netCDF
@@ -282,7 +293,7 @@ def write_csv(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
     first = next(iter(ds.data_vars))
     rows, files = [], []
     for flat, idx in _positions(ds, pos_dims):
-        if not _computed(_at(ds, first, pos_dims, idx)):
+        if not _computed(ds, first, pos_dims, idx):
             continue
         label = _safe(_position_label(ds, pos_dims, idx))
         names = [folder / f"{label}{suffixes[dims]}.csv" for dims in groups]
@@ -305,12 +316,26 @@ def _write_position_csv(ds, pos_dims, idx, dims, variables, path: Path) -> None:
     columns = [(f"{d}[{_units(ds, d)}]", g.ravel()) for d, g in zip(dims, grids, strict=True)]
     for var in variables:
         header = f"{_SHORT.get(var, var)}[{_units(ds, var)}]"
-        columns.append((header, _at(ds, var, pos_dims, idx).ravel()))
+        values = _at(ds, var, pos_dims, idx).ravel()
+        columns.append((header, values))
+        meanings = _flag_meanings(ds, var)
+        if meanings:
+            names = np.array([meanings.get(int(v), f"unknown code {v}") for v in values.tolist()])
+            columns.append((f"{_SHORT.get(var, var)}_meaning", names))
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([h for h, _ in columns])
         texts = [_texts(v) for _, v in columns]
         writer.writerows(zip(*texts, strict=True))
+
+
+def _flag_meanings(ds: Any, var: str) -> dict[int, str]:
+    """``{code: name}`` of a variable with CF ``flag_values``/``flag_meanings`` (else empty)."""
+    attrs = ds[var].attrs
+    if "flag_values" not in attrs or "flag_meanings" not in attrs:
+        return {}
+    values = np.atleast_1d(attrs["flag_values"]).tolist()
+    return dict(zip(values, str(attrs["flag_meanings"]).split(), strict=False))
 
 
 def _texts(values: np.ndarray) -> list[str]:
@@ -360,8 +385,7 @@ def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -
     qx, qy = (q * np.cos(chi)).ravel(), (q * np.sin(chi)).ravel()
     jobs = []
     for _flat, idx in _positions(ds, pos_dims):
-        values = _at(ds, signal, pos_dims, idx).ravel().astype(np.float64)
-        if _computed(values):
+        if _computed(ds, signal, pos_dims, idx):
             jobs.append((idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.dat"))
     _check_targets([p for _, p in jobs], overwrite)
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "sasview")
@@ -409,7 +433,7 @@ def write_chi(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
     label = _CHI_LABELS.get((dims[0], _units(ds, dims[0])), f"{dims[0]} ({_units(ds, dims[0])})")
     jobs = []
     for _flat, idx in _positions(ds, pos_dims):
-        if _computed(_at(ds, signal, pos_dims, idx)):
+        if _computed(ds, signal, pos_dims, idx):
             jobs.append((idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.chi"))
     _check_targets([p for _, p in jobs], overwrite)
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "chi")
@@ -446,9 +470,7 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
         )
     q = ds[dims[0]].values * _q_factor(ds, dims[0], "nxcansas export")
     _check_targets([out], overwrite)
-    positions = [
-        (f, i) for f, i in _positions(ds, pos_dims) if _computed(_at(ds, signal, pos_dims, i))
-    ]
+    positions = [(f, i) for f, i in _positions(ds, pos_dims) if _computed(ds, signal, pos_dims, i)]
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(positions), "nxcansas")
     width = max(2, len(str(len(positions))))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -287,3 +287,77 @@ def test_write_csv_needs_position_dims(results_file, tmp_path):
     del ds.attrs["position_dims"]
     with pytest.raises(InputError, match="position_dims"):
         write_csv(ds, tmp_path / "x")
+
+
+# --------------------------------------------------------------------------- failed fits
+
+
+@pytest.fixture(scope="module")
+def failed_fits_file(tmp_path_factory, results_file):
+    """PeakFit of a window where the (2, 3) scan has no strong peak: fits fail at some positions."""
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.peaks import PeakFit
+
+    path = tmp_path_factory.mktemp("failed") / "scan.h5"
+    shutil.copy(results_file, path)
+    q = _ds(path, 0)["q"].values
+    run_on_file(path, PeakFit, peaks=[float(q[70])], window=0.5, sigma="poisson", progress=False)
+    return path
+
+
+def test_failed_fits_are_exported_with_their_status(failed_fits_file, tmp_path, caplog):
+    from pyscatter.kernels.fitting import FitStatus
+
+    ds = pyscatter.to_xarray(failed_fits_file, "PeakFit")
+    status = ds["status"].values[..., 0]
+    failed = np.isnan(ds["position"].values[..., 0])
+    # the situation of the issue: every position computed, some fits failed (NaN values)
+    assert ds.attrs["complete_positions"] == 6
+    assert 0 < failed.sum() < 6 and (status[failed] >= FitStatus.NOT_CONVERGED).all()
+    with caplog.at_level(logging.WARNING, logger="pyscatter.io.export"):
+        written = export(failed_fits_file, "csv", tmp_path / "csv", process="PeakFit")
+    assert "not computed" not in caplog.text
+    assert len(written) == 1 + 6
+    _, index = _read_csv(tmp_path / "csv" / "index.csv")
+    for row in index:
+        iy, ix = np.unravel_index(int(row[1]), (2, 3))
+        head, data = _read_csv(tmp_path / "csv" / row[0])
+        assert head[-2:] == ["status[code]", "status_meaning"]
+        assert int(data[0][-2]) == status[iy, ix]
+        assert data[0][-1] == FitStatus(status[iy, ix]).name
+        position = float(data[0][head.index("position[1/nm]")])
+        assert np.isnan(position) == failed[iy, ix]
+
+
+def test_status_flags_in_xarray_and_netcdf(failed_fits_file, tmp_path):
+    from pyscatter.kernels.fitting import FitStatus
+
+    ds = pyscatter.to_xarray(failed_fits_file, "PeakFit")
+    attrs = ds["status"].attrs
+    assert attrs["flag_values"].dtype == ds["status"].dtype == np.int8
+    np.testing.assert_array_equal(attrs["flag_values"], [s.value for s in FitStatus])
+    assert attrs["flag_meanings"].split() == [s.name for s in FitStatus]
+    (out,) = export(failed_fits_file, "netcdf", tmp_path / "fits.nc", process="PeakFit")
+    with xr.open_dataset(out) as back:
+        back.load()
+    np.testing.assert_array_equal(back["status"].values, ds["status"].values)
+    np.testing.assert_array_equal(back["status"].attrs["flag_values"], attrs["flag_values"])
+    assert back["status"].attrs["flag_meanings"] == attrs["flag_meanings"]
+    assert back["complete"].dtype == bool and bool(back["complete"].all())
+    with h5py.File(out, "r") as h5:  # what netCDF tools (ncdump, CF checkers) see
+        assert h5["status"].attrs["flag_meanings"].decode() == attrs["flag_meanings"]
+        assert h5["status"].attrs["flag_values"].dtype == np.int8
+
+
+def test_complete_coordinate_marks_interrupted_positions(results_file, tmp_path):
+    from pyscatter.io.record import FLAGS
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(results_file, path)
+    with h5py.File(path, "r+") as h5:
+        h5[_ds(results_file, 0).attrs["group"]][FLAGS][-1] = 0
+    ds = _ds(path, 0)
+    done = ds["complete"].values
+    assert done.shape == (2, 3) and 0 < done.sum() < 6
+    nan = np.isnan(ds["Intensity"].values).all(axis=-1)
+    np.testing.assert_array_equal(done, ~nan)
