@@ -25,8 +25,11 @@ leading ones are the scan); of 2 dims a stack of spectra (last dim ``Channel``) 
 Geometry (images): ``poni=`` if given; else the NeXus detector fields of the signal's NXentry
 when all are present — ``instrument/detector/{detector_distance or distance, beam_center_x,
 beam_center_y, x_pixel_size, y_pixel_size}`` and ``instrument/beam/incident_wavelength`` (or an
-NXmonochromator ``wavelength``, or ``incident_energy``), with their ``@units`` (default m for
-lengths, pixels for the centre, Å for the wavelength) — converted through pyFAI's ``setFit2D``
+NXmonochromator ``wavelength``, or ``incident_energy``), each in the unit its ``@units`` names
+(:data:`LENGTH_UNITS`: m, mm, µm …; the beam centre in pixels or a length, divided by the pixel
+size; energies in keV, eV or J). A field without ``@units``, or with a unit not in these tables,
+is refused with its name (give ``poni=`` instead): a distance in mm read as m, or a centre in mm
+read as pixels, would give a wrong geometry silently. The values go through pyFAI's ``setFit2D``
 (the centre in pixel coordinates from the corner of the first pixel, as pyFAI writes these fields).
 The Eiger ``detectorSpecific/pixel_mask`` (or NXmx ``pixel_mask``) becomes the mask (nonzero =
 masked) unless ``mask=`` is given. ``flip`` flips frames, mask and the beam centre alike.
@@ -88,7 +91,15 @@ from pyscatter.translators.positions import (
     parse_label,
 )
 
-__all__ = ["KINDS", "NexusTranslator", "fit2d_geometry", "nexus_geometry"]
+__all__ = [
+    "ENERGY_UNITS",
+    "KINDS",
+    "LENGTH_UNITS",
+    "NexusTranslator",
+    "PIXEL_UNITS",
+    "fit2d_geometry",
+    "nexus_geometry",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +109,34 @@ KINDS = ("image", "spectrum")
 LINKS = (False, "chunks", "vds")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _EIGER_LINK = re.compile(r"^data_\d{6}$")
-#: Unit names → factor to metres (lengths) and to Å (wavelengths).
-_TO_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "nm": 1e-9, "cm": 1e-2}
-_TO_ANGSTROM = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "angstroms": 1.0, "nm": 10.0, "m": 1e10}
+#: Length units of NeXus ``@units`` (lower case) → factor to metres.
+LENGTH_UNITS = {
+    "m": 1.0,
+    "meter": 1.0,
+    "metre": 1.0,
+    "meters": 1.0,
+    "metres": 1.0,
+    "cm": 1e-2,
+    "mm": 1e-3,
+    "millimeter": 1e-3,
+    "millimetre": 1e-3,
+    "um": 1e-6,
+    "µm": 1e-6,  # micro sign
+    "μm": 1e-6,  # greek mu
+    "micron": 1e-6,
+    "microns": 1e-6,
+    "micrometer": 1e-6,
+    "micrometre": 1e-6,
+    "nm": 1e-9,
+    "a": 1e-10,
+    "å": 1e-10,
+    "angstrom": 1e-10,
+    "angstroms": 1e-10,
+}
+#: ``@units`` of a beam centre given in pixels (NXdetector allows pixels or a length).
+PIXEL_UNITS = ("pixel", "pixels", "px", "pix")
+#: Energy units → factor to keV.
+ENERGY_UNITS = {"kev": 1.0, "ev": 1e-3, "j": 1.0 / 1.602176634e-16}
 _KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
 
 
@@ -165,7 +201,35 @@ def _units(dset: h5py.Dataset) -> str:
     return ""
 
 
-def _scalar(group: h5py.Group, name: str) -> tuple[float, str] | None:
+@dataclass(frozen=True)
+class _Field:
+    """A scalar NeXus field: its value, its ``@units`` (``""`` when absent) and where it is."""
+
+    value: float
+    unit: str
+    where: str
+
+    def converted(self, table: Mapping[str, float], what: str, also: Sequence[str] = ()) -> float:
+        """The value times the factor of its unit in ``table``; refuse a missing or unknown unit.
+
+        ``also`` lists further units the caller handled, for the message.
+        """
+        allowed = ", ".join([*also, *table])
+        if not self.unit:
+            raise FileFormatError(
+                f"{self.where} has no @units: a {what} needs one of {allowed}. Add the @units "
+                "attribute, or give the geometry with poni=FILE (--poni)"
+            )
+        factor = table.get(self.unit.lower())
+        if factor is None:
+            raise FileFormatError(
+                f"{self.where}: @units {self.unit!r} is not a {what} unit; expected one of "
+                f"{allowed} (or give the geometry with poni=FILE)"
+            )
+        return self.value * factor
+
+
+def _scalar(group: h5py.Group, name: str) -> _Field | None:
     obj = group.get(name)
     if not isinstance(obj, h5py.Dataset):
         return None
@@ -173,36 +237,27 @@ def _scalar(group: h5py.Group, name: str) -> tuple[float, str] | None:
         value = float(np.asarray(obj[()]).ravel()[0])
     except (TypeError, ValueError, IndexError):
         return None
-    return value, _units(obj)
-
-
-def _length_m(item: tuple[float, str], where: str) -> float:
-    value, unit = item
-    factor = _TO_M.get(unit.lower() or "m")
-    if factor is None:
-        raise FileFormatError(f"{where}: unit {unit!r}; expected one of {', '.join(_TO_M)}")
-    return value * factor
+    return _Field(value, _units(obj), f"{obj.file.filename}:{obj.name}")
 
 
 def _wavelength_angstrom(group: h5py.Group) -> float | None:
+    """The wavelength (Å) from ``beam/incident_wavelength`` … or an energy; None if absent."""
     for path in ("beam/incident_wavelength", "monochromator/wavelength"):
         item = _scalar(group, path)
         if item is not None:
-            value, unit = item
-            key = unit.lower() or ("m" if value < 1e-6 else "a")
-            if key not in _TO_ANGSTROM:
-                raise FileFormatError(
-                    f"{group.file.filename}:{group.name}/{path}: unit {unit!r}; expected one of "
-                    f"{', '.join(_TO_ANGSTROM)}"
-                )
-            return value * _TO_ANGSTROM[key]
+            return item.converted(LENGTH_UNITS, "wavelength") * 1e10
     for path in ("beam/incident_energy", "monochromator/energy"):
         item = _scalar(group, path)
         if item is not None:
-            value, unit = item
-            kev = value / 1000 if unit.lower() == "ev" else value
-            return _KEV_ANGSTROM / kev
+            return _KEV_ANGSTROM / item.converted(ENERGY_UNITS, "energy")
     return None
+
+
+def _centre_pixels(item: _Field, pixel_m: float) -> float:
+    """A beam centre in pixels: as is with ``@units`` pixel, else a length over the pixel size."""
+    if item.unit.lower() in PIXEL_UNITS:
+        return item.value
+    return item.converted(LENGTH_UNITS, "beam centre", also=PIXEL_UNITS) / pixel_m
 
 
 def _find_nx(group: h5py.Group, nx_class: str) -> h5py.Group | None:
@@ -235,37 +290,38 @@ def nexus_geometry(
     """pyFAI config from the NeXus detector and beam fields of ``entry``; None if any is missing.
 
     The beam centre refers to the frames as stored in the file; ``flip`` mirrors it for frames
-    stored flipped (``"lr"``: x → cols − x, ``"ud"``: y → rows − y).
+    stored flipped (``"lr"``: x → cols − x, ``"ud"``: y → rows − y). Every field is read in the
+    unit of its ``@units`` (see the module notes).
+
+    Raises
+    ------
+    FileFormatError
+        A field without ``@units`` or with an unknown unit (the message names the field).
     """
     inst, det = _instrument(entry)
     if det is None or inst is None:
         return None
-    where = f"{entry.file.filename}:{det.name}"
     dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
-    items = [dist] + [
-        _scalar(det, n) for n in ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
-    ]
+    names = ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
+    fields = [_scalar(det, n) for n in names]
     wavelength = _wavelength_angstrom(inst)
-    if any(item is None for item in items) or wavelength is None:
+    if dist is None or any(f is None for f in fields) or wavelength is None:
         return None
-    dist_m, (cx, _), (cy, _), px, py = (
-        _length_m(items[0], where),
-        items[1],
-        items[2],
-        items[3],
-        items[4],
-    )
+    centre_x, centre_y, size_x, size_y = fields
+    px = size_x.converted(LENGTH_UNITS, "pixel size")
+    py = size_y.converted(LENGTH_UNITS, "pixel size")
+    cx, cy = _centre_pixels(centre_x, px), _centre_pixels(centre_y, py)
     rows, cols = frame_shape
     if flip == "lr":
         cx = cols - cx
     elif flip == "ud":
         cy = rows - cy
     return fit2d_geometry(
-        distance_mm=dist_m * 1e3,
+        distance_mm=dist.converted(LENGTH_UNITS, "distance") * 1e3,
         center_x=cx,
         center_y=cy,
-        pixel_x_um=_length_m(px, where) * 1e6,
-        pixel_y_um=_length_m(py, where) * 1e6,
+        pixel_x_um=px * 1e6,
+        pixel_y_um=py * 1e6,
         wavelength_angstrom=wavelength,
         frame_shape=frame_shape,
     )

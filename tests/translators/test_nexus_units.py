@@ -1,0 +1,128 @@
+"""NeXus detector fields in the unit their ``@units`` names (issue 19.5).
+
+A small NXsas file (NeXus application definition for SAS: NXentry/NXinstrument/NXdetector with
+``distance``, ``beam_center_x/y``, ``x/y_pixel_size``, and NXmonochromator ``wavelength``) with the
+beam centre in pixels, mm or m; the geometry pyscatter stores must equal the one pyFAI builds
+directly with ``setFit2D`` from the same values in pixels and mm.
+"""
+
+import json
+
+import h5py
+import numpy as np
+import pyFAI
+import pytest
+from numpy.testing import assert_allclose
+from pyFAI.detectors import Detector
+from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+import pyscatter  # noqa: F401  (numpy-2 shim first)
+from pyscatter.errors import FileFormatError
+from pyscatter.translators import translate
+
+SHAPE = (40, 50)  # rows, cols
+PIXEL_M = 172e-6
+CENTRE_PX = (21.5, 17.25)  # x (column), y (row)
+DIST_M, WAVELENGTH_A = 1.5, 1.0
+
+
+def write_nxsas(path, fields, *, wavelength=(WAVELENGTH_A, "angstrom"), n=3):
+    """An NXsas file: frames in /entry/instrument/detector/data, NXdata /entry/data with a time axis.
+
+    ``fields`` maps detector field names to ``(value, units or None)``.
+    """
+    with h5py.File(path, "w") as h5:
+        h5.attrs.update({"NX_class": "NXroot", "default": "entry"})
+        entry = h5.create_group("entry")
+        entry.attrs.update({"NX_class": "NXentry", "default": "data"})
+        entry["definition"] = "NXsas"
+        inst = entry.create_group("instrument")
+        inst.attrs["NX_class"] = "NXinstrument"
+        det = inst.create_group("detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det["data"] = np.random.default_rng(0).poisson(10, (n, *SHAPE)).astype(np.int32)
+        for name, (value, unit) in fields.items():
+            det[name] = np.float64(value)
+            if unit is not None:
+                det[name].attrs["units"] = unit
+        mono = inst.create_group("monochromator")
+        mono.attrs["NX_class"] = "NXmonochromator"
+        mono["wavelength"] = wavelength[0]
+        if wavelength[1] is not None:
+            mono["wavelength"].attrs["units"] = wavelength[1]
+        data = entry.create_group("data")
+        data.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["time", ".", "."]})
+        data["data"] = det["data"]
+        data["time"] = np.arange(n) * 0.5
+        data["time"].attrs["units"] = "s"
+    return path
+
+
+def fields_with(centre_unit="pixel", **changes):
+    """Detector fields of the reference geometry, the beam centre in ``centre_unit``."""
+    scale = {"pixel": 1.0, "mm": PIXEL_M * 1e3, "m": PIXEL_M}[centre_unit]
+    fields = {
+        "distance": (DIST_M * 1e3, "mm"),
+        "x_pixel_size": (PIXEL_M * 1e6, "um"),
+        "y_pixel_size": (PIXEL_M, "m"),
+        "beam_center_x": (CENTRE_PX[0] * scale, centre_unit),
+        "beam_center_y": (CENTRE_PX[1] * scale, centre_unit),
+    }
+    fields.update(changes)
+    return fields
+
+
+def reference_integrator():
+    """pyFAI's own: the same geometry through setFit2D (centre in pixels, distance in mm)."""
+    ai = AzimuthalIntegrator(
+        detector=Detector(pixel1=PIXEL_M, pixel2=PIXEL_M, max_shape=SHAPE),
+        wavelength=WAVELENGTH_A * 1e-10,
+    )
+    ai.setFit2D(DIST_M * 1e3, CENTRE_PX[0], CENTRE_PX[1], 0, 0, PIXEL_M * 1e6, PIXEL_M * 1e6)
+    return ai
+
+
+def stored_integrator(path):
+    with h5py.File(path, "r") as h5:
+        return pyFAI.load(json.loads(h5["Measurement_000"].attrs["geometry"]))
+
+
+@pytest.mark.parametrize("centre_unit", ["pixel", "mm", "m"])
+def test_beam_centre_in_its_units(tmp_path, centre_unit):
+    src = write_nxsas(tmp_path / "sas.nxs", fields_with(centre_unit))
+    out = translate(src, tmp_path / "out.h5", format="nexus")
+    ai, ref = stored_integrator(out), reference_integrator()
+    f2d = ai.getFit2D()
+    assert_allclose([f2d["centerX"], f2d["centerY"]], CENTRE_PX, rtol=1e-12)
+    assert_allclose(f2d["directDist"], DIST_M * 1e3, rtol=1e-12)
+    assert_allclose([ai.pixel1, ai.pixel2], [PIXEL_M, PIXEL_M], rtol=1e-12)
+    assert_allclose(ai.qArray(SHAPE), ref.qArray(SHAPE), rtol=1e-12)
+
+
+def test_wavelength_in_nm(tmp_path):
+    src = write_nxsas(tmp_path / "sas.nxs", fields_with(), wavelength=(WAVELENGTH_A / 10, "nm"))
+    ai = stored_integrator(translate(src, tmp_path / "out.h5", format="nexus"))
+    assert_allclose(ai.wavelength, WAVELENGTH_A * 1e-10, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("field", "changes", "wavelength", "match"),
+    [
+        ("distance", {"distance": (1500.0, None)}, "angstrom", r"distance has no @units"),
+        ("x_pixel_size", {"x_pixel_size": (172.0, None)}, "angstrom", r"x_pixel_size has no"),
+        ("beam_center_y", {"beam_center_y": (17.25, None)}, "angstrom", r"beam_center_y has no"),
+        ("wavelength", {}, None, r"monochromator/wavelength has no @units"),
+        ("distance", {"distance": (1.5, "furlong")}, "angstrom", r"'furlong' is not a distance"),
+    ],
+)
+def test_missing_or_unknown_units_are_refused_by_name(tmp_path, field, changes, wavelength, match):
+    src = write_nxsas(tmp_path / "sas.nxs", fields_with(**changes), wavelength=(1.0, wavelength))
+    with pytest.raises(FileFormatError, match=match) as info:
+        translate(src, tmp_path / "out.h5", format="nexus")
+    assert str(src) in str(info.value) and "poni" in str(info.value)
+    assert not (tmp_path / "out.h5").exists()
+    # a geometry given explicitly does not need the file's fields
+    poni = tmp_path / "g.poni"
+    reference_integrator().write(str(poni))
+    out = translate(src, tmp_path / "out.h5", format="nexus", poni=poni)
+    assert_allclose(stored_integrator(out).qArray(SHAPE), reference_integrator().qArray(SHAPE))
