@@ -7,9 +7,10 @@ directly with ``setFit2D`` from the same values in pixels and mm.
 """
 
 import json
+import sys
+from pathlib import Path
 
 import h5py
-import numpy as np
 import pyFAI
 import pytest
 from numpy.testing import assert_allclose
@@ -20,42 +21,12 @@ import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import FileFormatError
 from pyscatter.translators import translate
 
-SHAPE = (40, 50)  # rows, cols
+sys.path.insert(0, str(Path(__file__).parent))
+from nexus_files import SHAPE, WAVELENGTH_A, write_nxsas  # noqa: E402
+
 PIXEL_M = 172e-6
 CENTRE_PX = (21.5, 17.25)  # x (column), y (row)
-DIST_M, WAVELENGTH_A = 1.5, 1.0
-
-
-def write_nxsas(path, fields, *, wavelength=(WAVELENGTH_A, "angstrom"), n=3):
-    """An NXsas file: frames in /entry/instrument/detector/data, NXdata /entry/data with a time axis.
-
-    ``fields`` maps detector field names to ``(value, units or None)``.
-    """
-    with h5py.File(path, "w") as h5:
-        h5.attrs.update({"NX_class": "NXroot", "default": "entry"})
-        entry = h5.create_group("entry")
-        entry.attrs.update({"NX_class": "NXentry", "default": "data"})
-        entry["definition"] = "NXsas"
-        inst = entry.create_group("instrument")
-        inst.attrs["NX_class"] = "NXinstrument"
-        det = inst.create_group("detector")
-        det.attrs["NX_class"] = "NXdetector"
-        det["data"] = np.random.default_rng(0).poisson(10, (n, *SHAPE)).astype(np.int32)
-        for name, (value, unit) in fields.items():
-            det[name] = np.float64(value)
-            if unit is not None:
-                det[name].attrs["units"] = unit
-        mono = inst.create_group("monochromator")
-        mono.attrs["NX_class"] = "NXmonochromator"
-        mono["wavelength"] = wavelength[0]
-        if wavelength[1] is not None:
-            mono["wavelength"].attrs["units"] = wavelength[1]
-        data = entry.create_group("data")
-        data.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["time", ".", "."]})
-        data["data"] = det["data"]
-        data["time"] = np.arange(n) * 0.5
-        data["time"].attrs["units"] = "s"
-    return path
+DIST_M = 1.5
 
 
 def fields_with(centre_unit="pixel", **changes):
