@@ -8,15 +8,23 @@ format     writes                                           results it takes
 ========== ================================================ ==================================
 netcdf     one ``.nc`` file (``Dataset.to_netcdf``)         any
 csv        one ``.csv`` per position + ``index.csv``        any (long format over result dims)
-sasview    one NIST/IGOR 2-D ``.dat`` per position:         a cake I(chi, q) or sectors, q
-           Qx, Qy (1/Å), I, dI                              in 1/nm or 1/Å
+sasview    one file per position that SasView loads:        1-D I(q), a cake I(chi, q) or
+           ASCII ``.txt`` Q, I, dI for I(q); NIST/IGOR 2-D  sectors; q in 1/nm or 1/Å
+           ``.dat`` Qx, Qy, I, dI for a cake (Q in 1/Å)
 chi        one Fit2D ``.chi`` per position: x, I            1-D I(q), I(2θ) or I(r)
 nxcansas   one NeXus/HDF5 file, one SASentry per position:  1-D I(q), q in 1/nm or 1/Å
            Q (1/angstrom), I, Idev
 ========== ================================================ ==================================
 
-Positions not yet computed (a run still going or interrupted: all NaN) are left out of the
-per-position formats, with a warning. Per-position files are named by the position values
+Every column is headed with its unit (CSV ``2theta[deg]``, ``q[1/nm]``). SasView reads the
+first column of any ASCII file as Q in 1/Å, so the sasview and nxcansas exports convert q to 1/Å
+and refuse results over 2θ, r or chi; a CSV is not a SasView file (its header names the unit).
+
+Positions not yet computed (a run still going or interrupted: False in the ``complete``
+coordinate of :func:`~pyscatter.io.xarray.to_xarray`) are left out of the per-position formats,
+with a warning. Positions whose fits failed are computed: they are exported with their NaN
+values and their ``status`` (the CSV adds a ``status_meaning`` column; netCDF keeps the CF
+``flag_values``/``flag_meanings``). Per-position files are named by the position values
 (``Y=10_X=-20.csv``); ``index.csv`` lists them with their position and measured motor values.
 
 Examples
@@ -217,8 +225,9 @@ def _q_factor(ds: Any, dim: str, fmt: str) -> float:
     units = _units(ds, dim)
     if units not in Q_UNITS_TO_INV_ANGSTROM:
         raise InputError(
-            f"{fmt} needs q in 1/nm or 1/A; the radial dim {dim!r} is in {units!r} "
-            "(integrate with unit q_nm^-1 or q_A^-1)"
+            f"{fmt} needs q in 1/nm or 1/A (SasView reads the first column as Q in 1/A); the "
+            f"dim {dim!r} is in {units!r}, which would be read as Q. Integrate with unit "
+            "q_nm^-1 or q_A^-1, or export to csv or chi, which name the unit"
         )
     return Q_UNITS_TO_INV_ANGSTROM[units]
 
@@ -364,21 +373,26 @@ def _write_index(ds, pos_dims, rows, path: Path) -> None:
 
 
 def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """One NIST/IGOR 2-D Q-map ``.dat`` per position, as SasView's 2-D loader reads.
+    """One file per position that SasView loads: 1-D I(q) as ASCII ``.txt``, a cake as 2-D ``.dat``.
 
-    From a cake I(chi, q) (or sectors I(sector, q)): Qx = q cos(chi), Qy = q sin(chi) in 1/Å,
-    chi in degrees as pyFAI defines it. Columns ``Qx Qy I dI`` after the header lines
-    ``Data columns are Qx - Qy - I(Qx,Qy) - err(I)`` and ``ASCII data …`` (``dI`` only with a
-    sigma). Bins holding no value (NaN, or no pixel: I = 0 with sigma = 0) are left out.
+    1-D I(q): columns ``Q I dI`` (Q in 1/Å, the unit SasView's ASCII reader assumes) after
+    ``#`` header lines naming the source, the position and the units (SasView skips them).
+    A cake I(chi, q) (or sectors I(sector, q)): a NIST/IGOR 2-D Q-map, Qx = q cos(chi),
+    Qy = q sin(chi) in 1/Å, chi in degrees as pyFAI defines it, columns ``Qx Qy I dI`` after the
+    header lines ``Data columns are Qx - Qy - I(Qx,Qy) - err(I)`` and ``ASCII data …``. ``dI``
+    only with a sigma. Bins holding no value (NaN, or no pixel: I = 0 with sigma = 0) are left
+    out. SasView reads the first column as Q: results over 2θ, r or chi are refused.
     """
     folder = Path(out)
     pos_dims = _position_dims(ds)
     signal, sigma = _signal(ds)
     dims = _result_dims(ds, signal, pos_dims)
+    if len(dims) == 1:
+        return _write_sasview_1d(ds, folder, pos_dims, dims[0], signal, sigma, overwrite)
     if len(dims) != 2 or dims[0] not in ANGLE_DIMS:
         raise InputError(
-            f"sasview export needs a cake I(chi, q) (integrate with npt_azim) or sectors; "
-            f"these results have dims {dims} (use nxcansas or csv for I(q))"
+            f"sasview export needs I(q) or a cake I(chi, q) (integrate with npt_azim) or "
+            f"sectors; these results have dims {dims} (use netcdf or csv)"
         )
     factor = _q_factor(ds, dims[1], "sasview export")
     chi, q = np.meshgrid(np.radians(ds[dims[0]].values), ds[dims[1]].values * factor, indexing="ij")
@@ -406,6 +420,34 @@ def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -
                 f"ASCII data from pyscatter: {origin} at {_position_label(ds, pos_dims, idx, ' ')}"
                 f"; Qx, Qy in 1/A\n\n"
             )
+            np.savetxt(handle, np.column_stack([c[keep] for c in columns]), fmt="%.9g")
+    return [p for _, p in jobs]
+
+
+def _write_sasview_1d(ds, folder: Path, pos_dims, dim, signal, sigma, overwrite) -> list[Path]:
+    q = ds[dim].values * _q_factor(ds, dim, "sasview export")
+    jobs = [
+        (idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.txt")
+        for _flat, idx in _positions(ds, pos_dims)
+        if _computed(ds, signal, pos_dims, idx)
+    ]
+    _check_targets([p for _, p in jobs], overwrite)
+    _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "sasview")
+    folder.mkdir(parents=True, exist_ok=True)
+    origin = f"{Path(str(ds.attrs.get('source_file', ''))).name}:{ds.attrs.get('group', '')}"
+    units = _units(ds, signal) or "arbitrary"
+    for idx, path in jobs:
+        intensity = _at(ds, signal, pos_dims, idx).astype(np.float64)
+        columns, keep = [q, intensity], np.isfinite(intensity)
+        names = f"Q (1/A)  I ({units})"
+        if sigma is not None:
+            err = _at(ds, sigma, pos_dims, idx).astype(np.float64)
+            columns.append(err)
+            keep &= np.isfinite(err) & ~((err == 0) & (intensity == 0))
+            names += f"  dI ({units})"
+        with open(path, "w") as handle:
+            handle.write(f"# pyscatter: {origin} at {_position_label(ds, pos_dims, idx, ' ')}\n")
+            handle.write(f"# {names}\n")
             np.savetxt(handle, np.column_stack([c[keep] for c in columns]), fmt="%.9g")
     return [p for _, p in jobs]
 
@@ -456,7 +498,7 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
 
     Each entry holds ``definition = NXcanSAS``, ``title`` (the position), ``run`` (its flat
     index) and a ``sasdata`` group (NXdata, canSAS_class SASdata, ``@signal = I``,
-    ``@I_axes = Q``, ``@Q_indices = [0]``) with ``Q`` in 1/angstrom, ``I`` (``@uncertainties =
+    ``@I_axes = Q``, ``@Q_indices = [0]``, and NXdata's ``@axes = Q``) with ``Q`` in 1/angstrom, ``I`` (``@uncertainties =
     Idev``) and ``Idev`` when the results have a sigma. Entries are named ``sasentry01`` … in
     position order (slow to fast); the root ``@default`` names the first.
     """
@@ -517,8 +559,9 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
 
 def _write_sasdata(entry: h5py.Group, q, intensity, units: str, sigma) -> None:
     data = entry.create_group("sasdata")
+    # NXcanSAS SASdata: @signal, @I_axes, @Q_indices; NXdata (its base class): @axes
     data.attrs.update(
-        {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q"}
+        {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q", "axes": "Q"}
     )
     data.attrs["Q_indices"] = np.array([0], dtype=np.int32)
     dq = data.create_dataset("Q", data=np.asarray(q, dtype=np.float64))

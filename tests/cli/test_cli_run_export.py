@@ -95,8 +95,11 @@ def test_export_csv_and_refusals(folder, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     capsys.readouterr()
-    assert main(["export", str(h5), "--to", "sasview", "-o", str(tmp_path / "sv")]) == 2
-    assert "sasview export needs a cake" in capsys.readouterr().err
+    assert main(["-q", "export", str(h5), "--to", "sasview", "-o", str(tmp_path / "sv")]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'sv'}/ (4 files)"
+    assert sorted(p.suffix for p in (tmp_path / "sv").iterdir()) == [".txt"] * 4
+    assert main(["export", str(h5), "--to", "chi", "--process", "nope"]) == 2
+    assert "no results of 'nope'" in capsys.readouterr().err
     nx = tmp_path / "scan.nxs.h5"
     assert main(["-q", "export", str(h5), "--to", "nxcansas", "-o", str(nx)]) == 0
     assert capsys.readouterr().out.strip() == str(nx)

@@ -225,6 +225,7 @@ def test_nxcansas_entries(results_file, tmp_path):
             assert data.attrs["canSAS_class"] == "SASdata"
             assert data.attrs["signal"] == "I"
             assert data.attrs["I_axes"] == "Q"
+            assert data.attrs["axes"] == "Q"  # NXdata: the axis of the signal
             np.testing.assert_array_equal(data.attrs["Q_indices"], [0])
             assert data["Q"].attrs["units"] == "1/angstrom"
             assert data["I"].attrs["uncertainties"] == "Idev"
@@ -240,7 +241,6 @@ def test_nxcansas_entries(results_file, tmp_path):
 @pytest.mark.parametrize(
     ("fmt", "index", "match"),
     [
-        ("sasview", 0, "needs a cake"),
         ("chi", 1, "needs 1-D"),
         ("nxcansas", 1, "needs 1-D"),
         ("xlsx", 0, "unsupported export format 'xlsx'; expected one of netcdf"),
@@ -252,14 +252,49 @@ def test_refused_shapes(results_file, tmp_path, fmt, index, match):
     assert not (tmp_path / "out").exists()
 
 
-def test_nxcansas_needs_q(tmp_path, results_file):
+@pytest.mark.parametrize("fmt", ["nxcansas", "sasview"])
+def test_sasview_formats_need_q(tmp_path, results_file, fmt):
+    from pyscatter.io.export import WRITERS
+
     ds = _ds(results_file, 0).rename({"q": "2theta"})
     ds["2theta"].attrs["units"] = "deg"
-    ds.attrs["position_dims"] = "Y,X"
-    from pyscatter.io.export import write_nxcansas
+    with pytest.raises(InputError, match="needs q in 1/nm or 1/A.*'deg', which would be read as Q"):
+        WRITERS[fmt](ds, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
-    with pytest.raises(InputError, match="needs q in 1/nm or 1/A"):
-        write_nxcansas(ds, tmp_path / "x.h5")
+
+def test_sasview_1d_loaded_by_sasview(results_file, tmp_path):
+    """SasView's own loader (sasdata) reads every file as Q in 1/Å, I and dI of the results."""
+    loader = pytest.importorskip("sasdata.dataloader.loader")
+    written = export(results_file, "sasview", tmp_path / "sv1", index=0)
+    ref = _ds(results_file, 0)
+    assert len(written) == 6 and all(p.suffix == ".txt" for p in written)
+    for path in written:
+        iy = int(np.flatnonzero(ref["Y"].values == float(path.stem.split("_")[0][2:]))[0])
+        ix = int(np.flatnonzero(ref["X"].values == float(path.stem.split("_")[1][2:]))[0])
+        header = path.read_text().splitlines()[:2]
+        assert header[1] == "# Q (1/A)  I (a.u.)  dI (a.u.)"
+        (data,) = loader.Loader().load(str(path))
+        intensity = ref["Intensity"].values[iy, ix].astype(np.float64)
+        sigma = ref["Intensity_Sigma"].values[iy, ix].astype(np.float64)
+        keep = np.isfinite(intensity) & ~((intensity == 0) & (sigma == 0))
+        assert data.x.size == keep.sum() >= 5
+        np.testing.assert_allclose(data.x, ref["q"].values[keep] / 10, rtol=1e-8)
+        np.testing.assert_array_equal(data.y.astype(np.float32), intensity[keep])
+        np.testing.assert_array_equal(data.dy.astype(np.float32), sigma[keep])
+
+
+def test_nxcansas_loaded_by_sasview(results_file, tmp_path):
+    loader = pytest.importorskip("sasdata.dataloader.loader")
+    (out,) = export(results_file, "nxcansas", tmp_path / "scan_nxcansas.h5", index=0)
+    ref = _ds(results_file, 0)
+    entries = loader.Loader().load(str(out))
+    assert len(entries) == 6
+    for k, data in enumerate(entries):
+        iy, ix = np.unravel_index(k, (2, 3))
+        np.testing.assert_allclose(data.x, ref["q"].values / 10, rtol=1e-15)
+        assert data._xunit == "A^{-1}"
+        np.testing.assert_array_equal(data.y, ref["Intensity"].values[iy, ix])
 
 
 def test_incomplete_positions_left_out(results_file, tmp_path, caplog):
