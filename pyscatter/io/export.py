@@ -65,6 +65,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("netcdf", "csv", "sasview", "chi", "nxcansas")
+#: Formats that write a folder of files (one per position); the others write one file.
+FOLDER_FORMATS = ("csv", "sasview", "chi")
 #: Unit strings of q (as the processes record them) → factor to 1/Å.
 Q_UNITS_TO_INV_ANGSTROM = {"1/nm": 0.1, "nm^-1": 0.1, "1/A": 1.0, "A^-1": 1.0, "1/angstrom": 1.0}
 #: Azimuthal dims (degrees, pyFAI's chi convention) a 2-D SasView export accepts.
@@ -134,6 +136,13 @@ def export(
             "netcdf": parent / f"{stem}.nc",
             "nxcansas": parent / f"{stem}_nxcansas.h5",
         }.get(to, parent / f"{stem}_{to}")
+    out = Path(out)
+    folder = to in FOLDER_FORMATS
+    if out.exists() and out.is_dir() != folder:
+        raise InputError(
+            f"output {out} is a {'file' if folder else 'folder'}; {to} writes "
+            f"{'a folder of files' if folder else 'one file'}: give another -o/--output"
+        )
     return WRITERS[to](ds, out, overwrite=overwrite)
 
 

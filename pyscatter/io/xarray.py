@@ -37,6 +37,8 @@ def open_for_reading(path: str | os.PathLike) -> Iterator[h5py.File]:
     """
     import hdf5plugin  # noqa: F401  (filters of compressed raw data)
 
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; expected an HDF5 file")
     try:
         h5 = h5py.File(path, "r")
     except BlockingIOError:
