@@ -17,6 +17,7 @@ from pyscatter.io.usid import dims_of, is_main
 
 __all__ = [
     "COMPLETE",
+    "NOT_COMPUTED",
     "find_results",
     "open_for_reading",
     "status_flags",
@@ -27,6 +28,8 @@ __all__ = [
 #: Name of the boolean coordinate over the position dims: True where the results are computed
 #: (a failed fit is computed: its status says how it failed; NaN values do not mean "missing").
 COMPLETE = "complete"
+#: ``status`` code of a position not computed yet (flag meaning ``NOT_COMPUTED``).
+NOT_COMPUTED = -1
 
 
 @contextlib.contextmanager
@@ -77,7 +80,8 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     yet complete (a run still going, or interrupted) are NaN in float variables and False in the
     boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims; a computed position
     may hold NaN too (a failed fit), which ``complete`` tells apart. A ``status`` variable (fit
-    outcome codes) carries CF ``flag_values`` and ``flag_meanings`` (see :func:`status_flags`).
+    outcome codes) carries CF ``flag_values`` and ``flag_meanings`` (see :func:`status_flags`) and
+    is ``NOT_COMPUTED`` (-1) at positions not computed yet.
 
     Parameters
     ----------
@@ -124,8 +128,10 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
                 "units": str(dset.attrs["units"]),
                 "long_name": str(dset.attrs["quantity"]),
             }
-            if name == "status":
+            if name == "status" and "status_codes" in group.attrs:
                 var_attrs.update(status_flags(group, values.dtype))
+                values = values.copy()
+                values[~ok] = NOT_COMPUTED
             data_vars[name] = xr.Variable(dims, values.reshape(shape), attrs=var_attrs)
             for d in pos + spec:
                 coords[d.name] = xr.Variable(d.name, d.values, attrs={"units": d.units})
@@ -159,12 +165,15 @@ def status_flags(group: h5py.Group, dtype: np.dtype) -> dict[str, Any]:
 
     The fit processes record ``status_codes`` (JSON ``{name: code}``) and
     ``status_description`` on their results group; CF readers (xarray, netCDF tools) decode
-    status codes from these two attributes.
+    status codes from these two attributes. :func:`to_xarray` sets the status of positions not
+    computed yet to :data:`NOT_COMPUTED` (``-1``), listed first.
     """
     text = group.attrs.get("status_codes")
     if text is None:
         return {}
-    codes = sorted(json.loads(str(text)).items(), key=lambda item: item[1])
+    codes = sorted(
+        [("NOT_COMPUTED", NOT_COMPUTED), *json.loads(str(text)).items()], key=lambda item: item[1]
+    )
     flags: dict[str, Any] = {
         "flag_values": np.array([c for _, c in codes], dtype=dtype),
         "flag_meanings": " ".join(n for n, _ in codes),

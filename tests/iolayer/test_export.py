@@ -370,8 +370,8 @@ def test_status_flags_in_xarray_and_netcdf(failed_fits_file, tmp_path):
     ds = pyscatter.to_xarray(failed_fits_file, "PeakFit")
     attrs = ds["status"].attrs
     assert attrs["flag_values"].dtype == ds["status"].dtype == np.int8
-    np.testing.assert_array_equal(attrs["flag_values"], [s.value for s in FitStatus])
-    assert attrs["flag_meanings"].split() == [s.name for s in FitStatus]
+    np.testing.assert_array_equal(attrs["flag_values"], [-1] + [s.value for s in FitStatus])
+    assert attrs["flag_meanings"].split() == ["NOT_COMPUTED"] + [s.name for s in FitStatus]
     (out,) = export(failed_fits_file, "netcdf", tmp_path / "fits.nc", process="PeakFit")
     with xr.open_dataset(out) as back:
         back.load()
@@ -396,3 +396,19 @@ def test_complete_coordinate_marks_interrupted_positions(results_file, tmp_path)
     assert done.shape == (2, 3) and 0 < done.sum() < 6
     nan = np.isnan(ds["Intensity"].values).all(axis=-1)
     np.testing.assert_array_equal(done, ~nan)
+
+
+def test_status_of_positions_not_computed(failed_fits_file, tmp_path):
+    from pyscatter.io.record import FLAGS
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(failed_fits_file, path)
+    complete = pyscatter.to_xarray(path, "PeakFit")
+    with h5py.File(path, "r+") as h5:
+        h5[complete.attrs["group"]][FLAGS][-1] = 0
+    ds = pyscatter.to_xarray(path, "PeakFit")
+    done = ds["complete"].values
+    assert not done.all()
+    # not computed: -1 (NOT_COMPUTED), whatever the unverified block holds
+    assert (ds["status"].values[~done] == -1).all()
+    np.testing.assert_array_equal(ds["status"].values[done], complete["status"].values[done])
