@@ -412,3 +412,21 @@ def test_status_of_positions_not_computed(failed_fits_file, tmp_path):
     # not computed: -1 (NOT_COMPUTED), whatever the unverified block holds
     assert (ds["status"].values[~done] == -1).all()
     np.testing.assert_array_equal(ds["status"].values[done], complete["status"].values[done])
+
+
+def test_two_theta_results_name_their_unit_and_are_not_sasview_q(results_file, tmp_path):
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.integration import AzimuthalIntegration
+
+    path = tmp_path / "tth.h5"
+    shutil.copy(results_file, path)
+    run_on_file(path, AzimuthalIntegration, npt=30, unit="2th_deg", progress=False)
+    ref = pyscatter.to_xarray(path, "AzimuthalIntegration")
+    export(path, "csv", tmp_path / "csv")
+    head, data = _read_csv(tmp_path / "csv" / "Y=10_X=-20.csv")
+    assert head[0] == "2theta[deg]"
+    np.testing.assert_array_equal(np.array(data, dtype=float)[:, 0], ref["2theta"].values)
+    for fmt in ("sasview", "nxcansas"):
+        with pytest.raises(InputError, match="'2theta' is in 'deg', which would be read as Q"):
+            export(path, fmt, tmp_path / fmt)
+        assert not (tmp_path / fmt).exists()
