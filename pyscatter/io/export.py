@@ -382,7 +382,7 @@ def _write_index(ds, pos_dims, rows, path: Path) -> None:
 
 
 def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """One file per position that SasView loads: 1-D I(q) as ASCII ``.txt``, a cake as 2-D ``.dat``.
+    """One file per position that SasView loads: I(q) as ASCII ``.txt``, a cake as 2-D ``.dat``.
 
     1-D I(q): columns ``Q I dI`` (Q in 1/Å, the unit SasView's ASCII reader assumes) after
     ``#`` header lines naming the source, the position and the units (SasView skips them).
@@ -507,9 +507,10 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
 
     Each entry holds ``definition = NXcanSAS``, ``title`` (the position), ``run`` (its flat
     index) and a ``sasdata`` group (NXdata, canSAS_class SASdata, ``@signal = I``,
-    ``@I_axes = Q``, ``@Q_indices = [0]``, and NXdata's ``@axes = Q``) with ``Q`` in 1/angstrom, ``I`` (``@uncertainties =
-    Idev``) and ``Idev`` when the results have a sigma. Entries are named ``sasentry01`` … in
-    position order (slow to fast); the root ``@default`` names the first.
+    ``@I_axes = Q``, ``@Q_indices = [0]``, and NXdata's ``@axes = Q``) with ``Q`` in
+    1/angstrom, ``I`` (``@uncertainties = Idev``) and ``Idev`` when the results have a sigma.
+    Entries are named ``sasentry01`` … in position order (slow to fast); the root ``@default``
+    names the first.
     """
     out = Path(out)
     pos_dims = _position_dims(ds)

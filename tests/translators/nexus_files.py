@@ -18,7 +18,7 @@ FRAME_PERIOD_S = 0.5
 
 
 def write_nxsas(path, fields, *, wavelength=(WAVELENGTH_A, "angstrom"), n=3, header=None):
-    """An NXsas file: frames in /entry/instrument/detector/data, NXdata /entry/data with a time axis.
+    """An NXsas file: frames in the NXdetector, NXdata /entry/data with a time axis.
 
     ``fields`` maps detector field names to ``(value, units or None)``; ``header``, a dict of
     text, is written as a detector ``header`` NXcollection (some NeXus writers have one).
