@@ -24,20 +24,22 @@ from pyscatter.translators import translate
 sys.path.insert(0, str(Path(__file__).parent))
 from nexus_files import SHAPE, WAVELENGTH_A, write_nxsas  # noqa: E402
 
-PIXEL_M = 172e-6
+PIXEL_X_M, PIXEL_Y_M = 172e-6, 150e-6  # not square: a swap of x and y would show
 CENTRE_PX = (21.5, 17.25)  # x (column), y (row)
 DIST_M = 1.5
 
 
 def fields_with(centre_unit="pixel", **changes):
     """Detector fields of the reference geometry, the beam centre in ``centre_unit``."""
-    scale = {"pixel": 1.0, "mm": PIXEL_M * 1e3, "m": PIXEL_M}[centre_unit]
+    scale = {"pixel": (1.0, 1.0), "mm": (PIXEL_X_M * 1e3, PIXEL_Y_M * 1e3)}
+    scale["m"] = (PIXEL_X_M, PIXEL_Y_M)
+    sx, sy = scale[centre_unit]
     fields = {
         "distance": (DIST_M * 1e3, "mm"),
-        "x_pixel_size": (PIXEL_M * 1e6, "um"),
-        "y_pixel_size": (PIXEL_M, "m"),
-        "beam_center_x": (CENTRE_PX[0] * scale, centre_unit),
-        "beam_center_y": (CENTRE_PX[1] * scale, centre_unit),
+        "x_pixel_size": (PIXEL_X_M * 1e6, "um"),
+        "y_pixel_size": (PIXEL_Y_M, "m"),
+        "beam_center_x": (CENTRE_PX[0] * sx, centre_unit),
+        "beam_center_y": (CENTRE_PX[1] * sy, centre_unit),
     }
     fields.update(changes)
     return fields
@@ -46,10 +48,11 @@ def fields_with(centre_unit="pixel", **changes):
 def reference_integrator():
     """pyFAI's own: the same geometry through setFit2D (centre in pixels, distance in mm)."""
     ai = AzimuthalIntegrator(
-        detector=Detector(pixel1=PIXEL_M, pixel2=PIXEL_M, max_shape=SHAPE),
+        detector=Detector(pixel1=PIXEL_Y_M, pixel2=PIXEL_X_M, max_shape=SHAPE),
         wavelength=WAVELENGTH_A * 1e-10,
     )
-    ai.setFit2D(DIST_M * 1e3, CENTRE_PX[0], CENTRE_PX[1], 0, 0, PIXEL_M * 1e6, PIXEL_M * 1e6)
+    cx, cy = CENTRE_PX
+    ai.setFit2D(DIST_M * 1e3, cx, cy, 0, 0, PIXEL_X_M * 1e6, PIXEL_Y_M * 1e6)
     return ai
 
 
@@ -66,7 +69,7 @@ def test_beam_centre_in_its_units(tmp_path, centre_unit):
     f2d = ai.getFit2D()
     assert_allclose([f2d["centerX"], f2d["centerY"]], CENTRE_PX, rtol=1e-12)
     assert_allclose(f2d["directDist"], DIST_M * 1e3, rtol=1e-12)
-    assert_allclose([ai.pixel1, ai.pixel2], [PIXEL_M, PIXEL_M], rtol=1e-12)
+    assert_allclose([ai.pixel1, ai.pixel2], [PIXEL_Y_M, PIXEL_X_M], rtol=1e-12)
     assert_allclose(ai.qArray(SHAPE), ref.qArray(SHAPE), rtol=1e-12)
 
 
@@ -97,3 +100,18 @@ def test_missing_or_unknown_units_are_refused_by_name(tmp_path, field, changes, 
     reference_integrator().write(str(poni))
     out = translate(src, tmp_path / "out.h5", format="nexus", poni=poni)
     assert_allclose(stored_integrator(out).qArray(SHAPE), reference_integrator().qArray(SHAPE))
+
+
+def test_energy_in_ev(tmp_path):
+    from pyFAI.units import hc  # keV·Å
+
+    src = write_nxsas(tmp_path / "sas.nxs", fields_with())
+    with h5py.File(src, "r+") as h5:
+        inst = h5["entry/instrument"]
+        del inst["monochromator"]
+        beam = inst.create_group("beam")
+        beam.attrs["NX_class"] = "NXbeam"
+        beam["incident_energy"] = 8048.0
+        beam["incident_energy"].attrs["units"] = "eV"
+    ai = stored_integrator(translate(src, tmp_path / "out.h5", format="nexus"))
+    assert_allclose(ai.wavelength, hc / 8.048 * 1e-10, rtol=1e-9)
