@@ -24,7 +24,14 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--jobs", type=int, default=1, help="batch jobs to start (--cluster)")
     g.add_argument("--queue", help="batch queue/partition (--cluster)")
     add_cluster_security(g)
-    g.add_argument("--max-mem-mb", type=float, default=512, help="memory budget of one block")
+    g.add_argument(
+        "--max-mem-mb",
+        type=float,
+        default=512,
+        help="MiB for one worker's block of positions: read buffers, working copies, results "
+        "(sets positions per block; one must fit). Not a process limit: imports (~420 MiB) "
+        "and set-up (~200 MiB for an Eiger 1M integrator) come on top (default 512)",
+    )
     g.add_argument(
         "--override",
         action="store_true",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -163,6 +164,64 @@ class ReadAhead:
             future.cancel()
         self._pending.clear()
         self._pool.shutdown(wait=True)
+
+
+def check_max_mem_mb(max_mem_mb: Any) -> float:
+    """``max_mem_mb`` as a float, or an InputError naming ``--max-mem-mb``.
+
+    Raises
+    ------
+    InputError
+        Not a number, not finite (nan, inf) or not positive.
+    """
+    try:
+        value = float(max_mem_mb)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(max_mem_mb, bool) or not math.isfinite(value) or value <= 0:
+        raise InputError(
+            f"--max-mem-mb (max_mem_mb) must be a positive, finite number of MiB; "
+            f"got {max_mem_mb!r}"
+        )
+    return value
+
+
+def positions_per_block(
+    max_mem_mb: float,
+    bytes_per_position: int,
+    n_positions: int,
+    *,
+    input_bytes_per_position: int | None = None,
+    block_input_mb: float | None = None,
+) -> int:
+    """Positions in one block: as many as ``max_mem_mb`` holds, at most all of them.
+
+    ``bytes_per_position`` is what one position costs a worker while its block is computed
+    (read buffers, working copies, results); ``block_input_mb`` caps the raw input of a block
+    (``input_bytes_per_position`` each) where larger blocks gain nothing.
+
+    Raises
+    ------
+    InputError
+        ``max_mem_mb`` invalid (:func:`check_max_mem_mb`) or too small for one position.
+
+    Examples
+    --------
+    >>> positions_per_block(64, 8 * 2**20, 100)
+    8
+    """
+    budget = check_max_mem_mb(max_mem_mb) * 2**20
+    need = max(1, int(bytes_per_position))
+    if budget < need:
+        raise InputError(
+            f"--max-mem-mb (max_mem_mb) {max_mem_mb:g} MiB is less than one position needs: "
+            f"{need / 2**20:.3f} MiB (its read buffers, working copies and results); give at "
+            f"least {math.ceil(need / 2**20 * 100) / 100:g}"
+        )
+    n = int(budget // need)
+    if block_input_mb is not None and input_bytes_per_position:
+        n = min(n, int(block_input_mb * 2**20 // input_bytes_per_position))
+    return max(1, min(n, int(n_positions)))
 
 
 _BUILT: dict[TaskSpec, BlockFunction] = {}

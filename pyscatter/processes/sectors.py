@@ -80,7 +80,7 @@ error_model, method
     >>> [s["center"] for s in sector_layout(n_sectors=4)]
     [-180.0, -90.0, 0.0, 90.0]
     >>> sector_layout(ranges_deg=[(170, 190), (0, 30)])[0]["ranges"]
-    [[165.0, 180.0], [-180.0, -165.0]]
+    [[170.0, 180.0], [-180.0, -170.0]]
     """
 
     process_name = "SectorIntegration"
