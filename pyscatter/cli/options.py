@@ -29,8 +29,8 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=512,
         help="MiB for one worker's block of positions: read buffers, working copies, results "
-        "(sets positions per block; one must fit). Not a process limit: imports (~420 MiB) "
-        "and set-up (~200 MiB for an Eiger 1M integrator) come on top (default 512)",
+        "(sets positions per block; one must fit). Not a process limit: imports (~370 MiB) "
+        "and set-up (~210 MiB for an Eiger 1M integrator) come on top (default 512)",
     )
     g.add_argument(
         "--override",

@@ -432,7 +432,7 @@ def _batch_security(options: dict[str, Any]):
     from distributed.security import Security
 
     files = {k: options.pop(k, None) for k in TLS_OPTIONS}
-    given = {k: v for k, v in files.items() if v is not None}
+    given = {k: os.path.expanduser(str(v)) for k, v in files.items() if v is not None}
     if not given:
         return temporary_security(), True
     if len(given) < len(files):

@@ -254,24 +254,12 @@ def sector_layout(
             f"give one of n_sectors, centers_deg or ranges_deg; got {', '.join(given)}"
         )
     offset = _finite(offset_deg, "offset_deg")
+    if chosen and offset != 0:
+        raise InputError(f"offset_deg applies to n_sectors, not to {chosen[0]}; got {offset_deg!r}")
     if ranges_deg is not None:
         if width_deg is not None:
             raise InputError("width_deg does not apply to ranges_deg (each range has its width)")
-        pairs = []
-        for item in _sequence(ranges_deg, "ranges_deg"):
-            try:
-                start, stop = item
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"ranges_deg: expected (start, stop) pairs; got {item!r}"
-                ) from None
-            start, stop = _finite(start, "ranges_deg start"), _finite(stop, "ranges_deg stop")
-            if not 0 < stop - start <= 360:
-                raise InputError(
-                    f"ranges_deg: each (start, stop) needs start < stop <= start + 360; "
-                    f"got {item!r}"
-                )
-            pairs.append((float(wrap_deg(0.5 * (start + stop))), stop - start))
+        pairs = _centres_of_ranges(ranges_deg)
     elif centers_deg is not None:
         if width_deg is None:
             raise InputError("centers_deg needs width_deg, the width of every sector")
@@ -279,11 +267,9 @@ def sector_layout(
         centres = [_finite(c, "centers_deg") for c in _sequence(centers_deg, "centers_deg")]
         pairs = [(float(wrap_deg(c)), width) for c in centres]
     else:
-        n = 8 if n_sectors is None else n_sectors
-        if isinstance(n, bool) or int(n) != n or int(n) < 1:
-            raise InputError(f"n_sectors must be a positive integer; got {n_sectors!r}")
-        width = 360.0 / int(n) if width_deg is None else _width(width_deg)
-        pairs = [(float(c), width) for c in sector_centers(int(n), offset)]
+        n = _count(8 if n_sectors is None else n_sectors)
+        width = 360.0 / n if width_deg is None else _width(width_deg)
+        pairs = [(float(c), width) for c in sector_centers(n, offset)]
     pairs.sort()
     centres = [c for c, _ in pairs]
     if len(set(centres)) < len(centres):
@@ -304,9 +290,38 @@ def sector_layout(
     return out
 
 
+def _count(n_sectors: Any) -> int:
+    try:
+        ok = not isinstance(n_sectors, bool) and int(n_sectors) == n_sectors and n_sectors >= 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise InputError(f"n_sectors must be a positive integer; got {n_sectors!r}")
+    return int(n_sectors)
+
+
 def _sequence(value: Any, name: str) -> list[Any]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
         raise InputError(f"{name} must be a list; got {value!r}")
     if len(value) == 0:
         raise InputError(f"{name} must hold at least one sector; got {value!r}")
     return list(value)
+
+
+def _centres_of_ranges(ranges_deg: Any) -> list[tuple[float, float]]:
+    """(centre in [-180, 180), width) of each (start, stop) range."""
+    from pyscatter.processes.sectors_worker import wrap_deg
+
+    pairs = []
+    for item in _sequence(ranges_deg, "ranges_deg"):
+        try:
+            start, stop = item
+        except (TypeError, ValueError):
+            raise InputError(f"ranges_deg: expected (start, stop) pairs; got {item!r}") from None
+        start, stop = _finite(start, "ranges_deg start"), _finite(stop, "ranges_deg stop")
+        if not 0 < stop - start <= 360:
+            raise InputError(
+                f"ranges_deg: each (start, stop) needs start < stop <= start + 360; got {item!r}"
+            )
+        pairs.append((float(wrap_deg(0.5 * (start + stop))), stop - start))
+    return pairs

@@ -221,6 +221,8 @@ def test_reuse_and_001(scan_file):
 def test_bad_parameters_are_named(scan_file):
     for kw, match in [
         ({"n_sectors": 0}, "n_sectors"),
+        ({"n_sectors": "four"}, "n_sectors"),
+        ({"n_sectors": 2.5}, "n_sectors"),
         ({"width_deg": 0}, "width_deg"),
         ({"width_deg": 400}, "width_deg"),
         ({"npt": 0}, "npt"),
@@ -238,6 +240,7 @@ def test_bad_parameters_are_named(scan_file):
         ({"ranges_deg": [(0, 400)]}, "start < stop"),
         ({"ranges_deg": [(0, 10, 20)]}, "pairs"),
         ({"ranges_deg": [(0, 10)], "width_deg": 10}, "width_deg does not apply"),
+        ({"centers_deg": [10], "width_deg": 10, "offset_deg": 5}, "offset_deg applies"),
     ]:
         with pytest.raises(InputError, match=match):
             run_on_file(scan_file, SectorIntegration, progress=False, **kw)
