@@ -457,14 +457,29 @@ def _batch_security(options: dict[str, Any]):
     return security, False
 
 
+def _routable_address() -> str:
+    """The address this machine reaches other hosts from: where batch nodes connect back."""
+    import ipaddress
+    import warnings
+
+    from distributed import utils
+
+    with warnings.catch_warnings():  # distributed warns, then falls back to 127.0.0.1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        host = utils.get_ip()
+    if ipaddress.ip_address(host).is_loopback:
+        raise InputError(
+            f"--cluster: no address of this machine the batch nodes could reach was found (only "
+            f"{host}); give the network interface with --interface (e.g. ib0, eth0)"
+        )
+    return host
+
+
 def _scheduler_options(options: dict[str, Any], dashboard: Any) -> dict[str, Any]:
     """Where the batch cluster's scheduler listens: one interface, dashboard only if asked."""
     scheduler = dict(options.pop("scheduler_options", None) or {})
     if "host" not in scheduler and "interface" not in scheduler and not options.get("interface"):
-        from distributed.utils import get_ip
-
-        # the address this machine reaches other hosts from: where batch nodes connect back
-        scheduler["host"] = get_ip()
+        scheduler["host"] = _routable_address()
     if dashboard in (None, False):
         scheduler.setdefault("dashboard_address", "127.0.0.1:0")  # a free port, no routes
         scheduler.setdefault("dashboard", False)

@@ -102,6 +102,14 @@ def test_slurm_default_host_is_one_address(tmp_path):
     assert address == listen[0] and address.startswith(f"tls://{get_ip()}:"), (address, listen)
 
 
+def test_loopback_only_machine_asks_for_an_interface(tmp_path, monkeypatch):
+    from distributed import utils
+
+    monkeypatch.setattr(utils, "get_ip", lambda *args: "127.0.0.1")
+    with pytest.raises(InputError, match="--interface"):
+        _slurm(tmp_path)
+
+
 def test_dashboard_when_asked_is_on_loopback(tmp_path):
     cluster, _ = _slurm(tmp_path, interface="lo", dashboard=True)
     try:
