@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pyscatter.cli.cluster_security import add_cluster_security, cluster_security_kwargs
 from pyscatter.errors import InputError
 
 
@@ -22,7 +23,15 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--walltime", help="wall time per batch job, e.g. 01:00:00 (--cluster)")
     g.add_argument("--jobs", type=int, default=1, help="batch jobs to start (--cluster)")
     g.add_argument("--queue", help="batch queue/partition (--cluster)")
-    g.add_argument("--max-mem-mb", type=float, default=512, help="memory budget of one block")
+    add_cluster_security(g)
+    g.add_argument(
+        "--max-mem-mb",
+        type=float,
+        default=512,
+        help="MiB for one worker's block of positions: read buffers, working copies, results "
+        "(sets positions per block; one must fit). Not a process limit: imports (~370 MiB) "
+        "and set-up (~210 MiB for an Eiger 1M integrator) come on top (default 512)",
+    )
     g.add_argument(
         "--override",
         action="store_true",
@@ -39,6 +48,7 @@ def add_execution(parser: argparse.ArgumentParser) -> None:
 
 def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     cluster = None
+    security = cluster_security_kwargs(args)
     if args.cluster:
         missing = [k for k in ("cores", "memory") if getattr(args, k) is None]
         if missing:
@@ -53,6 +63,7 @@ def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             cluster["walltime"] = args.walltime
         if args.queue:
             cluster["queue"] = args.queue
+        cluster.update(security)
     if args.n_jobs < 1:
         raise InputError(f"--n-jobs must be at least 1; got {args.n_jobs}")
     return {

@@ -137,7 +137,7 @@ def test_process_equals_kernel_in_blocks(tmp_path, model):
     y, sigma = make_profiles(params, model)
     path = write_profiles(tmp_path / "p.h5", y, sigma)
     # 0.02 MB: a few positions per block, so blocks of different sizes are fitted separately
-    summary = run_on_file(path, ProfileFit, model=model, max_mem_mb=0.02, progress=False)
+    summary = run_on_file(path, ProfileFit, model=model, max_mem_mb=0.03, progress=False)
     out = read_group(path, summary.group)
     with h5py.File(path, "r") as h5:
         assert h5[summary.group].attrs["positions_per_chunk"] < 12
@@ -209,9 +209,9 @@ def test_results_group_layout(profiles_file):
 
 def test_reuse_resume_and_new_parameters(profiles_file):
     path, _, _ = profiles_file
-    first = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    first = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     before = read_group(path, first.group)
-    again = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    again = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     assert again.reused and again.group == first.group
     # a block lost by a killed job (flag cleared, data garbage) is recomputed, bit for bit
     with h5py.File(path, "r+") as h5:
@@ -219,7 +219,7 @@ def test_reuse_resume_and_new_parameters(profiles_file):
         size = int(group.attrs["positions_per_chunk"])
         group[FLAGS][1] = 0
         group["kappa"][size : 2 * size] = -1.0
-    resumed = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    resumed = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     assert resumed.resumed and resumed.computed_positions == size
     after = read_group(path, first.group)
     for name in before:
@@ -265,7 +265,7 @@ def test_worker_entry_point_gives_the_stored_bits(profiles_file):
     from pyscatter.processes import execution
 
     path, _, _ = profiles_file
-    summary = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    summary = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     stored = read_group(path, summary.group)
     with h5py.File(path, "r") as h5:
         group = h5[summary.group]

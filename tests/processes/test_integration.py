@@ -155,7 +155,7 @@ def test_test_method_writes_nothing(scan_file, small_scan):
 
 
 def test_a_chunk_whose_flag_does_not_verify_is_recomputed(scan_file):
-    params = dict(npt=40, max_mem_mb=0.2, progress=False)  # one position per chunk
+    params = dict(npt=40, max_mem_mb=0.6, progress=False)  # one position per chunk
     first = run_on_file(scan_file, AzimuthalIntegration, **params)
     with h5py.File(scan_file, "r+") as h5:
         dset = h5[first.group]["Intensity"]

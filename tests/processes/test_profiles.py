@@ -573,7 +573,7 @@ def test_reuse_and_001(scan_file):
         width=0.06,
         npt_azim=30,
         override=True,
-        max_mem_mb=0.05,
+        max_mem_mb=0.15,
         progress=False,
     )
     assert small.group.endswith("_001") and small.computed_positions == 6
