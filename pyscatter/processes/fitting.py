@@ -5,7 +5,9 @@ each block of positions is fitted in one vectorised call of
 :func:`pyscatter.kernels.fitting.fit_profiles`, the profiles of every ring of every position
 stacked as rows. Each fitted quantity becomes one main dataset over the spectroscopic dim
 ``ring``: the model parameters in canonical form (Maier--Saupe ``kappa >= 0``, directors
-``x0`` in [-90, 90)), their 1-sigma errors ``<param>_sigma``, ``R2``, ``reduced_chi2``,
+``x0`` in [-90, 90)) and their 1-sigma errors ``<param>_sigma``, both float64 so that the
+stored parameters replay the fitted curve (the Maier--Saupe ``I`` is ~ peak / e^kappa: 1e-97
+at kappa = 229, 0 in float32; float64 holds it up to kappa ~ 700), ``R2``, ``reduced_chi2``,
 ``status`` (:class:`~pyscatter.kernels.fitting.FitStatus` codes, listed in the group's
 ``status_codes`` attribute) and ``n_iter``.
 """
@@ -221,6 +223,7 @@ class ProfileFit(ScatterProcess):
             "absolute_sigma": sigma_path is not None,
             "exclude_chi": exclude,
             "engine": engine,
+            "param_dtype": "float64",  # groups of float32 parameters are not reused
         }
         super().__init__(h5_main, params, **kwargs)
 
@@ -254,8 +257,12 @@ class ProfileFit(ScatterProcess):
             for name, unit in zip(model.param_names, model.units, strict=True):
                 units = _param_units(unit, intensity)
                 quantity = _QUANTITIES.get(name, name)
-                outs.append(Output(name, quantity, units, dims))
-                outs.append(Output(sigma_suffix(name), f"{quantity} sigma", units, dims))
+                # float64: a Maier--Saupe prefactor I ~ peak / e^kappa underflows float32
+                # (to 0) beyond kappa ~ 100, and the stored fit must replay the profile
+                outs.append(Output(name, quantity, units, dims, dtype=np.float64))
+                outs.append(
+                    Output(sigma_suffix(name), f"{quantity} sigma", units, dims, dtype=np.float64)
+                )
             outs += [
                 Output("R2", "Weighted R2", "1", dims),
                 Output("reduced_chi2", "Reduced chi2", "1", dims),
