@@ -27,6 +27,7 @@ from enum import IntEnum
 from typing import cast
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
@@ -330,11 +331,44 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
     return p, chi2, converged, n_iter, jac
 
 
-def _covariance(jac, w, chi2, dof, absolute_sigma):
-    """Covariance like curve_fit: (J^T W J)^+ at the optimum, times chi2/dof unless absolute."""
+def _correlation(correlation: ArrayLike | sp.spmatrix | None, m: int) -> sp.csr_matrix | None:
+    """The bins' correlation matrix as CSR (m, m), checked; None passes through."""
+    if correlation is None:
+        return None
+    r = sp.csr_matrix(correlation, dtype=float)
+    if r.shape != (m, m):
+        raise InputError(
+            f"correlation must have shape ({m}, {m}) (one row and column per chi bin); "
+            f"got {r.shape}"
+        )
+    asymmetry = abs(r - r.T)
+    if not np.isfinite(r.data).all() or (asymmetry.nnz and asymmetry.max() > 1e-6):
+        raise InputError("correlation must be a finite symmetric matrix (the bins' correlation)")
+    return r
+
+
+def _sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) -> FloatArray:
+    """``A^-1 (J~^T R J~) A^-1`` for errors correlated between bins (``J~ = W^1/2 J``).
+
+    The least-squares fit weights the bins as if independent; with ``Cov(y) = S R S``
+    (``S = diag(sigma)``) the parameters' covariance is this sandwich, not ``A^-1``.
+    """
+    n, m, k = jac.shape
+    jt = jac * np.sqrt(w)[:, :, None]  # zero at excluded bins
+    rj = (r @ np.moveaxis(jt, 1, 0).reshape(m, n * k)).reshape(m, n, k)
+    meat = np.matmul(np.swapaxes(jt, 1, 2), np.moveaxis(rj, 0, 1))
+    with np.errstate(all="ignore"):
+        return np.matmul(np.matmul(cov, meat), cov)
+
+
+def _covariance(jac, w, chi2, dof, absolute_sigma, correlation=None):
+    """Covariance like curve_fit: (J^T W J)^+ at the optimum, times chi2/dof unless absolute;
+    the sandwich of :func:`_sandwich` when the bins are correlated."""
     with np.errstate(all="ignore"):
         a, _ = _normal(jac, w, None)
     cov, full_rank = _scaled_pinv(a)
+    if correlation is not None:
+        cov = _sandwich(cov, jac, w, correlation)
     cov[~full_rank] = np.nan  # a singular covariance: FAILED
     if not absolute_sigma:
         with np.errstate(all="ignore"):
@@ -352,6 +386,7 @@ def fit_profiles(
     absolute_sigma: bool = True,
     p0: ArrayLike | None = None,
     isotropy_alpha: float | None = 1e-3,
+    correlation: ArrayLike | sp.spmatrix | None = None,
 ) -> FitResult:
     """Fit many azimuthal profiles at once with a vectorised Levenberg--Marquardt.
 
@@ -377,6 +412,12 @@ def fit_profiles(
     isotropy_alpha : float or None
         Significance level of the isotropy F-tests (see :class:`FitStatus`); None disables
         the detection (every converged row is fitted).
+    correlation : array_like or scipy.sparse matrix, shape (n_chi, n_chi), optional
+        Correlation of the bins' errors, shared by all rows (e.g. from pixel splitting, see
+        :func:`pyscatter.processes.profiles_worker.chi_correlation`): ``Cov(y_a, y_b) =
+        R_ab sigma_a sigma_b``. The fit is unchanged; the errors are the sandwich
+        ``A^-1 J~^T R J~ A^-1`` (``A = J^T W J``, ``J~ = W^1/2 J``) instead of ``A^-1``. None
+        (default): independent bins.
 
     Returns
     -------
@@ -416,6 +457,7 @@ def fit_profiles(
     mdl = get_model(model)
     chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
     _check_options(max_iter, isotropy_alpha)
+    corr = _correlation(correlation, chi.size)
     absolute = bool(absolute_sigma) and sigma is not None
     start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
@@ -429,14 +471,14 @@ def fit_profiles(
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=np.int32)
     cov = np.full((n, k, k), np.nan)
-    bg = _background(chi, y, w)
+    bg = _background(chi, y, w, corr)
     rows_all = np.flatnonzero((dof >= 1) & ~bg.isotropic(isotropy_alpha))
     for lo in range(0, rows_all.size, _BLOCK_ROWS):
         rows = rows_all[lo : lo + _BLOCK_ROWS]
         yb, wb, dofb = y[rows], w[rows], dof[rows]
         qb, c2, conv, it, jac = _lm(space, chi, yb, wb, q_start[rows], max_iter, absolute, dofb)
         q[rows], chi2[rows], converged[rows], n_iter[rows] = qb, c2, conv, it
-        cov[rows] = _covariance(jac, wb, c2, dofb, absolute)
+        cov[rows] = _covariance(jac, wb, c2, dofb, absolute, corr)
     params = q
     if mdl.from_fit is not None:
         params, cov_natural = mdl.from_fit(q, cov)
@@ -521,8 +563,11 @@ class _Background:
         return self.p_harmonic > alpha
 
 
-def _background(chi, y, w) -> _Background:
-    coef, chi2_bg, cov = _weighted_lstsq(_harmonic_design(chi, ()), y, w, with_cov=True)
+def _background(chi, y, w, correlation=None) -> _Background:
+    linear = _harmonic_design(chi, ())
+    coef, chi2_bg, cov = _weighted_lstsq(linear, y, w, with_cov=True)
+    if correlation is not None:
+        cov = _sandwich(cov, np.broadcast_to(linear, (len(y), *linear.shape)), w, correlation)
     design = _harmonic_design(chi, (2,))
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
@@ -614,6 +659,7 @@ def fit_profiles_reference(
     absolute_sigma: bool = True,
     p0: ArrayLike | None = None,
     isotropy_alpha: float | None = 1e-3,
+    correlation: ArrayLike | sp.spmatrix | None = None,
 ) -> FitResult:
     """Fit profiles one by one with :func:`scipy.optimize.curve_fit` (reference for tests).
 
@@ -621,15 +667,19 @@ def fit_profiles_reference(
     same ``p0`` (the model's estimate by default), uses the analytic Jacobian, Levenberg--
     Marquardt without bounds (trust-region reflective when the model has bounds, e.g. ``eta``
     in [0, 1]) with tolerances 1e-12, and is put into canonical form afterwards.
-    ``max_iter`` bounds the function evaluations to ``100 * max_iter``.
+    ``max_iter`` bounds the function evaluations to ``100 * max_iter``. With ``correlation``
+    each row's covariance is ``P B P / s`` (``P`` curve_fit's, ``B = J~^T R J~`` from the
+    Jacobian at the optimum, ``s`` the reduced chi^2 that scaled ``P``, or 1 if absolute),
+    written out in dense matrices.
     """
     mdl = get_model(model)
     chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
     _check_options(max_iter, isotropy_alpha)
+    corr = None if correlation is None else _correlation(correlation, chi.size).toarray()
     absolute = bool(absolute_sigma) and sigma is not None
     start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
-    bg = _background(chi, y, w)
+    bg = _background(chi, y, w, None if corr is None else sp.csr_matrix(corr))
     skip = bg.isotropic(isotropy_alpha)
     lower, upper = mdl.bounds()
     bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
@@ -671,8 +721,12 @@ def fit_profiles_reference(
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             continue
         params[i] = popt
-        cov[i] = pcov
         chi2[i] = np.sum(w[i, use] * (y[i, use] - func(chi[use], *popt)) ** 2)
+        cov[i] = pcov
+        if corr is not None:
+            jw = jac(chi[use], *popt) * np.sqrt(w[i, use])[:, None]
+            scale = 1.0 if absolute else chi2[i] / (use.sum() - k)
+            cov[i] = pcov @ (jw.T @ corr[np.ix_(use, use)] @ jw) @ pcov / scale
         converged[i] = True
         n_iter[i] = info.get("nfev", 0)
     return _finalise(mdl, y, w, bg, params, cov, chi2, converged, n_iter, absolute, isotropy_alpha)

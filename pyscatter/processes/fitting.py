@@ -119,6 +119,15 @@ def _chi_ranges(ranges: Sequence[Sequence[float]] | None) -> list[list[float]] |
     return out or None
 
 
+def _has_split_geometry(profiles: h5py.Dataset) -> bool:
+    """Whether ``profiles`` come from AzimuthalProfiles with the geometry recorded."""
+    group = profiles.parent
+    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
+        return False
+    params = json.loads(group.attrs["parameters"])
+    return "geometry" in params and "rings" in params
+
+
 def _param_units(unit: str, intensity: str) -> str:
     if unit == "intensity":
         return intensity
@@ -154,6 +163,14 @@ class ProfileFit(ScatterProcess):
     engine : {"batched", "scipy"}
         The vectorised Levenberg–Marquardt (default), or ``scipy.optimize.curve_fit`` row by
         row (the reference; several times slower).
+    correlated_errors : bool
+        Errors of the parameters that account for the correlation of neighbouring chi bins
+        (pixel splitting shares pixels between them), default True for AzimuthalProfiles
+        sources: the correlation is rebuilt from the recorded geometry and binning
+        (:func:`~pyscatter.processes.profiles_worker.chi_correlation`) and the covariance is
+        the sandwich ``A^-1 J~^T R J~ A^-1``. Without it the errors are too small by a
+        factor 1.05-2.5, the more so the finer the chi bins (see the user guide's
+        "Uncertainties"). Other sources (profiles written by hand) are taken as independent.
     **kwargs
         Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
     """
@@ -171,6 +188,7 @@ class ProfileFit(ScatterProcess):
         isotropy_alpha: float | None = 1e-3,
         exclude_chi: Sequence[Sequence[float]] | None = None,
         engine: str = "batched",
+        correlated_errors: bool = True,
         **kwargs: Any,
     ) -> None:
         if engine not in ("batched", "scipy"):
@@ -195,6 +213,8 @@ class ProfileFit(ScatterProcess):
             raise InputError(
                 f"isotropy_alpha must be a number in (0, 1) or None; got {isotropy_alpha!r}"
             )
+        if not isinstance(correlated_errors, (bool, np.bool_)):
+            raise InputError(f"correlated_errors must be True or False; got {correlated_errors!r}")
         exclude = _chi_ranges(exclude_chi)
         if excluded_bins(chi, exclude).all():
             raise InputError(f"exclude_chi {exclude} leaves no chi bin to fit")
@@ -224,6 +244,9 @@ class ProfileFit(ScatterProcess):
             "exclude_chi": exclude,
             "engine": engine,
             "param_dtype": "float64",  # groups of float32 parameters are not reused
+            "chi_correlation": "pixel_splitting"
+            if correlated_errors and _has_split_geometry(h5_main)
+            else None,
         }
         super().__init__(h5_main, params, **kwargs)
 

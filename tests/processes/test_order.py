@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import h5py
 import numpy as np
@@ -22,6 +23,8 @@ from pyscatter.processes.order_worker import order_block
 from pyscatter.processes.profiles import AzimuthalProfiles
 
 from .test_fitting import CHI, make_profiles, read_group, truth_params, write_profiles
+
+log = logging.getLogger(__name__)
 
 ORIENTED = (0, 1)  # the oriented rings of datasets.DEFAULT_RINGS (q = 0.45 and 0.8 1/nm)
 ISOTROPIC_RING = 2  # q = 1.2 1/nm: isotropic at every position, and it runs off the frame
@@ -274,3 +277,108 @@ def test_highly_oriented_profiles_are_not_isotropic(tmp_path):
     ds = pyscatter.to_xarray(path, "OrderParameter")
     assert (ds["status"].values == FitStatus.OK).all()
     assert_allclose(ds["S"].values, datasets.order_parameter_from_kappa(60.0), atol=0.01)
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 19.2: sigma(S) calibrated by Monte Carlo (neighbouring chi bins share split pixels)
+
+#: Maier--Saupe kappa of the Monte-Carlo positions; two rings (peak counts ~ 30-6000)
+MC_KAPPA = (2.0, 8.0, 30.0)
+MC_POSITIONS = 256  # per kappa: the scatter of 256 values is known to ~4.4 %
+MC_RINGS = (
+    datasets.Ring(q_nm=0.45, width_nm=0.025, amplitude=400.0, oriented=True),
+    datasets.Ring(q_nm=0.80, width_nm=0.035, amplitude=50.0, oriented=True),
+)
+
+
+@pytest.fixture(scope="module")
+def monte_carlo(tmp_path_factory):
+    """256 Poisson frames per kappa of a small detector; profiles with 2 and 1 degree bins."""
+    from conftest import write_scan
+
+    kappa = np.repeat(MC_KAPPA, MC_POSITIONS)
+    scan = datasets.make_scan(
+        (kappa.size,),
+        kappa=kappa,
+        director_deg=20.0,
+        rings=MC_RINGS,
+        frame_shape=(96, 112),
+        background=4.0,
+        rng=13,
+    )
+    path = write_scan(tmp_path_factory.mktemp("mc") / "mc.h5", scan)
+    groups = {}
+    for npt_azim in (180, 360):  # the default, and the fine bins of `--npt-azim 360`
+        profiles = run_on_file(
+            path,
+            AzimuthalProfiles,
+            q=[r.q_nm for r in MC_RINGS],
+            width=[2 * r.width_nm for r in MC_RINGS],
+            npt_azim=npt_azim,
+            polarization_factor=datasets.POLARIZATION_FACTOR,
+            progress=False,
+        )
+        groups[npt_azim] = profiles.group
+    return path, groups
+
+
+def _scatter_over_sigma(path, profiles_group, **fit_options):
+    """std(S) / median(S_sigma) per (kappa, ring) over the Monte-Carlo positions."""
+    fit = run_on_file(
+        path, ProfileFit, source=f"{profiles_group}/Intensity", progress=False, **fit_options
+    )
+    order = run_on_file(path, OrderParameter, source=fit.group, progress=False)
+    with h5py.File(path, "r") as h5:
+        s, s_sigma = h5[order.group]["S"][()], h5[order.group]["S_sigma"][()]
+        assert (h5[order.group]["status"][()] == FitStatus.OK).all()
+    s = s.reshape(len(MC_KAPPA), MC_POSITIONS, -1)
+    s_sigma = s_sigma.reshape(s.shape)
+    return np.std(s, axis=1) / np.median(s_sigma, axis=1)
+
+
+@pytest.mark.parametrize("npt_azim", [180, 360])
+def test_sigma_of_s_is_calibrated_by_monte_carlo(monte_carlo, npt_azim, record_property):
+    path, groups = monte_carlo
+    ratio = _scatter_over_sigma(path, groups[npt_azim])
+    figures = {
+        f"kappa={k:g},ring_amplitude={r.amplitude:g}": round(float(ratio[i, j]), 3)
+        for i, k in enumerate(MC_KAPPA)
+        for j, r in enumerate(MC_RINGS)
+    }
+    record_property(f"sigma_S_calibration_npt_azim_{npt_azim}", figures)
+    log.info("std(S)/median(S_sigma), npt_azim = %d: %s", npt_azim, figures)
+    print(f"std(S)/median(S_sigma), npt_azim = {npt_azim}: {figures}")
+    # measured 0.99-1.07 (seed 13); as independent bins (before) 1.36-1.69 (180), 1.78-2.31 (360)
+    assert ((ratio > 0.9) & (ratio < 1.1)).all(), figures
+
+
+def test_sigma_of_s_without_the_correlation_is_too_small(monte_carlo):
+    """The same fits taking the bins as independent: what the issue measured (too small)."""
+    path, groups = monte_carlo
+    ratio = _scatter_over_sigma(path, groups[360], correlated_errors=False)
+    assert (ratio > 1.3).all(), ratio
+
+
+def test_chi_correlation_matches_the_noise_of_the_profiles(monte_carlo):
+    """Lag-1 and lag-2 correlations of the profiles' noise (256 frames of the same kappa)
+    against :func:`chi_correlation` from the split matrix."""
+    from pyscatter.processes.profiles_worker import profile_correlation
+
+    path, groups = monte_carlo
+    with h5py.File(path, "r") as h5:
+        dset = h5[f"{groups[360]}/Intensity"]
+        y = dset[:MC_POSITIONS].reshape(MC_POSITIONS, len(MC_RINGS), 360).astype(float)
+        corr = profile_correlation(dset)
+    for ring, r in enumerate(corr):
+        noise = y[:, ring] - y[:, ring].mean(axis=0)
+        noise /= noise.std(axis=0)
+        dense = r.toarray()
+        for lag in (1, 2):
+            measured = np.nanmean(np.mean(noise * np.roll(noise, -lag, axis=1), axis=0))
+            predicted = np.mean(dense[np.arange(360), (np.arange(360) + lag) % 360])
+            # 360 bins x 256 frames: the mean is known to ~0.01; the equal-variance model
+            # of the split pixels is within ~0.04 of it
+            assert abs(measured - predicted) < 0.06, (ring, lag, measured, predicted)
+        diagonal = dense.diagonal()
+        assert_allclose(diagonal[diagonal > 0], 1.0, rtol=1e-9)
+        assert_allclose(dense, dense.T, atol=1e-12)
