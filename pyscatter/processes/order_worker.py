@@ -16,8 +16,8 @@ from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import ProfileModel, get_model
 from pyscatter.kernels.order import (
     director_from_params,
+    model_free_order_parameter,
     order_parameter_from_model,
-    order_parameter_from_profile,
     order_parameter_maier_saupe,
     order_parameter_maier_saupe_sigma,
 )
@@ -103,7 +103,9 @@ def order_block(
     Returns
     -------
     dict
-        ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free``, each (n,).
+        ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free`` (bounded to
+        [-1/2, 1]) and ``S_model_free_status`` (:class:`~pyscatter.kernels.order.
+        ModelFreeStatus` codes: where the raw ratio left the interval, or no signal), each (n,).
         ISOTROPIC rows have S = 0 with no error, director and model-free S; failed fits NaN.
         WEAK rows (a strength below 3 sigma: orientation not established) report S = 0 with
         the sigma of the fitted strength, so a peak fitted to noise never shows up as order;
@@ -113,7 +115,9 @@ def order_block(
     s, s_sigma = _s_and_sigma(model, params, errors, n_theta)
     director, director_sigma = director_from_params(model, params, errors)
     background = _background_curves(model, params, chi)
-    s_free = order_parameter_from_profile(chi, profiles, director, background=background)
+    s_free, s_free_status = model_free_order_parameter(
+        chi, profiles, director, background=background
+    )
     isotropic = status == FitStatus.ISOTROPIC
     weak = status == FitStatus.WEAK
     s = np.where(isotropic | weak, 0.0, s)
@@ -125,6 +129,7 @@ def order_block(
         "director": director,
         "director_sigma": director_sigma,
         "S_model_free": s_free,
+        "S_model_free_status": s_free_status,
     }
 
 

@@ -16,6 +16,7 @@ from pyscatter import datasets
 from pyscatter.errors import InputError
 from pyscatter.io.record import FLAGS
 from pyscatter.kernels.fitting import FitStatus
+from pyscatter.kernels.models import get_model
 from pyscatter.processes.base import run_on_file
 from pyscatter.processes.fitting import ProfileFit
 from pyscatter.processes.order import OrderParameter
@@ -231,7 +232,8 @@ def test_order_block_isotropic_and_failed_rows():
     out = order_block("maier_saupe", CHI, params, errors, status, profiles)
     assert out["S"][0] == 0 and np.isnan(out["director"][0]) and np.isnan(out["S_sigma"][0])
     assert np.isnan(out["S_model_free"][0])
-    assert all(np.isnan(out[k][1]) for k in out)
+    assert all(np.isnan(out[k][1]) for k in out if k != "S_model_free_status")
+    assert_array_equal(out["S_model_free_status"], [3, 3, 0])  # no director, no fit: NO_SIGNAL
     assert_allclose(out["S"][2], datasets.order_parameter_from_kappa(8.0), rtol=1e-10)
     assert_allclose(out["director"][2], 30.0)
     # a noise-free profile: the model-free <P2> of 4-degree bins is within 1e-3 of the exact S
@@ -382,3 +384,36 @@ def test_chi_correlation_matches_the_noise_of_the_profiles(monte_carlo):
         diagonal = dense.diagonal()
         assert_allclose(diagonal[diagonal > 0], 1.0, rtol=1e-9)
         assert_allclose(dense, dense.T, atol=1e-12)
+
+
+def test_model_free_s_of_narrow_noisy_peaks_is_bounded_and_flagged(tmp_path):
+    """Issue 19.3: 1.711 and 1.444 on a fibre frame (kappa ~ 229), stored without a flag."""
+    from pyscatter.kernels.order import ModelFreeStatus, order_parameter_from_profile
+
+    chi = np.arange(-179.0, 180.0, 2.0)
+    n = 200
+    rng = np.random.default_rng(0)
+    truth = np.tile([900.0 * np.exp(-229.0), 229.0, 10.0, 50.0, 0.0], (n, 1))
+    y = rng.poisson(get_model("maier_saupe").func(chi, truth)).astype(float)
+    sigma = np.sqrt(np.maximum(y, 1.0))
+    path = write_profiles(
+        tmp_path / "fibre.h5", y, sigma, scan_shape=(n,), rings=np.array([0.45]), chi=chi
+    )
+    fit = run_on_file(path, ProfileFit, progress=False)
+    order = run_on_file(path, OrderParameter, source=fit.group, progress=False)
+    out, fitted = read_group(path, order.group), read_group(path, fit.group)
+    s, status = out["S_model_free"][:, 0], out["S_model_free_status"][:, 0]
+    background = fitted["a"] + fitted["b"] * chi[None, :]
+    raw = order_parameter_from_profile(
+        chi, y.astype(np.float32), fitted["x0"][:, 0], background=background
+    )
+    assert (raw > 1).sum() >= 2  # what was stored before: up to 1.35 here
+    assert_array_equal(status == ModelFreeStatus.ABOVE_ONE, raw > 1)
+    assert_array_equal(status == ModelFreeStatus.OK, (raw >= -0.5) & (raw <= 1))
+    assert ((s >= -0.5) & (s <= 1)).all()
+    assert_allclose(s[raw > 1], 1.0)
+    ok = status == ModelFreeStatus.OK
+    assert_allclose(s[ok], raw[ok], rtol=1e-6)  # float32 storage
+    with h5py.File(path, "r") as h5:
+        codes = json.loads(h5[order.group].attrs["S_model_free_status_codes"])
+    assert codes == {c.name: int(c) for c in ModelFreeStatus}
