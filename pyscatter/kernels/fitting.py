@@ -572,10 +572,39 @@ def _background(chi, y, w, correlation=None) -> _Background:
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
         noise2, dof = _noise_variance(chi, y - coef_h @ design.T, w)
+        if correlation is not None:
+            noise2 = noise2 * _correlated_noise_factor(chi, design, w, correlation)
         floor = 1e-24 * np.einsum("nm,nm->n", w, y * y) / np.maximum((w > 0).sum(axis=1), 1)
         noise2 = np.maximum(noise2, floor)
         p_harm = _f_test_p(chi2_bg - chi2_h, 2, noise2, dof)
     return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, dof, p_harm)
+
+
+def _correlated_noise_factor(
+    chi: FloatArray, design: FloatArray, w: FloatArray, r: sp.csr_matrix
+) -> FloatArray:
+    """What turns the consecutive-difference noise of correlated bins into an F-test's scale.
+
+    Differences of consecutive bins see ``sigma^2 (1 - rho_1)`` (``rho_1`` the median
+    correlation of chi-neighbours), and the chi^2 gain of the 2-fold harmonic (its columns
+    ``X``, weighted ``X~``, beyond the linear background) has the expectation
+    ``sigma^2 tr((P_h - P_bg) R)`` instead of ``2 sigma^2`` (``P`` the projections on the
+    columns): the factor is ``tr((P_h - P_bg) R) / (2 (1 - rho_1))`` per row.
+    """
+    order = np.argsort(chi)
+    rho1 = float(np.median(np.asarray(r[order[:-1], order[1:]]).ravel()))
+    n, m = w.shape
+
+    def trace(columns: FloatArray) -> FloatArray:
+        x = np.broadcast_to(columns, (n, *columns.shape)) * np.sqrt(w)[:, :, None]
+        k = columns.shape[1]
+        rx = (r @ np.moveaxis(x, 1, 0).reshape(m, n * k)).reshape(m, n, k)
+        meat = np.matmul(np.swapaxes(x, 1, 2), np.moveaxis(rx, 0, 1))
+        bread, _ = _scaled_pinv(np.matmul(np.swapaxes(x, 1, 2), x))
+        return np.trace(np.matmul(bread, meat), axis1=1, axis2=2)
+
+    gain = trace(design) - trace(design[:, :2])
+    return np.maximum(gain / 2.0, 1e-3) / max(1.0 - rho1, 1e-3)
 
 
 def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, alpha):
