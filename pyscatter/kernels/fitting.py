@@ -567,7 +567,9 @@ def _background(chi, y, w, correlation=None) -> _Background:
     linear = _harmonic_design(chi, ())
     coef, chi2_bg, cov = _weighted_lstsq(linear, y, w, with_cov=True)
     if correlation is not None:
-        cov = _sandwich(cov, np.broadcast_to(linear, (len(y), *linear.shape)), w, correlation)
+        cov = _sandwich(
+            cast(FloatArray, cov), np.broadcast_to(linear, (len(y), *linear.shape)), w, correlation
+        )
     design = _harmonic_design(chi, (2,))
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
@@ -704,11 +706,12 @@ def fit_profiles_reference(
     mdl = get_model(model)
     chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
     _check_options(max_iter, isotropy_alpha)
-    corr = None if correlation is None else _correlation(correlation, chi.size).toarray()
+    corr_sparse = _correlation(correlation, chi.size)
+    corr = None if corr_sparse is None else corr_sparse.toarray()
     absolute = bool(absolute_sigma) and sigma is not None
     start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
-    bg = _background(chi, y, w, None if corr is None else sp.csr_matrix(corr))
+    bg = _background(chi, y, w, corr_sparse)
     skip = bg.isotropic(isotropy_alpha)
     lower, upper = mdl.bounds()
     bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
