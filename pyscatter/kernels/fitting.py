@@ -102,7 +102,8 @@ class FitResult:
         :class:`FitStatus`).
     errors : ndarray, shape (n, n_par), float64
         1-sigma errors, the square roots of the covariance diagonal at the optimum, scaled
-        like ``curve_fit(absolute_sigma=...)`` (by the reduced chi^2 unless absolute).
+        like ``curve_fit(absolute_sigma=...)`` (by the reduced chi^2 unless absolute); with
+        a ``correlation`` of the bins, of the sandwich covariance.
     r2 : ndarray, shape (n,)
         Weighted coefficient of determination ``1 - chi2 / sum w (y - mean_w y)^2``.
     reduced_chi2 : ndarray, shape (n,)
