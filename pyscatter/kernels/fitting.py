@@ -113,6 +113,9 @@ class FitResult:
     n_iter : ndarray, shape (n,), int32
         Levenberg--Marquardt steps tried (function evaluations for the reference).
     param_names : tuple of str
+    covariance : ndarray, shape (n, n_par, n_par), float64, optional
+        The covariance whose diagonal ``errors`` are (canonical parameters); NaN where the
+        errors are NaN.
     """
 
     params: FloatArray
@@ -122,18 +125,30 @@ class FitResult:
     status: NDArray[np.int8]
     n_iter: NDArray[np.int32]
     param_names: tuple[str, ...]
+    covariance: FloatArray | None = None
+
+    def correlation(self, first: str, second: str) -> FloatArray:
+        """Correlation coefficient of parameters ``first`` and ``second``, shape (n,)."""
+        if self.covariance is None:
+            return np.full(len(self), np.nan)
+        i, j = (self._index(name) for name in (first, second))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.covariance[:, i, j] / (self.errors[:, i] * self.errors[:, j])
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.param_names.index(name)
+        except ValueError:
+            raise InputError(
+                f"no parameter {name!r}; expected one of {', '.join(self.param_names)}"
+            ) from None
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
 
     def __getitem__(self, name: str) -> FloatArray:
         """The column of parameter ``name``, shape (n,)."""
-        try:
-            return self.params[:, self.param_names.index(name)]
-        except ValueError:
-            raise InputError(
-                f"no parameter {name!r}; expected one of {', '.join(self.param_names)}"
-            ) from None
+        return self.params[:, self._index(name)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -644,6 +659,7 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
     bad = ~np.isin(status, (FitStatus.OK, FitStatus.WEAK, FitStatus.ISOTROPIC))
     params[bad] = np.nan
     errors[bad] = np.nan
+    cov = np.where((bad | isotropic)[:, None, None], np.nan, cov)
     chi2 = np.where(bad, np.nan, chi2)
     # isotropic rows: the background fit and a zero peak
     n_par_eff = np.where(isotropic, 2, k)
@@ -674,6 +690,7 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
         status=status,
         n_iter=n_iter.astype(np.int32),
         param_names=model.param_names,
+        covariance=cov,
     )
 
 

@@ -8,7 +8,9 @@ stacked as rows. Each fitted quantity becomes one main dataset over the spectros
 ``x0`` in [-90, 90)) and their 1-sigma errors ``<param>_sigma``, both float64 so that the
 stored parameters replay the fitted curve (the Maier--Saupe ``I`` is ~ peak / e^kappa: 1e-97
 at kappa = 229, 0 in float32; float64 holds it up to kappa ~ 700), ``R2``, ``reduced_chi2``,
-``status`` (:class:`~pyscatter.kernels.fitting.FitStatus` codes, listed in the group's
+the correlation coefficients of the shape parameters ``<p>_<q>_correlation`` (pseudo-Voigt
+``gamma_eta_correlation``: S depends on both), ``status``
+(:class:`~pyscatter.kernels.fitting.FitStatus` codes, listed in the group's
 ``status_codes`` attribute) and ``n_iter``.
 """
 
@@ -30,8 +32,10 @@ from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import MODELS, get_model
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.fitting_worker import (
+    correlation_name,
     excluded_bins,
     profile_layout,
+    shape_pairs,
     shape_parameters,
     sigma_suffix,
 )
@@ -285,6 +289,11 @@ class ProfileFit(ScatterProcess):
                 outs.append(Output(name, quantity, units, dims, dtype=np.float64))
                 outs.append(
                     Output(sigma_suffix(name), f"{quantity} sigma", units, dims, dtype=np.float64)
+                )
+            for first, second in shape_pairs(model):
+                name = correlation_name(first, second)
+                outs.append(
+                    Output(name, f"Correlation of {first} and {second}", "1", dims, np.float64)
                 )
             outs += [
                 Output("R2", "Weighted R2", "1", dims),

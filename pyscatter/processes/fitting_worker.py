@@ -22,9 +22,11 @@ from pyscatter.processes.profiles_worker import profile_correlation
 
 __all__ = [
     "build",
+    "correlation_name",
     "excluded_bins",
     "fit_block",
     "profile_layout",
+    "shape_pairs",
     "shape_parameters",
     "sigma_suffix",
 ]
@@ -42,6 +44,17 @@ def shape_parameters(model: ProfileModel) -> list[str]:
     """Parameters that shape the distribution (not the background, centre or height)."""
     fixed = {*model.background, model.center, model.amplitude}
     return [p for p in model.param_names if p not in fixed]
+
+
+def shape_pairs(model: ProfileModel) -> list[tuple[str, str]]:
+    """Pairs of shape parameters whose correlation is stored (S depends on them jointly)."""
+    names = shape_parameters(model)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def correlation_name(first: str, second: str) -> str:
+    """The dataset name of the correlation coefficient of two fitted parameters."""
+    return f"{first}_{second}_correlation"
 
 
 def profile_layout(dset: h5py.Dataset) -> tuple[np.ndarray, list[Dim]]:
@@ -128,6 +141,10 @@ def fit_block(
     for k, name in enumerate(model.param_names):
         out[name] = gather([res.params[:, k] for res in parts])
         out[sigma_suffix(name)] = gather([res.errors[:, k] for res in parts])
+    for first, second in shape_pairs(model):
+        out[correlation_name(first, second)] = gather(
+            [res.correlation(first, second) for res in parts]
+        )
     out["R2"] = gather([res.r2 for res in parts])
     out["reduced_chi2"] = gather([res.reduced_chi2 for res in parts])
     out["status"] = gather([res.status for res in parts])

@@ -150,6 +150,13 @@ def test_process_equals_kernel_in_blocks(tmp_path, model):
         assert_allclose(
             out[f"{name}_sigma"], ref.errors[:, k].reshape(n_pos, 2), rtol=1e-6, equal_nan=True
         )
+    if model == "pseudo_voigt":  # the correlation of the shape parameters, for sigma(S)
+        assert_allclose(
+            out["gamma_eta_correlation"],
+            ref.correlation("gamma", "eta").reshape(n_pos, 2),
+            rtol=1e-6,
+            equal_nan=True,
+        )
     assert_allclose(out["R2"], ref.r2.reshape(n_pos, 2), rtol=1e-6)
     assert_allclose(out["reduced_chi2"], ref.reduced_chi2.reshape(n_pos, 2), rtol=1e-6)
     assert_array_equal(out["status"], ref.status.reshape(n_pos, 2))
@@ -187,7 +194,7 @@ def test_results_group_layout(profiles_file):
         group = h5[summary.group]
         names = ["I", "kappa", "x0", "a", "b"]
         expected = {*names, *(f"{n}_sigma" for n in names), "R2", "reduced_chi2"}
-        expected |= {"status", "n_iter"}
+        expected |= {"status", "n_iter"}  # Maier--Saupe: one shape parameter, no correlation
         mains = {k for k in group if k in expected}
         assert mains == expected
         for name in expected:
