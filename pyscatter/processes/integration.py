@@ -269,13 +269,15 @@ def resolve_method(
     return resolved
 
 
-def _detector_extent(ai: Any, shape: tuple[int, int], unit: str) -> tuple[tuple, tuple]:
-    radial = ai.array_from_unit(shape=shape, typ="center", unit=unit, scale=True)
-    chi = np.degrees(ai.chiArray(shape))
-    return (float(np.nanmin(radial)), float(np.nanmax(radial))), (
-        float(np.nanmin(chi)),
-        float(np.nanmax(chi)),
-    )
+def _detector_extent(ai: Any, shape: tuple[int, int], unit: str) -> tuple[tuple, list[tuple]]:
+    """(min, max) of the radial position (in ``unit``) over the pixels, and of chi (degrees)
+    in pyFAI's two conventions, (-180, 180] and [0, 360)."""
+    radial = ai.center_array(shape, unit=unit, scale=True)
+    chi = np.degrees(ai.center_array(shape, unit="chi_rad"))
+    chi_360 = np.mod(chi, 360.0)
+    return (float(np.nanmin(radial)), float(np.nanmax(radial))), [
+        (float(np.nanmin(c)), float(np.nanmax(c))) for c in (chi, chi_360)
+    ]
 
 
 def check_ranges(
@@ -288,11 +290,11 @@ def check_ranges(
     """Radial and azimuthal ranges: finite (lo, hi) with lo < hi that meet the detector."""
     if radial_range is None and azimuth_range is None:
         return None, None
-    radial_extent, chi_extent = _detector_extent(ai, shape, unit)
+    radial_extent, chi_extents = _detector_extent(ai, shape, unit)
     out: list[list[float] | None] = []
-    for name, value, extent, what in (
-        ("radial_range", radial_range, radial_extent, unit),
-        ("azimuth_range", azimuth_range, chi_extent, "deg"),
+    for name, value, extents, what in (
+        ("radial_range", radial_range, [radial_extent], unit),
+        ("azimuth_range", azimuth_range, chi_extents, "deg"),
     ):
         if value is None:
             out.append(None)
@@ -303,11 +305,15 @@ def check_ranges(
             raise InputError(f"{name} = {value!r}; expected two numbers (min, max)") from None
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise InputError(f"{name} = ({lo}, {hi}); expected finite numbers with min < max")
-        shifts = (0.0, 360.0, -360.0) if name == "azimuth_range" else (0.0,)
-        if not any(lo < extent[1] + s and hi > extent[0] + s for s in shifts):
+        if name == "azimuth_range" and (lo < -180 or hi > 360):
+            raise InputError(
+                f"{name} = ({lo:g}, {hi:g}) deg; expected within [-180, 360] deg (pyFAI's chi)"
+            )
+        if not any(lo < high and hi > low for low, high in extents):
+            low, high = extents[0]
             raise InputError(
                 f"{name} = ({lo:g}, {hi:g}) {what} misses the detector, which covers "
-                f"[{extent[0]:.6g}, {extent[1]:.6g}] {what}"
+                f"[{low:.6g}, {high:.6g}] {what}"
             )
         out.append([lo, hi])
     return out[0], out[1]
@@ -459,7 +465,6 @@ class AzimuthalIntegration(ScatterProcess):
         if "Mask" in self._extra:
             extra = self._extra["Mask"] != 0
             masked = extra if masked is None else masked | extra
-        warn_negative_pixels(h5_main, shape, masked, dummy, delta_dummy)
         params = {
             "npt": int(npt),
             "unit": unit,
@@ -481,6 +486,7 @@ class AzimuthalIntegration(ScatterProcess):
             "radial_range": radial_range,
             "azimuth_range": azimuth_range,
         }
+        warn_negative_pixels(h5_main, shape, masked, dummy, delta_dummy)
         super().__init__(h5_main, params, **kwargs)
 
     @classmethod
