@@ -54,6 +54,7 @@ __all__ = [
     "q_map",
     "q_parallel_perpendicular",
     "ring_ranges",
+    "short_error",
 ]
 
 LATTICE_KEYS = ("a", "b", "c", "alpha", "beta", "gamma")
@@ -657,6 +658,13 @@ def _geometry_numbers(ai: Any) -> dict[str, Any]:
         "rot2": ai.rot2,
         "rot3": ai.rot3,
     }
+
+
+def short_error(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (pyFAI's
+    messages can list every known detector on many lines)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_geometry(geometry: Any, *, where: str = "geometry") -> dict[str, Any]:

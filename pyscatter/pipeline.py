@@ -609,7 +609,13 @@ def _check_options(
                 doc.problem(where, f"{key}: no such file: {file}")
             value = file if _is_path_hint(annotation) else _ImageFile(file)
         elif isinstance(value, list) and _is_array_hint(annotation):
-            value = np.asarray(value)
+            try:
+                value = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                doc.problem(
+                    where, f"{key}: expected an image file or a rectangular array of numbers"
+                )
+                continue
         out[key] = value
     return out
 

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.geometry import check_geometry, integrator_from_config
+from pyscatter.geometry import check_geometry, integrator_from_config, short_error
 from pyscatter.io.usid import Dim, main_datasets
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.execution import release_memory
@@ -61,7 +61,9 @@ def load_geometry(poni: str | Path | dict | None, h5_main: h5py.Dataset) -> dict
         try:
             ai = pyFAI.load(poni)
         except Exception as err:  # noqa: BLE001 - pyFAI raises many kinds
-            raise InputError(f"poni (dict): not a pyFAI geometry config ({err})") from err
+            raise InputError(
+                f"poni (dict): not a pyFAI geometry config ({short_error(err)})"
+            ) from err
         return check_geometry(ai, where="poni (dict)")
     path = Path(poni)
     if not path.is_file():
@@ -69,7 +71,7 @@ def load_geometry(poni: str | Path | dict | None, h5_main: h5py.Dataset) -> dict
     try:
         ai = pyFAI.load(str(path))
     except Exception as err:
-        raise InputError(f"{path}: not a PONI file pyFAI can read ({err})") from err
+        raise InputError(f"{path}: not a PONI file pyFAI can read ({short_error(err)})") from err
     return check_geometry(ai, where=str(path))
 
 

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError, PyscatterError
-from pyscatter.geometry import check_geometry
+from pyscatter.geometry import check_geometry, short_error
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
@@ -656,7 +656,7 @@ def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str,
         try:
             ai = pyFAI.load(dict(poni))
         except Exception as err:  # noqa: BLE001 - pyFAI raises many kinds
-            raise InputError(f"{where}: not a pyFAI geometry config ({err})") from err
+            raise InputError(f"{where}: not a pyFAI geometry config ({short_error(err)})") from err
     else:
         where = str(poni)
         if not Path(poni).is_file():
@@ -664,7 +664,9 @@ def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str,
         try:
             ai = pyFAI.load(str(poni))
         except Exception as err:  # noqa: BLE001
-            raise FileFormatError(f"{poni}: not a PONI file pyFAI can read ({err})") from err
+            raise FileFormatError(
+                f"{poni}: not a PONI file pyFAI can read ({short_error(err)})"
+            ) from err
     det = ai.detector
     shape = det.shape if det.shape is not None else det.max_shape
     if shape is None:
