@@ -240,12 +240,17 @@ def test_translate_refuses_nonsense_fit2d(tmp_path, frames, capsys):
 def test_negative_unmasked_pixels_are_warned_about(tmp_path, small_scan, caplog):
     from pyscatter.processes.base import run_on_file
     from pyscatter.processes.integration import AzimuthalIntegration
-    from tests.conftest import write_scan
+    from pyscatter.translators.images import ImageStackTranslator
 
     frames = small_scan.frames.copy()
     frames[..., :, :3] = -1  # detector gaps: 3 of the columns, no mask
     scan = dataclasses.replace(small_scan, frames=frames, mask=None)
-    path = write_scan(tmp_path / "gaps.h5", scan)
+    path = ImageStackTranslator().translate(
+        None,
+        tmp_path / "gaps.h5",
+        frames=frames.reshape(-1, *scan.frame_shape),
+        poni=scan.integrator().get_config(),
+    )
     fraction = float((frames.reshape(-1, *small_scan.frame_shape)[0] < 0).mean())
     assert fraction > 3 / small_scan.frame_shape[1]
     with caplog.at_level("WARNING", logger="pyscatter"):

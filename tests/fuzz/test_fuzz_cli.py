@@ -69,10 +69,19 @@ def argv_of(case: dict[str, object]) -> list[str]:
 @pytest.fixture(scope="module")
 def scan_path(tmp_path_factory):
     from pyscatter import datasets
-    from tests.conftest import write_scan
+    from pyscatter.translators.images import ImageStackTranslator
 
     scan = datasets.oriented_map((2, 2), rng=3, frame_shape=(64, 72))
-    return scan, write_scan(tmp_path_factory.mktemp("cli") / "scan.h5", scan)
+    path = tmp_path_factory.mktemp("cli") / "scan.h5"
+    ImageStackTranslator().translate(
+        None,
+        path,
+        frames=scan.frames.reshape(-1, *scan.frame_shape),
+        grid="Y=2,X=2",
+        poni=scan.integrator().get_config(),
+        mask=scan.mask,
+    )
+    return scan, path
 
 
 def reference(scan, case: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
