@@ -3,10 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from typing import Any
 
 from pyscatter.cli.cluster_security import add_cluster_security, cluster_security_kwargs
 from pyscatter.errors import InputError
+
+MAX_MEM_MB = 1 << 20
+"""Largest --max-mem-mb (1 TiB): a memory budget above it is a typo."""
+
+# RST roles (:func:`x`, :class:`~a.b`), ``literals`` and `interpreted text` → plain text
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``(.+?)``", re.S)
+_INTERPRETED = re.compile(r"`([^`]+?)`_{0,2}")
+
+
+def plain_text(text: str | None) -> str | None:
+    """Help text without reStructuredText markup (docstrings become --help descriptions).
+
+    Examples
+    --------
+    >>> plain_text("run ``pyscatter run --example``; see :func:`~pyscatter.pipeline.run_pipeline`")
+    'run pyscatter run --example; see run_pipeline'
+    """
+    if not text:
+        return text
+    text = _ROLE.sub(
+        lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text
+    )
+    text = _LITERAL.sub(r"\1", text)
+    return _INTERPRETED.sub(r"\1", text)
+
+
+def strip_markup(parser: argparse.ArgumentParser) -> None:
+    """Remove RST markup from the description, epilog and option help of a parser tree."""
+    parser.description = plain_text(parser.description)
+    parser.epilog = plain_text(parser.epilog)
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain_text(choice.help)
+            for sub in set(action.choices.values()):
+                strip_markup(sub)
 
 
 def add_execution(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +107,10 @@ def execution_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         cluster.update(security)
     if args.n_jobs < 1:
         raise InputError(f"--n-jobs must be at least 1; got {args.n_jobs}")
+    if not (math.isfinite(args.max_mem_mb) and 0 < args.max_mem_mb <= MAX_MEM_MB):
+        raise InputError(
+            f"--max-mem-mb {args.max_mem_mb}: expected a finite number of MiB > 0 and <= {MAX_MEM_MB}"
+        )
     return {
         "n_jobs": args.n_jobs,
         "scheduler": args.scheduler,
