@@ -189,6 +189,25 @@ def test_narrow_peaks_behind_a_gap_are_not_called_isotropic():
     assert np.abs(pulls).max() < 5.0
 
 
+def test_a_sharp_fibre_peak_on_a_low_floor_is_not_called_isotropic():
+    # kappa = 229, peak 900 counts on a floor of 2, 2 degree bins, Poisson: the weights
+    # (1/counts) rest on the floor bins, where the 2-fold harmonic finds nothing; main called
+    # 353 of 400 such rows ISOTROPIC (S = 0 for a strongly oriented fibre)
+    rng = np.random.default_rng(229)
+    chi = np.arange(-179.0, 180.0, 2.0)
+    kappa = 229.0
+    truth = MAIER_SAUPE.func(chi, np.array([[900.0 * np.exp(-kappa), kappa, 20.0, 2.0, 0.0]]))
+    profiles = rng.poisson(np.broadcast_to(truth, (200, chi.size))).astype(float)
+    sigma = np.sqrt(np.maximum(profiles, 1.0))
+    result = fit_profiles(chi, profiles, sigma)
+    assert_array_equal(result.status, FitStatus.OK)
+    # kappa within 5 sigma of the truth in every row; the director within 5 sigma too
+    assert np.abs((result.params[:, 1] - kappa) / result.errors[:, 1]).max() < 5.0
+    assert np.abs(wrap_deg(result.params[:, 2] - 20.0, 180.0) / result.errors[:, 2]).max() < 5.0
+    reference = fit_profiles_reference(chi, profiles[:10], sigma[:10])
+    assert_array_equal(reference.status, FitStatus.OK)
+
+
 def test_a_zinger_on_an_isotropic_profile_is_not_a_peak():
     rng = np.random.default_rng(34)
     profiles = 100.0 + 10.0 * rng.standard_normal((20, CHI.size))
