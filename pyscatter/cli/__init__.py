@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from pyscatter import __version__
+from pyscatter.cli.options import strip_markup
 from pyscatter.errors import FileBusyError, FileFormatError, InputError, PyscatterError
 
 SUBCOMMANDS = (
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"pyscatter.cli.{name}")
         module.register(sub)
+    strip_markup(parser)  # docstrings as descriptions: no RST markup in --help
     return parser
 
 
