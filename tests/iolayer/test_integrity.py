@@ -205,28 +205,38 @@ def test_virtual_raw_data_catches_changed_and_missing_sources(tmp_path, small_sc
 # --------------------------------------------------------------------------- verify
 
 
+def _chunk_text(group, chunk, size, n_pos=12):
+    start, stop = chunk * size, min((chunk + 1) * size, n_pos)
+    span = f"position {start}" if stop - start == 1 else f"positions {start}–{stop - 1}"
+    return f"{group}: chunk {chunk} ({span})"
+
+
 def test_verify_reports_frames_and_result_chunks(tmp_path, small_scan, capsys):
     path = write_scan(tmp_path / "scan.h5", small_scan)
-    # a tiny memory budget: one position per chunk
-    summary = run_on_file(path, AzimuthalIntegration, npt=40, progress=False, max_mem_mb=1e-6)
+    # a small memory budget: several chunks
+    summary = run_on_file(path, AzimuthalIntegration, npt=40, progress=False, max_mem_mb=0.6)
+    with h5py.File(path, "r") as h5:
+        size = int(h5[summary.group].attrs["positions_per_chunk"])
+    n_chunks = -(-12 // size)
+    assert n_chunks >= 2
     assert main(["verify", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"{RAW}: 12 frames match their crc32 and sha256" in out
-    assert f"{summary.group}: 12 chunks complete and matching" in out
+    assert f"{summary.group}: {n_chunks} chunks complete and matching" in out
     assert "intact" in out
 
     with h5py.File(path, "r+") as h5:
         group = h5[summary.group]
         intensity = group["Intensity"]
-        intensity[3, 7] = intensity[3, 7] * 2 + 1  # chunk 3
+        intensity[0, 7] = intensity[0, 7] * 2 + 1  # chunk 0 no longer matches its record
         flags = group[FLAGS]
-        flags[8] = 0  # chunk 8 never completed
+        flags[n_chunks - 1] = 0  # the last chunk never completed
     corrupt(path, RAW, (9, 0), 1)
     assert main(["verify", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{label(small_scan, 9)}: " in out
-    assert f"{summary.group}: chunk 3 (position 3): data do not match" in out
-    assert f"{summary.group}: chunk 8 (position 8): incomplete" in out
+    assert f"{_chunk_text(summary.group, 0, size)}: data do not match" in out
+    assert f"{_chunk_text(summary.group, n_chunks - 1, size)}: incomplete" in out
     assert "sha256 differs" in out
     assert out.count("PROBLEM") == 4
 
