@@ -80,6 +80,7 @@ def main() -> None:
         for r in range(args.rounds):  # A B, then B A, …: the load drifts, the ratio less
             for name in ("plain", "checked") if r % 2 == 0 else ("checked", "plain"):
                 times[name].append(read_all(path, shape, check=name == "checked"))
+        integrate(path, check=True)  # warm up: imports, pyFAI's first integrator
         runs: dict[str, list[float]] = {"plain": [], "checked": []}
         for r in range(max(2, args.rounds // 2)):
             for name in ("plain", "checked") if r % 2 == 0 else ("checked", "plain"):
@@ -99,6 +100,7 @@ def main() -> None:
     print(f"integration run without check: {e_plain * per:.2f} ms/frame")
     print(f"integration run with crc32:    {e_checked * per:.2f} ms/frame")
     print(f"ratio checked/plain (end to end): {e_checked / e_plain:.3f}")
+    print("  rounds (s):", {k: [round(v, 2) for v in runs[k]] for k in runs})
     print(f"crc32 of one frame alone: {crc_ms:.2f} ms ({frame.nbytes / crc_ms / 1e6:.2f} GB/s)")
 
 
