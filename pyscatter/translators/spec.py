@@ -339,7 +339,8 @@ def _read_mcas(where: str, s: Any, n_points: int) -> list[McaSpectra]:
     out = []
     for k in range(n_mca):
         rows = [np.asarray(mca[i * n_mca + k]) for i in range(n_points)]
-        n_chann = np.asarray(chans[min(k, len(chans) - 1)]).size if chans else 0
+        declared = bool(chans) and "CHANN" in s.mca_header_dict  # else silx counts the first one
+        n_chann = np.asarray(chans[min(k, len(chans) - 1)]).size if declared else 0
         _refuse_short_spectra(where, k, n_mca, [r.size for r in rows], n_chann)
         spectra = np.stack(rows)
         if _numbered_lines(spectra, k, n_points):
@@ -374,7 +375,7 @@ def _refuse_short_spectra(
     if not short:
         return
     i = short[0]
-    expected = f"#@CHANN says {n_chann}" if n_chann >= max(lengths) else f"others have {full}"
+    expected = f"#@CHANN says {n_chann}" if n_chann >= max(lengths) else f"the others have {full}"
     more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""
     raise FileFormatError(
         f"{where}: point {i} of {len(lengths)}: MCA spectrum {k + 1} of {n_mca} (@A line) has "

@@ -515,7 +515,9 @@ def test_real_spec_file_cut_mid_spectrum(shared_data, tmp_path):
     path = tmp_path / "cut.dat"
     path.write_text("\n".join(lines[:last]) + "\n" + lines[last][:200])
     with pytest.raises(
-        FileFormatError, match=r"cut\.dat: scan 1\.1 .*point 1352 of 1353: MCA spectrum 4 of 4"
+        FileFormatError,
+        match=r"cut\.dat: scan 1\.1 .*point 1352 of 1353: MCA spectrum 4 of 4 \(@A line\) has "
+        r"\d+ channels; the others have 257",
     ):
         translate(path, tmp_path / "cut.h5", format="spec", scan=1)
 
