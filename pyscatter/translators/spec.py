@@ -90,6 +90,7 @@ from pyscatter.translators.images import (
     read_image,
 )
 from pyscatter.translators.positions import Positions, infer_grid, parse_label
+from pyscatter.translators.spec_lines import check_data_lines
 
 __all__ = ["SpecScan", "SpecTranslator", "read_scan", "scan_keys"]
 
@@ -300,6 +301,7 @@ def _parse_scan(path: Path, s: Any, key: str, motors: Any) -> SpecScan:
         raise FileFormatError(
             f"{where}: {data.shape[0]} values per data line for {len(labels)} column labels (#L)"
         )
+    check_data_lines(path, int(s.index), where, len(labels), data.shape[1])
     columns = np.ascontiguousarray(data.T)  # silx gives (n_labels, n_points)
     mcas = _read_mcas(where, s, columns.shape[0])
     scan = SpecScan(
