@@ -1,7 +1,9 @@
 """The ``pyscatter`` command: one launcher, one module per subcommand.
 
-Exit codes: 0 success, 1 a file or run problem (one line on stderr), 2 bad usage or parameters,
-130 interrupted (Ctrl-C; completed work is kept, the same command resumes).
+Every failure ends as one line on stderr naming the file and the cause, with a documented exit
+code (see :mod:`pyscatter.cli.boundary`): 0 success, 1 a file problem, 2 bad usage or parameters,
+3 a write failed (disk full …; rerun to resume), 4 an internal error, 130 interrupted (Ctrl-C;
+completed work is kept, the same command resumes). ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from pyscatter import __version__
-from pyscatter.errors import FileBusyError, FileFormatError, InputError, PyscatterError
+from pyscatter.cli import boundary
 
 SUBCOMMANDS = (
     "translate",
@@ -63,29 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("pyFAI", "fabio", "silx", "distributed", "numexpr", "h5py"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("silx.opencl").setLevel(logging.ERROR)  # "no pyopencl": not our concern
+    error: BaseException | None = None  # kept alive until finish(): see boundary.finish
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(
-            "pyscatter: interrupted; completed work is kept, run the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
-    except (FileFormatError, FileBusyError, FileExistsError) as err:
+        code = int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as err:
+        error = err
+        code, message = boundary.classify(err, args.command)
         if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 1
-    except InputError as err:
-        if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 2
-    except (PyscatterError, OSError) as err:
-        if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 1
+            traceback.print_exc()
+        print(message, file=sys.stderr)
+    code = boundary.finish(code)
+    del error
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import fcntl
 import getpass
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import struct
@@ -48,6 +50,9 @@ from pyscatter.io.record import block_flag
 
 __all__ = [
     "LockInfo",
+    "abandon",
+    "open_for_writing",
+    "write_failure",
     "chunk_flag",
     "fsync",
     "job_lock",
@@ -79,6 +84,19 @@ _IO_PIECE = 16 * 2**20
 
 # Paths (resolved) whose job lock this process holds, so that repair() knows it may proceed.
 _HELD: dict[str, LockInfo] = {}
+# Paths whose lock file, when this process took it, still held the record of a pyscatter job that
+# did not end cleanly (killed, power loss): the evidence repair() needs to extend a cut file.
+_INTERRUPTED: dict[str, LockInfo] = {}
+# Files given up after a write fault (see abandon()), and status files that could not be written.
+_ABANDONED: set[str] = set()
+_STATUS_FAILED: set[str] = set()
+
+#: At most this many bytes missing at the end of a file are put back by repair(): more than an
+#: interrupted pyscatter job leaves (results space is allocated and written at set-up, frames
+#: are made durable every 16 frames), less than a copy cut short usually lacks.
+MAX_EXTEND_BYTES = 256 * 2**20
+#: ... and at most this fraction of the recorded end-of-file.
+MAX_EXTEND_FRACTION = 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +171,7 @@ def job_lock(h5_path: str | os.PathLike[str], *, command: str | None = None) -> 
     path = _resolve(h5_path)
     lock_path = path + LOCK_SUFFIX
     fd = _acquire(path, lock_path)
+    keep = False
     try:
         info = LockInfo(
             pid=os.getpid(),
@@ -163,14 +182,26 @@ def job_lock(h5_path: str | os.PathLike[str], *, command: str | None = None) -> 
             lock_path=lock_path,
         )
         payload = json.dumps(dataclasses.asdict(info)).encode()
-        os.pwrite(fd, payload, 0)
-        os.ftruncate(fd, len(payload))
+        if _writable_fd(fd):
+            try:  # durable: after a power loss the record says a job was interrupted here
+                os.pwrite(fd, payload, 0)
+                os.ftruncate(fd, len(payload))
+                os.fsync(fd)
+            except OSError as err:  # a full disk: the flock alone is the lock
+                logger.warning("could not record this job in %s: %s", lock_path, err.strerror)
         _HELD[path] = info
-        yield info
+        try:
+            yield info
+        except BaseException as err:
+            if write_failure(err) is not None or path in _ABANDONED:
+                keep = True  # the file may be left as by a kill: the record is the evidence
+            raise
     finally:
         _HELD.pop(path, None)
-        with suppress(FileNotFoundError):
-            os.unlink(lock_path)  # still holding the lock: nobody can be using this inode
+        _INTERRUPTED.pop(path, None)
+        if _writable_fd(fd) and not keep:  # not another user's file we could not remove
+            with suppress(FileNotFoundError):
+                os.unlink(lock_path)  # still holding the lock: nobody can be using this inode
         os.close(fd)  # releases the flock
 
 
@@ -199,12 +230,7 @@ def _acquire(path: str, lock_path: str) -> int:
     """Open and exclusively flock ``lock_path``; return the descriptor or raise FileBusyError."""
     deadline = time.monotonic() + _BUSY_GRACE_S
     while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            writable = True
-        except PermissionError:  # another user's lock file: its lock can still be tested
-            fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
-            writable = False
+        fd, writable = _open_lock_file(path, lock_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -236,15 +262,45 @@ def _acquire(path: str, lock_path: str) -> int:
         if not writable:  # a stale lock file we cannot write: remove it (we hold its lock)
             try:
                 os.unlink(lock_path)
-            finally:
+            except PermissionError:  # another user's, in a sticky folder such as /tmp
+                logger.warning(
+                    "%s was left by another user and only they can remove it; its lock is free, "
+                    "so this job holds it, but cannot record itself in it",
+                    lock_path,
+                )
+                return fd
+            except BaseException:
                 os.close(fd)
+                raise
+            os.close(fd)
             continue
+        previous = _read_lock_info(fd, lock_path, attempts=1)
+        if previous.pid is not None:  # a record left by a job that did not end cleanly
+            _INTERRUPTED[path] = previous
         return fd
 
 
-def _read_lock_info(fd: int, lock_path: str) -> LockInfo:
+def _open_lock_file(path: str, lock_path: str) -> tuple[int, bool]:
+    """(descriptor, writable) of the lock file, created if needed; a clear error otherwise."""
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), True
+    except (PermissionError, OSError) as err:
+        if not os.path.exists(lock_path):
+            folder = os.path.dirname(lock_path) or "."
+            raise FileFormatError(
+                f"{path}: cannot create its job lock {lock_path}: {err.strerror} (the folder "
+                f"{folder} is not writable for this user). pyscatter writes a lock beside "
+                "every file it writes: work on a copy in a writable folder"
+            ) from None
+        if not isinstance(err, PermissionError):
+            raise
+    # another user's lock file: its lock can still be tested
+    return os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC), False
+
+
+def _read_lock_info(fd: int, lock_path: str, attempts: int = 5) -> LockInfo:
     """Parse the holder's JSON; retry briefly while the holder is still writing it."""
-    for attempt in range(5):
+    for attempt in range(attempts):
         raw = os.pread(fd, 65536, 0)
         try:
             fields = json.loads(raw.decode())
@@ -257,7 +313,7 @@ def _read_lock_info(fd: int, lock_path: str) -> LockInfo:
                 lock_path=lock_path,
             )
         except (ValueError, AttributeError):
-            if attempt < 4:
+            if attempt < attempts - 1:
                 time.sleep(0.02)
     return LockInfo(None, None, None, None, None, lock_path)
 
@@ -340,14 +396,22 @@ def _repair_locked(path: str) -> list[str]:
         if os.path.lexists(journal):
             allow("an interrupted set-up journal")
             messages.append(_settle_journal(fd, path, journal))
-        messages.extend(_repair_superblock(fd, path, allow))
+        ours = path in _INTERRUPTED or os.path.basename(path).endswith(".partial")
+        messages.extend(_repair_superblock(fd, path, allow, ours=ours))
         return messages
     finally:
         os.close(fd)  # releases our flock before anyone (HDF5) opens the file
 
 
-def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list[str]:
-    """Steps 2-4 of :func:`repair` on the superblock of the open file ``fd``."""
+def _repair_superblock(
+    fd: int, path: str, allow: Callable[[str], None], *, ours: bool
+) -> list[str]:
+    """Steps 2-4 of :func:`repair` on the superblock of the open file ``fd``.
+
+    A file shorter than its superblock says is extended only if it is ``ours`` (a pyscatter job
+    was interrupted on it) and the missing part is one such a job can leave; any other cut file
+    (a copy or download cut short, another program's file) is refused untouched.
+    """
     size = os.fstat(fd).st_size
     sb = _read_superblock(fd, path, size)
     messages = []
@@ -355,6 +419,7 @@ def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list
     eof = sb.eof_address + shift
     raw = bytearray(sb.raw)
     if eof > size:
+        _check_extendable(path, size, eof, ours)
         allow("the file is shorter than its superblock says")
         os.ftruncate(fd, eof)  # extends with zeros
         messages.append(
@@ -384,6 +449,21 @@ def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list
     if messages:
         os.fsync(fd)
     return messages
+
+
+def _check_extendable(path: str, size: int, eof: int, ours: bool) -> None:
+    missing = eof - size
+    if ours and missing <= min(MAX_EXTEND_BYTES, MAX_EXTEND_FRACTION * eof):
+        return
+    why = (
+        f"{missing} bytes are missing, more than an interrupted pyscatter job leaves"
+        if ours
+        else "no pyscatter job was interrupted on it (no job record beside it)"
+    )
+    raise FileFormatError(
+        f"{path} is truncated: {size} bytes, but its HDF5 superblock records {eof}; {why}. "
+        "It was left untouched: copy or download it again"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -737,6 +817,108 @@ def _settle_journal(fd: int, path: str, journal: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Write faults: a full disk, a quota, a file size limit, a failing device
+# --------------------------------------------------------------------------------------------
+#: errno values that mean "the data could not be written".
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+# HDF5's error text: "... file write failed: time = …, filename = '…', …, errno = 28, …"
+_H5_FILENAME = re.compile(r"filename = '([^']*)'")
+_H5_ERRNO = re.compile(r"errno = (\d+)")
+_H5_LOCK = re.compile(r"unable to lock file", re.IGNORECASE)
+
+
+def write_failure(err: BaseException) -> tuple[int, str | None] | None:
+    """``(errno, file name or None)`` if ``err`` is, or arose from, a failed write; else None.
+
+    Recognises Python's ``OSError`` (ENOSPC, EDQUOT, EFBIG, EIO) and the ``OSError`` or
+    ``RuntimeError`` h5py raises when HDF5's own write, flush, truncate or close fails (HDF5
+    puts the errno and the file name into its message).
+    """
+    seen: set[int] = set()
+    item: BaseException | None = err
+    while item is not None and id(item) not in seen:
+        seen.add(id(item))
+        number = item.errno if isinstance(item, OSError) else None
+        text = str(item)
+        match = _H5_ERRNO.search(text)
+        if match:
+            number = int(match.group(1))
+        if number in WRITE_ERRNOS:
+            name = _H5_FILENAME.search(text)
+            filename = name.group(1) if name else getattr(item, "filename", None)
+            return int(number), (os.fspath(filename) if filename else None)
+        item = item.__cause__ or item.__context__
+    return None
+
+
+def abandon(h5file: h5py.File | h5py.h5f.FileID) -> None:
+    """Give up a file after a write fault: Python never hands its objects back to HDF5.
+
+    When a write fails for good (a full disk), HDF5 cannot close the file either: every close
+    flushes again, fails, and leaves the library in a state where freeing the file's objects --
+    when an exception unwinds, or at exit -- crashes the process (a segmentation fault). This
+    marks every open object of the file as locked, so freeing it does nothing; the kernel closes
+    the file when the process ends. The file is then exactly what a killed job leaves, which the
+    next run repairs and resumes (and the job's lock record is kept as the evidence).
+    """
+    fid = h5file.id if isinstance(h5file, h5py.File) else h5file
+    with suppress(Exception):
+        _ABANDONED.add(_resolve(fid.name.decode() if isinstance(fid.name, bytes) else fid.name))
+    with suppress(Exception):
+        for oid in h5py.h5f.get_obj_ids(fid):
+            oid.locked = True
+    with suppress(Exception):
+        fid.locked = True
+
+
+@contextmanager
+def open_for_writing(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """``h5py.File(path, "r+")`` for a job holding :func:`job_lock`: busy and write faults handled.
+
+    - HDF5's lock refusing the file (another program, such as a notebook, has it open) becomes
+      :class:`~pyscatter.errors.FileBusyError` naming the file;
+    - a write fault in the body, or while closing, :func:`abandon` s the file (no crash, the next
+      run resumes) and propagates; any other error closes the file normally first.
+    """
+    path = os.fspath(path)
+    try:
+        h5 = h5py.File(path, "r+")
+    except OSError as err:
+        if err.errno == errno.EAGAIN or _H5_LOCK.search(str(err)):
+            raise FileBusyError(busy_message(path)) from None
+        if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise FileFormatError(f"{path} is not writable: {err.strerror}") from None
+        raise
+    try:
+        yield h5
+    except BaseException as err:
+        if write_failure(err) is not None:
+            abandon(h5)
+        else:
+            _close(h5)
+        raise
+    _close(h5)
+
+
+def _close(h5: h5py.File) -> None:
+    try:
+        h5.close()
+    except BaseException:
+        abandon(h5)
+        raise
+
+
+def busy_message(path: str | os.PathLike[str] | None) -> str:
+    """What to say when HDF5's own lock refuses a file another program holds open."""
+    return (
+        f"{path or 'the file'} is busy: another program (a notebook, a viewer or a job) has it "
+        "open with HDF5's file locking; close it there and run again (to read a file while a "
+        "job writes it, use pyscatter.open(path))"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Rules 5 and 6: barrier and completion flags
 # --------------------------------------------------------------------------------------------
 def fsync(h5file: h5py.File) -> None:
@@ -751,7 +933,10 @@ def fsync(h5file: h5py.File) -> None:
     """
     fd = _vfd_handle(h5file)
     h5file.flush()
-    os.fsync(fd)
+    try:
+        os.fsync(fd)
+    except OSError as err:  # name the file: a bare fsync error does not
+        raise OSError(err.errno, err.strerror, h5file.filename) from err
 
 
 def chunk_flag(data: np.ndarray) -> int:
@@ -781,7 +966,8 @@ def write_status(h5_path: str | os.PathLike[str], **fields: Any) -> Path:
     """Atomically replace ``<file>.status.json`` with ``fields`` (plus pid, host, updated).
 
     Written to a temporary file, fsynced, then renamed over the old one, so a reader never sees a
-    half-written status. numpy scalars and arrays are converted to JSON numbers and lists.
+    half-written status. A failure to write it (a full disk) is logged once and never raised: the
+    status is for onlookers, the job goes on. numpy scalars and arrays are converted to JSON numbers and lists.
 
     Returns
     -------
@@ -801,11 +987,18 @@ def write_status(h5_path: str | os.PathLike[str], **fields: Any) -> Path:
     record.update(fields)
     text = json.dumps(record, default=_json_default, indent=1)
     tmp = f"{status}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, status)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, status)
+    except OSError as err:  # progress for onlookers only: never worth stopping the job
+        with suppress(OSError):
+            os.unlink(tmp)
+        if status not in _STATUS_FAILED:
+            logger.warning("could not update %s (%s); the job goes on", status, err.strerror)
+        _STATUS_FAILED.add(status)
     return Path(status)
 
 
@@ -846,6 +1039,10 @@ def _vfd_handle(h5file: h5py.File) -> int:
             "need the default 'sec2' driver (a file descriptor to fsync)"
         )
     return int(h5file.id.get_vfd_handle())
+
+
+def _writable_fd(fd: int) -> bool:
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
 
 
 def _fsync_dir(path: str) -> None:
