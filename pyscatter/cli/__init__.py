@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from pyscatter import __version__
+from pyscatter import __version__, progress
 from pyscatter.cli import boundary
 
 SUBCOMMANDS = (
@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
         return int(exc.code or 0)
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    quiet_before, progress.QUIET = progress.QUIET, bool(args.quiet)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("pyFAI", "fabio", "silx", "distributed", "numexpr", "h5py"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(message, file=sys.stderr)
+    progress.QUIET = quiet_before
     code = boundary.finish(code)
     del error
     return code

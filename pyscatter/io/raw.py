@@ -512,7 +512,7 @@ _END = object()
 def _fill(
     h5: h5py.File, spec: MeasurementSpec, frames: Iterable[Any], path: Path, *, progress: bool
 ) -> None:
-    from tqdm.auto import tqdm
+    from pyscatter import progress as _progress
 
     raw = h5[RAW_PATH]
     n_pos = spec.n_positions
@@ -528,7 +528,7 @@ def _fill(
     barrier = _Barrier(h5)
     resumed = 0
     buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
-    with tqdm(total=n_pos, unit="frame", disable=not progress, desc="translate") as bar:
+    with _progress.bar(n_pos, unit="frame", desc="translate", enabled=progress) as bar:
         for i in range(n_pos):
             item = next(iterator, _END) if iterator is not None else None
             if item is _END:

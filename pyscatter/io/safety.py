@@ -885,7 +885,7 @@ def open_for_writing(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
     try:
         h5 = h5py.File(path, "r+")
     except OSError as err:
-        if err.errno == errno.EAGAIN or _H5_LOCK.search(str(err)):
+        if err.errno == errno.EAGAIN or _H5_LOCK.search(str(err)) or "already open" in str(err):
             raise FileBusyError(busy_message(path)) from None
         if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             raise FileFormatError(f"{path} is not writable: {err.strerror}") from None

@@ -193,7 +193,8 @@ class ScatterProcess(Process):
     cluster : dict, optional
         A dask-jobqueue cluster, see :func:`pyscatter.processes.execution.run_blocks`.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (in a terminal or notebook; never in a batch log or under
+        ``pyscatter -q``, see :mod:`pyscatter.progress`).
     read_ahead : bool
         In a serial run, read the next block of frames in a thread while this one is computed
         (frame-reading processes; two read buffers count against ``max_mem_mb``). The results
@@ -523,18 +524,14 @@ class ScatterProcess(Process):
         return flag == block_flag(data)
 
     def _run(self, group: h5py.Group, todo, summary: RunSummary) -> None:
-        from tqdm.auto import tqdm
+        from pyscatter import progress
 
         outputs = self._outputs()
         spans = {i: (start, stop) for i, start, stop in todo}
         path = group.file.filename
         n_total = sum(stop - start for start, stop in spans.values())
-        bar = tqdm(
-            total=n_total,
-            unit="pos",
-            desc=self.process_name,
-            disable=not self.progress,
-            smoothing=0.1,
+        bar = progress.bar(
+            n_total, unit="pos", desc=self.process_name, enabled=self.progress, smoothing=0.1
         )
         interrupt = _DeferredInterrupt()
         try:
