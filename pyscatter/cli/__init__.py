@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("silx.opencl").setLevel(logging.ERROR)  # "no pyopencl": not our concern
     error: BaseException | None = None  # kept alive until finish(): see boundary.finish
+    hooks_before = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = boundary.quiet_write_faults_in_finalisers
+    sys.excepthook = boundary.quiet_write_faults_in_excepthook
     try:
         code = int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as err:
@@ -77,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(message, file=sys.stderr)
     progress.QUIET = quiet_before
+    sys.unraisablehook, sys.excepthook = hooks_before
     code = boundary.finish(code)
     del error
     return code

@@ -88,6 +88,31 @@ def _file_text(err: BaseException) -> str:
     return one_line(err)
 
 
+def quiet_write_faults_in_finalisers(unraisable) -> None:
+    """A :data:`sys.unraisablehook`: a failed write inside an h5py finaliser is not news.
+
+    With a full disk, HDF5 also fails to write an object header when h5py frees a dataset
+    object; Python can only print that as "Exception ignored in ...", a traceback. The write
+    fault surfaces anyway at the next flush, as the one error line; other reports pass through.
+    """
+    from pyscatter.io.safety import write_failure
+
+    if unraisable.exc_value is not None and write_failure(unraisable.exc_value) is not None:
+        logging.getLogger("pyscatter").debug("ignored in a finaliser: %s", unraisable.exc_value)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def quiet_write_faults_in_excepthook(kind, value, tb) -> None:
+    """A :data:`sys.excepthook` doing the same (Cython finalisers print through it first)."""
+    from pyscatter.io.safety import write_failure
+
+    if value is not None and write_failure(value) is not None:
+        logging.getLogger("pyscatter").debug("ignored in a finaliser: %s", value)
+        return
+    sys.__excepthook__(kind, value, tb)
+
+
 def hdf5_left_open() -> bool:
     """Whether an HDF5 file opened for writing is still open (its close failed)."""
     try:

@@ -932,11 +932,14 @@ def fsync(h5file: h5py.File) -> None:
         If the file was not opened with the default ``sec2`` driver (no descriptor to sync).
     """
     fd = _vfd_handle(h5file)
-    h5file.flush()
     try:
+        h5file.flush()
         os.fsync(fd)
-    except OSError as err:  # name the file: a bare fsync error does not
-        raise OSError(err.errno, err.strerror, h5file.filename) from err
+    except (OSError, RuntimeError) as err:  # name the file: HDF5's flush error may not
+        found = write_failure(err)
+        if found is None:
+            raise
+        raise OSError(found[0], os.strerror(found[0]), h5file.filename) from err
 
 
 def chunk_flag(data: np.ndarray) -> int:
