@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
@@ -48,34 +49,55 @@ class LiveFile(h5py.File):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(path, "r", locking=False)
+        # Through a Python file object (h5py's "fileobj" driver): no HDF5 file lock, and never
+        # HDF5's shared handle of a file this process already has open, whose cached metadata
+        # would predate what the writer added since (an "addr overflow" error).
+        #: the file's path (``filename`` names HDF5's file object)
+        self.path = os.fspath(path)
+        self._handle = builtins.open(path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            super().__init__(self._handle, "r")
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file and its handle."""
+        try:
+            super().close()
+        finally:
+            self._handle.close()
 
     @property
     def writer(self) -> LockInfo | None:
         """The pyscatter job writing this file now (pid, host, command), or None."""
-        return lock_holder(self.filename)
+        return lock_holder(self.path)
 
     @property
     def status(self) -> dict[str, Any] | None:
         """The writer's last progress record (``<file>.status.json``), or None."""
-        return read_status(self.filename)
+        return read_status(self.path)
 
     def results(self, process: str | None = None) -> list[h5py.Group]:
         """Every results group (of ``process``, e.g. ``"AzimuthalIntegration"``), in file order."""
-        found: list[h5py.Group] = []
 
-        def visit(_name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Group) and FLAGS in obj and "process" in obj.attrs:
-                if process is None or obj.attrs["process"] == process:
-                    found.append(obj)
+        def find() -> list[h5py.Group]:
+            found: list[h5py.Group] = []
 
-        self.visititems(visit)
-        return found
+            def visit(_name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Group) and FLAGS in obj and "process" in obj.attrs:
+                    if process is None or obj.attrs["process"] == process:
+                        found.append(obj)
+
+            self.visititems(visit)
+            return found
+
+        return _retry(find, self.path)
 
     def verified(self, group: h5py.Group | str) -> np.ndarray:
         """Boolean per position: its chunk is complete and its flag matches the data."""
         group = self[group] if isinstance(group, str) else group
-        return _retry(lambda: verified_positions(group), f"{self.filename}:{group.name}")
+        return _retry(lambda: verified_positions(group), f"{self.path}:{group.name}")
 
     def read(self, group: h5py.Group | str, name: str) -> np.ndarray:
         """Dataset ``name`` of a results group, positions not verified complete set to NaN.
@@ -88,7 +110,7 @@ class LiveFile(h5py.File):
         def both() -> tuple[np.ndarray, np.ndarray]:
             return group[name][()], verified_positions(group)
 
-        values, ok = _retry(both, f"{self.filename}:{group.name}/{name}")
+        values, ok = _retry(both, f"{self.path}:{group.name}/{name}")
         if np.issubdtype(values.dtype, np.floating):
             values[~ok] = np.nan
             return values
