@@ -755,7 +755,10 @@ def _write_journal(journal: str, fd: int, size: int, ranges: list[tuple[int, int
                 done += len(piece)
         out.write(_JOURNAL_TAIL.pack(written, crc, _JOURNAL_END))
         out.flush()
-        os.fsync(out.fileno())
+        try:
+            os.fsync(out.fileno())
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, journal) from err
     _fsync_dir(journal)
 
 
@@ -1050,9 +1053,12 @@ def _writable_fd(fd: int) -> bool:
 
 def _fsync_dir(path: str) -> None:
     """Make a create, rename or unlink of ``path`` durable."""
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    folder = os.path.dirname(path) or "."
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, folder) from err
     finally:
         os.close(fd)
 

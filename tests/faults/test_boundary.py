@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pyscatter.cli import boundary, main
+from pyscatter.cli import main
 from pyscatter.io import safety
 
 
@@ -29,6 +29,8 @@ def test_an_unexpected_error_is_one_line_exit_4_and_debug_shows_it(monkeypatch, 
 
 
 def test_hdf5_error_text_becomes_one_line_naming_file_and_cause():
+    from pyscatter.cli import boundary
+
     hdf5 = RuntimeError(
         "Can't decrement id ref count (file write failed: time = Sun Dec  6 05:42:43 2026\n"
         ", filename = '/data/scan.h5', file descriptor = 4, errno = 28, error message = "
@@ -67,9 +69,7 @@ def test_a_file_a_notebook_holds_open_is_reported_busy(tmp_path, scan_file, caps
     assert "errno" not in err and err.count("\n") == 1
 
 
-def test_status_file_that_cannot_be_renamed_does_not_stop_the_job(
-    monkeypatch, scan_file, capsys
-):
+def test_status_file_that_cannot_be_renamed_does_not_stop_the_job(monkeypatch, scan_file, capsys):
     """Issue 20: a failure to rename the status JSON aborted the whole job."""
     real = os.replace
 
@@ -126,3 +126,77 @@ def test_another_users_stale_lock_in_a_sticky_folder_does_not_block(monkeypatch,
         assert info.pid == os.getpid()
     assert "left by another user" in caplog.text
     assert lock.exists()  # not ours to remove
+
+
+def _integrate_output(scan_file, *flags, tty: bool) -> str:
+    """stderr of ``pyscatter [flags] integrate`` written to a terminal (a pty) or a pipe."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    cmd = [sys.executable, "-m", "pyscatter", *flags, "integrate", str(scan_file), "--npt", "50"]
+    cmd += ["--max-mem-mb", "1", "--override"]
+    if not tty:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait() == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bars_terminal_only_and_silenced_by_q(scan_file):
+    """Issue 19.11: -q printed bars; SLURM logs got carriage-return bars, the last one twice."""
+    assert "AzimuthalIntegration: 100%" in _integrate_output(scan_file, tty=True)  # a bar
+    assert "%|" not in _integrate_output(scan_file, "-q", tty=True)
+    log = _integrate_output(scan_file, tty=False)  # a batch log
+    assert "\r" not in log and "%|" not in log
+    assert "12 of 12 positions computed" in log  # the summary line says what was done
+
+
+def test_read_only_mount_reuses_complete_results_and_refuses_work_clearly(monkeypatch, scan_file):
+    """Issue 20: on a read-only mount, complete results were refused instead of reused."""
+    from pyscatter.errors import FileFormatError
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.integration import AzimuthalIntegration
+
+    first = run_on_file(scan_file, AzimuthalIntegration, npt=50, progress=False)
+    sha = _sha(scan_file)
+    real_open, real_access = os.open, os.access
+    folder = str(scan_file.parent)
+
+    def read_only_mount(path, flags, *args, **kwargs):
+        if str(path).startswith(folder) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def access(path, mode, *args, **kwargs):
+        if str(path).startswith(folder) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_mount)
+    monkeypatch.setattr(os, "access", access)
+    again = run_on_file(scan_file, AzimuthalIntegration, npt=50, progress=False)
+    assert again.reused and again.group == first.group
+    with pytest.raises(FileFormatError, match="not writable .* no complete AzimuthalIntegration"):
+        run_on_file(scan_file, AzimuthalIntegration, npt=60, progress=False)
+    assert _sha(scan_file) == sha
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
