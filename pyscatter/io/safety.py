@@ -6,13 +6,16 @@ the rule numbers are the recipe's:
 - rule 1, :func:`job_lock` -- one job per file, an ``fcntl.flock`` on ``<file>.lock`` held for
   the whole job; the kernel drops it when the holder dies, so a stale lock file never blocks;
 - rule 3, :func:`repair` -- before opening, undo an interrupted set-up (:func:`setup_transaction`),
-  re-extend a file cut short, raise a stale end-of-allocation address, clear the status flags a
+  re-extend a file cut short (only one an interrupted pyscatter job left: any other truncated
+  file is refused untouched), raise a stale end-of-allocation address, clear the status flags a
   killed ``libver="latest"`` writer leaves; each repair is reported as one sentence;
 - rule 4, :func:`setup_transaction` -- an undo journal around linking a fully built results group;
 - rule 5, :func:`fsync` -- the barrier (``flush`` only hands data to the kernel; HDF5 never
   fsyncs), and :func:`chunk_flag` / :func:`verify_flag` -- the completion record
   ``(1 << 32) | crc32(data)``;
-- rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer.
+- rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer;
+- write faults (a full disk): :func:`open_for_writing` and :func:`abandon`, from
+  :mod:`pyscatter.io.faults`.
 
 HDF5's own file lock is never bypassed here: a file that another program holds open is reported
 busy (:class:`~pyscatter.errors.FileBusyError`), never repaired under its feet.
@@ -24,13 +27,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import errno
 import fcntl
 import getpass
 import json
 import logging
 import os
-import re
 import shlex
 import socket
 import struct
@@ -46,7 +47,15 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileBusyError, FileFormatError, InputError
+from pyscatter.io.faults import (  # noqa: F401  (re-exported: part of this module's interface)
+    abandon,
+    busy_message,
+    is_abandoned,
+    open_for_writing,
+    write_failure,
+)
 from pyscatter.io.record import block_flag
+from pyscatter.io.superblock import _lookup3, _read_superblock  # noqa: F401 (_lookup3: tests)
 
 __all__ = [
     "LockInfo",
@@ -74,7 +83,6 @@ STATUS_SUFFIX = ".status.json"
 #: :func:`lock_holder` call holds a shared lock for microseconds).
 _BUSY_GRACE_S = 0.3
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _JOURNAL_MAGIC = b"PSCJRNL1"
 _JOURNAL_END = b"PSCJEND1"
 _JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, file size before the transaction, number of ranges
@@ -87,8 +95,7 @@ _HELD: dict[str, LockInfo] = {}
 # Paths whose lock file, when this process took it, still held the record of a pyscatter job that
 # did not end cleanly (killed, power loss): the evidence repair() needs to extend a cut file.
 _INTERRUPTED: dict[str, LockInfo] = {}
-# Files given up after a write fault (see abandon()), and status files that could not be written.
-_ABANDONED: set[str] = set()
+# Status files that could not be written (warned about once).
 _STATUS_FAILED: set[str] = set()
 
 #: At most this many bytes missing at the end of a file are put back by repair(): more than an
@@ -193,7 +200,7 @@ def job_lock(h5_path: str | os.PathLike[str], *, command: str | None = None) -> 
         try:
             yield info
         except BaseException as err:
-            if write_failure(err) is not None or path in _ABANDONED:
+            if write_failure(err) is not None or is_abandoned(path):
                 keep = True  # the file may be left as by a kill: the record is the evidence
             raise
     finally:
@@ -331,7 +338,10 @@ def repair(h5_path: str | os.PathLike[str]) -> list[str]:
        exact bytes before the set-up), or discarded if the journal itself is incomplete (then the
        file had not been touched yet);
     2. if the superblock's end-of-file address lies beyond the file's size, the file is extended
-       with zeros up to it (never truncated);
+       with zeros up to it (never truncated) -- only if a pyscatter job was interrupted on it
+       (its record left in the lock file, or a ``.partial`` translation) and less is missing
+       than such a job can leave (:data:`MAX_EXTEND_BYTES`, :data:`MAX_EXTEND_FRACTION`); any
+       other cut file (a copy cut short, another program's file) is refused, untouched;
     3. if the file is longer than that end-of-allocation address, the address is raised to the
        file size (never lowered) -- else HDF5 fails with ``addr overflow`` on data written after
        the last complete flush;
@@ -353,8 +363,8 @@ def repair(h5_path: str | os.PathLike[str]) -> list[str]:
     Raises
     ------
     FileFormatError
-        If the file does not exist, is not HDF5, has a corrupt superblock, or needs a repair but is
-        not writable.
+        If the file does not exist, is not HDF5, has a corrupt superblock, is truncated but not by
+        an interrupted pyscatter job, or needs a repair but is not writable.
     FileBusyError
         If another job holds the job lock, or the file needs a repair but another program has it
         open.
@@ -464,138 +474,6 @@ def _check_extendable(path: str, size: int, eof: int, ours: bool) -> None:
         f"{path} is truncated: {size} bytes, but its HDF5 superblock records {eof}; {why}. "
         "It was left untouched: copy or download it again"
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Superblock:
-    address: int  # absolute position of the signature
-    version: int
-    sizeof_addr: int
-    base_address: int
-    eof_address: int  # as stored (HDF5's "end of file address", really the end of allocation)
-    eof_pos: int  # position of that field, relative to ``address``
-    flags: int
-    flags_pos: int
-    checksum_pos: int | None  # v2/v3 only
-    raw: bytes  # the superblock, from its signature to its end (checksum included)
-
-    def put_address(self, raw: bytearray, pos: int, value: int) -> None:
-        raw[pos : pos + self.sizeof_addr] = value.to_bytes(self.sizeof_addr, "little")
-
-
-def _read_superblock(fd: int, path: str, size: int) -> _Superblock:
-    """Locate and parse the superblock (format spec, section II.A) with ``struct``."""
-    address = _locate_signature(fd, size)
-    if address is None:
-        raise FileFormatError(
-            f"{path} is not an HDF5 file: no HDF5 signature at offset 0, 512, 1024, 2048, ... "
-            f"(file size {size} bytes)"
-        )
-    head = os.pread(fd, 16, address)
-    if len(head) < 16:
-        raise FileFormatError(f"{path}: the HDF5 superblock is cut short")
-    version = head[8]
-    if version in (0, 1):
-        sizeof_addr = head[13]
-        flags_pos, flags_len = 20, 4
-        first = 24 if version == 0 else 28
-        length = first + 4 * sizeof_addr
-        checksum_pos = None
-    elif version in (2, 3):
-        sizeof_addr = head[9]
-        flags_pos, flags_len = 11, 1
-        first = 12
-        checksum_pos = first + 4 * sizeof_addr
-        length = checksum_pos + 4
-    else:
-        raise FileFormatError(
-            f"{path}: unsupported HDF5 superblock version {version}; expected 0, 1, 2 or 3"
-        )
-    if sizeof_addr not in (2, 4, 8, 16, 32):
-        raise FileFormatError(f"{path}: corrupt HDF5 superblock (size of offsets {sizeof_addr})")
-    raw = os.pread(fd, length, address)
-    if len(raw) < length:
-        raise FileFormatError(f"{path}: the HDF5 superblock is cut short")
-    if checksum_pos is not None:
-        stored = struct.unpack_from("<I", raw, checksum_pos)[0]
-        if stored != _lookup3(raw[:checksum_pos]):
-            raise FileFormatError(f"{path}: corrupt HDF5 superblock (checksum mismatch)")
-
-    def address_at(i: int) -> int:
-        return int.from_bytes(
-            raw[first + i * sizeof_addr : first + (i + 1) * sizeof_addr], "little"
-        )
-
-    # v0/v1: base, free-space info, end of file, driver info; v2/v3: base, extension, end of file,
-    # root object header. The end-of-file address is the third in both layouts.
-    undefined = (1 << (8 * sizeof_addr)) - 1
-    base, eof = address_at(0), address_at(2)
-    if undefined in (base, eof):
-        raise FileFormatError(f"{path}: corrupt HDF5 superblock (undefined base or end address)")
-    return _Superblock(
-        address=address,
-        version=version,
-        sizeof_addr=sizeof_addr,
-        base_address=base,
-        eof_address=eof,
-        eof_pos=first + 2 * sizeof_addr,
-        flags=int.from_bytes(raw[flags_pos : flags_pos + flags_len], "little"),
-        flags_pos=flags_pos,
-        checksum_pos=checksum_pos,
-        raw=raw,
-    )
-
-
-def _locate_signature(fd: int, size: int) -> int | None:
-    """Where HDF5 looks for its signature: 0, then 512, 1024, 2048, ... within the file."""
-    address = 0
-    while address + 8 <= size:
-        if os.pread(fd, 8, address) == _HDF5_SIGNATURE:
-            return address
-        address = 512 if address == 0 else 2 * address
-    return None
-
-
-# Jenkins lookup3 ``hashlittle``, byte by byte, as HDF5's H5_checksum_lookup3 computes it.
-_M32 = 0xFFFFFFFF
-
-
-def _rot(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & _M32
-
-
-def _lookup3(data: bytes, initval: int = 0) -> int:
-    """Bob Jenkins' lookup3 ``hashlittle`` of ``data`` -- HDF5's metadata checksum."""
-    a = b = c = (0xDEADBEEF + len(data) + initval) & _M32
-    if not data:
-        return c
-    # Whole 12-byte blocks are mixed, except the last 1..12 bytes, which are zero-padded and
-    # finalised (the switch with fall-through of the C code).
-    n_mixed = 12 * ((len(data) - 1) // 12)
-    padded = data + b"\0" * (n_mixed + 12 - len(data))
-    for pos in range(0, n_mixed + 12, 12):
-        x, y, z = struct.unpack_from("<III", padded, pos)
-        a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
-        if pos == n_mixed:
-            return _final(a, b, c)
-        for shift_a, shift_b, shift_c in ((4, 6, 8), (16, 19, 4)):  # mix(a, b, c)
-            a = ((a - c) & _M32) ^ _rot(c, shift_a)
-            c = (c + b) & _M32
-            b = ((b - a) & _M32) ^ _rot(a, shift_b)
-            a = (a + c) & _M32
-            c = ((c - b) & _M32) ^ _rot(b, shift_c)
-            b = (b + a) & _M32
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _final(a: int, b: int, c: int) -> int:
-    c = ((c ^ b) - _rot(b, 14)) & _M32
-    a = ((a ^ c) - _rot(c, 11)) & _M32
-    b = ((b ^ a) - _rot(a, 25)) & _M32
-    c = ((c ^ b) - _rot(b, 16)) & _M32
-    a = ((a ^ c) - _rot(c, 4)) & _M32
-    b = ((b ^ a) - _rot(a, 14)) & _M32
-    return ((c ^ b) - _rot(b, 24)) & _M32
 
 
 # --------------------------------------------------------------------------------------------
@@ -816,108 +694,6 @@ def _settle_journal(fd: int, path: str, journal: str) -> str:
         f"Rolled back an interrupted set-up in {path}: restored {len(records)} metadata ranges "
         f"({restored} bytes) and returned the file from {before} to its {size} bytes before the "
         "set-up; raw data was not touched and the results group being added is gone."
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Write faults: a full disk, a quota, a file size limit, a failing device
-# --------------------------------------------------------------------------------------------
-#: errno values that mean "the data could not be written".
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-
-# HDF5's error text: "... file write failed: time = …, filename = '…', …, errno = 28, …"
-_H5_FILENAME = re.compile(r"filename = '([^']*)'")
-_H5_ERRNO = re.compile(r"errno = (\d+)")
-_H5_LOCK = re.compile(r"unable to lock file", re.IGNORECASE)
-
-
-def write_failure(err: BaseException) -> tuple[int, str | None] | None:
-    """``(errno, file name or None)`` if ``err`` is, or arose from, a failed write; else None.
-
-    Recognises Python's ``OSError`` (ENOSPC, EDQUOT, EFBIG, EIO) and the ``OSError`` or
-    ``RuntimeError`` h5py raises when HDF5's own write, flush, truncate or close fails (HDF5
-    puts the errno and the file name into its message).
-    """
-    seen: set[int] = set()
-    item: BaseException | None = err
-    while item is not None and id(item) not in seen:
-        seen.add(id(item))
-        number = item.errno if isinstance(item, OSError) else None
-        text = str(item)
-        match = _H5_ERRNO.search(text)
-        if match:
-            number = int(match.group(1))
-        if number in WRITE_ERRNOS:
-            name = _H5_FILENAME.search(text)
-            filename = name.group(1) if name else getattr(item, "filename", None)
-            return int(number), (os.fspath(filename) if filename else None)
-        item = item.__cause__ or item.__context__
-    return None
-
-
-def abandon(h5file: h5py.File | h5py.h5f.FileID) -> None:
-    """Give up a file after a write fault: Python never hands its objects back to HDF5.
-
-    When a write fails for good (a full disk), HDF5 cannot close the file either: every close
-    flushes again, fails, and leaves the library in a state where freeing the file's objects --
-    when an exception unwinds, or at exit -- crashes the process (a segmentation fault). This
-    marks every open object of the file as locked, so freeing it does nothing; the kernel closes
-    the file when the process ends. The file is then exactly what a killed job leaves, which the
-    next run repairs and resumes (and the job's lock record is kept as the evidence).
-    """
-    fid = h5file.id if isinstance(h5file, h5py.File) else h5file
-    with suppress(Exception):
-        _ABANDONED.add(_resolve(fid.name.decode() if isinstance(fid.name, bytes) else fid.name))
-    with suppress(Exception):
-        for oid in h5py.h5f.get_obj_ids(fid):
-            oid.locked = True
-    with suppress(Exception):
-        fid.locked = True
-
-
-@contextmanager
-def open_for_writing(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
-    """``h5py.File(path, "r+")`` for a job holding :func:`job_lock`: busy and write faults handled.
-
-    - HDF5's lock refusing the file (another program, such as a notebook, has it open) becomes
-      :class:`~pyscatter.errors.FileBusyError` naming the file;
-    - a write fault in the body, or while closing, :func:`abandon` s the file (no crash, the next
-      run resumes) and propagates; any other error closes the file normally first.
-    """
-    path = os.fspath(path)
-    try:
-        h5 = h5py.File(path, "r+")
-    except OSError as err:
-        if err.errno == errno.EAGAIN or _H5_LOCK.search(str(err)) or "already open" in str(err):
-            raise FileBusyError(busy_message(path)) from None
-        if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise FileFormatError(f"{path} is not writable: {err.strerror}") from None
-        raise
-    try:
-        yield h5
-    except BaseException as err:
-        if write_failure(err) is not None:
-            abandon(h5)
-        else:
-            _close(h5)
-        raise
-    _close(h5)
-
-
-def _close(h5: h5py.File) -> None:
-    try:
-        h5.close()
-    except BaseException:
-        abandon(h5)
-        raise
-
-
-def busy_message(path: str | os.PathLike[str] | None) -> str:
-    """What to say when HDF5's own lock refuses a file another program holds open."""
-    return (
-        f"{path or 'the file'} is busy: another program (a notebook, a viewer or a job) has it "
-        "open with HDF5's file locking; close it there and run again (to read a file while a "
-        "job writes it, use pyscatter.open(path))"
     )
 
 

@@ -30,7 +30,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+#: The pyscatter source tree the command runs from (override to measure another checkout).
+ROOT = Path(os.environ.get("PYSCATTER_FAULTS_ROOT", Path(__file__).resolve().parents[2]))
 
 #: Exit codes the command line documents (pyscatter.cli): a fault must end in one of these.
 CLEAN_EXIT_CODES = {1, 3}
