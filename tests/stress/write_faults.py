@@ -105,7 +105,9 @@ def main(argv=None) -> int:
                 if again.returncode != 0:
                     print("    rerun:", again.returncode, again.stderr.strip()[-3000:])
             else:
-                print(f"{i} {command} {fault}: exit {first.returncode}: {(first.lines or [''])[-1]}")
+                print(
+                    f"{i} {command} {fault}: exit {first.returncode}: {(first.lines or [''])[-1]}"
+                )
         n = counts["faults"]
         print(
             "\n| write faults that hit | clean error (or tolerated) | of which tolerated "
