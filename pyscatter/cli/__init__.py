@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
     progress.QUIET = quiet_before
     sys.unraisablehook, sys.excepthook = hooks_before
-    code = boundary.finish(code)
+    code = boundary.finish(code, error)
     del error
     return code
 

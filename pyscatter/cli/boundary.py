@@ -62,7 +62,7 @@ def _write_fault(err: BaseException) -> str | None:
     """'could not write FILE: cause …' if ``err`` (or what it arose from) is a failed write."""
     if isinstance(err, PyscatterError):
         return None
-    from pyscatter.io.safety import write_failure
+    from pyscatter.io.faults import write_failure
 
     found = write_failure(err)
     if found is None:
@@ -77,7 +77,7 @@ def _write_fault(err: BaseException) -> str | None:
 
 def _file_text(err: BaseException) -> str:
     if isinstance(err, OSError) and not isinstance(err, PyscatterError):
-        from pyscatter.io.safety import busy_message
+        from pyscatter.io.faults import busy_message
 
         text = str(err)
         if "unable to lock file" in text or (err.errno == errno.EAGAIN and "lock" in text):
@@ -95,7 +95,7 @@ def quiet_write_faults_in_finalisers(unraisable) -> None:
     object; Python can only print that as "Exception ignored in ...", a traceback. The write
     fault surfaces anyway at the next flush, as the one error line; other reports pass through.
     """
-    from pyscatter.io.safety import write_failure
+    from pyscatter.io.faults import write_failure
 
     if unraisable.exc_value is not None and write_failure(unraisable.exc_value) is not None:
         logging.getLogger("pyscatter").debug("ignored in a finaliser: %s", unraisable.exc_value)
@@ -105,7 +105,7 @@ def quiet_write_faults_in_finalisers(unraisable) -> None:
 
 def quiet_write_faults_in_excepthook(kind, value, tb) -> None:
     """A :data:`sys.excepthook` doing the same (Cython finalisers print through it first)."""
-    from pyscatter.io.safety import write_failure
+    from pyscatter.io.faults import write_failure
 
     if value is not None and write_failure(value) is not None:
         logging.getLogger("pyscatter").debug("ignored in a finaliser: %s", value)
@@ -130,9 +130,18 @@ def hdf5_left_open() -> bool:
     return False
 
 
-def finish(code: int) -> int:
-    """Return ``code``; or exit now with it if HDF5 holds a writable file it failed to close."""
-    if code in (OK, USAGE) or not hdf5_left_open():
+def finish(code: int, error: BaseException | None = None) -> int:
+    """Return ``code``; or exit now with it if a write fault left HDF5 a file it cannot close.
+
+    That is: a file was given up (:func:`pyscatter.io.faults.abandon`), or the command failed
+    on a write and a file opened for writing is still open. Any other open file (a caller's
+    own, when ``main`` runs inside another program) never makes this exit.
+    """
+    if code == OK or error is None:
+        return code
+    from pyscatter.io import faults
+
+    if not faults._ABANDONED and not (faults.write_failure(error) is not None and hdf5_left_open()):
         return code
     logging.shutdown()
     sys.stdout.flush()

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         translated = tmp / "translated.h5"
         run_cli(["translate", *sources, "-o", str(translated)], cwd=tmp)
         raw_ref, result_ref = raw_digest(ref), result_digest(ref)
-        counts = dict(faults=0, clean=0, tolerated=0, resumed=0, identical=0)
+        counts = dict(faults=0, clean=0, exit3=0, tolerated=0, resumed=0, identical=0)
         sizes = {
             "translate": (0, translated.stat().st_size),
             "integrate": (translated.stat().st_size, ref.stat().st_size),
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             for k in KINDS
         }
         for i in itertools.count():
-            if counts["faults"] >= args.faults or not sources_of:
+            if counts["faults"] - counts["tolerated"] >= args.faults or not sources_of:
                 break
             key = list(sources_of)[i % len(sources_of)]
             command, kind = key
@@ -91,6 +91,7 @@ def main(argv=None) -> int:
             counts["tolerated"] += tolerated
             problems = [] if tolerated else first.problems()
             counts["clean"] += not problems
+            counts["exit3"] += first.returncode == 3
             again = first if tolerated else run_cli(cmd, cwd=tmp)
             same = False
             if again.returncode == 0:
@@ -110,12 +111,14 @@ def main(argv=None) -> int:
                 )
         n = counts["faults"]
         print(
-            "\n| write faults that hit | clean error (or tolerated) | of which tolerated "
-            "| rerun finished | identical bits |"
+            "\n| write faults injected | stopped the command | with one clean error line "
+            "| of which exit code 3 | ridden out (status file, lock record) | rerun finished "
+            "| identical bits |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         print(
-            f"| {n} | {counts['clean']}/{n} | {counts['tolerated']} | {counts['resumed']}/{n} "
+            f"| {n} | {n - counts['tolerated']} | {counts['clean'] - counts['tolerated']} "
+            f"| {counts['exit3']} | {counts['tolerated']} | {counts['resumed']}/{n} "
             f"| {counts['identical']}/{n} |"
         )
         return 0 if counts["clean"] == counts["identical"] == counts["resumed"] == n else 1
