@@ -478,7 +478,10 @@ def _finish(tmp: Path, path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(str(path))
+    try:
+        _fsync_dir(str(path))
+    except OSError as err:  # the file is complete and in place: do not fail the translation
+        logger.warning("%s is complete, but syncing its folder failed (%s)", path, err.strerror)
 
 
 class _Barrier:

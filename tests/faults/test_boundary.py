@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import pytest
 
 from pyscatter.cli import main
@@ -200,3 +201,32 @@ def _sha(path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_translation_complete_when_only_the_final_folder_sync_fails(
+    monkeypatch, tmp_path, small_scan, capsys
+):
+    """A failing fsync of the folder after the final rename left a complete output that the
+    rerun then refused ('exists; pass --overwrite'): the translation is done, say so."""
+    import pyscatter.io.raw as raw
+
+    files = small_scan.write_images(tmp_path / "src")
+    poni = small_scan.write_poni(tmp_path / "g.poni")
+    out = tmp_path / "scan.h5"
+    real = raw._fsync_dir
+
+    def failing(path):
+        if str(path) == str(out):
+            raise OSError(errno.EIO, "Input/output error", str(tmp_path))
+        return real(path)
+
+    monkeypatch.setattr(raw, "_fsync_dir", failing)
+    args = ["translate", *map(str, files), "-o", str(out), "--poni", str(poni)]
+    code = main([*args, "--positions", str(tmp_path / "src" / "positions.csv")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "is complete, but syncing its folder failed" in err
+    with h5py.File(out, "r") as h5:
+        raw_data = h5["Measurement_000/Channel_000/Raw_Data"]
+        assert raw_data.shape[0] == small_scan.n_positions
+        assert "sha256" in raw_data.attrs
