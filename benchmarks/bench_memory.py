@@ -20,8 +20,15 @@ The instrumentation (:func:`common.process_marks`) wraps the first call of
 of the process is changed, except that ``trim_after_setup`` calls glibc's ``malloc_trim(0)``
 there, to show what returning pyFAI's freed set-up memory to the system would gain.
 
+Whole process (``--whole``): the peak resident set of an entire ``pyscatter integrate`` command
+(a child process started from the shell's view: interpreter, imports, pyUSID, pyFAI, the
+integrator, the blocks), read from the kernel's accounting of the finished child
+(``wait4``'s ``ru_maxrss``), for several ``--max-mem-mb``; and of a child that only imports
+what the command imports, the fixed cost no budget can lower.
+
 Run alone: ``.venv/bin/python benchmarks/bench_memory.py [--frames 350] [--max-mem-mb 128]``
-(350 Eiger-1M frames are 1.5 GB of raw uint32).
+(350 Eiger-1M frames are 1.5 GB of raw uint32), or
+``.venv/bin/python benchmarks/bench_memory.py --whole --frames 100 --budgets 20,64,256,1024``.
 """
 
 # ruff: noqa: I001 (import order: common before numpy, see below)
@@ -30,6 +37,8 @@ from __future__ import annotations
 import common  # first: sets OMP_NUM_THREADS before numpy and pyFAI load
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent  # the pyscatter checkout these benchmarks belong to
 
 
 def _integrator_bytes(func: Any) -> int:
@@ -231,6 +241,90 @@ def rows(as_is: dict[str, Any], trimmed: dict[str, Any] | None = None) -> list[c
     return out
 
 
+#: What the ``integrate`` command imports before it reads a frame (its fixed cost).
+IMPORTS = (
+    "import hdf5plugin, pyFAI, pyscatter.cli, pyscatter.processes.base, "
+    "pyscatter.processes.integration, pyscatter.processes.integration_worker"
+)
+
+
+def _peak_of(argv: list[str]) -> float:
+    """Peak RSS (MiB) of a child running ``argv`` to its end (``wait4``'s ``ru_maxrss``)."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {err}")
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def whole_process(
+    path: Path, budgets: list[float], *, npt: int = 1000, error_model: str | None = None
+) -> list[dict[str, Any]]:
+    """Peak RSS of a whole ``pyscatter integrate`` per budget, and of its imports alone."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        raw = h5["Measurement_000/Channel_000/Raw_Data"]
+        frames, frame_mb = raw.shape[0], raw.shape[1] * raw.dtype.itemsize / common.MiB
+    imports = _peak_of([sys.executable, "-c", IMPORTS])
+    out = []
+    for budget in budgets:
+        argv = [sys.executable, "-m", "pyscatter", "integrate", str(path), "--npt", str(npt)]
+        argv += ["--max-mem-mb", f"{budget:g}", "--override", "--no-progress"]
+        if error_model:
+            argv += ["--error-model", error_model]
+        t0 = time.perf_counter()
+        peak = _peak_of(argv)
+        with h5py.File(path, "r") as h5:
+            groups = [k for k in h5["Measurement_000/Channel_000"] if "AzimuthalIntegration" in k]
+            block = int(
+                h5["Measurement_000/Channel_000"][sorted(groups)[-1]].attrs["positions_per_chunk"]
+            )
+        out.append(
+            {
+                "max_mem_mb": budget,
+                "peak_mb": peak,
+                "imports_mb": imports,
+                "above_imports_mb": peak - imports,
+                "frames": frames,
+                "frame_mb": frame_mb,
+                "positions_per_block": block,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return out
+
+
+def whole_rows(results: list[dict[str, Any]]) -> list[common.Row]:
+    """One row per budget: the whole process's peak RSS against imports + the budget."""
+    rows_ = []
+    for r in results:
+        bound = r["imports_mb"] + r["max_mem_mb"]
+        rows_.append(
+            common.Row(
+                f"whole `pyscatter integrate` peak RSS, --max-mem-mb {r['max_mem_mb']:g}",
+                r["peak_mb"],
+                bound,
+                "MiB",
+                target="reported (budget bounds blocks, not the process)",
+                passed=None,
+                note=(
+                    f"imports alone {r['imports_mb']:.0f} MiB; above them "
+                    f"{r['above_imports_mb']:.0f} MiB; blocks of {r['positions_per_block']} "
+                    f"frames of {r['frame_mb']:.1f} MiB ({r['frames']} frames); "
+                    f"{r['seconds']:.1f} s"
+                ),
+            )
+        )
+    return rows_
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if common.child_main(argv, child):
@@ -241,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-model", default=None, choices=["poisson"], help="sigma model")
     parser.add_argument("--file", type=Path, help="use this scan instead of writing one")
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after the set-up")
+    parser.add_argument("--whole", action="store_true", help="peak RSS of whole processes")
+    parser.add_argument("--budgets", default="20,64,256,1024", help="--whole: max_mem_mb values")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pyscatter-bench-") as tmp:
         path = args.file
@@ -248,6 +344,14 @@ def main(argv: list[str] | None = None) -> None:
             from bench_end_to_end import make_file
 
             path = make_file(Path(tmp), args.frames)
+        if args.whole:
+            budgets = [float(b) for b in args.budgets.split(",")]
+            results = whole_process(path, budgets, error_model=args.error_model)
+            table = whole_rows(results)
+            print(common.format_table(table))
+            for row in table:
+                print(f"- {row.figure}: {row.note}")
+            return
         result = measure(
             path, args.max_mem_mb, error_model=args.error_model, trim_after_setup=args.trim
         )

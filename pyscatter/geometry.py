@@ -39,16 +39,22 @@ import numpy as np
 from pyscatter.errors import FileFormatError, InputError
 
 __all__ = [
+    "FIT2D_KEYS",
+    "GEOMETRY_LIMITS",
     "LATTICE_KEYS",
     "Q_UNITS",
     "QMap",
     "beam_center",
     "cell_parameters",
+    "check_geometry",
     "d_spacing",
+    "fit2d_geometry",
     "hkl_to_q",
+    "integrator_from_config",
     "q_map",
     "q_parallel_perpendicular",
     "ring_ranges",
+    "short_error",
 ]
 
 LATTICE_KEYS = ("a", "b", "c", "alpha", "beta", "gamma")
@@ -588,12 +594,19 @@ def ring_ranges(
     ]
 
 
-def integrator_from_config(config: Mapping[str, Any] | str):
+def integrator_from_config(config: Mapping[str, Any] | str, *, where: str = "geometry"):
     """A pyFAI ``AzimuthalIntegrator`` from a geometry config (``get_config()``, or its JSON).
 
     Same result as ``pyFAI.load(config)`` (tested), without the garbage-collection pass
     ``pyFAI.load`` runs, which costs 0.2–0.5 s in a process holding pyUSID, sklearn and dask.
+    The geometry is checked with :func:`check_geometry` (``where`` names it in messages).
     """
+    ai = _integrator(config)
+    check_geometry(ai, where=where)
+    return ai
+
+
+def _integrator(config: Mapping[str, Any] | str):
     import json
 
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator
@@ -612,3 +625,185 @@ def integrator_from_config(config: Mapping[str, Any] | str):
         detector=poni.detector,
         wavelength=poni.wavelength,
     )
+
+
+# --------------------------------------------------------------------------- validation
+
+GEOMETRY_LIMITS: dict[str, tuple[float, float, str]] = {
+    "dist": (1e-4, 100.0, "m"),
+    "wavelength": (1e-13, 1e-7, "m"),
+    "pixel1": (1e-7, 0.1, "m"),
+    "pixel2": (1e-7, 0.1, "m"),
+    "poni1": (-10.0, 10.0, "m"),
+    "poni2": (-10.0, 10.0, "m"),
+    "rot1": (-2 * math.pi, 2 * math.pi, "rad"),
+    "rot2": (-2 * math.pi, 2 * math.pi, "rad"),
+    "rot3": (-2 * math.pi, 2 * math.pi, "rad"),
+}
+"""Allowed (low, high, unit) of every geometry number: sample–detector distance 0.1 mm–100 m,
+wavelength 0.001 Å–1000 Å (X-rays to soft X-rays; None is allowed, then only 2θ and r units
+work), pixels 0.1 µm–10 cm, PONI within 10 m of the detector origin, rotations within ±2π."""
+
+
+def _geometry_numbers(ai: Any) -> dict[str, Any]:
+    det = ai.detector
+    return {
+        "dist": ai.dist,
+        "wavelength": ai.wavelength if ai.wavelength else None,
+        "pixel1": det.pixel1,
+        "pixel2": det.pixel2,
+        "poni1": ai.poni1,
+        "poni2": ai.poni2,
+        "rot1": ai.rot1,
+        "rot2": ai.rot2,
+        "rot3": ai.rot3,
+    }
+
+
+def short_error(err: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (pyFAI's
+    messages can list every known detector on many lines)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_geometry(geometry: Any, *, where: str = "geometry") -> dict[str, Any]:
+    """Refuse a geometry that is not physical: NaN, infinite, zero or absurd numbers.
+
+    Every number must be finite and within :data:`GEOMETRY_LIMITS` (the wavelength may be
+    missing). pyFAI accepts any float; a NaN or 1e30 distance would give all-zero or constant
+    q silently, so every translator and process checks here before using a geometry.
+
+    Parameters
+    ----------
+    geometry : pyFAI AzimuthalIntegrator, or its config (dict or JSON text)
+    where : str
+        The file or option the geometry comes from, for messages.
+
+    Returns
+    -------
+    dict
+        The pyFAI config (``get_config()``) of the checked geometry.
+
+    Raises
+    ------
+    InputError
+        A missing, non-finite or out-of-range number; the message names ``where``, the key,
+        the value and the allowed range.
+
+    Examples
+    --------
+    >>> check_geometry({"dist": float("nan"), "detector": "Pilatus1M"}, where="x.poni")
+    Traceback (most recent call last):
+    ...
+    pyscatter.errors.InputError: x.poni: geometry dist = nan; expected a finite number in [0.0001, 100] m
+    """
+    ai = geometry if hasattr(geometry, "get_config") else _integrator(geometry)
+    for key, value in _geometry_numbers(ai).items():
+        low, high, unit = GEOMETRY_LIMITS[key]
+        if value is None and key == "wavelength":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and low <= number <= high):
+            raise InputError(
+                f"{where}: geometry {key} = {value!r}; expected a finite number in "
+                f"[{low:g}, {high:g}] {unit}"
+            )
+    return ai.get_config()
+
+
+FIT2D_KEYS = {
+    "dist_mm": "directDist",
+    "center_x": "centerX",
+    "center_y": "centerY",
+    "tilt": "tilt",
+    "tilt_plan_rotation": "tiltPlanRotation",
+    "pixel_x": "pixelX",
+    "pixel_y": "pixelY",
+    "wavelength_A": "wavelength",
+}
+"""Keys of a Fit2D calibration (pyscatter name → pyFAI ``setFit2D`` argument): distance in mm
+along the beam, beam centre in pixels (x fast/columns, y slow/rows, pixel edges at integers),
+tilt and tilt-plane rotation in degrees, pixel sizes in µm, wavelength in Å."""
+
+_FIT2D_REQUIRED = ("dist_mm", "center_x", "center_y", "pixel_x", "pixel_y", "wavelength_A")
+
+
+def fit2d_geometry(
+    fit2d: str | Mapping[str, Any],
+    frame_shape: Sequence[int] | None = None,
+    *,
+    where: str = "--fit2d",
+) -> dict[str, Any]:
+    """pyFAI geometry config of a Fit2D calibration, converted by pyFAI's ``setFit2D``.
+
+    Parameters
+    ----------
+    fit2d : str or mapping
+        ``"dist_mm=...,center_x=...,center_y=...,tilt=...,tilt_plan_rotation=...,pixel_x=...,
+        pixel_y=...,wavelength_A=..."`` or the same as a mapping (keys :data:`FIT2D_KEYS`;
+        ``tilt`` and ``tilt_plan_rotation`` default to 0).
+    frame_shape : (rows, cols), optional
+        Becomes the detector shape (a translator fills it in from the frames when None).
+    where : str
+        Names the option in messages.
+
+    Returns
+    -------
+    dict
+        ``AzimuthalIntegrator.get_config()``, checked by :func:`check_geometry`.
+
+    Raises
+    ------
+    InputError
+        Unknown, missing, repeated or non-numeric keys, or a geometry that is not physical.
+
+    Examples
+    --------
+    >>> cfg = fit2d_geometry("dist_mm=1000,center_x=60,center_y=40,pixel_x=100,pixel_y=100,"
+    ...                      "wavelength_A=1", (80, 120))
+    >>> round(cfg["dist"], 6), round(cfg["poni1"], 6), round(cfg["poni2"], 6)
+    (1.0, 0.004, 0.006)
+    """
+    allowed = ", ".join(FIT2D_KEYS)
+    if isinstance(fit2d, str):
+        items: list[tuple[str, str]] = []
+        for part in fit2d.split(","):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise InputError(f"{where} {fit2d!r}: expected KEY=VALUE,… with keys {allowed}")
+            items.append((key.strip(), value.strip()))
+    elif isinstance(fit2d, Mapping):
+        items = [(str(k), v) for k, v in fit2d.items()]
+    else:
+        raise InputError(f"{where}: expected 'KEY=VALUE,…' or a mapping; got {fit2d!r}")
+    values: dict[str, float] = {}
+    for key, value in items:
+        if key not in FIT2D_KEYS:
+            raise InputError(f"{where}: unknown key {key!r}; expected among {allowed}")
+        if key in values:
+            raise InputError(f"{where}: key {key} given twice")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise InputError(f"{where}: {key} = {value!r}; expected a finite number")
+        values[key] = number
+    missing = [k for k in _FIT2D_REQUIRED if k not in values]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)}; keys are {allowed}")
+    shape = None if frame_shape is None else _check_frame_shape(frame_shape)
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    detector = Detector(values["pixel_y"] * 1e-6, values["pixel_x"] * 1e-6, max_shape=shape)
+    for key in ("dist_mm", "pixel_x", "pixel_y", "wavelength_A"):
+        if values[key] <= 0:
+            raise InputError(f"{where}: {key} = {values[key]:g}; expected a number > 0")
+    ai = AzimuthalIntegrator(detector=detector)
+    ai.setFit2D(**{FIT2D_KEYS[k]: v for k, v in values.items()}, detector=detector)
+    return check_geometry(ai, where=where)

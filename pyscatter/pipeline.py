@@ -233,13 +233,25 @@ def _load(spec: str | os.PathLike | Mapping, base_dir: str | os.PathLike | None)
         path = Path(spec)
         if not path.is_file():
             raise InputError(f"pipeline file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_PIPELINE_BYTES:
+            raise InputError(
+                f"{path}: {size} bytes; a pipeline file is at most {MAX_PIPELINE_BYTES} bytes"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not a UTF-8 text file ({err.reason})") from None
         where = str(path)
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
     else:
         text, where = str(spec), "pipeline"
         base = Path(base_dir) if base_dir is not None else Path.cwd()
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_PIPELINE_BYTES:
+        raise InputError(
+            f"{where}: {len(text)} characters; a pipeline is at most {MAX_PIPELINE_BYTES}"
+        )
+    loader = _NoAliasLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -254,6 +266,26 @@ def _load(spec: str | os.PathLike | Mapping, base_dir: str | os.PathLike | None)
     if node is not None:
         _index_lines(node, (), doc)
     return doc
+
+
+MAX_PIPELINE_BYTES = 1 << 20
+"""Largest pipeline file (1 MiB): pipelines are a few hundred bytes."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases (no "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML anchors and aliases (&name, *name) are not allowed in a pipeline; "
+                "write the values out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 def _is_file(text: str) -> bool:
@@ -461,7 +493,7 @@ def _check_execution(doc: _Doc, value: Any, path: tuple) -> dict[str, Any]:
         if ok and key == "n_jobs":
             ok = item >= 1
         if ok and key == "max_mem_mb":
-            ok = item > 0
+            ok = bool(np.isfinite(item)) and item > 0
         if not ok:
             doc.problem(where, f"{key}: expected {label}, got {item!r}")
             continue
@@ -577,7 +609,13 @@ def _check_options(
                 doc.problem(where, f"{key}: no such file: {file}")
             value = file if _is_path_hint(annotation) else _ImageFile(file)
         elif isinstance(value, list) and _is_array_hint(annotation):
-            value = np.asarray(value)
+            try:
+                value = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                doc.problem(
+                    where, f"{key}: expected an image file or a rectangular array of numbers"
+                )
+                continue
         out[key] = value
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -298,3 +300,146 @@ def test_integrator_from_config_equals_pyfai_load():
             ours.array_from_unit(shape, "center", "q_nm^-1"),
             ref.array_from_unit(shape, "center", "q_nm^-1"),
         )
+
+
+# --------------------------------------------------------------------------- validation
+
+VALID_PONI = {
+    "Distance": "0.1",
+    "Poni1": "0.005",
+    "Poni2": "0.006",
+    "Rot1": "0.001",
+    "Rot2": "-0.002",
+    "Rot3": "0",
+    "Wavelength": "1e-10",
+}
+
+#: The 18 nonsense PONI cases of issue 20: (key, value, the config key named in the message).
+NONSENSE_PONI = [
+    ("Distance", "nan", "dist"),
+    ("Distance", "0", "dist"),
+    ("Distance", "-0.1", "dist"),
+    ("Distance", "1e30", "dist"),
+    ("Distance", "inf", "dist"),
+    ("Distance", "-inf", "dist"),
+    ("Wavelength", "nan", "wavelength"),
+    ("Wavelength", "-1e-10", "wavelength"),
+    ("Wavelength", "inf", "wavelength"),
+    ("Wavelength", "1e30", "wavelength"),
+    ("Poni1", "inf", "poni1"),
+    ("Poni2", "-inf", "poni2"),
+    ("Poni1", "nan", "poni1"),
+    ("Poni2", "1e30", "poni2"),
+    ("Rot1", "nan", "rot1"),
+    ("Rot2", "nan", "rot2"),
+    ("Rot3", "nan", "rot3"),
+    ("Rot1", "inf", "rot1"),
+]
+
+
+def write_poni(path, shape=(40, 50), pixel=1e-4, **changes):
+    values = {**VALID_PONI, **changes}
+    lines = [
+        "poni_version: 2.1",
+        "Detector: Detector",
+        f'Detector_config: {{"pixel1": {pixel}, "pixel2": {pixel}, "max_shape": [{shape[0]}, '
+        f'{shape[1]}], "orientation": 3}}',
+        *(f"{k}: {v}" for k, v in values.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("key", "value", "name"), NONSENSE_PONI)
+def test_check_geometry_refuses_nonsense_poni(tmp_path, key, value, name):
+    import pyFAI
+
+    from pyscatter.geometry import check_geometry
+
+    path = write_poni(tmp_path / "bad.poni", **{key: value})
+    with pytest.raises(InputError, match=rf"bad\.poni: geometry {name} = .*expected a finite"):
+        check_geometry(pyFAI.load(str(path)), where=str(path))
+
+
+@pytest.mark.parametrize("pixel", [0.0, -1e-4, 1e-12, 1e30])
+def test_check_geometry_refuses_nonsense_pixels(tmp_path, pixel):
+    import pyFAI
+
+    from pyscatter.geometry import check_geometry
+
+    path = write_poni(tmp_path / "pix.poni", pixel=pixel)
+    with pytest.raises(InputError, match=r"geometry pixel1 = "):
+        check_geometry(pyFAI.load(str(path)), where=str(path))
+
+
+def test_check_geometry_returns_pyfai_config_of_a_good_poni(tmp_path):
+    import pyFAI
+
+    from pyscatter.geometry import check_geometry, integrator_from_config
+
+    path = write_poni(tmp_path / "good.poni")
+    ai = pyFAI.load(str(path))
+    config = check_geometry(ai, where=str(path))
+    assert config == ai.get_config()
+    assert integrator_from_config(config).get_config() == ai.get_config()
+
+
+def test_integrator_from_config_refuses_a_nonsense_config():
+    from pyscatter.geometry import integrator_from_config
+
+    config = {"dist": 1e30, "poni1": 0, "poni2": 0, "detector": "Pilatus1M", "wavelength": 1e-10}
+    with pytest.raises(InputError, match="dist = 1e"):
+        integrator_from_config(config, where="recorded")
+
+
+FIT2D = {
+    "dist_mm": 1234.5,
+    "center_x": 61.3,
+    "center_y": 37.8,
+    "tilt": 1.5,
+    "tilt_plan_rotation": 30.0,
+    "pixel_x": 172.0,
+    "pixel_y": 150.0,
+    "wavelength_A": 1.0332,
+}
+
+
+def test_fit2d_geometry_equals_pyfai_setfit2d():
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    from pyscatter.geometry import fit2d_geometry, integrator_from_config
+
+    text = ",".join(f"{k}={v}" for k, v in FIT2D.items())
+    config = fit2d_geometry(text, (80, 120))
+    detector = Detector(150e-6, 172e-6, max_shape=(80, 120))
+    ref = AzimuthalIntegrator(detector=detector)
+    ref.setFit2D(1234.5, 61.3, 37.8, tilt=1.5, tiltPlanRotation=30.0, pixelX=172.0, pixelY=150.0)
+    ref.wavelength = 1.0332e-10
+    for key in ("dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"):
+        assert config[key] == pytest.approx(ref.get_config()[key], rel=1e-12, abs=1e-15), key
+    back = integrator_from_config(config).getFit2D()
+    assert back["directDist"] == pytest.approx(1234.5)
+    assert back["centerX"] == pytest.approx(61.3)
+    assert back["centerY"] == pytest.approx(37.8)
+    assert back["tilt"] == pytest.approx(1.5)
+    assert back["tiltPlanRotation"] == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("dist_mm=100", "missing center_x"),
+        ("dist_mm=nan,center_x=1,center_y=1,pixel_x=1,pixel_y=1,wavelength_A=1", "dist_mm = 'nan'"),
+        ("dist_mm=-5,center_x=1,center_y=1,pixel_x=1,pixel_y=1,wavelength_A=1", "dist_mm = -5"),
+        ("distance=5", "unknown key 'distance'"),
+        ("dist_mm", "expected KEY=VALUE"),
+        ("dist_mm=1,dist_mm=2", "given twice"),
+        ("dist_mm=100,center_x=1e30,center_y=1,pixel_x=100,pixel_y=100,wavelength_A=1", "poni2"),
+    ],
+)
+def test_fit2d_geometry_refuses_bad_input(text, match):
+    from pyscatter.geometry import fit2d_geometry
+
+    with pytest.raises(InputError, match=re.escape(match)):
+        fit2d_geometry(text, (80, 120))

@@ -350,3 +350,64 @@ def test_dict_api_on_an_existing_file(ran):
         assert h5[summary.target]["Mask"].shape == (192, 224)
     with pytest.raises(InputError, match=r"pipeline: output .*nope.h5 does not exist"):
         validate_pipeline({"output": "nope.h5", "steps": []}, base_dir=work)
+
+
+# --------------------------------------------------------------------------- hostile YAML
+
+BILLION_LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+output: out.h5
+"""
+
+
+def test_alias_bomb_is_refused_before_it_grows(tmp_path, capsys):
+    import tracemalloc
+
+    from pyscatter.cli import main
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)
+    tracemalloc.start()
+    try:
+        assert main(["run", "--check", str(path)]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert f"{path}:1: not valid YAML: YAML anchors and aliases" in err
+    assert peak < 50 * 2**20  # 9^8 items would be gigabytes
+
+
+def test_plain_anchor_is_refused_too():
+    text = "output: &o out.h5\nsteps: []\n"
+    with pytest.raises(InputError, match="anchors and aliases"):
+        validate_pipeline(text, check_files=False)
+
+
+def test_oversized_pipeline_file_is_refused(tmp_path):
+    from pyscatter.pipeline import MAX_PIPELINE_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_text("output: out.h5\n" + "# padding\n" * (MAX_PIPELINE_BYTES // 10 + 1))
+    with pytest.raises(InputError, match=r"big\.yaml: \d+ bytes; a pipeline file is at most"):
+        validate_pipeline(path, check_files=False)
+
+
+def test_binary_pipeline_file_is_refused(tmp_path):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="bin.yaml: not a UTF-8 text file"):
+        validate_pipeline(path, check_files=False)
+
+
+def test_infinite_memory_budget_is_refused():
+    text = "output: out.h5\nexecution:\n  max_mem_mb: .inf\n"
+    with pytest.raises(InputError, match="max_mem_mb: expected a number > 0, got inf"):
+        validate_pipeline(text, check_files=False)

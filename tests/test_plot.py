@@ -96,6 +96,17 @@ def test_plot_map_of_arrays_lines_and_selections():
         plot_map(cube, isel={"Temperature": 0})
 
 
+def test_status_map_shows_not_computed_positions_as_missing():
+    # to_xarray marks positions not computed yet with status -1 (NOT_COMPUTED); tab10 would
+    # draw -1 in its first colour, the colour of status 0 (OK)
+    status = xr.DataArray(np.array([[0, 1, -1], [-1, 4, 0]], np.int8), dims=("Y", "X"))
+    status.name = "status"
+    mesh = plot_map(status).axes[0].collections[0]
+    shown = mesh.get_array()
+    assert_array_equal(np.ma.getmaskarray(shown), status.values < 0)
+    assert_array_equal(shown.compressed(), [0, 1, 4, 0])
+
+
 def test_colour_scales():
     assert colour_scale("director", "deg", np.array([0.0, 10.0])) == {
         "cmap": "twilight",

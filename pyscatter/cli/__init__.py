@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from pyscatter import __version__, progress
 from pyscatter.cli import boundary
+from pyscatter.cli.options import strip_markup
 
 SUBCOMMANDS = (
     "translate",
@@ -30,6 +31,7 @@ SUBCOMMANDS = (
     "run",
     "export",
     "info",
+    "verify",
     "formats",
     "demo",
 )
@@ -51,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"pyscatter.cli.{name}")
         module.register(sub)
+    strip_markup(parser)  # docstrings as descriptions: no RST markup in --help
     return parser
 
 

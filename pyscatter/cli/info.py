@@ -1,9 +1,19 @@
-"""``pyscatter info FILE.h5``: main datasets, processes, parameters and completion."""
+"""``pyscatter info FILE.h5``: main datasets, processes, parameters and completion.
+
+On an HDF5 file pyscatter did not write (a NeXus or detector file, say), it says so and outlines
+what it holds: groups with their ``NX_class``, datasets with shape, dtype and units.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
+
+#: At most this many lines of outline for a file pyscatter did not write.
+OUTLINE_LINES = 40
+#: And this deep (``/entry/instrument/detector/data`` is depth 4).
+OUTLINE_DEPTH = 4
 
 
 def register(sub) -> None:
@@ -25,6 +35,8 @@ def describe(path: str, *, parameters: bool = False) -> str:
     lines = [path]
     holder = safety.lock_holder(path)
     with open_for_reading(path) as h5:
+        if "Measurement_000" not in h5 and not main_datasets(h5):
+            return "\n".join([*lines, *_foreign(h5)])
         for name, value in h5["Measurement_000"].attrs.items() if "Measurement_000" in h5 else []:
             if name in ("translator", "created", "orientation", "instrument"):
                 lines.append(f"  {name}: {value}")
@@ -71,6 +83,49 @@ def describe(path: str, *, parameters: bool = False) -> str:
             f"  job running: pid {holder.pid} on {holder.host} since {holder.since}: {holder.command}"
         )
     return "\n".join(lines)
+
+
+def _foreign(h5: Any) -> list[str]:
+    """What a file pyscatter did not write holds: an outline of its groups and datasets."""
+    import h5py
+
+    lines = [
+        "  not a pyscatter file (no Measurement_000 group, no USID main dataset): translate it "
+        "first ('pyscatter translate', formats: 'pyscatter formats'). It holds:"
+    ]
+    for key in ("creator", "NX_class", "default"):
+        if key in h5.attrs:
+            lines.append(f"  @{key} = {_text(h5.attrs[key])}")
+    entries: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        depth = name.count("/") + 1
+        if depth > OUTLINE_DEPTH or len(entries) > OUTLINE_LINES:
+            return
+        indent = "  " * depth
+        last = name.rsplit("/", 1)[-1]
+        if isinstance(obj, h5py.Group):
+            nx = f" {_text(obj.attrs['NX_class'])}" if "NX_class" in obj.attrs else ""
+            entries.append(f"{indent}{last}/{nx} ({len(obj)} members)")
+        elif isinstance(obj, h5py.Dataset):
+            units = f" [{_text(obj.attrs['units'])}]" if "units" in obj.attrs else ""
+            value = ""
+            if obj.shape == () and obj.dtype.kind in "iufSOb":
+                value = f" = {_text(obj[()])[:60]}"
+            entries.append(f"{indent}{last}  {obj.shape} {obj.dtype}{units}{value}")
+
+    h5.visititems(visit)
+    if not entries:
+        entries.append("    (empty)")
+    if len(entries) > OUTLINE_LINES:
+        entries = entries[:OUTLINE_LINES] + [f"    … (more; h5ls -r {h5.filename} lists all)"]
+    return lines + entries
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
 
 
 def run(args: argparse.Namespace) -> int:

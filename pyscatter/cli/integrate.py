@@ -19,7 +19,14 @@ def register(sub) -> None:
     p.add_argument(
         "--method",
         default="bbox,csr,cython",
-        help="pyFAI method split,algorithm,implementation (default bbox,csr,cython)",
+        help="pyFAI method split,algorithm,implementation (default bbox,csr,cython); the one "
+        "that runs is recorded",
+    )
+    p.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="when --method is not available here (e.g. opencl without OpenCL), run pyFAI's "
+        "closest available method (recorded) instead of refusing",
     )
     p.add_argument(
         "--engine",
@@ -66,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from pyscatter.processes.base import run_on_file
     from pyscatter.processes.integration import AzimuthalIntegration
 
-    method = tuple(m.strip() for m in args.method.split(","))
     summary = run_on_file(
         args.file,
         AzimuthalIntegration,
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         dummy=args.dummy,
         delta_dummy=args.delta_dummy,
         error_model=args.error_model,
-        method=method,
+        method=args.method,
+        allow_fallback=args.allow_fallback,
         engine=args.engine,
         radial_range=args.radial_range,
         azimuth_range=args.azimuth_range,

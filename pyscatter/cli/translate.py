@@ -14,7 +14,16 @@ def register(sub) -> None:
     pos.add_argument("--positions", help="CSV: header 'Y[um],X[um]' slow→fast, one row per image")
     pos.add_argument("--motors", help="EDF header motors as position dims, e.g. Y,X (slow→fast)")
     pos.add_argument("--grid", help="a regular grid of indices, e.g. Y=6,X=8 (slow→fast)")
-    p.add_argument("--poni", help="pyFAI geometry file (recorded in the output)")
+    geo = p.add_mutually_exclusive_group()
+    geo.add_argument("--poni", help="pyFAI geometry file (recorded in the output)")
+    geo.add_argument(
+        "--fit2d",
+        metavar="KEY=VALUE,…",
+        help="Fit2D calibration instead of a PONI file, converted by pyFAI's setFit2D: "
+        "dist_mm=…,center_x=…,center_y=…,pixel_x=…,pixel_y=…,wavelength_A=… and optionally "
+        "tilt=…,tilt_plan_rotation=… (distance in mm, beam centre in pixels, x = columns, "
+        "pixels in µm, wavelength in Å, angles in degrees)",
+    )
     p.add_argument("--mask", help="mask image, nonzero = masked")
     p.add_argument(
         "--flip", choices=("ud", "lr"), help="store images flipped (as the geometry expects)"
@@ -72,13 +81,14 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pyscatter.geometry import fit2d_geometry
     from pyscatter.translators import translate
 
     options = {
         "positions": args.positions,
         "motors": args.motors.split(",") if args.motors else None,
         "grid": args.grid,
-        "poni": args.poni,
+        "poni": args.poni if args.fit2d is None else fit2d_geometry(args.fit2d),
         "mask": args.mask,
         "flip": args.flip,
         "dummy": args.dummy,

@@ -8,15 +8,23 @@ format     writes                                           results it takes
 ========== ================================================ ==================================
 netcdf     one ``.nc`` file (``Dataset.to_netcdf``)         any
 csv        one ``.csv`` per position + ``index.csv``        any (long format over result dims)
-sasview    one NIST/IGOR 2-D ``.dat`` per position:         a cake I(chi, q) or sectors, q
-           Qx, Qy (1/Å), I, dI                              in 1/nm or 1/Å
+sasview    one file per position that SasView loads:        1-D I(q), a cake I(chi, q) or
+           ASCII ``.txt`` Q, I, dI for I(q); NIST/IGOR 2-D  sectors; q in 1/nm or 1/Å
+           ``.dat`` Qx, Qy, I, dI for a cake (Q in 1/Å)
 chi        one Fit2D ``.chi`` per position: x, I            1-D I(q), I(2θ) or I(r)
 nxcansas   one NeXus/HDF5 file, one SASentry per position:  1-D I(q), q in 1/nm or 1/Å
            Q (1/angstrom), I, Idev
 ========== ================================================ ==================================
 
-Positions not yet computed (a run still going or interrupted: all NaN) are left out of the
-per-position formats, with a warning. Per-position files are named by the position values
+Every column is headed with its unit (CSV ``2theta[deg]``, ``q[1/nm]``). SasView reads the
+first column of any ASCII file as Q in 1/Å, so the sasview and nxcansas exports convert q to 1/Å
+and refuse results over 2θ, r or chi; a CSV is not a SasView file (its header names the unit).
+
+Positions not yet computed (a run still going or interrupted: False in the ``complete``
+coordinate of :func:`~pyscatter.io.xarray.to_xarray`) are left out of the per-position formats,
+with a warning. Positions whose fits failed are computed: they are exported with their NaN
+values and their ``status`` (the CSV adds a ``status_meaning`` column; netCDF keeps the CF
+``flag_values``/``flag_meanings``). Per-position files are named by the position values
 (``Y=10_X=-20.csv``); ``index.csv`` lists them with their position and measured motor values.
 
 Examples
@@ -57,6 +65,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("netcdf", "csv", "sasview", "chi", "nxcansas")
+#: Formats that write a folder of files (one per position); the others write one file.
+FOLDER_FORMATS = ("csv", "sasview", "chi")
 #: Unit strings of q (as the processes record them) → factor to 1/Å.
 Q_UNITS_TO_INV_ANGSTROM = {"1/nm": 0.1, "nm^-1": 0.1, "1/A": 1.0, "A^-1": 1.0, "1/angstrom": 1.0}
 #: Azimuthal dims (degrees, pyFAI's chi convention) a 2-D SasView export accepts.
@@ -126,6 +136,13 @@ def export(
             "netcdf": parent / f"{stem}.nc",
             "nxcansas": parent / f"{stem}_nxcansas.h5",
         }.get(to, parent / f"{stem}_{to}")
+    out = Path(out)
+    folder = to in FOLDER_FORMATS
+    if out.exists() and out.is_dir() != folder:
+        raise InputError(
+            f"output {out} is a {'file' if folder else 'folder'}; {to} writes "
+            f"{'a folder of files' if folder else 'one file'}: give another -o/--output"
+        )
     return WRITERS[to](ds, out, overwrite=overwrite)
 
 
@@ -197,8 +214,19 @@ def _at(ds: Any, var: str, pos_dims: list[str], idx: tuple[int, ...]) -> np.ndar
     return np.asarray(ds[var].isel(dict(zip(pos_dims, idx, strict=True))).values)
 
 
-def _computed(values: np.ndarray) -> bool:
-    """False for a position not yet computed (to_xarray fills those with NaN)."""
+def _computed(ds: Any, var: str, pos_dims: list[str], idx: tuple[int, ...]) -> bool:
+    """Whether the position ``idx`` was computed.
+
+    From the ``complete`` coordinate of :func:`~pyscatter.io.xarray.to_xarray` (a failed fit is
+    computed: NaN values and a status saying why); for a dataset without it, False only when
+    every value of ``var`` there is NaN.
+    """
+    from pyscatter.io.xarray import COMPLETE
+
+    if COMPLETE in ds.coords and set(ds[COMPLETE].dims) <= set(pos_dims):
+        where = {d: i for d, i in zip(pos_dims, idx, strict=True) if d in ds[COMPLETE].dims}
+        return bool(ds[COMPLETE].isel(where).values)
+    values = _at(ds, var, pos_dims, idx)
     return not (np.issubdtype(values.dtype, np.floating) and np.isnan(values).all())
 
 
@@ -206,15 +234,16 @@ def _q_factor(ds: Any, dim: str, fmt: str) -> float:
     units = _units(ds, dim)
     if units not in Q_UNITS_TO_INV_ANGSTROM:
         raise InputError(
-            f"{fmt} needs q in 1/nm or 1/A; the radial dim {dim!r} is in {units!r} "
-            "(integrate with unit q_nm^-1 or q_A^-1)"
+            f"{fmt} needs q in 1/nm or 1/A (SasView reads the first column as Q in 1/A); the "
+            f"dim {dim!r} is in {units!r}, which would be read as Q. Integrate with unit "
+            "q_nm^-1 or q_A^-1, or export to csv or chi, which name the unit"
         )
     return Q_UNITS_TO_INV_ANGSTROM[units]
 
 
 def _skipped(n: int, fmt: str) -> None:
     if n:
-        log.warning("%s: %d position(s) not computed yet (NaN) were left out", fmt, n)
+        log.warning("%s: %d position(s) not computed yet were left out", fmt, n)
 
 
 # --------------------------------------------------------------------------- netCDF
@@ -282,7 +311,7 @@ def write_csv(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
     first = next(iter(ds.data_vars))
     rows, files = [], []
     for flat, idx in _positions(ds, pos_dims):
-        if not _computed(_at(ds, first, pos_dims, idx)):
+        if not _computed(ds, first, pos_dims, idx):
             continue
         label = _safe(_position_label(ds, pos_dims, idx))
         names = [folder / f"{label}{suffixes[dims]}.csv" for dims in groups]
@@ -305,12 +334,26 @@ def _write_position_csv(ds, pos_dims, idx, dims, variables, path: Path) -> None:
     columns = [(f"{d}[{_units(ds, d)}]", g.ravel()) for d, g in zip(dims, grids, strict=True)]
     for var in variables:
         header = f"{_SHORT.get(var, var)}[{_units(ds, var)}]"
-        columns.append((header, _at(ds, var, pos_dims, idx).ravel()))
+        values = _at(ds, var, pos_dims, idx).ravel()
+        columns.append((header, values))
+        meanings = _flag_meanings(ds, var)
+        if meanings:
+            names = np.array([meanings.get(int(v), f"unknown code {v}") for v in values.tolist()])
+            columns.append((f"{_SHORT.get(var, var)}_meaning", names))
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([h for h, _ in columns])
         texts = [_texts(v) for _, v in columns]
         writer.writerows(zip(*texts, strict=True))
+
+
+def _flag_meanings(ds: Any, var: str) -> dict[int, str]:
+    """``{code: name}`` of a variable with CF ``flag_values``/``flag_meanings`` (else empty)."""
+    attrs = ds[var].attrs
+    if "flag_values" not in attrs or "flag_meanings" not in attrs:
+        return {}
+    values = np.atleast_1d(attrs["flag_values"]).tolist()
+    return dict(zip(values, str(attrs["flag_meanings"]).split(), strict=False))
 
 
 def _texts(values: np.ndarray) -> list[str]:
@@ -339,29 +382,33 @@ def _write_index(ds, pos_dims, rows, path: Path) -> None:
 
 
 def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """One NIST/IGOR 2-D Q-map ``.dat`` per position, as SasView's 2-D loader reads.
+    """One file per position that SasView loads: I(q) as ASCII ``.txt``, a cake as 2-D ``.dat``.
 
-    From a cake I(chi, q) (or sectors I(sector, q)): Qx = q cos(chi), Qy = q sin(chi) in 1/Å,
-    chi in degrees as pyFAI defines it. Columns ``Qx Qy I dI`` after the header lines
-    ``Data columns are Qx - Qy - I(Qx,Qy) - err(I)`` and ``ASCII data …`` (``dI`` only with a
-    sigma). Bins holding no value (NaN, or no pixel: I = 0 with sigma = 0) are left out.
+    1-D I(q): columns ``Q I dI`` (Q in 1/Å, the unit SasView's ASCII reader assumes) after
+    ``#`` header lines naming the source, the position and the units (SasView skips them).
+    A cake I(chi, q) (or sectors I(sector, q)): a NIST/IGOR 2-D Q-map, Qx = q cos(chi),
+    Qy = q sin(chi) in 1/Å, chi in degrees as pyFAI defines it, columns ``Qx Qy I dI`` after the
+    header lines ``Data columns are Qx - Qy - I(Qx,Qy) - err(I)`` and ``ASCII data …``. ``dI``
+    only with a sigma. Bins holding no value (NaN, or no pixel: I = 0 with sigma = 0) are left
+    out. SasView reads the first column as Q: results over 2θ, r or chi are refused.
     """
     folder = Path(out)
     pos_dims = _position_dims(ds)
     signal, sigma = _signal(ds)
     dims = _result_dims(ds, signal, pos_dims)
+    if len(dims) == 1:
+        return _write_sasview_1d(ds, folder, pos_dims, dims[0], signal, sigma, overwrite)
     if len(dims) != 2 or dims[0] not in ANGLE_DIMS:
         raise InputError(
-            f"sasview export needs a cake I(chi, q) (integrate with npt_azim) or sectors; "
-            f"these results have dims {dims} (use nxcansas or csv for I(q))"
+            f"sasview export needs I(q) or a cake I(chi, q) (integrate with npt_azim) or "
+            f"sectors; these results have dims {dims} (use netcdf or csv)"
         )
     factor = _q_factor(ds, dims[1], "sasview export")
     chi, q = np.meshgrid(np.radians(ds[dims[0]].values), ds[dims[1]].values * factor, indexing="ij")
     qx, qy = (q * np.cos(chi)).ravel(), (q * np.sin(chi)).ravel()
     jobs = []
     for _flat, idx in _positions(ds, pos_dims):
-        values = _at(ds, signal, pos_dims, idx).ravel().astype(np.float64)
-        if _computed(values):
+        if _computed(ds, signal, pos_dims, idx):
             jobs.append((idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.dat"))
     _check_targets([p for _, p in jobs], overwrite)
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "sasview")
@@ -382,6 +429,34 @@ def write_sasview(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -
                 f"ASCII data from pyscatter: {origin} at {_position_label(ds, pos_dims, idx, ' ')}"
                 f"; Qx, Qy in 1/A\n\n"
             )
+            np.savetxt(handle, np.column_stack([c[keep] for c in columns]), fmt="%.9g")
+    return [p for _, p in jobs]
+
+
+def _write_sasview_1d(ds, folder: Path, pos_dims, dim, signal, sigma, overwrite) -> list[Path]:
+    q = ds[dim].values * _q_factor(ds, dim, "sasview export")
+    jobs = [
+        (idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.txt")
+        for _flat, idx in _positions(ds, pos_dims)
+        if _computed(ds, signal, pos_dims, idx)
+    ]
+    _check_targets([p for _, p in jobs], overwrite)
+    _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "sasview")
+    folder.mkdir(parents=True, exist_ok=True)
+    origin = f"{Path(str(ds.attrs.get('source_file', ''))).name}:{ds.attrs.get('group', '')}"
+    units = _units(ds, signal) or "arbitrary"
+    for idx, path in jobs:
+        intensity = _at(ds, signal, pos_dims, idx).astype(np.float64)
+        columns, keep = [q, intensity], np.isfinite(intensity)
+        names = f"Q (1/A)  I ({units})"
+        if sigma is not None:
+            err = _at(ds, sigma, pos_dims, idx).astype(np.float64)
+            columns.append(err)
+            keep &= np.isfinite(err) & ~((err == 0) & (intensity == 0))
+            names += f"  dI ({units})"
+        with open(path, "w") as handle:
+            handle.write(f"# pyscatter: {origin} at {_position_label(ds, pos_dims, idx, ' ')}\n")
+            handle.write(f"# {names}\n")
             np.savetxt(handle, np.column_stack([c[keep] for c in columns]), fmt="%.9g")
     return [p for _, p in jobs]
 
@@ -409,7 +484,7 @@ def write_chi(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
     label = _CHI_LABELS.get((dims[0], _units(ds, dims[0])), f"{dims[0]} ({_units(ds, dims[0])})")
     jobs = []
     for _flat, idx in _positions(ds, pos_dims):
-        if _computed(_at(ds, signal, pos_dims, idx)):
+        if _computed(ds, signal, pos_dims, idx):
             jobs.append((idx, folder / f"{_safe(_position_label(ds, pos_dims, idx))}.chi"))
     _check_targets([p for _, p in jobs], overwrite)
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(jobs), "chi")
@@ -432,9 +507,10 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
 
     Each entry holds ``definition = NXcanSAS``, ``title`` (the position), ``run`` (its flat
     index) and a ``sasdata`` group (NXdata, canSAS_class SASdata, ``@signal = I``,
-    ``@I_axes = Q``, ``@Q_indices = [0]``) with ``Q`` in 1/angstrom, ``I`` (``@uncertainties =
-    Idev``) and ``Idev`` when the results have a sigma. Entries are named ``sasentry01`` … in
-    position order (slow to fast); the root ``@default`` names the first.
+    ``@I_axes = Q``, ``@Q_indices = [0]``, and NXdata's ``@axes = Q``) with ``Q`` in
+    1/angstrom, ``I`` (``@uncertainties = Idev``) and ``Idev`` when the results have a sigma.
+    Entries are named ``sasentry01`` … in position order (slow to fast); the root ``@default``
+    names the first.
     """
     out = Path(out)
     pos_dims = _position_dims(ds)
@@ -446,9 +522,7 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
         )
     q = ds[dims[0]].values * _q_factor(ds, dims[0], "nxcansas export")
     _check_targets([out], overwrite)
-    positions = [
-        (f, i) for f, i in _positions(ds, pos_dims) if _computed(_at(ds, signal, pos_dims, i))
-    ]
+    positions = [(f, i) for f, i in _positions(ds, pos_dims) if _computed(ds, signal, pos_dims, i)]
     _skipped(int(np.prod([ds.sizes[d] for d in pos_dims])) - len(positions), "nxcansas")
     width = max(2, len(str(len(positions))))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -495,8 +569,9 @@ def write_nxcansas(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) 
 
 def _write_sasdata(entry: h5py.Group, q, intensity, units: str, sigma) -> None:
     data = entry.create_group("sasdata")
+    # NXcanSAS SASdata: @signal, @I_axes, @Q_indices; NXdata (its base class): @axes
     data.attrs.update(
-        {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q"}
+        {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q", "axes": "Q"}
     )
     data.attrs["Q_indices"] = np.array([0], dtype=np.int32)
     dq = data.create_dataset("Q", data=np.asarray(q, dtype=np.float64))

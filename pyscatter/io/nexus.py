@@ -44,13 +44,17 @@ def _nd_view(
     pos_shape: tuple[int, ...],
     spec_shape: tuple[int, ...],
 ) -> None:
-    """A virtual dataset (*pos_shape, *spec_shape) over the flat (n_pos, n_spec) source."""
+    """A virtual dataset (*pos_shape, *spec_shape) over the flat (n_pos, n_spec) source.
+
+    One mapping of the whole source onto the whole view: HDF5 pairs the elements of the two
+    selections in C order and needs only their counts to agree, so the flat rows come out
+    reshaped (also within a chunk, e.g. a (1, rows*cols) frame as a (rows, cols) image). Reading
+    one frame this way took 4 ms against 0.3 ms from the flat dataset (256×256 int32, bslz4):
+    the view is for viewers; pyscatter reads the flat dataset.
+    """
     layout = h5py.VirtualLayout(shape=pos_shape + spec_shape, dtype=dtype)
     source = h5py.VirtualSource(".", source_path, shape=source_shape, dtype=dtype)
-    fast = pos_shape[-1]
-    # one mapping per row of the fastest position dim: a block of `fast` flat rows
-    for k, index in enumerate(np.ndindex(*pos_shape[:-1])):
-        layout[index] = source[k * fast : (k + 1) * fast, :]
+    layout[...] = source[...]
     fill = np.nan if np.issubdtype(dtype, np.floating) else 0
     group.create_virtual_dataset(name, layout, fillvalue=fill)
 
@@ -65,6 +69,7 @@ def annotate_nxdata(
     dtype: np.dtype,
     errors: str | None = None,
     title: str | None = None,
+    source: str | None = None,
 ) -> None:
     """Make ``group`` (to be linked at ``group_path``) a valid NXdata over its main dataset ``signal``.
 
@@ -78,15 +83,28 @@ def annotate_nxdata(
         Slow to fast.
     signal, errors : str
         Names of the main datasets holding the values and their 1-sigma uncertainties.
+    source : str, optional
+        Absolute path of the signal's main dataset when it is not ``<group_path>/<signal>``
+        (the raw frames' view).
+
+    One value per position (labels, a fitted parameter, an order parameter) is shown as a map:
+    the view drops the length-1 value axis, so viewers open an image over the positions
+    (``@interpretation = "image"`` with two or more position dims) rather than 1-point spectra.
     """
     pos_shape = tuple(len(d) for d in position_dims)
     spec_shape = tuple(len(d) for d in spec_dims)
     n_pos, n_spec = int(np.prod(pos_shape)), int(np.prod(spec_shape))
+    scalar = n_spec == 1
+    if scalar:
+        spec_dims, view_spec = [], ()
+    else:
+        view_spec = spec_shape
     for name in (signal, errors):
         if name is None:
             continue
         view = SIGNAL if name == signal else f"{SIGNAL}_errors"
-        _nd_view(group, view, f"{group_path}/{name}", (n_pos, n_spec), dtype, pos_shape, spec_shape)
+        path = source if source is not None and name == signal else f"{group_path}/{name}"
+        _nd_view(group, view, path, (n_pos, n_spec), dtype, pos_shape, view_spec)
     taken: set[str] = set()
     axes = []
     for dim in (*position_dims, *spec_dims):
@@ -101,7 +119,14 @@ def annotate_nxdata(
     if title:
         group.attrs["title"] = title
     group[SIGNAL].attrs["long_name"] = title or signal
-    group[SIGNAL].attrs["interpretation"] = "spectrum" if len(spec_dims) == 1 else "image"
+    group[SIGNAL].attrs["interpretation"] = _interpretation(len(position_dims), len(spec_dims))
+
+
+def _interpretation(n_pos_dims: int, n_spec_dims: int) -> str:
+    """silx's NXdata ``@interpretation``: what the last axes of the view are."""
+    if n_spec_dims == 0:  # a map over the positions
+        return "image" if n_pos_dims >= 2 else "spectrum"
+    return "spectrum" if n_spec_dims == 1 else "image"
 
 
 def set_default_chain(h5: h5py.File, group_path: str) -> None:

@@ -7,8 +7,15 @@
         Raw_Data                (n_positions, n_spec), one frame per chunk, compressed
         Position_Indices/Values (n_positions, n_pos_dims), real motor values, float64
         Spectroscopic_Indices/Values  (Row, Col) for images, (Channel,) for spectra
+        Frame_Checksums         (n_positions,) uint32: crc32 of each decoded frame (integrity)
         Mask                    (rows, cols) uint8, nonzero = masked (when given)
         valid_positions, Monitor, Time …   per-position extras (when the translator has them)
+      Raw_Frames/               NXdata: ``data`` a virtual (*positions, rows, cols) view of
+                                Raw_Data, the file's ``@default`` until a process runs
+
+Detector frames are compressed with bitshuffle-LZ4; spectra (one spectroscopic dim) with gzip,
+which every HDF5 reader decodes without a plugin (:func:`raw_compression`). Every frame's crc32
+is checked when processes read it (:mod:`pyscatter.io.integrity`).
 
 Three ways to store the raw frames:
 
@@ -51,6 +58,8 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import ExistingResultsError, InputError, PyscatterError
+from pyscatter.io.integrity import frame_crc, write_checksums
+from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.safety import _fsync_dir, chunk_flag, fsync, job_lock, repair, verify_flag
 from pyscatter.io.usid import Dim, compression_options, create_main, write_ancillary
 
@@ -60,6 +69,7 @@ __all__ = [
     "VirtualFrames",
     "chunk_filters",
     "partial_path",
+    "raw_compression",
     "write_measurement",
     "write_virtual_measurement",
 ]
@@ -169,6 +179,19 @@ class VirtualFrames:
     position: int
 
 
+def raw_compression(compression: str | None, spec: MeasurementSpec) -> str | None:
+    """The compression ``Raw_Data`` gets: bitshuffle-LZ4 only for detector frames.
+
+    Spectra (one spectroscopic dimension: MCA, 1-D detectors) are small; ``"bslz4"`` for them
+    becomes gzip, which every HDF5 reader (pyUSID, silx, h5web, MATLAB) decodes without a plugin.
+    """
+    compression_options(compression)  # refuses unknown names
+    if compression == "bslz4" and len(spec.spec_dims) == 1:
+        logger.info("Raw_Data holds spectra: gzip instead of bitshuffle-LZ4, readable everywhere")
+        return "gzip"
+    return compression
+
+
 def partial_path(path: str | os.PathLike) -> Path:
     """Where an unfinished translation into ``path`` lives: ``.<name>.partial`` beside it."""
     path = Path(path)
@@ -220,6 +243,7 @@ def _build(h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str)
     sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
     raw = make_raw(chan, pos, sp)
     raw.attrs["storage"] = storage
+    _raw_view(h5, spec, raw)
     if spec.mask is not None:
         mask = np.asarray(spec.mask)
         if mask.shape != spec.frame_shape:
@@ -238,6 +262,31 @@ def _build(h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str)
         for key, value in spec.extra_attrs.get(name, {}).items():
             dset.attrs[key] = _attr_value(value)
     return raw
+
+
+#: The NXdata group showing the raw frames N-d: (*positions, rows, cols) or (*positions, channels).
+RAW_VIEW = "Measurement_000/Raw_Frames"
+
+
+def _raw_view(h5: h5py.File, spec: MeasurementSpec, raw: h5py.Dataset) -> None:
+    """``Measurement_000/Raw_Frames``: an NXdata whose signal is a virtual N-d view of Raw_Data.
+
+    Viewers (silx, h5web) open the file's ``@default`` on it and show detector images with
+    sliders over the positions (or spectra); no frame is copied. ``Raw_Data`` itself stays the
+    2-D USID main dataset.
+    """
+    group = h5.create_group(RAW_VIEW)
+    annotate_nxdata(
+        group,
+        RAW_VIEW,
+        position_dims=spec.position_dims,
+        signal="Raw_Data",
+        source=raw.name,
+        spec_dims=spec.spec_dims,
+        dtype=np.dtype(spec.dtype),
+        title=f"raw {spec.quantity}",
+    )
+    set_default_chain(h5, RAW_VIEW)
 
 
 def _usid_links(dset: h5py.Dataset, spec: MeasurementSpec, pos: Any, sp: Any) -> h5py.Dataset:
@@ -359,7 +408,7 @@ def write_measurement(
     path = Path(path)
     chunked = spec.raw_filters is not None
     if not chunked:
-        compression_options(compression)
+        compression = raw_compression(compression, spec)
     storage = "copied chunks" if chunked else "encoded"
     path.parent.mkdir(parents=True, exist_ok=True)
     with job_lock(path, command=f"pyscatter translate into {path}"):
@@ -531,6 +580,7 @@ def _fill(
     barrier = _Barrier(h5)
     resumed = 0
     buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
+    crcs = np.zeros(n_pos, dtype=np.uint32)
     with _progress.bar(n_pos, unit="frame", desc="translate", enabled=progress) as bar:
         for i in range(n_pos):
             item = next(iterator, _END) if iterator is not None else None
@@ -540,6 +590,7 @@ def _fill(
                 stored = _read_stored(raw, i, chunked, buf)
                 if stored is not None and verify_flag(done[i], stored):
                     digest.update(stored.data)
+                    crcs[i] = _decoded_crc(raw, i, chunked, buf, stored)
                     resumed += 1
                     bar.update(1)
                     continue
@@ -547,6 +598,7 @@ def _fill(
                 item = frames[i]  # type: ignore[index]
             stored = _write_item(raw, i, item, spec, path)
             digest.update(stored.data)
+            crcs[i] = _decoded_crc(raw, i, chunked, buf, stored)
             barrier.add(i, chunk_flag(stored))
             bar.update(1)
         barrier.commit()
@@ -554,12 +606,23 @@ def _fill(
         raise InputError(f"{path}: more frames than the {n_pos} positions")
     if resumed:
         logger.info("%s: %d of %d frames were already written and verified", path, resumed, n_pos)
+    write_checksums(raw, crcs)
     raw.attrs["sha256"] = digest.hexdigest()
     raw.attrs["sha256_of"] = (
         "stored chunks (compressed bytes), in position order"
         if chunked
         else "frame values (C order, Raw_Data dtype), in position order"
     )
+
+
+def _decoded_crc(
+    raw: h5py.Dataset, i: int, chunked: bool, buf: np.ndarray, values: np.ndarray | None = None
+) -> int:
+    """crc32 of frame ``i`` as a reader decodes it (read back when stored as chunk bytes)."""
+    if values is None or chunked:
+        raw.read_direct(buf, source_sel=np.s_[i : i + 1])
+        values = buf
+    return frame_crc(values)
 
 
 def _count_message(path: Path, count: int, spec: MeasurementSpec) -> str:
@@ -657,6 +720,7 @@ def write_virtual_measurement(
         try:
             with h5py.File(tmp, "w") as h5:
                 raw = _build(h5, spec, make_raw, storage="virtual")
+                write_checksums(raw, _virtual_crcs(spec, mappings))
                 records = json.dumps(spec.attrs.get("sources", []), sort_keys=True, default=str)
                 raw.attrs["sha256"] = hashlib.sha256(records.encode()).hexdigest()
                 raw.attrs["sha256_of"] = "the source file records (names, sizes, sha256)"
@@ -666,6 +730,27 @@ def write_virtual_measurement(
             tmp.unlink(missing_ok=True)
             raise
     return path
+
+
+def _virtual_crcs(spec: MeasurementSpec, mappings: Sequence[VirtualFrames]) -> np.ndarray:
+    """crc32 of every frame a virtual ``Raw_Data`` will show, read from the sources.
+
+    Read from the source files themselves (read-only), not through the new file's mapping: HDF5
+    would open the sources read-write like the file being written, which fails for a source
+    this process already holds open read-only. Positions no mapping covers read as zeros.
+    """
+    import hdf5plugin  # noqa: F401 - sources may be compressed
+
+    dtype = np.dtype(spec.dtype)
+    zeros = frame_crc(np.zeros(spec.n_spec, dtype=dtype))
+    crcs = np.full(spec.n_positions, zeros, dtype=np.uint32)
+    for m in mappings:
+        with h5py.File(m.file, "r") as src:
+            dset = src[m.dataset]
+            for j in range(m.count):
+                frame = np.asarray(dset[m.start + j], dtype=dtype)
+                crcs[m.position + j] = frame_crc(frame)
+    return crcs
 
 
 def nominal_dims(names: Sequence[str], units: Sequence[str], sizes: Sequence[int]) -> list[Dim]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,21 @@ from pyscatter.errors import InputError
 from pyscatter.io.record import verified_positions
 from pyscatter.io.usid import dims_of, is_main
 
-__all__ = ["find_results", "open_for_reading", "to_xarray", "verified_positions"]
+__all__ = [
+    "COMPLETE",
+    "NOT_COMPUTED",
+    "find_results",
+    "open_for_reading",
+    "status_flags",
+    "to_xarray",
+    "verified_positions",
+]
+
+#: Name of the boolean coordinate over the position dims: True where the results are computed
+#: (a failed fit is computed: its status says how it failed; NaN values do not mean "missing").
+COMPLETE = "complete"
+#: ``status`` code of a position not computed yet (flag meaning ``NOT_COMPUTED``).
+NOT_COMPUTED = -1
 
 
 @contextlib.contextmanager
@@ -25,6 +40,8 @@ def open_for_reading(path: str | os.PathLike) -> Iterator[h5py.File]:
     """
     import hdf5plugin  # noqa: F401  (filters of compressed raw data)
 
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; expected an HDF5 file")
     try:
         h5 = h5py.File(path, "r")
     except BlockingIOError:
@@ -60,7 +77,11 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     Variables are the main datasets of the results group (``Intensity``, ``Intensity_Sigma``…)
     with dims (*position dims, *result dims); coordinates carry units in ``attrs["units"]``;
     measured motor values are coordinates ``<dim>_measured`` over the position dims. Positions not
-    yet complete (a run still going, or interrupted) are NaN in float variables.
+    yet complete (a run still going, or interrupted) are NaN in float variables and False in the
+    boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims; a computed position
+    may hold NaN too (a failed fit), which ``complete`` tells apart. A ``status`` variable (fit
+    outcome codes) carries CF ``flag_values`` and ``flag_meanings`` (see :func:`status_flags`) and
+    is ``NOT_COMPUTED`` (-1) at positions not computed yet.
 
     Parameters
     ----------
@@ -103,11 +124,15 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
                 values[~ok] = np.nan
             shape = pos_shape + tuple(len(d) for d in spec)
             dims = [d.name for d in pos + spec]
-            data_vars[name] = xr.Variable(
-                dims,
-                values.reshape(shape),
-                attrs={"units": str(dset.attrs["units"]), "long_name": str(dset.attrs["quantity"])},
-            )
+            var_attrs = {
+                "units": str(dset.attrs["units"]),
+                "long_name": str(dset.attrs["quantity"]),
+            }
+            if name == "status" and "status_codes" in group.attrs:
+                var_attrs.update(status_flags(group, values.dtype))
+                values = values.copy()
+                values[~ok] = NOT_COMPUTED
+            data_vars[name] = xr.Variable(dims, values.reshape(shape), attrs=var_attrs)
             for d in pos + spec:
                 coords[d.name] = xr.Variable(d.name, d.values, attrs={"units": d.units})
             measured = h5[dset.attrs["Position_Values"]][()]
@@ -118,6 +143,12 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
                         measured[:, k].reshape(pos_shape),
                         attrs={"units": d.units},
                     )
+        if position_dims:
+            coords[COMPLETE] = xr.Variable(
+                position_dims,
+                ok.reshape(pos_shape),
+                attrs={"long_name": "position computed (completion flag verified)"},
+            )
         attrs = {
             "position_dims": ",".join(position_dims),  # text: netCDF-safe
             "process": process,
@@ -127,6 +158,29 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             "n_positions": int(ok.size),
         }
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def status_flags(group: h5py.Group, dtype: np.dtype) -> dict[str, Any]:
+    """CF ``flag_values``/``flag_meanings`` of a ``status`` dataset from the group's codes.
+
+    The fit processes record ``status_codes`` (JSON ``{name: code}``) and
+    ``status_description`` on their results group; CF readers (xarray, netCDF tools) decode
+    status codes from these two attributes. :func:`to_xarray` sets the status of positions not
+    computed yet to :data:`NOT_COMPUTED` (``-1``), listed first.
+    """
+    text = group.attrs.get("status_codes")
+    if text is None:
+        return {}
+    codes = sorted(
+        [("NOT_COMPUTED", NOT_COMPUTED), *json.loads(str(text)).items()], key=lambda item: item[1]
+    )
+    flags: dict[str, Any] = {
+        "flag_values": np.array([c for _, c in codes], dtype=dtype),
+        "flag_meanings": " ".join(n for n, _ in codes),
+    }
+    if "status_description" in group.attrs:
+        flags["comment"] = str(group.attrs["status_description"])
+    return flags
 
 
 def _grid_index(shape: tuple[int, ...], axis: int) -> np.ndarray:

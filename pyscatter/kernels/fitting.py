@@ -27,6 +27,7 @@ from enum import IntEnum
 from typing import cast
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
@@ -101,7 +102,8 @@ class FitResult:
         :class:`FitStatus`).
     errors : ndarray, shape (n, n_par), float64
         1-sigma errors, the square roots of the covariance diagonal at the optimum, scaled
-        like ``curve_fit(absolute_sigma=...)`` (by the reduced chi^2 unless absolute).
+        like ``curve_fit(absolute_sigma=...)`` (by the reduced chi^2 unless absolute); with
+        a ``correlation`` of the bins, of the sandwich covariance.
     r2 : ndarray, shape (n,)
         Weighted coefficient of determination ``1 - chi2 / sum w (y - mean_w y)^2``.
     reduced_chi2 : ndarray, shape (n,)
@@ -111,6 +113,9 @@ class FitResult:
     n_iter : ndarray, shape (n,), int32
         Levenberg--Marquardt steps tried (function evaluations for the reference).
     param_names : tuple of str
+    covariance : ndarray, shape (n, n_par, n_par), float64, optional
+        The covariance whose diagonal ``errors`` are (canonical parameters); NaN where the
+        errors are NaN.
     """
 
     params: FloatArray
@@ -120,18 +125,30 @@ class FitResult:
     status: NDArray[np.int8]
     n_iter: NDArray[np.int32]
     param_names: tuple[str, ...]
+    covariance: FloatArray | None = None
+
+    def correlation(self, first: str, second: str) -> FloatArray:
+        """Correlation coefficient of parameters ``first`` and ``second``, shape (n,)."""
+        if self.covariance is None:
+            return np.full(len(self), np.nan)
+        i, j = (self._index(name) for name in (first, second))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.covariance[:, i, j] / (self.errors[:, i] * self.errors[:, j])
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.param_names.index(name)
+        except ValueError:
+            raise InputError(
+                f"no parameter {name!r}; expected one of {', '.join(self.param_names)}"
+            ) from None
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
 
     def __getitem__(self, name: str) -> FloatArray:
         """The column of parameter ``name``, shape (n,)."""
-        try:
-            return self.params[:, self.param_names.index(name)]
-        except ValueError:
-            raise InputError(
-                f"no parameter {name!r}; expected one of {', '.join(self.param_names)}"
-            ) from None
+        return self.params[:, self._index(name)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,11 +347,44 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
     return p, chi2, converged, n_iter, jac
 
 
-def _covariance(jac, w, chi2, dof, absolute_sigma):
-    """Covariance like curve_fit: (J^T W J)^+ at the optimum, times chi2/dof unless absolute."""
+def _correlation(correlation: ArrayLike | sp.spmatrix | None, m: int) -> sp.csr_matrix | None:
+    """The bins' correlation matrix as CSR (m, m), checked; None passes through."""
+    if correlation is None:
+        return None
+    r = sp.csr_matrix(correlation, dtype=float)
+    if r.shape != (m, m):
+        raise InputError(
+            f"correlation must have shape ({m}, {m}) (one row and column per chi bin); "
+            f"got {r.shape}"
+        )
+    asymmetry = abs(r - r.T)
+    if not np.isfinite(r.data).all() or (asymmetry.nnz and asymmetry.max() > 1e-6):
+        raise InputError("correlation must be a finite symmetric matrix (the bins' correlation)")
+    return r
+
+
+def _sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) -> FloatArray:
+    """``A^-1 (J~^T R J~) A^-1`` for errors correlated between bins (``J~ = W^1/2 J``).
+
+    The least-squares fit weights the bins as if independent; with ``Cov(y) = S R S``
+    (``S = diag(sigma)``) the parameters' covariance is this sandwich, not ``A^-1``.
+    """
+    n, m, k = jac.shape
+    jt = jac * np.sqrt(w)[:, :, None]  # zero at excluded bins
+    rj = (r @ np.moveaxis(jt, 1, 0).reshape(m, n * k)).reshape(m, n, k)
+    meat = np.matmul(np.swapaxes(jt, 1, 2), np.moveaxis(rj, 0, 1))
+    with np.errstate(all="ignore"):
+        return np.matmul(np.matmul(cov, meat), cov)
+
+
+def _covariance(jac, w, chi2, dof, absolute_sigma, correlation=None):
+    """Covariance like curve_fit: (J^T W J)^+ at the optimum, times chi2/dof unless absolute;
+    the sandwich of :func:`_sandwich` when the bins are correlated."""
     with np.errstate(all="ignore"):
         a, _ = _normal(jac, w, None)
     cov, full_rank = _scaled_pinv(a)
+    if correlation is not None:
+        cov = _sandwich(cov, jac, w, correlation)
     cov[~full_rank] = np.nan  # a singular covariance: FAILED
     if not absolute_sigma:
         with np.errstate(all="ignore"):
@@ -352,6 +402,7 @@ def fit_profiles(
     absolute_sigma: bool = True,
     p0: ArrayLike | None = None,
     isotropy_alpha: float | None = 1e-3,
+    correlation: ArrayLike | sp.spmatrix | None = None,
 ) -> FitResult:
     """Fit many azimuthal profiles at once with a vectorised Levenberg--Marquardt.
 
@@ -377,6 +428,12 @@ def fit_profiles(
     isotropy_alpha : float or None
         Significance level of the isotropy F-tests (see :class:`FitStatus`); None disables
         the detection (every converged row is fitted).
+    correlation : array_like or scipy.sparse matrix, shape (n_chi, n_chi), optional
+        Correlation of the bins' errors, shared by all rows (e.g. from pixel splitting, see
+        :func:`pyscatter.processes.profiles_worker.chi_correlation`): ``Cov(y_a, y_b) =
+        R_ab sigma_a sigma_b``. The fit is unchanged; the errors are the sandwich
+        ``A^-1 J~^T R J~ A^-1`` (``A = J^T W J``, ``J~ = W^1/2 J``) instead of ``A^-1``. None
+        (default): independent bins.
 
     Returns
     -------
@@ -416,6 +473,7 @@ def fit_profiles(
     mdl = get_model(model)
     chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
     _check_options(max_iter, isotropy_alpha)
+    corr = _correlation(correlation, chi.size)
     absolute = bool(absolute_sigma) and sigma is not None
     start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
@@ -429,14 +487,14 @@ def fit_profiles(
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=np.int32)
     cov = np.full((n, k, k), np.nan)
-    bg = _background(chi, y, w)
-    rows_all = np.flatnonzero((dof >= 1) & ~bg.isotropic(isotropy_alpha))
+    bg = _background(chi, y, w, corr)
+    rows_all = np.flatnonzero((dof >= 1) & ~bg.skip(isotropy_alpha, n_valid))
     for lo in range(0, rows_all.size, _BLOCK_ROWS):
         rows = rows_all[lo : lo + _BLOCK_ROWS]
         yb, wb, dofb = y[rows], w[rows], dof[rows]
         qb, c2, conv, it, jac = _lm(space, chi, yb, wb, q_start[rows], max_iter, absolute, dofb)
         q[rows], chi2[rows], converged[rows], n_iter[rows] = qb, c2, conv, it
-        cov[rows] = _covariance(jac, wb, c2, dofb, absolute)
+        cov[rows] = _covariance(jac, wb, c2, dofb, absolute, corr)
     params = q
     if mdl.from_fit is not None:
         params, cov_natural = mdl.from_fit(q, cov)
@@ -514,27 +572,84 @@ class _Background:
     noise2: FloatArray  # (n,) noise variance of the weighted residuals
     noise_dof: FloatArray  # (n,) its effective degrees of freedom
     p_harmonic: FloatArray  # (n,)
+    worst_bin: FloatArray  # (n,) the largest single-bin chi^2 of the linear background
 
     def isotropic(self, alpha: float | None) -> BoolArray:
         if alpha is None:
             return np.zeros(self.chi2.shape, dtype=bool)
         return self.p_harmonic > alpha
 
+    def skip(self, alpha: float | None, n_valid: NDArray[np.integer]) -> BoolArray:
+        """Rows not worth a fit: no 2-fold harmonic and a background that fits within noise.
 
-def _background(chi, y, w) -> _Background:
-    coef, chi2_bg, cov = _weighted_lstsq(_harmonic_design(chi, ()), y, w, with_cov=True)
+        A narrow peak pair on a low floor is weighted almost entirely by the floor bins, where
+        the 2-fold harmonic finds nothing; its background misfit shows it (and the full model
+        is then judged by :func:`_finalise`).
+        """
+        if alpha is None:
+            return np.zeros(self.chi2.shape, dtype=bool)
+        misfit = _f_test_p(self.chi2, np.maximum(n_valid - 2, 1), self.noise2, self.noise_dof)
+        return self.isotropic(alpha) & (misfit > alpha)
+
+
+def _background(chi, y, w, correlation=None) -> _Background:
+    linear = _harmonic_design(chi, ())
+    coef, chi2_bg, cov = _weighted_lstsq(linear, y, w, with_cov=True)
+    if correlation is not None:
+        cov = _sandwich(
+            cast(FloatArray, cov), np.broadcast_to(linear, (len(y), *linear.shape)), w, correlation
+        )
     design = _harmonic_design(chi, (2,))
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
         noise2, dof = _noise_variance(chi, y - coef_h @ design.T, w)
+        if correlation is not None:
+            noise2 = noise2 * _correlated_noise_factor(chi, design, w, correlation)
         floor = 1e-24 * np.einsum("nm,nm->n", w, y * y) / np.maximum((w > 0).sum(axis=1), 1)
         noise2 = np.maximum(noise2, floor)
         p_harm = _f_test_p(chi2_bg - chi2_h, 2, noise2, dof)
-    return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, dof, p_harm)
+    with np.errstate(all="ignore"):
+        resid = np.where(w > 0, y - coef @ linear.T, 0.0)
+        worst = np.nan_to_num(w * resid * resid, nan=0.0).max(axis=1)
+    return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, dof, p_harm, worst)
+
+
+def _correlated_noise_factor(
+    chi: FloatArray, design: FloatArray, w: FloatArray, r: sp.csr_matrix
+) -> FloatArray:
+    """What turns the consecutive-difference noise of correlated bins into an F-test's scale.
+
+    Differences of consecutive bins see ``sigma^2 (1 - rho_1)`` (``rho_1`` the median
+    correlation of chi-neighbours), and the chi^2 gain of the 2-fold harmonic (its columns
+    ``X``, weighted ``X~``, beyond the linear background) has the expectation
+    ``sigma^2 tr((P_h - P_bg) R)`` instead of ``2 sigma^2`` (``P`` the projections on the
+    columns): the factor is ``tr((P_h - P_bg) R) / (2 (1 - rho_1))`` per row.
+    """
+    order = np.argsort(chi)
+    rho1 = float(np.median(np.asarray(r[order[:-1], order[1:]]).ravel()))
+    n, m = w.shape
+
+    def trace(columns: FloatArray) -> FloatArray:
+        x = np.broadcast_to(columns, (n, *columns.shape)) * np.sqrt(w)[:, :, None]
+        k = columns.shape[1]
+        rx = (r @ np.moveaxis(x, 1, 0).reshape(m, n * k)).reshape(m, n, k)
+        meat = np.matmul(np.swapaxes(x, 1, 2), np.moveaxis(rx, 0, 1))
+        bread, _ = _scaled_pinv(np.matmul(np.swapaxes(x, 1, 2), x))
+        return np.trace(np.matmul(bread, meat), axis1=1, axis2=2)
+
+    gain = trace(design) - trace(design[:, :2])
+    return np.maximum(gain / 2.0, 1e-3) / max(1.0 - rho1, 1e-3)
 
 
 def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, alpha):
-    """Canonical form, isotropy tests, statuses and goodness of fit for a block of fits."""
+    """Canonical form, isotropy tests, statuses and goodness of fit for a block of fits.
+
+    A row is ISOTROPIC when the full model does not improve significantly on the linear
+    background, or when its 2-fold harmonic is not significant and the model's gain rests on
+    one bin alone (a zinger fitted as a spike: the gain is no larger than the background's
+    worst bin). A narrow peak pair, which the harmonic misses on a low floor, keeps a
+    significant gain beyond that bin.
+    """
     n, k = params.shape
     n_valid = (w > 0).sum(axis=1)
     params, cov = model.normalise(params, cov)
@@ -548,7 +663,11 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
     else:
         with np.errstate(invalid="ignore"):
             p_full = _f_test_p(chi2_bg - chi2, k - 2, bg.noise2, bg.noise_dof)
-        isotropic = ~too_few & (bg.isotropic(alpha) | (p_full > alpha))
+            p_beyond_one_bin = _f_test_p(
+                chi2_bg - chi2 - bg.worst_bin, k - 2, bg.noise2, bg.noise_dof
+            )
+        spike = bg.isotropic(alpha) & (p_beyond_one_bin > alpha)
+        isotropic = ~too_few & (spike | (p_full > alpha))
     i_amp, i_str = model.index(model.amplitude), model.index(model.strength)
     i_ctr = model.index(model.center)
     finite = np.isfinite(params).all(axis=1) & np.isfinite(errors).all(axis=1)
@@ -567,6 +686,7 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
     bad = ~np.isin(status, (FitStatus.OK, FitStatus.WEAK, FitStatus.ISOTROPIC))
     params[bad] = np.nan
     errors[bad] = np.nan
+    cov = np.where((bad | isotropic)[:, None, None], np.nan, cov)
     chi2 = np.where(bad, np.nan, chi2)
     # isotropic rows: the background fit and a zero peak
     n_par_eff = np.where(isotropic, 2, k)
@@ -597,6 +717,7 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
         status=status,
         n_iter=n_iter.astype(np.int32),
         param_names=model.param_names,
+        covariance=cov,
     )
 
 
@@ -614,6 +735,7 @@ def fit_profiles_reference(
     absolute_sigma: bool = True,
     p0: ArrayLike | None = None,
     isotropy_alpha: float | None = 1e-3,
+    correlation: ArrayLike | sp.spmatrix | None = None,
 ) -> FitResult:
     """Fit profiles one by one with :func:`scipy.optimize.curve_fit` (reference for tests).
 
@@ -621,16 +743,21 @@ def fit_profiles_reference(
     same ``p0`` (the model's estimate by default), uses the analytic Jacobian, Levenberg--
     Marquardt without bounds (trust-region reflective when the model has bounds, e.g. ``eta``
     in [0, 1]) with tolerances 1e-12, and is put into canonical form afterwards.
-    ``max_iter`` bounds the function evaluations to ``100 * max_iter``.
+    ``max_iter`` bounds the function evaluations to ``100 * max_iter``. With ``correlation``
+    each row's covariance is ``P B P / s`` (``P`` curve_fit's, ``B = J~^T R J~`` from the
+    Jacobian at the optimum, ``s`` the reduced chi^2 that scaled ``P``, or 1 if absolute),
+    written out in dense matrices.
     """
     mdl = get_model(model)
     chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
     _check_options(max_iter, isotropy_alpha)
+    corr_sparse = _correlation(correlation, chi.size)
+    corr = None if corr_sparse is None else corr_sparse.toarray()
     absolute = bool(absolute_sigma) and sigma is not None
     start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
-    bg = _background(chi, y, w)
-    skip = bg.isotropic(isotropy_alpha)
+    bg = _background(chi, y, w, corr_sparse)
+    skip = bg.skip(isotropy_alpha, valid.sum(axis=1))
     lower, upper = mdl.bounds()
     bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
     params = np.full((n, k), np.nan)
@@ -671,8 +798,12 @@ def fit_profiles_reference(
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             continue
         params[i] = popt
-        cov[i] = pcov
         chi2[i] = np.sum(w[i, use] * (y[i, use] - func(chi[use], *popt)) ** 2)
+        cov[i] = pcov
+        if corr is not None:
+            jw = jac(chi[use], *popt) * np.sqrt(w[i, use])[:, None]
+            scale = 1.0 if absolute else chi2[i] / (use.sum() - k)
+            cov[i] = pcov @ (jw.T @ corr[np.ix_(use, use)] @ jw) @ pcov / scale
         converged[i] = True
         n_iter[i] = info.get("nfev", 0)
     return _finalise(mdl, y, w, bg, params, cov, chi2, converged, n_iter, absolute, isotropy_alpha)

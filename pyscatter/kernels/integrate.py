@@ -351,7 +351,10 @@ class BatchIntegrator:
         shape = _check_shape(shape)
         error_model = _check_error_model(error_model)
         dim = 1 if npt_azim is None else 2
-        chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
+        try:
+            chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
+        except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
+            chosen = None
         if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
             raise InputError(
                 f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "

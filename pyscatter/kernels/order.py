@@ -13,6 +13,8 @@ degrees) of the intensity maximum of the oriented distribution, folded into [-90
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, special
@@ -21,7 +23,9 @@ from pyscatter.errors import InputError
 from pyscatter.kernels.models import ProfileModel, get_model, wrap_deg
 
 __all__ = [
+    "ModelFreeStatus",
     "director_from_params",
+    "model_free_order_parameter",
     "order_parameter_from_model",
     "order_parameter_from_profile",
     "order_parameter_maier_saupe",
@@ -221,7 +225,8 @@ def order_parameter_from_profile(
         Director per profile, degrees.
     background : float or array_like, optional
         Subtracted first: a scalar, one value per profile (shape (n,)) or a curve per
-        profile (shape (n, n_chi)). Negative values after subtraction are kept (noise).
+        profile (shape (n, n_chi)). Negative values after subtraction are kept (noise), so
+        the ratio can leave [-1/2, 1]; :func:`model_free_order_parameter` bounds and flags it.
 
     Returns
     -------
@@ -241,6 +246,20 @@ def order_parameter_from_profile(
     >>> round(float(order_parameter_from_profile(chi, f, 30.0)), 3)
     0.903
     """
+    p2, norm, single = _p2_integrals(chi_deg, profiles, director_deg, background)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = p2 / norm
+    return s[0] if single else s
+
+
+def _p2_integrals(
+    chi_deg: ArrayLike,
+    profiles: ArrayLike,
+    director_deg: ArrayLike,
+    background: ArrayLike | None,
+) -> tuple[FloatArray, FloatArray, bool]:
+    """``int P2 f |sin|`` and ``int f |sin|`` of each profile (NaN where nothing to integrate),
+    and whether a single profile came in; see :func:`order_parameter_from_profile`."""
     chi = np.asarray(chi_deg, dtype=float)
     if chi.ndim != 1 or chi.size < 2 or not np.isfinite(chi).all():
         raise InputError(f"chi_deg must be a finite 1-d array of >= 2 bins; got shape {chi.shape}")
@@ -266,10 +285,74 @@ def order_parameter_from_profile(
     fs = f[:, order]
     valid = np.isfinite(fs)
     fs = np.where(valid, fs, 0.0)
+    defined = valid.any(axis=1) & np.isfinite(director)
+    with np.errstate(invalid="ignore"):
+        p2 = np.where(defined, np.sum(fs * w2, axis=1), np.nan)
+        norm = np.where(defined, np.sum(fs * w0, axis=1), np.nan)
+    return p2, norm, single
+
+
+class ModelFreeStatus(IntEnum):
+    """Whether a model-free <P2> is an average over a distribution (stored as int8).
+
+    ``<P2> = int P2 f |sin| / int f |sin|`` lies in [-1/2, 1] for any distribution
+    ``f >= 0``. A measured profile minus its fitted background is not one: noise (and a
+    background fitted a little too high) leaves negative bins, and where the oriented
+    intensity is weak or narrow against them the ratio can leave the interval (1.71 was seen
+    on a fibre frame whose fit gave kappa = 229, S = 0.993).
+
+    OK
+        The ratio lies in [-1/2, 1]; stored as it is.
+    ABOVE_ONE
+        The ratio exceeded 1 (negative bins away from the director): stored as 1. The profile
+        is at least as oriented as the bound says; use the model S and its sigma instead.
+    BELOW_MINUS_HALF
+        The ratio was below -1/2 (negative bins along the director): stored as -1/2.
+    NO_SIGNAL
+        The background-subtracted intensity integrates to zero or less (or nothing was left
+        to integrate, or no director): stored as NaN. There is no oriented intensity to
+        average over.
+    """
+
+    OK = 0
+    ABOVE_ONE = 1
+    BELOW_MINUS_HALF = 2
+    NO_SIGNAL = 3
+
+
+def model_free_order_parameter(
+    chi_deg: ArrayLike,
+    profiles: ArrayLike,
+    director_deg: ArrayLike,
+    *,
+    background: ArrayLike | None = None,
+) -> tuple[FloatArray, NDArray[np.int8]]:
+    """:func:`order_parameter_from_profile` bounded to [-1/2, 1], with a status per profile.
+
+    Same parameters. Returns ``(S, status)``: S clipped into [-1/2, 1] (NaN for NO_SIGNAL)
+    and the :class:`ModelFreeStatus` codes telling where the raw ratio was outside.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chi = np.arange(-179.5, 180.0, 1.0)
+    >>> f = np.exp(229.0 * (np.cos(np.radians(chi)) ** 2 - 1)) + 0.01  # peak 1 on 0.01
+    >>> round(float(order_parameter_from_profile(chi, f, 0.0, background=0.011)), 2)  # 10 % high
+    1.82
+    >>> s, status = model_free_order_parameter(chi, f, 0.0, background=0.011)
+    >>> float(s), ModelFreeStatus(int(status)).name
+    (1.0, 'ABOVE_ONE')
+    """
+    p2, norm, single = _p2_integrals(chi_deg, profiles, director_deg, background)
+    status = np.full(p2.shape, ModelFreeStatus.OK, dtype=np.int8)
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.sum(fs * w2, axis=1) / np.sum(fs * w0, axis=1)
-    s = np.where(valid.any(axis=1) & np.isfinite(director), s, np.nan)
-    return s[0] if single else s
+        raw = p2 / norm
+        no_signal = ~(norm > 0) | ~np.isfinite(raw)
+        status[raw > 1.0] = ModelFreeStatus.ABOVE_ONE
+        status[raw < -0.5] = ModelFreeStatus.BELOW_MINUS_HALF
+    status[no_signal] = ModelFreeStatus.NO_SIGNAL
+    s = np.where(no_signal, np.nan, np.clip(raw, -0.5, 1.0))
+    return (s[0], status[0]) if single else (s, status)
 
 
 def _background_array(background: ArrayLike, n: int, n_chi: int, single: bool) -> FloatArray:

@@ -208,6 +208,8 @@ def plot_map(
     fig, ax = new_axes(ax)
     units = da.attrs.get("units")
     values = np.asarray(da.values, dtype=float)
+    if str(da.name).lower() == "status":
+        values = np.where(values < 0, np.nan, values)  # NOT_COMPUTED (-1): missing, not a code
     if da.ndim == 1:
         dim = da.dims[0]
         x = np.asarray(da.coords[dim].values if dim in da.coords else np.arange(da.size))

@@ -38,10 +38,16 @@ import numpy as np
 import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
+from pyscatter.io.integrity import require_pyscatter_file
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
 from pyscatter.io.usid import Dim, create_main, dims_of, is_main, write_ancillary
-from pyscatter.processes.execution import TaskSpec, run_blocks
+from pyscatter.processes.execution import (
+    TaskSpec,
+    check_max_mem_mb,
+    positions_per_block,
+    run_blocks,
+)
 
 with contextlib.redirect_stdout(io.StringIO()):
     from pyUSID.processing.process import Process
@@ -182,10 +188,14 @@ class ScatterProcess(Process):
     parameters : dict
         Every physics parameter; recorded on the results group, hashed for duplicate detection.
     max_mem_mb : float
-        Memory budget of one worker for one block of positions (``n_jobs`` workers use up to
-        ``n_jobs`` times this); frame processes also keep a block's raw frames within
-        ``block_input_mb``. The block size is fixed when the results group is created: a
-        resumed run keeps it, whatever budget it is given, so its results stay bit-identical.
+        MiB for one worker's block of positions: read buffers, working copies and results
+        (``n_jobs`` workers use up to ``n_jobs`` times this); it sets the positions per block
+        and must hold one position (:func:`~pyscatter.processes.execution.positions_per_block`).
+        Not a limit on the process: imports and set-up (the integrator) come on top, see
+        the user guide's page on clusters and memory. Frame processes also keep a block's raw
+        frames within ``block_input_mb``. The block size is fixed when the results group is
+        created: a resumed run keeps it, whatever budget it is given, so its results stay
+        bit-identical.
     n_jobs : int
         Worker processes (joblib/loky, or workers of a local dask cluster).
     scheduler : str, optional
@@ -221,8 +231,7 @@ class ScatterProcess(Process):
         progress: bool = True,
         read_ahead: bool = True,
     ) -> None:
-        if max_mem_mb <= 0:
-            raise InputError(f"max_mem_mb must be positive; got {max_mem_mb}")
+        max_mem_mb = check_max_mem_mb(max_mem_mb)
         self.parameters = json.loads(canonical_json(parameters))
         self.parameters_json = canonical_json(self.parameters)
         self.n_jobs = int(n_jobs)
@@ -320,11 +329,13 @@ class ScatterProcess(Process):
     def positions_per_block(self) -> int:
         """Block size from the memory budget and ``block_input_mb`` (at least 1, at most all
         positions)."""
-        n = int(self.max_mem_mb * 2**20 // max(1, self._bytes_per_position()))
-        if self.block_input_mb is not None:
-            per_position = self._source.dtype.itemsize * self._source.shape[1]
-            n = min(n, int(self.block_input_mb * 2**20 // per_position))
-        return max(1, min(n, self._source.shape[0]))
+        return positions_per_block(
+            self.max_mem_mb,
+            self._bytes_per_position(),
+            self._source.shape[0],
+            input_bytes_per_position=self._source.dtype.itemsize * self._source.shape[1],
+            block_input_mb=self.block_input_mb,
+        )
 
     @staticmethod
     def _blocks(n_positions: int, size: int) -> list[tuple[int, int, int]]:
@@ -612,6 +623,7 @@ def run_on_file(
     path = str(path)
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
+    require_pyscatter_file(path)  # never repair or write into another program's file
     if not _writable(path):
         return _reuse_read_only(path, process, source, override, kwargs)
     with _job_lock(path, command=command):

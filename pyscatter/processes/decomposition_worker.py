@@ -22,6 +22,8 @@ import hdf5plugin  # noqa: F401  (filters of compressed sources, e.g. bitshuffle
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pyscatter.io.integrity import read_rows
+
 NMF_METHODS = ("nmf", "minibatch_nmf")
 
 FloatArray = NDArray[np.float64]
@@ -145,7 +147,7 @@ def read_block(
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Rows ``[start, stop)`` of ``dset`` on the used ``bins`` as float64, and the rows that are
     finite there (the others are zeroed)."""
-    block = np.asarray(dset[start:stop], dtype=np.float64)[:, bins]
+    block = np.asarray(read_rows(dset, start, stop), dtype=np.float64)[:, bins]
     ok = np.isfinite(block).all(axis=1)
     block[~ok] = 0.0
     return block, ok

@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +32,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.integrity import read_verified
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,7 @@ class FrameReader:
         buf = self._buffers.get(slot)
         if buf is None or buf.shape[0] < n or buf.dtype != dset.dtype:
             buf = self._buffers[slot] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
-        frames = buf[:n]
-        dset.read_direct(frames, source_sel=np.s_[start:stop])
+        frames = read_verified(dset, buf[:n], start, stop)  # checks each frame's crc32
         extra = None if self.read_extra is None else self.read_extra(h5, start, stop)
         return frames.reshape((n, *self.shape)), extra
 
@@ -162,6 +164,64 @@ class ReadAhead:
             future.cancel()
         self._pending.clear()
         self._pool.shutdown(wait=True)
+
+
+def check_max_mem_mb(max_mem_mb: Any) -> float:
+    """``max_mem_mb`` as a float, or an InputError naming ``--max-mem-mb``.
+
+    Raises
+    ------
+    InputError
+        Not a number, not finite (nan, inf) or not positive.
+    """
+    try:
+        value = float(max_mem_mb)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(max_mem_mb, bool) or not math.isfinite(value) or value <= 0:
+        raise InputError(
+            f"--max-mem-mb (max_mem_mb) must be a positive, finite number of MiB; "
+            f"got {max_mem_mb!r}"
+        )
+    return value
+
+
+def positions_per_block(
+    max_mem_mb: float,
+    bytes_per_position: int,
+    n_positions: int,
+    *,
+    input_bytes_per_position: int | None = None,
+    block_input_mb: float | None = None,
+) -> int:
+    """Positions in one block: as many as ``max_mem_mb`` holds, at most all of them.
+
+    ``bytes_per_position`` is what one position costs a worker while its block is computed
+    (read buffers, working copies, results); ``block_input_mb`` caps the raw input of a block
+    (``input_bytes_per_position`` each) where larger blocks gain nothing.
+
+    Raises
+    ------
+    InputError
+        ``max_mem_mb`` invalid (:func:`check_max_mem_mb`) or too small for one position.
+
+    Examples
+    --------
+    >>> positions_per_block(64, 8 * 2**20, 100)
+    8
+    """
+    budget = check_max_mem_mb(max_mem_mb) * 2**20
+    need = max(1, int(bytes_per_position))
+    if budget < need:
+        raise InputError(
+            f"--max-mem-mb (max_mem_mb) {max_mem_mb:g} MiB is less than one position needs: "
+            f"{need / 2**20:.3f} MiB (its read buffers, working copies and results); give at "
+            f"least {math.ceil(need / 2**20 * 100) / 100:g}"
+        )
+    n = int(budget // need)
+    if block_input_mb is not None and input_bytes_per_position:
+        n = min(n, int(block_input_mb * 2**20 // input_bytes_per_position))
+    return max(1, min(n, int(n_positions)))
 
 
 _BUILT: dict[TaskSpec, BlockFunction] = {}
@@ -255,11 +315,13 @@ def run_blocks(
     n_jobs : int
         joblib worker processes (loky) when no scheduler is given; 1 computes here.
     scheduler : str, optional
-        ``"local"`` for a dask.distributed ``LocalCluster`` on loopback with ``n_jobs`` workers,
-        or a scheduler address such as ``"tcp://host:8786"``.
+        ``"local"`` for a dask.distributed ``LocalCluster`` with ``n_jobs`` workers, TLS with a
+        per-run key on loopback (:func:`start_local_cluster`), or a scheduler address such as
+        ``"tls://host:8786"`` (TLS credentials from dask's configuration).
     cluster : dict, optional
         A dask-jobqueue cluster: ``{"kind": "slurm", "cores": 8, "memory": "16GB",
-        "walltime": "01:00:00", "jobs": 4, ...}`` (any other keys go to the cluster class).
+        "walltime": "01:00:00", "jobs": 4, ...}``, TLS and no dashboard by default (see
+        :func:`make_batch_cluster`).
     read_ahead : bool
         Serial runs of a two-stage block function (:class:`FrameBlocks`): read the next block
         in a thread while this one is computed (:class:`ReadAhead`). The results are the same
@@ -293,32 +355,159 @@ def _run_joblib(spec, blocks, n_jobs):
         yield index, out
 
 
-def _dask_client(scheduler: str, n_jobs: int):
-    from dask.distributed import Client, LocalCluster
+def temporary_security():
+    """A TLS key and self-signed certificate made for this run only, held in memory.
 
-    if scheduler == "local":
-        workers = max(1, n_jobs)
-        local = LocalCluster(
-            n_workers=workers,
+    distributed's :meth:`~distributed.security.Security.temporary`: the scheduler, the workers
+    and this process's client all present it and accept nothing else, so only the processes
+    this run started can join or submit work.
+    """
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError as err:
+        raise InputError(
+            "an encrypted dask cluster needs the 'cryptography' package: "
+            "pip install 'pyscatter[dask]'"
+        ) from err
+
+
+#: No HTTP routes on the scheduler and workers: no dashboard, no /info, /json or metrics pages
+#: (served without encryption or authentication to anyone who can reach the port).
+_NO_HTTP = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+
+
+def start_local_cluster(n_workers: int):
+    """The dask ``LocalCluster`` of a ``scheduler="local"`` run.
+
+    Single-threaded worker processes; every connection is TLS with a per-run
+    :func:`temporary_security` key (``tls://127.0.0.1``): another user of the machine can
+    neither submit work nor join as a worker. No dashboard or other HTTP page is served.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    security = temporary_security()
+    with dask.config.set(_NO_HTTP):
+        return LocalCluster(
+            n_workers=max(1, int(n_workers)),
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            protocol="tls://",
+            security=security,
+            dashboard_address="127.0.0.1:0",  # a port of its own (none taken), no routes
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.ERROR,
         )
-        return Client(local), local
+
+
+def _dask_client(scheduler: str, n_jobs: int):
+    from dask.distributed import Client
+
+    if scheduler == "local":
+        local = start_local_cluster(n_jobs)
+        return Client(local, security=local.security), local
     if "://" not in scheduler:
         raise InputError(
-            f"scheduler {scheduler!r} is neither 'local' nor an address like 'tcp://host:8786'"
+            f"scheduler {scheduler!r} is neither 'local' nor an address like 'tls://host:8786'"
         )
+    if scheduler.startswith("tcp://"):
+        log.warning(
+            "scheduler %s is unencrypted and unauthenticated: whoever reaches it can run code "
+            "as its workers' user; use a tls:// scheduler (docs: clusters and memory)",
+            scheduler,
+        )
+    # TLS credentials for an address come from dask's configuration (distributed.comm.tls)
     return Client(scheduler, timeout="30s"), None
+
+
+#: Cluster options that choose the TLS credentials (all three, or none for a per-run key).
+TLS_OPTIONS = {"tls_ca_file": "--tls-ca", "tls_cert": "--tls-cert", "tls_key": "--tls-key"}
+
+
+def _batch_security(options: dict[str, Any]):
+    """The Security of a batch cluster: the user's certificate files or a per-run key."""
+    from distributed.security import Security
+
+    files = {k: options.pop(k, None) for k in TLS_OPTIONS}
+    given = {k: os.path.expanduser(str(v)) for k, v in files.items() if v is not None}
+    if not given:
+        return temporary_security(), True
+    if len(given) < len(files):
+        missing = ", ".join(TLS_OPTIONS[k] for k in files if k not in given)
+        raise InputError(
+            f"TLS certificate files need {', '.join(TLS_OPTIONS.values())}: missing {missing}"
+        )
+    for key, value in given.items():
+        if not os.path.isfile(value):
+            raise InputError(f"{TLS_OPTIONS[key]} {value!r}: no such file")
+    ca, cert, key = given["tls_ca_file"], given["tls_cert"], given["tls_key"]
+    security = Security(
+        tls_ca_file=ca,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+        require_encryption=True,
+    )
+    return security, False
+
+
+def _routable_address() -> str:
+    """The address this machine reaches other hosts from: where batch nodes connect back."""
+    import ipaddress
+    import warnings
+
+    from distributed import utils
+
+    with warnings.catch_warnings():  # distributed warns, then falls back to 127.0.0.1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        host = utils.get_ip()
+    if ipaddress.ip_address(host).is_loopback:
+        raise InputError(
+            f"--cluster: no address of this machine the batch nodes could reach was found (only "
+            f"{host}); give the network interface with --interface (e.g. ib0, eth0)"
+        )
+    return host
+
+
+def _scheduler_options(options: dict[str, Any], dashboard: Any) -> dict[str, Any]:
+    """Where the batch cluster's scheduler listens: one interface, dashboard only if asked."""
+    scheduler = dict(options.pop("scheduler_options", None) or {})
+    if "host" not in scheduler and "interface" not in scheduler and not options.get("interface"):
+        scheduler["host"] = _routable_address()
+    if dashboard in (None, False):
+        scheduler.setdefault("dashboard_address", "127.0.0.1:0")  # a free port, no routes
+        scheduler.setdefault("dashboard", False)
+    else:
+        address = "127.0.0.1:8787" if dashboard is True else str(dashboard)
+        scheduler.setdefault("dashboard_address", address)
+        scheduler.setdefault("dashboard", True)
+    return scheduler
 
 
 def make_batch_cluster(cluster: dict[str, Any]):
     """A dask-jobqueue cluster (not yet scaled) and the number of batch jobs to start.
 
     ``cluster`` holds ``kind`` (slurm, pbs, sge, lsf), ``jobs`` and any keyword of the
-    dask-jobqueue cluster class (``cores``, ``memory``, ``walltime``, ``queue``, ``account``…).
+    dask-jobqueue cluster class (``cores``, ``memory``, ``walltime``, ``queue``, ``account``,
+    ``interface``, ``shared_temp_directory``…), and:
+
+    - ``tls_ca_file``, ``tls_cert``, ``tls_key``: PEM files (CA, certificate, its key) used by
+      the scheduler, workers and client; without them a per-run key
+      (:func:`temporary_security`) is written, readable by its owner only, to
+      ``shared_temp_directory`` (default ``~/.cache/pyscatter/dask-tls``), which the batch
+      nodes must see;
+    - ``dashboard``: ``True`` for a dashboard on ``127.0.0.1:8787`` (reach it with an ssh
+      tunnel) or an address; default none (no HTTP pages at all).
+
+    The connections are TLS (``tls://``). The scheduler listens on one address: the
+    ``interface`` given (e.g. ``ib0``, also the workers'), ``scheduler_options={"host": …}``,
+    or by default the address this machine reaches other hosts from.
     """
     try:
         import dask_jobqueue
@@ -326,6 +515,7 @@ def make_batch_cluster(cluster: dict[str, Any]):
         raise InputError(
             "a batch-system cluster needs dask-jobqueue: pip install 'pyscatter[dask]'"
         ) from err
+    import dask
 
     options = dict(cluster)
     kind = str(options.pop("kind", "slurm")).lower()
@@ -339,8 +529,22 @@ def make_batch_cluster(cluster: dict[str, Any]):
     # must not be shared between threads (DESIGN.md, Performance facts)
     if "cores" in options:
         options.setdefault("processes", int(options["cores"]))
+    dashboard = options.pop("dashboard", None)
+    security, temporary = _batch_security(options)
+    if temporary and options.get("shared_temp_directory") is None:
+        private = os.path.join(os.path.expanduser("~"), ".cache", "pyscatter", "dask-tls")
+        os.makedirs(private, mode=0o700, exist_ok=True)
+        options["shared_temp_directory"] = private
+    options["security"] = security
+    options["protocol"] = "tls://"
+    options["scheduler_options"] = _scheduler_options(options, dashboard)
+    if dashboard in (None, False):  # the workers' own HTTP servers: loopback of their node
+        extra = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+        options["worker_extra_args"] = [*(options.get("worker_extra_args") or ()), *extra]
+    http = {} if dashboard not in (None, False) else _NO_HTTP
     try:
-        batch = cls(**options)
+        with dask.config.set(http):
+            batch = cls(**options)
     except (TypeError, ValueError) as err:
         raise InputError(f"{kind} cluster options {options}: {err}") from err
     return batch, jobs
@@ -351,7 +555,7 @@ def _jobqueue_client(cluster: dict[str, Any]):
 
     batch, jobs = make_batch_cluster(cluster)
     batch.scale(jobs=jobs)
-    return Client(batch), batch
+    return Client(batch, security=batch.security), batch
 
 
 def _run_dask(spec, blocks, client_and_cluster):

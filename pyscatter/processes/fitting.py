@@ -5,8 +5,12 @@ each block of positions is fitted in one vectorised call of
 :func:`pyscatter.kernels.fitting.fit_profiles`, the profiles of every ring of every position
 stacked as rows. Each fitted quantity becomes one main dataset over the spectroscopic dim
 ``ring``: the model parameters in canonical form (Maier--Saupe ``kappa >= 0``, directors
-``x0`` in [-90, 90)), their 1-sigma errors ``<param>_sigma``, ``R2``, ``reduced_chi2``,
-``status`` (:class:`~pyscatter.kernels.fitting.FitStatus` codes, listed in the group's
+``x0`` in [-90, 90)) and their 1-sigma errors ``<param>_sigma``, both float64 so that the
+stored parameters replay the fitted curve (the Maier--Saupe ``I`` is ~ peak / e^kappa: 1e-97
+at kappa = 229, 0 in float32; float64 holds it up to kappa ~ 700), ``R2``, ``reduced_chi2``,
+the correlation coefficients of the shape parameters ``<p>_<q>_correlation`` (pseudo-Voigt
+``gamma_eta_correlation``: S depends on both), ``status``
+(:class:`~pyscatter.kernels.fitting.FitStatus` codes, listed in the group's
 ``status_codes`` attribute) and ``n_iter``.
 """
 
@@ -28,8 +32,10 @@ from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import MODELS, get_model
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.fitting_worker import (
+    correlation_name,
     excluded_bins,
     profile_layout,
+    shape_pairs,
     shape_parameters,
     sigma_suffix,
 )
@@ -117,6 +123,15 @@ def _chi_ranges(ranges: Sequence[Sequence[float]] | None) -> list[list[float]] |
     return out or None
 
 
+def _has_split_geometry(profiles: h5py.Dataset) -> bool:
+    """Whether ``profiles`` come from AzimuthalProfiles with the geometry recorded."""
+    group = profiles.parent
+    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
+        return False
+    params = json.loads(group.attrs["parameters"])
+    return "geometry" in params and "rings" in params
+
+
 def _param_units(unit: str, intensity: str) -> str:
     if unit == "intensity":
         return intensity
@@ -152,6 +167,14 @@ class ProfileFit(ScatterProcess):
     engine : {"batched", "scipy"}
         The vectorised Levenberg–Marquardt (default), or ``scipy.optimize.curve_fit`` row by
         row (the reference; several times slower).
+    correlated_errors : bool
+        Errors of the parameters that account for the correlation of neighbouring chi bins
+        (pixel splitting shares pixels between them), default True for AzimuthalProfiles
+        sources: the correlation is rebuilt from the recorded geometry and binning
+        (:func:`~pyscatter.processes.profiles_worker.chi_correlation`) and the covariance is
+        the sandwich ``A^-1 J~^T R J~ A^-1``. Without it the errors are too small by a
+        factor 1.05-2.5, the more so the finer the chi bins (see the user guide's
+        "Uncertainties"). Other sources (profiles written by hand) are taken as independent.
     **kwargs
         Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
     """
@@ -169,6 +192,7 @@ class ProfileFit(ScatterProcess):
         isotropy_alpha: float | None = 1e-3,
         exclude_chi: Sequence[Sequence[float]] | None = None,
         engine: str = "batched",
+        correlated_errors: bool = True,
         **kwargs: Any,
     ) -> None:
         if engine not in ("batched", "scipy"):
@@ -193,6 +217,8 @@ class ProfileFit(ScatterProcess):
             raise InputError(
                 f"isotropy_alpha must be a number in (0, 1) or None; got {isotropy_alpha!r}"
             )
+        if not isinstance(correlated_errors, (bool, np.bool_)):
+            raise InputError(f"correlated_errors must be True or False; got {correlated_errors!r}")
         exclude = _chi_ranges(exclude_chi)
         if excluded_bins(chi, exclude).all():
             raise InputError(f"exclude_chi {exclude} leaves no chi bin to fit")
@@ -221,6 +247,10 @@ class ProfileFit(ScatterProcess):
             "absolute_sigma": sigma_path is not None,
             "exclude_chi": exclude,
             "engine": engine,
+            "param_dtype": "float64",  # groups of float32 parameters are not reused
+            "chi_correlation": "pixel_splitting"
+            if correlated_errors and _has_split_geometry(h5_main)
+            else None,
         }
         super().__init__(h5_main, params, **kwargs)
 
@@ -254,8 +284,17 @@ class ProfileFit(ScatterProcess):
             for name, unit in zip(model.param_names, model.units, strict=True):
                 units = _param_units(unit, intensity)
                 quantity = _QUANTITIES.get(name, name)
-                outs.append(Output(name, quantity, units, dims))
-                outs.append(Output(sigma_suffix(name), f"{quantity} sigma", units, dims))
+                # float64: a Maier--Saupe prefactor I ~ peak / e^kappa underflows float32
+                # (to 0) beyond kappa ~ 100, and the stored fit must replay the profile
+                outs.append(Output(name, quantity, units, dims, dtype=np.float64))
+                outs.append(
+                    Output(sigma_suffix(name), f"{quantity} sigma", units, dims, dtype=np.float64)
+                )
+            for first, second in shape_pairs(model):
+                name = correlation_name(first, second)
+                outs.append(
+                    Output(name, f"Correlation of {first} and {second}", "1", dims, np.float64)
+                )
             outs += [
                 Output("R2", "Weighted R2", "1", dims),
                 Output("reduced_chi2", "Reduced chi2", "1", dims),

@@ -7,21 +7,26 @@ all in one call of :func:`pyscatter.kernels.fitting.fit_profiles`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import h5py
 import numpy as np
+import scipy.sparse as sp
 
-from pyscatter.errors import InputError
+from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.usid import Dim, dims_of
 from pyscatter.kernels.fitting import fit_profiles, fit_profiles_reference
 from pyscatter.kernels.models import ProfileModel, get_model
+from pyscatter.processes.profiles_worker import profile_correlation
 
 __all__ = [
     "build",
+    "correlation_name",
     "excluded_bins",
     "fit_block",
     "profile_layout",
+    "shape_pairs",
     "shape_parameters",
     "sigma_suffix",
 ]
@@ -39,6 +44,17 @@ def shape_parameters(model: ProfileModel) -> list[str]:
     """Parameters that shape the distribution (not the background, centre or height)."""
     fixed = {*model.background, model.center, model.amplitude}
     return [p for p in model.param_names if p not in fixed]
+
+
+def shape_pairs(model: ProfileModel) -> list[tuple[str, str]]:
+    """Pairs of shape parameters whose correlation is stored (S depends on them jointly)."""
+    names = shape_parameters(model)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def correlation_name(first: str, second: str) -> str:
+    """The dataset name of the correlation coefficient of two fitted parameters."""
+    return f"{first}_{second}_correlation"
 
 
 def profile_layout(dset: h5py.Dataset) -> tuple[np.ndarray, list[Dim]]:
@@ -77,29 +93,62 @@ def fit_block(
     profiles: np.ndarray,
     sigma: np.ndarray | None,
     params: dict[str, Any],
+    correlation: Sequence[sp.spmatrix] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fit ``profiles`` of shape (n_positions, n_rows, n_chi) in one call; outputs (n, n_rows)."""
+    """Fit ``profiles`` of shape (n_positions, n_rows, n_chi); outputs (n, n_rows).
+
+    All rows in one kernel call, or one call per row (ring) with its bins' ``correlation``
+    (one (n_chi, n_chi) matrix per row, see
+    :func:`~pyscatter.processes.profiles_worker.chi_correlation`).
+    """
     n, n_rows, n_chi = profiles.shape
     model = get_model(params["model"])
     # the vectorised fit by default; scipy's curve_fit row by row stays selectable
     fit = fit_profiles_reference if params.get("engine") == "scipy" else fit_profiles
-    res = fit(
-        chi,
-        profiles.reshape(n * n_rows, n_chi),
-        None if sigma is None else sigma.reshape(n * n_rows, n_chi),
+    options = dict(
         model=model,
         max_iter=params["max_iter"],
         absolute_sigma=True,
         isotropy_alpha=params["isotropy_alpha"],
     )
+    if correlation is None:
+        parts = [
+            fit(
+                chi,
+                profiles.reshape(n * n_rows, n_chi),
+                None if sigma is None else sigma.reshape(n * n_rows, n_chi),
+                **options,
+            )
+        ]
+    else:
+        parts = [
+            fit(
+                chi,
+                profiles[:, row],
+                None if sigma is None else sigma[:, row],
+                correlation=correlation[row],
+                **options,
+            )
+            for row in range(n_rows)
+        ]
+
+    def gather(values: list[np.ndarray]) -> np.ndarray:
+        if len(values) == 1:
+            return values[0].reshape(n, n_rows)
+        return np.stack(values, axis=1)
+
     out: dict[str, np.ndarray] = {}
     for k, name in enumerate(model.param_names):
-        out[name] = res.params[:, k].reshape(n, n_rows)
-        out[sigma_suffix(name)] = res.errors[:, k].reshape(n, n_rows)
-    out["R2"] = res.r2.reshape(n, n_rows)
-    out["reduced_chi2"] = res.reduced_chi2.reshape(n, n_rows)
-    out["status"] = res.status.reshape(n, n_rows)
-    out["n_iter"] = res.n_iter.reshape(n, n_rows)
+        out[name] = gather([res.params[:, k] for res in parts])
+        out[sigma_suffix(name)] = gather([res.errors[:, k] for res in parts])
+    for first, second in shape_pairs(model):
+        out[correlation_name(first, second)] = gather(
+            [res.correlation(first, second) for res in parts]
+        )
+    out["R2"] = gather([res.r2 for res in parts])
+    out["reduced_chi2"] = gather([res.reduced_chi2 for res in parts])
+    out["status"] = gather([res.status for res in parts])
+    out["n_iter"] = gather([res.n_iter for res in parts])
     return out
 
 
@@ -110,6 +159,14 @@ def build(spec, h5: h5py.File):
     n_chi = chi.size
     source, sigma_path = params["source"], params["sigma_dataset"]
     excluded = excluded_bins(chi, params.get("exclude_chi"))
+    correlation = None
+    if params.get("chi_correlation") == "pixel_splitting":
+        correlation = profile_correlation(h5[source])
+        if correlation is None or correlation[0].shape != (n_chi, n_chi):
+            raise FileFormatError(
+                f"{source}: the chi correlation of its pixel splitting cannot be rebuilt from "
+                "the parameters of its AzimuthalProfiles group"
+            )
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
         n = stop - start
@@ -119,6 +176,6 @@ def build(spec, h5: h5py.File):
             sigma = h5file[sigma_path][start:stop].astype(np.float64).reshape(y.shape)
             sigma[..., excluded] = np.nan
         y[..., excluded] = np.nan  # excluded bins count as empty
-        return fit_block(chi, y, sigma, params)
+        return fit_block(chi, y, sigma, params, correlation)
 
     return compute

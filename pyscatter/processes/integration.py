@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,21 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.geometry import integrator_from_config
+from pyscatter.geometry import check_geometry, integrator_from_config, short_error
 from pyscatter.io.usid import Dim, main_datasets
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.execution import release_memory
 from pyscatter.processes.integration_worker import integrator_options, make_function
 
+log = logging.getLogger(__name__)
+
 UNITS = ("q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm")
+MAX_NPT = 100_000
+"""Most radial (or azimuthal) bins: far more than any detector has pixels along a radius."""
+MAX_BINS = 4_000_000
+"""Most bins of one result (npt × npt_azim): 16 MB of float32 per position."""
+NEGATIVE_FRACTION_WARNING = 0.001
+"""Unmasked negative pixels above this fraction of a frame are warned about (detector gaps)."""
 ERROR_MODELS = (None, "poisson", "azimuthal")
 ENGINES = ("batched", "pyfai")
 DEFAULT_METHOD = ("bbox", "csr", "cython")
@@ -32,26 +42,37 @@ _UNIT_LABELS = {
 
 
 def load_geometry(poni: str | Path | dict | None, h5_main: h5py.Dataset) -> dict[str, Any]:
-    """pyFAI geometry config: from a PONI file or dict, else the one recorded in the file."""
+    """pyFAI geometry config: from a PONI file or dict, else the one recorded in the file.
+
+    Checked by :func:`pyscatter.geometry.check_geometry` (finite, physical numbers).
+    """
     import pyFAI
 
     if poni is None:
         for obj in (h5_main, h5_main.parent, h5_main.parent.parent):
             if "geometry" in obj.attrs:
-                return json.loads(obj.attrs["geometry"])
+                where = f"{h5_main.file.filename}: geometry recorded with {obj.name}"
+                return check_geometry(json.loads(obj.attrs["geometry"]), where=where)
         raise InputError(
             f"{h5_main.file.filename}: no geometry recorded with {h5_main.name}; "
             "give a PONI file (--poni FILE)"
         )
     if isinstance(poni, dict):
-        return pyFAI.load(poni).get_config()
+        try:
+            ai = pyFAI.load(poni)
+        except Exception as err:  # noqa: BLE001 - pyFAI raises many kinds
+            raise InputError(
+                f"poni (dict): not a pyFAI geometry config ({short_error(err)})"
+            ) from err
+        return check_geometry(ai, where="poni (dict)")
     path = Path(poni)
     if not path.is_file():
         raise InputError(f"PONI file not found: {path}")
     try:
-        return pyFAI.load(str(path)).get_config()
+        ai = pyFAI.load(str(path))
     except Exception as err:
-        raise InputError(f"{path}: not a PONI file pyFAI can read ({err})") from err
+        raise InputError(f"{path}: not a PONI file pyFAI can read ({short_error(err)})") from err
+    return check_geometry(ai, where=str(path))
 
 
 def _per_position(h5_main: h5py.Dataset, name: str, what: str) -> str:
@@ -93,10 +114,16 @@ def normalization_parameters(h5_main, monitor, transmission, exposure_time) -> d
             continue
         if isinstance(value, str):
             paths.append(_per_position(h5_main, value, what))
-        elif float(value) <= 0:
-            raise InputError(f"{what} must be positive; got {value}")
-        else:
-            constant *= float(value)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise InputError(
+                f"{what} = {value!r}; expected a finite number > 0 or a per-position dataset path"
+            )
+        constant *= number
     digest = hashlib.sha256()
     for path in paths:  # the values, so that changed monitor readings are new parameters
         digest.update(np.ascontiguousarray(h5_main.file[path][()]).tobytes())
@@ -137,6 +164,190 @@ def _sha(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def check_bins(npt: Any, npt_azim: Any) -> tuple[int, int | None]:
+    """``npt`` and ``npt_azim`` as ints within :data:`MAX_NPT` and :data:`MAX_BINS`."""
+    out: list[int | None] = []
+    for name, value in (("npt", npt), ("npt_azim", npt_azim)):
+        if value is None and name == "npt_azim":
+            out.append(None)
+            continue
+        try:
+            number = int(value)
+            whole = not isinstance(value, bool) and number == float(value)
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole or not 1 <= number <= MAX_NPT:
+            raise InputError(
+                f"{name} = {value!r}; expected a whole number of bins in [1, {MAX_NPT}]"
+            )
+        out.append(number)
+    bins = out[0] * (out[1] or 1)  # type: ignore[operator]
+    if bins > MAX_BINS:
+        raise InputError(
+            f"npt × npt_azim = {out[0]} × {out[1]} = {bins} bins; expected at most {MAX_BINS}"
+        )
+    return out[0], out[1]  # type: ignore[return-value]
+
+
+def _method_parts(method: Any) -> list[str]:
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (registers methods)
+    from pyFAI.method_registry import IntegrationMethod
+
+    splits = sorted({m.split for m in IntegrationMethod._registry} | {"no", "bbox", "full"})
+    allowed = (
+        ("split", splits),
+        ("algorithm", list(IntegrationMethod.AVAILABLE_ALGOS)),
+        ("implementation", list(IntegrationMethod.AVAILABLE_IMPLS)),
+    )
+    text = method if isinstance(method, str) else ",".join(str(m) for m in method)
+    parts = [p.strip().lower() for p in text.split(",")]
+    if len(parts) != 3 or any(
+        p not in values for p, (_, values) in zip(parts, allowed, strict=True)
+    ):
+        expected = "; ".join(f"{name} one of {', '.join(values)}" for name, values in allowed)
+        raise InputError(
+            f"method {text!r}: expected split,algorithm,implementation with {expected} "
+            "(e.g. bbox,csr,cython)"
+        )
+    return parts
+
+
+def resolve_method(
+    method: Any, *, dim: int, engine: str = "batched", allow_fallback: bool = False
+) -> list[str]:
+    """The pyFAI method that will run, as [split, algorithm, implementation].
+
+    Resolved with pyFAI's registry (``IntegrationMethod.select_one_available``). A method not
+    available here (e.g. ``opencl`` without OpenCL) is refused unless ``allow_fallback``, when
+    pyFAI's closest available one is used, logged and returned, so that what is recorded is what
+    ran. The "batched" engine applies pyFAI's Cython CSR matrix, so it needs ``csr`` and runs
+    the ``cython`` implementation.
+
+    Raises
+    ------
+    InputError
+        A malformed or unknown method (the allowed values are listed), or one that would not
+        run as asked and ``allow_fallback`` is False.
+    """
+    from pyFAI.method_registry import IntegrationMethod
+
+    parts = _method_parts(method)
+    asked = ",".join(parts)
+    chosen = IntegrationMethod.select_one_available(tuple(parts), dim=dim, degradable=False)
+    if chosen is None:
+        closest = IntegrationMethod.select_one_available(tuple(parts), dim=dim, degradable=True)
+        ran = None if closest is None else f"{closest.split_lower},{closest.algo_lower},"
+        ran = None if closest is None else ran + closest.impl_lower
+        if not allow_fallback or closest is None:
+            available = sorted(
+                {
+                    f"{m.split_lower},{m.algo_lower},{m.impl_lower}"
+                    for m in IntegrationMethod.select_method(dim=dim)
+                }
+            )
+            hint = f", or allow_fallback (--allow-fallback) to run {ran}" if ran else ""
+            raise InputError(
+                f"method {asked} is not available here for {dim}-D integration; available: "
+                f"{'; '.join(available)}{hint}"
+            )
+        log.warning("method %s is not available here; running %s (allow_fallback)", asked, ran)
+        chosen = closest
+    resolved = [chosen.split_lower, chosen.algo_lower, chosen.impl_lower]
+    if engine == "batched":
+        if resolved[1] != "csr":
+            raise InputError(
+                f"method {asked}: the batched engine needs the csr algorithm "
+                "(e.g. bbox,csr,cython); use engine='pyfai' (--engine pyfai) for other algorithms"
+            )
+        if resolved[2] != "cython":
+            if not allow_fallback:
+                raise InputError(
+                    f"method {asked}: the batched engine applies pyFAI's Cython CSR matrix, so the "
+                    f"{resolved[2]} implementation would not run; ask for {resolved[0]},csr,cython, "
+                    "use engine='pyfai' (--engine pyfai), or allow_fallback (--allow-fallback)"
+                )
+            log.warning("method %s: the batched engine runs %s,csr,cython", asked, resolved[0])
+            resolved[2] = "cython"
+    return resolved
+
+
+def _detector_extent(ai: Any, shape: tuple[int, int], unit: str) -> tuple[tuple, list[tuple]]:
+    """(min, max) of the radial position (in ``unit``) over the pixels, and of chi (degrees)
+    in pyFAI's two conventions, (-180, 180] and [0, 360)."""
+    radial = ai.center_array(shape, unit=unit, scale=True)
+    chi = np.degrees(ai.center_array(shape, unit="chi_rad"))
+    chi_360 = np.mod(chi, 360.0)
+    return (float(np.nanmin(radial)), float(np.nanmax(radial))), [
+        (float(np.nanmin(c)), float(np.nanmax(c))) for c in (chi, chi_360)
+    ]
+
+
+def check_ranges(
+    ai: Any,
+    shape: tuple[int, int],
+    unit: str,
+    radial_range: Any,
+    azimuth_range: Any,
+) -> tuple[list[float] | None, list[float] | None]:
+    """Radial and azimuthal ranges: finite (lo, hi) with lo < hi that meet the detector."""
+    if radial_range is None and azimuth_range is None:
+        return None, None
+    radial_extent, chi_extents = _detector_extent(ai, shape, unit)
+    out: list[list[float] | None] = []
+    for name, value, extents, what in (
+        ("radial_range", radial_range, [radial_extent], unit),
+        ("azimuth_range", azimuth_range, chi_extents, "deg"),
+    ):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {value!r}; expected two numbers (min, max)") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise InputError(f"{name} = ({lo}, {hi}); expected finite numbers with min < max")
+        if name == "azimuth_range" and (lo < -180 or hi > 360):
+            raise InputError(
+                f"{name} = ({lo:g}, {hi:g}) deg; expected within [-180, 360] deg (pyFAI's chi)"
+            )
+        if not any(lo < high and hi > low for low, high in extents):
+            low, high = extents[0]
+            raise InputError(
+                f"{name} = ({lo:g}, {hi:g}) {what} misses the detector, which covers "
+                f"[{low:.6g}, {high:.6g}] {what}"
+            )
+        out.append([lo, hi])
+    return out[0], out[1]
+
+
+def warn_negative_pixels(
+    h5_main: h5py.Dataset,
+    shape: tuple[int, int],
+    masked: Any,
+    dummy: float | None,
+    delta_dummy: float | None,
+) -> None:
+    """Log a warning when the first frame has many negative, unmasked pixels (detector gaps)."""
+    if h5_main.shape[0] == 0 or h5_main.dtype.kind == "u":
+        return
+    frame = np.asarray(h5_main[0]).reshape(shape)
+    negative = frame < 0
+    if dummy is not None:
+        negative &= np.abs(frame.astype(np.float64) - dummy) > (delta_dummy or 0)
+    if masked is not None:
+        negative &= ~np.asarray(masked, dtype=bool)
+    fraction = float(negative.mean())
+    if fraction > NEGATIVE_FRACTION_WARNING:
+        log.warning(
+            "%s: %.1f %% of the pixels of the first frame are negative and neither masked nor "
+            "a dummy (detector gaps?); they lower the intensities: give a mask (--mask FILE) or "
+            "their value as the dummy (--dummy VALUE)",
+            h5_main.file.filename,
+            100 * fraction,
+        )
+
+
 class AzimuthalIntegration(ScatterProcess):
     """Integrate every frame azimuthally with pyFAI's geometry and sparse matrices.
 
@@ -168,6 +379,10 @@ class AzimuthalIntegration(ScatterProcess):
         Writes ``Intensity_Sigma`` when set.
     method : sequence of str
         pyFAI method (split, algorithm, implementation); default ``("bbox", "csr", "cython")``.
+        Resolved by :func:`resolve_method`: the method that runs is the one recorded.
+    allow_fallback : bool
+        Let pyFAI run its closest available method when ``method`` is not available here
+        (recorded as what ran); default False: refuse.
     engine : {"batched", "pyfai"}
         ``"batched"`` applies pyFAI's sparse matrix to a block of frames at once (fast default);
         ``"pyfai"`` calls ``integrate1d_ng``/``integrate2d_ng`` frame by frame.
@@ -211,6 +426,7 @@ class AzimuthalIntegration(ScatterProcess):
         monitor: str | None = None,
         transmission: float | str | None = None,
         exposure_time: float | str | None = None,
+        allow_fallback: bool = False,
         **kwargs: Any,
     ) -> None:
         shape = frame_shape(h5_main)
@@ -223,9 +439,11 @@ class AzimuthalIntegration(ScatterProcess):
             )
         if engine not in ENGINES:
             raise InputError(f"unsupported engine {engine!r}; expected one of {', '.join(ENGINES)}")
-        if int(npt) < 1 or (npt_azim is not None and int(npt_azim) < 1):
-            raise InputError(f"npt and npt_azim must be positive; got {npt}, {npt_azim}")
-        if polarization_factor is not None and not -1 <= polarization_factor <= 1:
+        npt, npt_azim = check_bins(npt, npt_azim)
+        method = resolve_method(
+            method, dim=1 if npt_azim is None else 2, engine=engine, allow_fallback=allow_fallback
+        )
+        if polarization_factor is not None and not -1 <= float(polarization_factor) <= 1:
             raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
         self._extra = {}
         for name, arr in (("Mask", mask), ("Dark", dark), ("Flat", flat)):
@@ -239,8 +457,16 @@ class AzimuthalIntegration(ScatterProcess):
         if dummy is None:  # the detector's invalid-pixel value the translator recorded
             dummy, delta_dummy = recorded_dummy(h5_main, delta_dummy)
         geometry = load_geometry(poni, h5_main)
+        ai = integrator_from_config(geometry)
+        radial_range, azimuth_range = check_ranges(ai, shape, unit, radial_range, azimuth_range)
         self._shape = shape
         file_mask = h5_main.parent.get("Mask") if use_file_mask else None
+        masked = None if file_mask is None else file_mask[()] != 0
+        if ai.detector.mask is not None and ai.detector.mask.shape == shape:
+            masked = ai.detector.mask != 0 if masked is None else masked | (ai.detector.mask != 0)
+        if "Mask" in self._extra:
+            extra = self._extra["Mask"] != 0
+            masked = extra if masked is None else masked | extra
         params = {
             "npt": int(npt),
             "unit": unit,
@@ -256,12 +482,13 @@ class AzimuthalIntegration(ScatterProcess):
             "correct_solid_angle": bool(correct_solid_angle),
             "polarization_factor": polarization_factor,
             "error_model": error_model,
-            "method": list(method),
+            "method": method,
             "engine": engine,
             **normalization_parameters(h5_main, monitor, transmission, exposure_time),
-            "radial_range": None if radial_range is None else list(map(float, radial_range)),
-            "azimuth_range": None if azimuth_range is None else list(map(float, azimuth_range)),
+            "radial_range": radial_range,
+            "azimuth_range": azimuth_range,
         }
+        warn_negative_pixels(h5_main, shape, masked, dummy, delta_dummy)
         super().__init__(h5_main, params, **kwargs)
 
     @classmethod

@@ -6,7 +6,9 @@ S = <P2(cos theta)> by the DESIGN formula (Maier--Saupe exactly from kappa, pseu
 quadrature of the peak shape), its propagated 1-sigma error, the director (chi of the
 intensity maximum, pyFAI convention, in [-90, 90)) with its error, and beside them the
 model-free <P2> of the measured profile (fitted linear background subtracted) about that
-director. ``R2`` and ``status`` of the fit are carried along so that one group holds what a
+director, bounded to [-1/2, 1] with ``S_model_free_status`` saying where the raw ratio left
+that interval (:class:`~pyscatter.kernels.order.ModelFreeStatus`: the background-subtracted
+profile is not a distribution there). ``R2`` and ``status`` of the fit are carried along so that one group holds what a
 map needs. ISOTROPIC profiles get S = 0 and no director.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io.usid import dims_of
 from pyscatter.kernels.models import get_model
+from pyscatter.kernels.order import ModelFreeStatus
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.fitting import latest_results, require_complete, status_codes
 from pyscatter.processes.fitting_worker import profile_layout
@@ -88,6 +91,8 @@ class OrderParameter(ScatterProcess):
             "profiles": profiles_path,
             "n_theta": int(n_theta),
             "exclude_chi": fit_params.get("exclude_chi"),  # as the fit: filled by symmetry
+            # the model-free <P2> is clipped into these bounds and flagged (groups before: not)
+            "model_free_bounds": [-0.5, 1.0],
         }
         super().__init__(status, params, **kwargs)
 
@@ -110,6 +115,9 @@ class OrderParameter(ScatterProcess):
                 Output("director", "Director (chi of the maximum)", "deg", dims),
                 Output("director_sigma", "Director sigma", "deg", dims),
                 Output("S_model_free", "Model-free <P2>", "1", dims),
+                Output(
+                    "S_model_free_status", "Model-free <P2> status", "code", dims, dtype=np.int8
+                ),
                 Output("R2", "Weighted R2 of the fit", "1", dims),
                 Output("status", "Fit status", "code", dims, dtype=np.int8),
             ]
@@ -126,6 +134,12 @@ class OrderParameter(ScatterProcess):
         group.attrs["model"] = self.parameters["model"]
         group.attrs["fit_group"] = self._source.parent.name
         group.attrs["status_codes"] = json.dumps(status_codes())
+        group.attrs["S_model_free_status_codes"] = json.dumps(
+            {s.name: int(s.value) for s in ModelFreeStatus}
+        )
+        group.attrs["S_model_free_status_description"] = " ".join(
+            (ModelFreeStatus.__doc__ or "").split()
+        )
         group.attrs["director_convention"] = (
             "chi (pyFAI convention, degrees) of the intensity maximum, folded into [-90, 90)"
         )

@@ -16,14 +16,16 @@ from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import ProfileModel, get_model
 from pyscatter.kernels.order import (
     director_from_params,
+    model_free_order_parameter,
     order_parameter_from_model,
-    order_parameter_from_profile,
     order_parameter_maier_saupe,
     order_parameter_maier_saupe_sigma,
 )
 from pyscatter.processes.fitting_worker import (
+    correlation_name,
     excluded_bins,
     profile_layout,
+    shape_pairs,
     shape_parameters,
     sigma_suffix,
 )
@@ -35,13 +37,18 @@ _REL_STEP = 1e-4
 
 
 def _s_and_sigma(
-    model: ProfileModel, params: np.ndarray, errors: np.ndarray, n_theta: int
+    model: ProfileModel,
+    params: np.ndarray,
+    errors: np.ndarray,
+    n_theta: int,
+    correlations: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """S of each fitted distribution and its propagated 1-sigma error.
 
     Maier--Saupe: exact in kappa. Other models: quadrature of the peak shape, errors by central
-    differences in each shape parameter, combined in quadrature (the fit stores no
-    covariances between parameters).
+    differences in each shape parameter, ``var = g^T C g`` with the stored correlations of the
+    shape parameters (``correlations[(p, q)]``, shape (n,); taken as 0 when absent, as fits
+    before they were stored).
     """
     if model.name == "maier_saupe":
         i = model.index("kappa")
@@ -50,7 +57,7 @@ def _s_and_sigma(
             kappa, errors[:, i]
         )
     s = order_parameter_from_model(model, params, n_theta=n_theta)
-    var = np.zeros(s.shape)
+    terms = {}
     for name in shape_parameters(model):
         i = model.index(name)
         value = params[:, i]
@@ -63,8 +70,12 @@ def _s_and_sigma(
                 order_parameter_from_model(model, hi, n_theta=n_theta)
                 - order_parameter_from_model(model, lo, n_theta=n_theta)
             ) / (2.0 * step)
-            var = var + (deriv * errors[:, i]) ** 2
-    return s, np.sqrt(var)
+            terms[name] = deriv * errors[:, i]
+    var = sum(t * t for t in terms.values())
+    for (first, second), rho in (correlations or {}).items():
+        with np.errstate(invalid="ignore"):
+            var = var + 2.0 * rho * terms[first] * terms[second]
+    return s, np.sqrt(np.maximum(var, 0.0))
 
 
 def _background_curves(model: ProfileModel, params: np.ndarray, chi: np.ndarray) -> np.ndarray:
@@ -82,6 +93,7 @@ def order_block(
     profiles: np.ndarray,
     *,
     n_theta: int = 2001,
+    correlations: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Order parameters of fitted profiles.
 
@@ -99,21 +111,27 @@ def order_block(
         The measured profiles the fits were made on (NaN = empty bin).
     n_theta : int
         Quadrature points for models without a closed form.
+    correlations : dict, optional
+        ``{(p, q): rho}``, the fitted correlation (n,) of shape parameters p and q.
 
     Returns
     -------
     dict
-        ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free``, each (n,).
+        ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free`` (bounded to
+        [-1/2, 1]) and ``S_model_free_status`` (:class:`~pyscatter.kernels.order.
+        ModelFreeStatus` codes: where the raw ratio left the interval, or no signal), each (n,).
         ISOTROPIC rows have S = 0 with no error, director and model-free S; failed fits NaN.
         WEAK rows (a strength below 3 sigma: orientation not established) report S = 0 with
         the sigma of the fitted strength, so a peak fitted to noise never shows up as order;
         their status stays WEAK and the fitted values remain in the ProfileFit group.
     """
     model = get_model(model_name)
-    s, s_sigma = _s_and_sigma(model, params, errors, n_theta)
+    s, s_sigma = _s_and_sigma(model, params, errors, n_theta, correlations)
     director, director_sigma = director_from_params(model, params, errors)
     background = _background_curves(model, params, chi)
-    s_free = order_parameter_from_profile(chi, profiles, director, background=background)
+    s_free, s_free_status = model_free_order_parameter(
+        chi, profiles, director, background=background
+    )
     isotropic = status == FitStatus.ISOTROPIC
     weak = status == FitStatus.WEAK
     s = np.where(isotropic | weak, 0.0, s)
@@ -125,6 +143,7 @@ def order_block(
         "director": director,
         "director_sigma": director_sigma,
         "S_model_free": s_free,
+        "S_model_free_status": s_free_status,
     }
 
 
@@ -147,9 +166,16 @@ def build(spec, h5: h5py.File):
         p = p.reshape(n * n_rows, model.n_par).astype(np.float64)
         e = e.reshape(n * n_rows, model.n_par).astype(np.float64)
         status = group["status"][start:stop].reshape(-1)
+        correlations = {
+            pair: group[correlation_name(*pair)][start:stop].reshape(-1).astype(np.float64)
+            for pair in shape_pairs(model)
+            if correlation_name(*pair) in group
+        }
         y = h5file[profiles_path][start:stop].astype(np.float64).reshape(n * n_rows, chi.size)
         y[:, excluded] = np.nan  # left out of the fit: filled from the partner bins
-        out = order_block(model.name, chi, p, e, status, y, n_theta=n_theta)
+        out = order_block(
+            model.name, chi, p, e, status, y, n_theta=n_theta, correlations=correlations
+        )
         out = {k: v.reshape(n, n_rows) for k, v in out.items()}
         out["R2"] = group["R2"][start:stop]
         out["status"] = group["status"][start:stop]

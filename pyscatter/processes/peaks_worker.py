@@ -13,6 +13,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (filters of compressed sources, e.g. bitshuffle Raw_Data)
 import numpy as np
 
+from pyscatter.io.integrity import read_rows
 from pyscatter.io.usid import dims_of
 from pyscatter.kernels.peaks import (
     PeakResult,
@@ -72,7 +73,7 @@ def make_function(params: dict[str, Any], axis: np.ndarray):
     windows = [tuple(w) for w in params["windows"]]
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
-        y = np.asarray(h5file[source][start:stop], dtype=np.float64)
+        y = np.asarray(read_rows(h5file[source], start, stop), dtype=np.float64)
         sigma = None
         if sigma_path is not None:
             sigma = np.asarray(h5file[sigma_path][start:stop], dtype=np.float64)

@@ -355,6 +355,29 @@ class AzimuthalProfiles(DetectorProcess):
             **kwargs,
         )
 
+    def _resolve_parameters(
+        self, params: dict[str, Any], mask: np.ndarray | None
+    ) -> dict[str, Any]:
+        """Refuse rings that lie outside the q range of the detector's unmasked pixels."""
+        unit = params["unit"]
+        ai = self._integrator(params)
+        q = ai.array_from_unit(shape=self._shape, typ="center", unit=unit, scale=True)
+        seen = q[~mask] if mask is not None else q.ravel()
+        seen = seen[np.isfinite(seen)]
+        if seen.size == 0:
+            raise InputError("the mask leaves no detector pixel: no ring can be integrated")
+        lo, hi = float(seen.min()), float(seen.max())
+        for ring in params["rings"]:
+            if ring["q_max"] < lo or ring["q_min"] > hi:
+                what = f"hkl {tuple(ring['hkl'])} at " if ring.get("hkl") else ""
+                raise InputError(
+                    f"ring {what}q = {ring['q']:.6g} ([{ring['q_min']:.6g}, "
+                    f"{ring['q_max']:.6g}] {UNIT_LABELS[unit]}) lies outside the q range the "
+                    f"detector covers, {lo:.6g} to {hi:.6g} {UNIT_LABELS[unit]}: choose q "
+                    "(or q_range, hkl) inside it"
+                )
+        return params
+
     def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
         from pyscatter.processes.profiles_worker import make_function
 

@@ -37,6 +37,7 @@ pixels (or pixel fractions) inside them, also when they are narrower than a pixe
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -310,6 +311,80 @@ def combine_sub_bins(
             total += 2 * (covariance / pair).sum(axis=2)
     combined = np.sqrt(total) / n_radial
     return out_i, np.where(complete, combined, np.nan).astype(np.float32)
+
+
+def chi_correlation(
+    matrix: sp.csr_matrix, n_rings: int, n_radial: int, n_chi: int
+) -> list[sp.csr_matrix]:
+    """Correlation of the chi bins of each ring profile from the pixels they share.
+
+    Pixel splitting puts a pixel wider (in chi) than a chi bin into neighbouring bins, so
+    their means are correlated. A ring profile is linear in the pixels, ``I_a = Σ_p w_ap x_p``
+    with ``w_ap = (1/n) Σ_k c_kap / N_ka`` (``c`` the entries of ``matrix``, ``N_ka = Σ_p
+    c_kap`` the sub-bin's weight, k over the ``n`` radial sub-bins), so ``Cov(I_a, I_b) =
+    Σ_p w_ap w_bp var_p``. With pixel variances equal over the few pixels of two neighbouring
+    bins (a smooth ring: the variance changes little across a bin), the correlation is
+    geometric: ``R_ab = Σ_p w_ap w_bp / sqrt(Σ_p w_ap² Σ_p w_bp²)``, and ``R_ab σ_a σ_b`` is
+    the covariance of the measured profile with its propagated ``σ``.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix, shape (n_rings * n_radial * n_chi, n_pix)
+        Rows ``(i_ring * n_radial + k) * n_chi + i_chi``, as :func:`ring_matrix` stacks them.
+    n_rings, n_radial, n_chi : int
+
+    Returns
+    -------
+    list of scipy.sparse.csr_matrix, each (n_chi, n_chi)
+        Per ring, symmetric with a unit diagonal (0 on the diagonal of a bin without pixels);
+        banded, plus the corners that join chi = -180 and 180.
+    """
+    csr = sp.csr_matrix(matrix, dtype=np.float64)
+    weight = np.asarray(csr.sum(axis=1)).ravel()
+    inv = np.divide(1.0, weight, out=np.zeros_like(weight), where=weight > 0)
+    scaled = sp.diags(inv) @ csr
+    rows = np.arange(csr.shape[0]).reshape(n_rings, n_radial, n_chi)
+    out = []
+    for ring in range(n_rings):
+        combine = sp.csr_matrix(
+            (
+                np.full(n_radial * n_chi, 1.0 / n_radial),
+                (np.tile(np.arange(n_chi), n_radial), rows[ring].ravel()),
+            ),
+            shape=(n_chi, csr.shape[0]),
+        )
+        w = sp.csr_matrix(combine @ scaled)
+        cov = sp.csr_matrix(w @ w.T)
+        diag = cov.diagonal()
+        scale = np.divide(1.0, np.sqrt(diag), out=np.zeros_like(diag), where=diag > 0)
+        corr = sp.csr_matrix(sp.diags(scale) @ cov @ sp.diags(scale))
+        corr.eliminate_zeros()
+        out.append(corr)
+    return out
+
+
+def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
+    """:func:`chi_correlation` of the rings of an AzimuthalProfiles ``Intensity`` dataset.
+
+    The ring matrix is rebuilt from the geometry, rings, binning and masks recorded in the
+    results group (as the profiles were integrated). None when the dataset was not written by
+    AzimuthalProfiles with those parameters (e.g. profiles made by hand).
+    """
+    group = profiles.parent
+    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
+        return None
+    params = json.loads(group.attrs["parameters"])
+    if "geometry" not in params or "rings" not in params:
+        return None
+    masks = [params["mask_file_dataset"]] if params.get("mask_file_dataset") else []
+    if "Mask" in group:
+        masks.append(group["Mask"].name)
+    shape = _shape(params)
+    mask = read_mask(profiles.file, [m for m in masks if m in profiles.file], shape)
+    matrix, sub_radial, chi, _ = ring_matrix(
+        integrator_from_config(params["geometry"]), params, mask
+    )
+    return chi_correlation(matrix, len(params["rings"]), sub_radial.shape[1], chi.size)
 
 
 def expected_normalization(static: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ radial range: pyFAI's own range for the whole detector by default (the same bins
 integration), or the range asked, then with a guard bin on each side (see
 :mod:`pyscatter.processes.profiles_worker`).
 pyFAI takes ranges
-inside its chi interval (-180°, 180°] only (a range crossing ±180° gives a partial result and
+inside its chi interval [-180°, 180°) only (a range crossing ±180° gives a partial result and
 a warning), so a sector crossing ±180° is split into two ranges and their matrices are summed:
 Σ signal, Σ normalization and Σ variance add, which is the integration of the union (equal to
 pyFAI with its chi discontinuity moved to 0, to float precision). The sector matrices are
@@ -32,16 +32,22 @@ from pyscatter.processes.profiles_worker import (
 )
 
 
+def wrap_deg(angle_deg):
+    """Angles in degrees wrapped into [-180, 180), pyFAI's chi interval."""
+    out = np.mod(np.asarray(angle_deg, dtype=np.float64) + 180.0, 360.0) - 180.0
+    return np.where(out >= 180.0, out - 360.0, out)  # mod rounds -1e-20 up to 360
+
+
 def sector_centers(n_sectors: int, offset_deg: float) -> np.ndarray:
-    """Centres ``offset + k·360/n`` (k = 0 … n − 1) wrapped into (-180, 180] degrees."""
+    """Centres ``offset + k·360/n`` (k = 0 … n − 1) wrapped into [-180, 180), increasing."""
     raw = float(offset_deg) + 360.0 * np.arange(int(n_sectors)) / int(n_sectors)
-    return 180.0 - np.mod(180.0 - raw, 360.0)
+    return np.sort(wrap_deg(raw))
 
 
 def sector_ranges(center_deg: float, width_deg: float) -> list[tuple[float, float]] | None:
     """Azimuth ranges (degrees, each inside [-180, 180]) covering one sector; None: all chi.
 
-    ``center_deg`` lies in (-180, 180] and ``width_deg`` in (0, 360]; a sector crossing ±180°
+    ``center_deg`` lies in [-180, 180) and ``width_deg`` in (0, 360]; a sector crossing ±180°
     gives two ranges.
     """
     if width_deg >= 360.0:

@@ -44,7 +44,7 @@ import datetime as _dt
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.geometry import check_geometry
 from pyscatter.io.raw import chunk_filters
 from pyscatter.translators.base import natural_key
 
@@ -62,6 +63,7 @@ __all__ = [
     "find_datasets",
     "is_lima",
     "read_lima",
+    "check_same_geometry",
     "dummy_mask",
     "esrf_dummy",
     "esrf_geometry",
@@ -185,7 +187,55 @@ def esrf_geometry(
         WaveLength=values["WaveLength"],
     )
     ai.detector.max_shape = tuple(int(s) for s in frame_shape)
-    return ai.get_config()
+    return check_geometry(ai, where=f"{where} (ESRF header)")
+
+
+def check_same_geometry(
+    first_header: Mapping[str, Any],
+    files: Sequence[str | os.PathLike],
+    read_header: Callable[[str | os.PathLike], Mapping[str, Any]],
+) -> None:
+    """Refuse a stack whose ESRF header geometry changes from one file to the next.
+
+    One translation records one geometry, that of the first header (per-position geometry is
+    not supported); a later header with another value of a geometry key (compared as numbers
+    when both are numbers) would be silently ignored, so it is an error instead.
+
+    Parameters
+    ----------
+    first_header : mapping
+        Header of ``files[0]``.
+    files : sequence of paths
+        Every file of the stack, the first included.
+    read_header : callable
+        Path → header mapping (e.g. :func:`pyscatter.translators.images.read_header`).
+
+    Raises
+    ------
+    InputError
+        Naming the first differing file, the key and both values.
+    """
+    keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
+    reference = {k: header_text(first_header, k) for k in keys}
+    for path in files[1:]:
+        header = read_header(path)
+        for key in keys:
+            value = header_text(header, key)
+            if not _same_value(value, reference[key]):
+                raise InputError(
+                    f"{path}: header key {key} = {value} differs from {reference[key]} in "
+                    f"{Path(files[0]).name}; one translation holds one geometry: translate the "
+                    "files of each geometry separately, or give poni=FILE (--poni FILE)"
+                )
+
+
+def _same_value(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return float(a.split()[0]) == float(b.split()[0])
+    except (ValueError, IndexError):
+        return a == b
 
 
 def geometry_record(header: Mapping[str, Any]) -> dict[str, str]:

@@ -69,6 +69,8 @@ from pyscatter.translators.base import Translator, check_output, expand_sources,
 from pyscatter.translators.esrf import (
     GEOMETRY_KEYS,
     LimaFile,
+    _detectors,
+    _entry,
     dummy_mask,
     esrf_dummy,
     esrf_geometry,
@@ -178,7 +180,11 @@ class ID02Translator(Translator):
     description: ClassVar[str] = "ESRF ID02 / LIMA HDF5 detector files (field, time series, maps)"
 
     def can_read(self, path: str | os.PathLike) -> bool:
-        """An HDF5 file written by LIMA (``creator``), or with an NXdetector ``header/`` group."""
+        """An HDF5 file written by LIMA (``creator``), or whose NXdetector has an ESRF ``header/``.
+
+        The header must hold ESRF keys (``Center_1``, ``SampleDistance``, ``Title`` …): a NeXus
+        file (NXsas …) whose detector merely has a member named ``header`` is not ID02's.
+        """
         try:
             path = Path(path)
             if not path.is_file() or not path.name.lower().endswith(self.extensions):
@@ -187,7 +193,7 @@ class ID02Translator(Translator):
                 if handle.read(8) != _HDF5_SIGNATURE:
                     return False
             with h5py.File(path, "r") as h5:
-                return is_lima(h5)
+                return not _not_lima(h5)
         except Exception:  # noqa: BLE001 - can_read never raises
             return False
 
@@ -290,7 +296,7 @@ class ID02Translator(Translator):
         ]
         if not paths:
             raise InputError(f"no LIMA files in {sources!r}")
-        files = [read_lima(p, detector=detector) for p in paths]
+        files = [_read_id02(p, detector) for p in paths]
         _check_consistent(files, link)
         first = files[0]
         chosen = _choose_series(series, files, positions, grid)
@@ -462,6 +468,48 @@ class ID02Translator(Translator):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+#: ESRF header keys that make a ``header/`` group ID02's (besides a LIMA ``creator``).
+_ESRF_KEYS = (*GEOMETRY_KEYS, "Title", "Dummy", "DDummy", "BSize_1", "BSize_2", "ExposureTime")
+
+
+def _not_lima(h5: h5py.File) -> str:
+    """Why ``h5`` is not an ID02/LIMA file (empty text when it is one)."""
+    creator = h5.attrs.get("creator", "")
+    if isinstance(creator, bytes):
+        creator = creator.decode(errors="replace")
+    if str(creator).startswith("LIMA") and is_lima(h5):
+        return ""
+    entry = _entry(h5)
+    detectors = _detectors(entry).values() if entry is not None else ()
+    headers = [d["header"] for d in detectors if isinstance(d.get("header"), h5py.Group)]
+    if any(key in header for header in headers for key in _ESRF_KEYS):
+        return ""
+    what = f"creator {creator!r}" if creator else "no 'creator' attribute"
+    definition = ""
+    for name in h5:
+        value = h5[name].get("definition") if isinstance(h5[name], h5py.Group) else None
+        if isinstance(value, h5py.Dataset):
+            text = value[()]
+            definition = text.decode() if isinstance(text, bytes) else str(text)
+            break
+    looks = f"a NeXus {definition} file" if definition else "another HDF5 layout"
+    return (
+        f"{what} (not LIMA-…) and no detector header/ with ESRF keys "
+        f"({', '.join(_ESRF_KEYS[:4])} …): {looks}, not an ESRF ID02 LIMA file. Translate it "
+        "with format='nexus' (--format nexus), which reads NeXus geometry and NXdata axes"
+    )
+
+
+def _read_id02(path: Path, detector: str | None) -> LimaFile:
+    """:func:`read_lima` of a file that must be ID02's (refused with the reason otherwise)."""
+    lima = read_lima(path, detector=detector)  # missing, not HDF5, no 3-D detector data
+    with h5py.File(path, "r") as h5:
+        reason = _not_lima(h5)
+    if reason:
+        raise FileFormatError(f"{path}: {reason}")
+    return lima
 
 
 def _check_options(link, compression, incomplete, snake, series, positions, grid) -> Any:

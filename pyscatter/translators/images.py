@@ -35,10 +35,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError, PyscatterError
+from pyscatter.geometry import check_geometry, short_error
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
 from pyscatter.translators.esrf import (
+    check_same_geometry,
     dummy_mask,
     esrf_dummy,
     esrf_geometry,
@@ -380,6 +382,8 @@ class ImageStackTranslator(Translator):
         geometry, geometry_source = _geometry(
             poni, stack.frame_shape, stack.first_header, header_geometry, flip, where
         )
+        if geometry_source not in (None, "poni"):  # a header geometry: the same in every file
+            check_same_geometry(stack.first_header, stack.files, read_header)
         mask_arr = _load_mask(mask, stack.frame_shape)
         if mask_arr is not None:
             mask_arr = _flip(mask_arr, flip)
@@ -652,7 +656,7 @@ def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str,
         try:
             ai = pyFAI.load(dict(poni))
         except Exception as err:  # noqa: BLE001 - pyFAI raises many kinds
-            raise InputError(f"{where}: not a pyFAI geometry config ({err})") from err
+            raise InputError(f"{where}: not a pyFAI geometry config ({short_error(err)})") from err
     else:
         where = str(poni)
         if not Path(poni).is_file():
@@ -660,7 +664,9 @@ def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str,
         try:
             ai = pyFAI.load(str(poni))
         except Exception as err:  # noqa: BLE001
-            raise FileFormatError(f"{poni}: not a PONI file pyFAI can read ({err})") from err
+            raise FileFormatError(
+                f"{poni}: not a PONI file pyFAI can read ({short_error(err)})"
+            ) from err
     det = ai.detector
     shape = det.shape if det.shape is not None else det.max_shape
     if shape is None:
@@ -671,7 +677,7 @@ def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str,
             f"the frames are {tuple(frame_shape)}"
         )
     _check_pixel_size(where, det, header)
-    return ai.get_config()
+    return check_geometry(ai, where=where)
 
 
 def _check_pixel_size(where: str, det: Any, header: Mapping[str, Any]) -> None:

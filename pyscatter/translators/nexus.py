@@ -25,9 +25,9 @@ leading ones are the scan); of 2 dims a stack of spectra (last dim ``Channel``) 
 Geometry (images): ``poni=`` if given; else the NeXus detector fields of the signal's NXentry
 when all are present — ``instrument/detector/{detector_distance or distance, beam_center_x,
 beam_center_y, x_pixel_size, y_pixel_size}`` and ``instrument/beam/incident_wavelength`` (or an
-NXmonochromator ``wavelength``, or ``incident_energy``), with their ``@units`` (default m for
-lengths, pixels for the centre, Å for the wavelength) — converted through pyFAI's ``setFit2D``
-(the centre in pixel coordinates from the corner of the first pixel, as pyFAI writes these fields).
+NXmonochromator ``wavelength``, or ``incident_energy``), each in the unit its ``@units`` names (a
+beam centre in pixels or a length); a field without units is refused, naming it
+(:mod:`pyscatter.translators.nexus_geometry`).
 The Eiger ``detectorSpecific/pixel_mask`` (or NXmx ``pixel_mask``) becomes the mask (nonzero =
 masked) unless ``mask=`` is given. ``flip`` flips frames, mask and the beam centre alike.
 
@@ -49,7 +49,6 @@ Examples
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -80,6 +79,13 @@ from pyscatter.translators.images import (
     _poni_geometry,
     _versions,
 )
+from pyscatter.translators.nexus_geometry import (
+    fit2d_geometry,
+    instrument_groups,
+    nexus_geometry,
+    pixel_mask,
+    units_of,
+)
 from pyscatter.translators.positions import (
     Positions,
     grid_positions,
@@ -98,189 +104,6 @@ KINDS = ("image", "spectrum")
 LINKS = (False, "chunks", "vds")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _EIGER_LINK = re.compile(r"^data_\d{6}$")
-#: Unit names → factor to metres (lengths) and to Å (wavelengths).
-_TO_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "nm": 1e-9, "cm": 1e-2}
-_TO_ANGSTROM = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "angstroms": 1.0, "nm": 10.0, "m": 1e10}
-_KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
-
-
-# --------------------------------------------------------------------------- geometry
-
-
-def fit2d_geometry(
-    *,
-    distance_mm: float,
-    center_x: float,
-    center_y: float,
-    pixel_x_um: float,
-    pixel_y_um: float,
-    wavelength_angstrom: float,
-    frame_shape: tuple[int, int],
-    tilt_deg: float = 0.0,
-    tilt_plane_deg: float = 0.0,
-) -> dict[str, Any]:
-    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
-
-    Parameters
-    ----------
-    distance_mm : float
-        Sample to detector along the beam, mm.
-    center_x, center_y : float
-        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
-    pixel_x_um, pixel_y_um : float
-        Pixel size along columns and rows, µm.
-    wavelength_angstrom : float
-    frame_shape : (int, int)
-        (rows, cols) of the frames the geometry refers to.
-    tilt_deg, tilt_plane_deg : float
-        Fit2D tilt and tilt-plane rotation.
-
-    Returns
-    -------
-    dict
-        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
-    """
-    from pyFAI.detectors import Detector
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-
-    for name, value in (
-        ("distance_mm", distance_mm),
-        ("pixel_x_um", pixel_x_um),
-        ("pixel_y_um", pixel_y_um),
-        ("wavelength_angstrom", wavelength_angstrom),
-    ):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive number, got {value!r}")
-    det = Detector(pixel1=pixel_y_um * 1e-6, pixel2=pixel_x_um * 1e-6, max_shape=tuple(frame_shape))
-    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
-    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
-    return ai.get_config()
-
-
-def _units(dset: h5py.Dataset) -> str:
-    for key in ("units", "unit"):
-        if key in dset.attrs:
-            value = dset.attrs[key]
-            return (value.decode() if isinstance(value, bytes) else str(value)).strip()
-    return ""
-
-
-def _scalar(group: h5py.Group, name: str) -> tuple[float, str] | None:
-    obj = group.get(name)
-    if not isinstance(obj, h5py.Dataset):
-        return None
-    try:
-        value = float(np.asarray(obj[()]).ravel()[0])
-    except (TypeError, ValueError, IndexError):
-        return None
-    return value, _units(obj)
-
-
-def _length_m(item: tuple[float, str], where: str) -> float:
-    value, unit = item
-    factor = _TO_M.get(unit.lower() or "m")
-    if factor is None:
-        raise FileFormatError(f"{where}: unit {unit!r}; expected one of {', '.join(_TO_M)}")
-    return value * factor
-
-
-def _wavelength_angstrom(group: h5py.Group) -> float | None:
-    for path in ("beam/incident_wavelength", "monochromator/wavelength"):
-        item = _scalar(group, path)
-        if item is not None:
-            value, unit = item
-            key = unit.lower() or ("m" if value < 1e-6 else "a")
-            if key not in _TO_ANGSTROM:
-                raise FileFormatError(
-                    f"{group.file.filename}:{group.name}/{path}: unit {unit!r}; expected one of "
-                    f"{', '.join(_TO_ANGSTROM)}"
-                )
-            return value * _TO_ANGSTROM[key]
-    for path in ("beam/incident_energy", "monochromator/energy"):
-        item = _scalar(group, path)
-        if item is not None:
-            value, unit = item
-            kev = value / 1000 if unit.lower() == "ev" else value
-            return _KEV_ANGSTROM / kev
-    return None
-
-
-def _find_nx(group: h5py.Group, nx_class: str) -> h5py.Group | None:
-    for obj in group.values():
-        if isinstance(obj, h5py.Group) and _nx_class(obj) == nx_class:
-            return obj
-    return None
-
-
-def _nx_class(obj: Any) -> str:
-    value = obj.attrs.get("NX_class", "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _instrument(entry: h5py.Group) -> tuple[h5py.Group | None, h5py.Group | None]:
-    inst = entry.get("instrument")
-    if not isinstance(inst, h5py.Group):
-        inst = _find_nx(entry, "NXinstrument")
-    if inst is None:
-        return None, None
-    det = inst.get("detector")
-    if not isinstance(det, h5py.Group):
-        det = _find_nx(inst, "NXdetector")
-    return inst, det
-
-
-def nexus_geometry(
-    entry: h5py.Group, frame_shape: tuple[int, int], flip: str | None = None
-) -> dict[str, Any] | None:
-    """pyFAI config from the NeXus detector and beam fields of ``entry``; None if any is missing.
-
-    The beam centre refers to the frames as stored in the file; ``flip`` mirrors it for frames
-    stored flipped (``"lr"``: x → cols − x, ``"ud"``: y → rows − y).
-    """
-    inst, det = _instrument(entry)
-    if det is None or inst is None:
-        return None
-    where = f"{entry.file.filename}:{det.name}"
-    dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
-    items = [dist] + [
-        _scalar(det, n) for n in ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
-    ]
-    wavelength = _wavelength_angstrom(inst)
-    if any(item is None for item in items) or wavelength is None:
-        return None
-    dist_m, (cx, _), (cy, _), px, py = (
-        _length_m(items[0], where),
-        items[1],
-        items[2],
-        items[3],
-        items[4],
-    )
-    rows, cols = frame_shape
-    if flip == "lr":
-        cx = cols - cx
-    elif flip == "ud":
-        cy = rows - cy
-    return fit2d_geometry(
-        distance_mm=dist_m * 1e3,
-        center_x=cx,
-        center_y=cy,
-        pixel_x_um=_length_m(px, where) * 1e6,
-        pixel_y_um=_length_m(py, where) * 1e6,
-        wavelength_angstrom=wavelength,
-        frame_shape=frame_shape,
-    )
-
-
-def _file_mask(
-    det: h5py.Group | None, frame_shape: tuple[int, int]
-) -> tuple[np.ndarray, str] | None:
-    if det is None:
-        return None
-    for path in ("detectorSpecific/pixel_mask", "pixel_mask"):
-        obj = det.get(path)
-        if isinstance(obj, h5py.Dataset) and tuple(obj.shape) == tuple(frame_shape):
-            return (obj[()] != 0).astype(np.uint8), f"{obj.name}"
-    return None
 
 
 # --------------------------------------------------------------------------- the signal
@@ -493,7 +316,7 @@ def _read_axis(h5: h5py.File, label: str, ref: Any) -> tuple[str, str, np.ndarra
         obj = h5.get(ref)
         if not isinstance(obj, h5py.Dataset):
             raise FileFormatError(f"{h5.filename}: axes {name!r}: no dataset {ref!r}")
-        return name, unit or _units(obj), np.asarray(obj[()], dtype=np.float64)
+        return name, unit or units_of(obj), np.asarray(obj[()], dtype=np.float64)
     return name, unit, np.asarray(ref, dtype=np.float64)
 
 
@@ -547,7 +370,7 @@ def _nxdata_dims(signal: _Signal, lead: tuple[int, ...]) -> list[Dim] | None:
         obj = signal.nxdata.get(name) if name else None
         if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.shape[0] != size:
             return None
-        dims.append(Dim(name, _units(obj), obj[()]))
+        dims.append(Dim(name, units_of(obj), obj[()]))
     return dims
 
 
@@ -812,7 +635,7 @@ class NexusTranslator(Translator):
             if mask is not None:
                 mask_arr, mask_source = _load_mask(mask, frame_shape), "mask option"
             elif signal.entry is not None:
-                found = _file_mask(_instrument(signal.entry)[1], frame_shape)
+                found = pixel_mask(instrument_groups(signal.entry)[1], frame_shape)
                 if found is not None:
                     mask_arr, mask_source = found
             if mask_arr is not None:

@@ -467,6 +467,12 @@ def read_positions_csv(path: str | os.PathLike) -> tuple[list[tuple[str, str]], 
     delimiter = next((d for d in (",", ";", "\t") if d in lines[0][1]), ",")
     rows = list(csv.reader([line for _, line in lines], delimiter=delimiter))
     labels = [parse_label(cell, what=f"positions file {path}: column") for cell in rows[0]]
+    numeric = [name for name, _ in labels if _is_number(name)]
+    if numeric:
+        raise FileFormatError(
+            f"positions file {path}, line {lines[0][0]}: header holds the number "
+            f"{numeric[0]!r}; expected a header of names like 'Y[um],X[um]' (slow to fast)"
+        )
     _check_unique(labels, f"positions file {path}")
     values = np.empty((len(rows) - 1, len(labels)), dtype=np.float64)
     for k, ((number, _), row) in enumerate(zip(lines[1:], rows[1:], strict=True)):
@@ -484,6 +490,14 @@ def read_positions_csv(path: str | os.PathLike) -> tuple[list[tuple[str, str]], 
     if values.shape[0] == 0:
         raise FileFormatError(f"positions file {path}: a header but no rows of values")
     return labels, values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def motor_positions(

@@ -75,7 +75,8 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
-from pyscatter.io.raw import MeasurementSpec, write_measurement
+from pyscatter.io.integrity import frame_crc, write_checksums
+from pyscatter.io.raw import MeasurementSpec, raw_compression, write_measurement
 from pyscatter.io.usid import Dim, compression_options, create_main, write_ancillary
 from pyscatter.translators.base import Translator, check_output, single_source
 from pyscatter.translators.images import (
@@ -89,6 +90,7 @@ from pyscatter.translators.images import (
     read_image,
 )
 from pyscatter.translators.positions import Positions, infer_grid, parse_label
+from pyscatter.translators.spec_lines import check_data_lines
 
 __all__ = ["SpecScan", "SpecTranslator", "read_scan", "scan_keys"]
 
@@ -299,6 +301,7 @@ def _parse_scan(path: Path, s: Any, key: str, motors: Any) -> SpecScan:
         raise FileFormatError(
             f"{where}: {data.shape[0]} values per data line for {len(labels)} column labels (#L)"
         )
+    check_data_lines(path, int(s.index), where, len(labels), data.shape[1])
     columns = np.ascontiguousarray(data.T)  # silx gives (n_labels, n_points)
     mcas = _read_mcas(where, s, columns.shape[0])
     scan = SpecScan(
@@ -337,7 +340,11 @@ def _read_mcas(where: str, s: Any, n_points: int) -> list[McaSpectra]:
     calibs, chans = list(mca.calibration), list(mca.channels)
     out = []
     for k in range(n_mca):
-        spectra = np.stack([np.asarray(mca[i * n_mca + k]) for i in range(n_points)])
+        rows = [np.asarray(mca[i * n_mca + k]) for i in range(n_points)]
+        declared = bool(chans) and "CHANN" in s.mca_header_dict  # else silx counts the first one
+        n_chann = np.asarray(chans[min(k, len(chans) - 1)]).size if declared else 0
+        _refuse_short_spectra(where, k, n_mca, [r.size for r in rows], n_chann)
+        spectra = np.stack(rows)
         if _numbered_lines(spectra, k, n_points):
             logger.info(
                 "%s: MCA lines numbered '@A%d': silx reads the number as a first channel; dropped",
@@ -355,6 +362,29 @@ def _read_mcas(where: str, s: Any, n_points: int) -> list[McaSpectra]:
             calib = (a, b, c)
         out.append(McaSpectra(k, _counts(spectra), ch.astype(np.int64), calib))
     return out
+
+
+def _refuse_short_spectra(
+    where: str, k: int, n_mca: int, lengths: Sequence[int], n_chann: int
+) -> None:
+    """Refuse spectra with fewer channels than ``#@CHANN`` or than the scan's other spectra.
+
+    A SPEC file cut while a spectrum was written (a copy of a file still being written, a full
+    disk) leaves a shorter last spectrum; silx reads it as it is.
+    """
+    full = max(max(lengths), n_chann)  # numbered APS lines ('@A1 v0 …') have one value more
+    short = [i for i, n in enumerate(lengths) if n < full]
+    if not short:
+        return
+    i = short[0]
+    expected = f"#@CHANN says {n_chann}" if n_chann >= max(lengths) else f"the others have {full}"
+    more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""
+    raise FileFormatError(
+        f"{where}: point {i} of {len(lengths)}: MCA spectrum {k + 1} of {n_mca} (@A line) has "
+        f"{lengths[i]} channels; "
+        f"{expected}{more}. The file looks cut while that spectrum was written; refusing a "
+        "shorter spectrum: copy the file again once it is complete"
+    )
 
 
 def _numbered_lines(spectra: np.ndarray, k: int, n_points: int) -> bool:
@@ -571,6 +601,7 @@ def _write_channel(
     )
     sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
     n_pos, n_spec = spec.n_positions, spec.n_spec
+    compression = raw_compression(compression, spec)
     raw = create_main(
         chan,
         "Raw_Data",
@@ -584,6 +615,7 @@ def _write_channel(
         compression=compression,
     )
     digest = hashlib.sha256()
+    crcs = np.zeros(n_pos, dtype=np.uint32)
     count = 0
     for index in range(len(channel.frames)):
         frame = channel.frames[index]
@@ -594,9 +626,11 @@ def _write_channel(
             )
         raw.write_direct(row, dest_sel=np.s_[count : count + 1])
         digest.update(row.tobytes())
+        crcs[count] = frame_crc(row)
         count += 1
     if count != n_pos:
         raise InputError(f"{meas.file.filename}: {name}: {count} frames for {n_pos} positions")
+    write_checksums(raw, crcs)
     raw.attrs["sha256"] = digest.hexdigest()
     raw.attrs["sha256_of"] = "frame values (C order, Raw_Data dtype), in position order"
     raw.attrs["compression"] = compression or "none"

@@ -65,7 +65,7 @@ def test_profiles_fit_order_plot_chain(scan_file, small_scan, tmp_path, capsys):
 
 def test_fit_resumes_and_reuses(profiles_file, capsys):
     path = str(profiles_file)
-    args = ["fit", path, "--max-mem-mb", "0.02", "--no-progress"]
+    args = ["fit", path, "--max-mem-mb", "0.03", "--no-progress"]
     assert main(args) == 0
     group = capsys.readouterr().out.strip().rsplit(":", 1)[-1]
     before = read_group(path, group)

@@ -109,7 +109,7 @@ def test_sectors_command(scan_file, capsys):
         4,
         50,
     )
-    np.testing.assert_allclose(ds["sector"].values, [45, 135, -135, -45])
+    np.testing.assert_allclose(ds["sector"].values, [-135, -45, 45, 135])  # increasing
     with h5py.File(scan_file, "r+") as h5:
         proc = SectorIntegration(
             h5["Measurement_000/Channel_000/Raw_Data"],

@@ -95,8 +95,63 @@ def test_export_csv_and_refusals(folder, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     capsys.readouterr()
-    assert main(["export", str(h5), "--to", "sasview", "-o", str(tmp_path / "sv")]) == 2
-    assert "sasview export needs a cake" in capsys.readouterr().err
+    assert main(["-q", "export", str(h5), "--to", "sasview", "-o", str(tmp_path / "sv")]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'sv'}/ (4 files)"
+    assert sorted(p.suffix for p in (tmp_path / "sv").iterdir()) == [".txt"] * 4
+    assert main(["export", str(h5), "--to", "chi", "--process", "nope"]) == 2
+    assert "no results of 'nope'" in capsys.readouterr().err
     nx = tmp_path / "scan.nxs.h5"
     assert main(["-q", "export", str(h5), "--to", "nxcansas", "-o", str(nx)]) == 0
     assert capsys.readouterr().out.strip() == str(nx)
+
+
+@pytest.mark.parametrize("command", ["info", "export"])
+def test_bad_file_argument_is_a_clear_error(tmp_path, capsys, command):
+    """A file that is not there, a folder, or not HDF5: exit 2, the path named, no traceback."""
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    cases = [
+        (tmp_path / "nowhere" / "scan.h5", "no such file"),
+        (tmp_path, "is a folder; expected an HDF5 file"),
+        (text, "not an HDF5 file h5py can open"),
+    ]
+    extra = ["--to", "csv", "-o", str(tmp_path / "out")] if command == "export" else []
+    for path, message in cases:
+        assert main([command, str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_output_of_the_wrong_kind(folder, tmp_path, capsys):
+    h5 = folder / "scan.h5"
+    if not h5.exists():
+        assert main(["-q", "run", str(folder / "pipeline.yaml")]) == 0
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    assert main(["export", str(h5), "--to", "csv", "-o", str(a_file)]) == 2
+    assert f"output {a_file} is a file; csv writes a folder" in capsys.readouterr().err
+    assert main(["export", str(h5), "--to", "netcdf", "-o", str(tmp_path)]) == 2
+    assert f"output {tmp_path} is a folder; netcdf writes one file" in capsys.readouterr().err
+
+
+def test_info_outlines_a_file_pyscatter_did_not_write(tmp_path, capsys):
+    import h5py
+
+    path = tmp_path / "sas.nxs"
+    with h5py.File(path, "w") as h5:
+        entry = h5.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        det = entry.create_group("instrument/detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det["data"] = np.zeros((3, 4, 5), np.int32)
+        det["distance"] = 1.5
+        det["distance"].attrs["units"] = "m"
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(path)
+    assert out[1].startswith("  not a pyscatter file")
+    assert "  entry/ NXentry (1 members)" in out
+    assert "      detector/ NXdetector (2 members)" in out
+    assert "        data  (3, 4, 5) int32" in out
+    assert "        distance  () float64 [m] = 1.5" in out

@@ -12,7 +12,7 @@ import pytest
 
 from .harness import raw_digest, result_digest, run_cli, write_sources
 
-INTEGRATE = ["--npt", "90", "--error-model", "poisson", "--max-mem-mb", "0.25", "--no-progress"]
+INTEGRATE = ["--npt", "90", "--error-model", "poisson", "--max-mem-mb", "0.7", "--no-progress"]
 
 CASES = [
     # (command, fault, where in the command's writes: a fraction of the bytes it writes)

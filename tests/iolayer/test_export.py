@@ -225,6 +225,7 @@ def test_nxcansas_entries(results_file, tmp_path):
             assert data.attrs["canSAS_class"] == "SASdata"
             assert data.attrs["signal"] == "I"
             assert data.attrs["I_axes"] == "Q"
+            assert data.attrs["axes"] == "Q"  # NXdata: the axis of the signal
             np.testing.assert_array_equal(data.attrs["Q_indices"], [0])
             assert data["Q"].attrs["units"] == "1/angstrom"
             assert data["I"].attrs["uncertainties"] == "Idev"
@@ -240,7 +241,6 @@ def test_nxcansas_entries(results_file, tmp_path):
 @pytest.mark.parametrize(
     ("fmt", "index", "match"),
     [
-        ("sasview", 0, "needs a cake"),
         ("chi", 1, "needs 1-D"),
         ("nxcansas", 1, "needs 1-D"),
         ("xlsx", 0, "unsupported export format 'xlsx'; expected one of netcdf"),
@@ -252,14 +252,49 @@ def test_refused_shapes(results_file, tmp_path, fmt, index, match):
     assert not (tmp_path / "out").exists()
 
 
-def test_nxcansas_needs_q(tmp_path, results_file):
+@pytest.mark.parametrize("fmt", ["nxcansas", "sasview"])
+def test_sasview_formats_need_q(tmp_path, results_file, fmt):
+    from pyscatter.io.export import WRITERS
+
     ds = _ds(results_file, 0).rename({"q": "2theta"})
     ds["2theta"].attrs["units"] = "deg"
-    ds.attrs["position_dims"] = "Y,X"
-    from pyscatter.io.export import write_nxcansas
+    with pytest.raises(InputError, match="needs q in 1/nm or 1/A.*'deg', which would be read as Q"):
+        WRITERS[fmt](ds, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
-    with pytest.raises(InputError, match="needs q in 1/nm or 1/A"):
-        write_nxcansas(ds, tmp_path / "x.h5")
+
+def test_sasview_1d_loaded_by_sasview(results_file, tmp_path):
+    """SasView's own loader (sasdata) reads every file as Q in 1/Å, I and dI of the results."""
+    loader = pytest.importorskip("sasdata.dataloader.loader")
+    written = export(results_file, "sasview", tmp_path / "sv1", index=0)
+    ref = _ds(results_file, 0)
+    assert len(written) == 6 and all(p.suffix == ".txt" for p in written)
+    for path in written:
+        iy = int(np.flatnonzero(ref["Y"].values == float(path.stem.split("_")[0][2:]))[0])
+        ix = int(np.flatnonzero(ref["X"].values == float(path.stem.split("_")[1][2:]))[0])
+        header = path.read_text().splitlines()[:2]
+        assert header[1] == "# Q (1/A)  I (a.u.)  dI (a.u.)"
+        (data,) = loader.Loader().load(str(path))
+        intensity = ref["Intensity"].values[iy, ix].astype(np.float64)
+        sigma = ref["Intensity_Sigma"].values[iy, ix].astype(np.float64)
+        keep = np.isfinite(intensity) & ~((intensity == 0) & (sigma == 0))
+        assert data.x.size == keep.sum() >= 5
+        np.testing.assert_allclose(data.x, ref["q"].values[keep] / 10, rtol=1e-8)
+        np.testing.assert_array_equal(data.y.astype(np.float32), intensity[keep])
+        np.testing.assert_array_equal(data.dy.astype(np.float32), sigma[keep])
+
+
+def test_nxcansas_loaded_by_sasview(results_file, tmp_path):
+    loader = pytest.importorskip("sasdata.dataloader.loader")
+    (out,) = export(results_file, "nxcansas", tmp_path / "scan_nxcansas.h5", index=0)
+    ref = _ds(results_file, 0)
+    entries = loader.Loader().load(str(out))
+    assert len(entries) == 6
+    for k, data in enumerate(entries):
+        iy, ix = np.unravel_index(k, (2, 3))
+        np.testing.assert_allclose(data.x, ref["q"].values / 10, rtol=1e-15)
+        assert data._xunit == "A^{-1}"
+        np.testing.assert_array_equal(data.y, ref["Intensity"].values[iy, ix])
 
 
 def test_incomplete_positions_left_out(results_file, tmp_path, caplog):
@@ -287,3 +322,111 @@ def test_write_csv_needs_position_dims(results_file, tmp_path):
     del ds.attrs["position_dims"]
     with pytest.raises(InputError, match="position_dims"):
         write_csv(ds, tmp_path / "x")
+
+
+# --------------------------------------------------------------------------- failed fits
+
+
+@pytest.fixture(scope="module")
+def failed_fits_file(tmp_path_factory, results_file):
+    """PeakFit of a window where the (2, 3) scan has no strong peak: fits fail at some positions."""
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.peaks import PeakFit
+
+    path = tmp_path_factory.mktemp("failed") / "scan.h5"
+    shutil.copy(results_file, path)
+    q = _ds(path, 0)["q"].values
+    run_on_file(path, PeakFit, peaks=[float(q[70])], window=0.5, sigma="poisson", progress=False)
+    return path
+
+
+def test_failed_fits_are_exported_with_their_status(failed_fits_file, tmp_path, caplog):
+    from pyscatter.kernels.fitting import FitStatus
+
+    ds = pyscatter.to_xarray(failed_fits_file, "PeakFit")
+    status = ds["status"].values[..., 0]
+    failed = np.isnan(ds["position"].values[..., 0])
+    # the situation of the issue: every position computed, some fits failed (NaN values)
+    assert ds.attrs["complete_positions"] == 6
+    assert 0 < failed.sum() < 6 and (status[failed] >= FitStatus.NOT_CONVERGED).all()
+    with caplog.at_level(logging.WARNING, logger="pyscatter.io.export"):
+        written = export(failed_fits_file, "csv", tmp_path / "csv", process="PeakFit")
+    assert "not computed" not in caplog.text
+    assert len(written) == 1 + 6
+    _, index = _read_csv(tmp_path / "csv" / "index.csv")
+    for row in index:
+        iy, ix = np.unravel_index(int(row[1]), (2, 3))
+        head, data = _read_csv(tmp_path / "csv" / row[0])
+        assert head[-2:] == ["status[code]", "status_meaning"]
+        assert int(data[0][-2]) == status[iy, ix]
+        assert data[0][-1] == FitStatus(status[iy, ix]).name
+        position = float(data[0][head.index("position[1/nm]")])
+        assert np.isnan(position) == failed[iy, ix]
+
+
+def test_status_flags_in_xarray_and_netcdf(failed_fits_file, tmp_path):
+    from pyscatter.kernels.fitting import FitStatus
+
+    ds = pyscatter.to_xarray(failed_fits_file, "PeakFit")
+    attrs = ds["status"].attrs
+    assert attrs["flag_values"].dtype == ds["status"].dtype == np.int8
+    np.testing.assert_array_equal(attrs["flag_values"], [-1] + [s.value for s in FitStatus])
+    assert attrs["flag_meanings"].split() == ["NOT_COMPUTED"] + [s.name for s in FitStatus]
+    (out,) = export(failed_fits_file, "netcdf", tmp_path / "fits.nc", process="PeakFit")
+    with xr.open_dataset(out) as back:
+        back.load()
+    np.testing.assert_array_equal(back["status"].values, ds["status"].values)
+    np.testing.assert_array_equal(back["status"].attrs["flag_values"], attrs["flag_values"])
+    assert back["status"].attrs["flag_meanings"] == attrs["flag_meanings"]
+    assert back["complete"].dtype == bool and bool(back["complete"].all())
+    with h5py.File(out, "r") as h5:  # what netCDF tools (ncdump, CF checkers) see
+        assert h5["status"].attrs["flag_meanings"].decode() == attrs["flag_meanings"]
+        assert h5["status"].attrs["flag_values"].dtype == np.int8
+
+
+def test_complete_coordinate_marks_interrupted_positions(results_file, tmp_path):
+    from pyscatter.io.record import FLAGS
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(results_file, path)
+    with h5py.File(path, "r+") as h5:
+        h5[_ds(results_file, 0).attrs["group"]][FLAGS][-1] = 0
+    ds = _ds(path, 0)
+    done = ds["complete"].values
+    assert done.shape == (2, 3) and 0 < done.sum() < 6
+    nan = np.isnan(ds["Intensity"].values).all(axis=-1)
+    np.testing.assert_array_equal(done, ~nan)
+
+
+def test_status_of_positions_not_computed(failed_fits_file, tmp_path):
+    from pyscatter.io.record import FLAGS
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(failed_fits_file, path)
+    complete = pyscatter.to_xarray(path, "PeakFit")
+    with h5py.File(path, "r+") as h5:
+        h5[complete.attrs["group"]][FLAGS][-1] = 0
+    ds = pyscatter.to_xarray(path, "PeakFit")
+    done = ds["complete"].values
+    assert not done.all()
+    # not computed: -1 (NOT_COMPUTED), whatever the unverified block holds
+    assert (ds["status"].values[~done] == -1).all()
+    np.testing.assert_array_equal(ds["status"].values[done], complete["status"].values[done])
+
+
+def test_two_theta_results_name_their_unit_and_are_not_sasview_q(results_file, tmp_path):
+    from pyscatter.processes.base import run_on_file
+    from pyscatter.processes.integration import AzimuthalIntegration
+
+    path = tmp_path / "tth.h5"
+    shutil.copy(results_file, path)
+    run_on_file(path, AzimuthalIntegration, npt=30, unit="2th_deg", progress=False)
+    ref = pyscatter.to_xarray(path, "AzimuthalIntegration")
+    export(path, "csv", tmp_path / "csv")
+    head, data = _read_csv(tmp_path / "csv" / "Y=10_X=-20.csv")
+    assert head[0] == "2theta[deg]"
+    np.testing.assert_array_equal(np.array(data, dtype=float)[:, 0], ref["2theta"].values)
+    for fmt in ("sasview", "nxcansas"):
+        with pytest.raises(InputError, match="'2theta' is in 'deg', which would be read as Q"):
+            export(path, fmt, tmp_path / fmt)
+        assert not (tmp_path / fmt).exists()

@@ -53,6 +53,27 @@ def test_order_parameter_map_is_the_default_plot(scan_file):
         default = get_default(h5)
         assert default is not None and default.is_valid
         assert default.group.name == order.group
-        assert default.signal.shape == (3, 4, 1)
-        np.testing.assert_array_equal(default.signal[()], ds["S"].values)
-        np.testing.assert_array_equal(default.errors[()], ds["S_sigma"].values)
+        # one value per position: a (Y, X) map that silx opens as an image, not 1-point spectra
+        assert default.signal.shape == (3, 4)
+        assert default.interpretation == "image" and default.is_image
+        assert [a.name.rsplit("/", 1)[-1] for a in default.axes] == ["Y", "X"]
+        np.testing.assert_array_equal(default.signal[()], ds["S"].values[..., 0])
+        np.testing.assert_array_equal(default.errors[()], ds["S_sigma"].values[..., 0])
+
+
+def test_cluster_label_map_opens_as_an_image(tmp_path):
+    """Issue 19.11: the label map is the default plot and silx opens it as a (Y, X) image, not as
+    48 one-point spectra."""
+    from pyscatter.datasets_phases import phase_map
+    from pyscatter.processes.clustering import Clustering
+
+    path = phase_map((6, 8), rng=3).write(tmp_path / "map.h5")
+    summary = run_on_file(path, Clustering, method="kmeans", n_clusters=3, progress=False)
+    labels = pyscatter.to_xarray(path, "Clustering")["Labels"].values
+    assert labels.shape == (6, 8, 1)
+    with h5py.File(path, "r") as h5:
+        default = get_default(h5)
+        assert default.group.name == summary.group
+        assert default.is_valid and default.is_image and not default.is_curve
+        assert default.signal.shape == (6, 8)
+        np.testing.assert_array_equal(default.signal[()], labels[..., 0])

@@ -373,3 +373,9 @@ def test_sums_are_pyfais_normalization_and_variance(ai, data):
         assert_allclose(intensity[i][filled], ref.intensity[filled], rtol=RTOL)
         assert_allclose(sigma[i][filled], ref.sigma[filled], rtol=RTOL)
         assert np.isnan(intensity[i][~filled]).all() and (norm[i][~filled] == 0).all()
+
+
+@pytest.mark.parametrize("method", ["nonsense", ("bbox",), ("a", "b", "c", "d", "e", "f"), 42])
+def test_from_pyfai_refuses_a_method_pyfai_cannot_parse(ai, method):
+    with pytest.raises(InputError, match="unsupported method"):
+        BatchIntegrator.from_pyfai(ai, SHAPE, npt=20, method=method)

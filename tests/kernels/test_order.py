@@ -9,7 +9,9 @@ from pyscatter.errors import InputError
 from pyscatter.kernels.fitting import FitStatus, fit_profiles
 from pyscatter.kernels.models import MAIER_SAUPE, PSEUDO_VOIGT
 from pyscatter.kernels.order import (
+    ModelFreeStatus,
     director_from_params,
+    model_free_order_parameter,
     order_parameter_from_model,
     order_parameter_from_profile,
     order_parameter_maier_saupe,
@@ -262,3 +264,36 @@ def test_input_errors():
         order_parameter_from_profile(CHI, np.ones((2, 10)), 0.0)
     with pytest.raises(InputError, match="director_deg"):
         order_parameter_from_profile(CHI, np.ones((2, CHI.size)), [0.0, 1.0, 2.0])
+
+
+def test_model_free_order_parameter_is_bounded_and_flagged():
+    """Issue 19.3: a background-subtracted profile is no distribution; <P2> left [-1/2, 1]."""
+    narrow = np.exp(229.0 * (np.cos(np.radians(CHI - 30.0)) ** 2 - 1.0))  # peak 1 at 30 deg
+    floor = 0.01
+    rows = np.stack([narrow + floor] * 5)
+    # the background subtracted: exact, 10 % too high, far too high; then the peak across the
+    # director (S -> -1/2) with the background 5 % too high; a row of NaN
+    background = np.array([floor, 1.1 * floor, 3.0 * floor, 1.05 * floor, floor])
+    rows[3] = np.exp(229.0 * (np.cos(np.radians(CHI - 120.0)) ** 2 - 1.0)) + floor
+    rows[4] = np.nan
+    raw = order_parameter_from_profile(CHI, rows, 30.0, background=background)
+    s, status = model_free_order_parameter(CHI, rows, 30.0, background=background)
+    # the raw ratios: 0.9934 (the DESIGN value of kappa = 229 on these bins), > 1, a negative
+    # denominator, < -1/2
+    assert 0.99 < raw[0] < 1 and raw[1] > 1.5 and raw[3] < -0.5
+    assert_array_equal(
+        status,
+        [
+            ModelFreeStatus.OK,
+            ModelFreeStatus.ABOVE_ONE,
+            ModelFreeStatus.NO_SIGNAL,
+            ModelFreeStatus.BELOW_MINUS_HALF,
+            ModelFreeStatus.NO_SIGNAL,
+        ],
+    )
+    assert s.dtype == np.float64 and status.dtype == np.int8
+    assert_allclose(s[[0, 1, 3]], [raw[0], 1.0, -0.5], rtol=1e-15)
+    assert np.isnan(s[[2, 4]]).all()
+    assert_allclose(raw[0], order_parameter_maier_saupe(229.0), atol=2e-3)  # 1-degree bins
+    one, code = model_free_order_parameter(CHI, rows[1], 30.0, background=background[1])
+    assert one.shape == () and code == ModelFreeStatus.ABOVE_ONE

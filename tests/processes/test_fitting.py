@@ -137,7 +137,7 @@ def test_process_equals_kernel_in_blocks(tmp_path, model):
     y, sigma = make_profiles(params, model)
     path = write_profiles(tmp_path / "p.h5", y, sigma)
     # 0.02 MB: a few positions per block, so blocks of different sizes are fitted separately
-    summary = run_on_file(path, ProfileFit, model=model, max_mem_mb=0.02, progress=False)
+    summary = run_on_file(path, ProfileFit, model=model, max_mem_mb=0.03, progress=False)
     out = read_group(path, summary.group)
     with h5py.File(path, "r") as h5:
         assert h5[summary.group].attrs["positions_per_chunk"] < 12
@@ -149,6 +149,13 @@ def test_process_equals_kernel_in_blocks(tmp_path, model):
         assert_allclose(out[name], ref.params[:, k].reshape(n_pos, 2), rtol=1e-6, equal_nan=True)
         assert_allclose(
             out[f"{name}_sigma"], ref.errors[:, k].reshape(n_pos, 2), rtol=1e-6, equal_nan=True
+        )
+    if model == "pseudo_voigt":  # the correlation of the shape parameters, for sigma(S)
+        assert_allclose(
+            out["gamma_eta_correlation"],
+            ref.correlation("gamma", "eta").reshape(n_pos, 2),
+            rtol=1e-6,
+            equal_nan=True,
         )
     assert_allclose(out["R2"], ref.r2.reshape(n_pos, 2), rtol=1e-6)
     assert_allclose(out["reduced_chi2"], ref.reduced_chi2.reshape(n_pos, 2), rtol=1e-6)
@@ -187,7 +194,7 @@ def test_results_group_layout(profiles_file):
         group = h5[summary.group]
         names = ["I", "kappa", "x0", "a", "b"]
         expected = {*names, *(f"{n}_sigma" for n in names), "R2", "reduced_chi2"}
-        expected |= {"status", "n_iter"}
+        expected |= {"status", "n_iter"}  # Maier--Saupe: one shape parameter, no correlation
         mains = {k for k in group if k in expected}
         assert mains == expected
         for name in expected:
@@ -209,9 +216,9 @@ def test_results_group_layout(profiles_file):
 
 def test_reuse_resume_and_new_parameters(profiles_file):
     path, _, _ = profiles_file
-    first = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    first = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     before = read_group(path, first.group)
-    again = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    again = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     assert again.reused and again.group == first.group
     # a block lost by a killed job (flag cleared, data garbage) is recomputed, bit for bit
     with h5py.File(path, "r+") as h5:
@@ -219,7 +226,7 @@ def test_reuse_resume_and_new_parameters(profiles_file):
         size = int(group.attrs["positions_per_chunk"])
         group[FLAGS][1] = 0
         group["kappa"][size : 2 * size] = -1.0
-    resumed = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    resumed = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     assert resumed.resumed and resumed.computed_positions == size
     after = read_group(path, first.group)
     for name in before:
@@ -265,7 +272,7 @@ def test_worker_entry_point_gives_the_stored_bits(profiles_file):
     from pyscatter.processes import execution
 
     path, _, _ = profiles_file
-    summary = run_on_file(path, ProfileFit, max_mem_mb=0.02, progress=False)
+    summary = run_on_file(path, ProfileFit, max_mem_mb=0.03, progress=False)
     stored = read_group(path, summary.group)
     with h5py.File(path, "r") as h5:
         group = h5[summary.group]
@@ -313,3 +320,45 @@ def test_incomplete_profiles_are_refused(profiles_file):
         group.attrs["n_positions"] = 12
     with pytest.raises(InputError, match="only 6 of 12 positions"):
         run_on_file(path, ProfileFit, progress=False)
+
+
+#: kappa of the replay test: the prefactor I ~ peak / e^kappa spans 900 .. 1e-214
+REPLAY_KAPPA = np.array([0.0, 0.5, 4.0, 30.0, 90.0, 150.0, 229.0, 300.0, 400.0, 500.0])
+
+
+def test_stored_parameters_replay_the_profile_for_kappa_0_to_500(tmp_path, record_property):
+    """Issue 19.1: at kappa = 229 the float32 ``I`` (900 / e^229) was 0, a flat replay."""
+    chi = np.arange(-179.5, 180.0, 1.0)  # the peak of kappa = 500 is 4 degrees wide (FWHM)
+    n = REPLAY_KAPPA.size
+    x0 = np.linspace(-80.0, 80.0, n)
+    peak, floor = 900.0, 60.0
+    truth = np.stack(
+        [peak * np.exp(-REPLAY_KAPPA), REPLAY_KAPPA, x0, np.full(n, floor), np.zeros(n)], axis=1
+    )
+    truth[0, 0] = 0.0  # kappa = 0: no oriented component, a flat profile
+    model = get_model("maier_saupe")
+    y = model.func(chi, truth)
+    sigma = np.sqrt(y)  # noise-free profiles with Poisson weights: the fit is the truth
+    path = write_profiles(
+        tmp_path / "replay.h5", y, sigma, scan_shape=(n,), rings=np.array([0.45]), chi=chi
+    )
+    summary = run_on_file(path, ProfileFit, model="maier_saupe", progress=False)
+    out = read_group(path, summary.group)
+    stored = np.stack([out[name][:, 0] for name in model.param_names], axis=1)
+    assert stored.dtype == np.float64
+    replay = model.func(chi, stored)
+    replay[0] = stored[0, 3] + stored[0, 4] * chi  # ISOTROPIC: the background, no director
+    # the profile is stored as float32 (relative rounding 6e-8 of ~960 counts)
+    worst = np.abs(replay - np.asarray(y, dtype=np.float32)).max(axis=1) / peak
+    record_property("kappa_replay_range", f"{REPLAY_KAPPA.min():g}..{REPLAY_KAPPA.max():g}")
+    record_property("kappa_replay_worst_relative_error", float(worst.max()))
+    print(f"kappa replay {REPLAY_KAPPA.min():g}..{REPLAY_KAPPA.max():g}: worst {worst.max():.2e}")
+    assert_allclose(worst, 0.0, atol=1e-5)
+    assert_array_equal(out["status"][0], FitStatus.ISOTROPIC)
+    assert (out["status"][1:] <= FitStatus.WEAK).all()
+    assert_allclose(out["kappa"][1:, 0], REPLAY_KAPPA[1:], rtol=1e-5)
+    # what `order --plot` draws at kappa = 229: the peak, not a flat line at the floor
+    from pyscatter.plot.orientation import plot_profile_fit
+
+    fig = plot_profile_fit(path, int(np.flatnonzero(REPLAY_KAPPA == 229.0)[0]))
+    assert_allclose(np.max(fig.axes[0].lines[-1].get_ydata()), peak + floor, rtol=1e-3)

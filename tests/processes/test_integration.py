@@ -155,7 +155,7 @@ def test_test_method_writes_nothing(scan_file, small_scan):
 
 
 def test_a_chunk_whose_flag_does_not_verify_is_recomputed(scan_file):
-    params = dict(npt=40, max_mem_mb=0.2, progress=False)  # one position per chunk
+    params = dict(npt=40, max_mem_mb=0.6, progress=False)  # one position per chunk
     first = run_on_file(scan_file, AzimuthalIntegration, **params)
     with h5py.File(scan_file, "r+") as h5:
         dset = h5[first.group]["Intensity"]
@@ -259,3 +259,79 @@ def test_monitor_and_transmission_normalisation_match_pyfai(scan_file, small_sca
 
         other = write_scan(scan_file.parent / "other.h5", small_scan)
         run_on_file(other, AzimuthalIntegration, npt=40, monitor="auto", progress=False)
+
+
+# --------------------------------------------------------------------------- parameter checks
+
+
+def test_resolve_method_uses_pyfai_registry():
+    from pyFAI.method_registry import IntegrationMethod
+
+    from pyscatter.processes.integration import resolve_method
+
+    assert resolve_method("bbox,csr,cython", dim=1) == ["bbox", "csr", "cython"]
+    assert resolve_method(("NO", "CSR", "cython"), dim=2) == ["no", "csr", "cython"]
+    got = resolve_method("full,histogram,cython", dim=1, engine="pyfai")
+    chosen = IntegrationMethod.select_one_available(("full", "histogram", "cython"), dim=1)
+    assert got == [chosen.split_lower, chosen.algo_lower, chosen.impl_lower]
+    with pytest.raises(InputError, match="the batched engine needs the csr algorithm"):
+        resolve_method("bbox,histogram,cython", dim=1)
+    with pytest.raises(InputError, match="the python implementation would not run"):
+        resolve_method("bbox,csr,python", dim=1)
+    assert resolve_method("bbox,csr,python", dim=1, allow_fallback=True) == [
+        "bbox",
+        "csr",
+        "cython",
+    ]
+    with pytest.raises(InputError, match=r"method 'bbox': expected split,algorithm,implementation"):
+        resolve_method("bbox", dim=1)
+
+
+@pytest.mark.parametrize(
+    ("npt", "npt_azim", "match"),
+    [
+        (True, None, "npt = True"),
+        (1.5, None, "npt = 1.5"),
+        (10**9, None, "npt = 1000000000"),
+        (float("nan"), None, "npt = nan"),
+        ("abc", None, "npt = 'abc'"),
+        (100, 0, "npt_azim = 0"),
+        (4000, 4000, "npt × npt_azim = 4000 × 4000"),
+    ],
+)
+def test_check_bins_refuses(npt, npt_azim, match):
+    from pyscatter.processes.integration import check_bins
+
+    with pytest.raises(InputError, match=match):
+        check_bins(npt, npt_azim)
+
+
+def test_check_bins_accepts_whole_numbers():
+    from pyscatter.processes.integration import check_bins
+
+    assert check_bins(np.int64(300), 36.0) == (300, 36)
+
+
+def test_azimuth_range_that_misses_an_off_centre_detector_is_refused():
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    from pyscatter.processes.integration import check_ranges
+
+    # beam 50 mm beyond the first row: the detector sees chi near +90 degrees only
+    ai = AzimuthalIntegrator(
+        dist=0.2,
+        poni1=-0.05,
+        poni2=0.0032,
+        detector=Detector(1e-4, 1e-4, max_shape=(64, 64)),
+        wavelength=1e-10,
+    )
+    chi = np.degrees(ai.center_array((64, 64), unit="chi_rad"))
+    lo, hi = float(chi.min()), float(chi.max())
+    assert check_ranges(ai, (64, 64), "q_nm^-1", None, (lo, hi)) == (None, [lo, hi])
+    with pytest.raises(InputError, match=r"azimuth_range = \(-100, -80\) deg misses the detector"):
+        check_ranges(ai, (64, 64), "q_nm^-1", None, (-100, -80))
+    q = ai.center_array((64, 64), unit="q_nm^-1")
+    assert q.min() > 0.1
+    with pytest.raises(InputError, match=r"radial_range = \(0, 0.1\) q_nm\^-1 misses"):
+        check_ranges(ai, (64, 64), "q_nm^-1", (0, 0.1), None)

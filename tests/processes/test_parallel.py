@@ -73,18 +73,63 @@ def test_dask_local_cluster_gives_serial_bits(tmp_path, small_scan, serial):
 
 
 def test_dask_scheduler_address(tmp_path, small_scan, serial):
-    """A scheduler started elsewhere (here a LocalCluster on loopback), reached by address."""
+    """A TLS scheduler started elsewhere, reached by address with dask's TLS configuration."""
+    import dask
     from conftest import write_scan
-    from dask.distributed import LocalCluster
+
+    from pyscatter.processes.execution import start_local_cluster
 
     path = write_scan(tmp_path / "address.h5", small_scan)
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
-    ) as cluster:
-        summary = run_on_file(
-            path, AzimuthalIntegration, scheduler=cluster.scheduler_address, **PARAMS
-        )
+    with start_local_cluster(1) as cluster:
+        sec = cluster.security  # PEM text: dask's configuration takes contents or file paths
+        tls = {
+            "distributed.comm.tls.ca-file": sec.tls_ca_file,
+            "distributed.comm.tls.client.cert": sec.tls_client_cert,
+            "distributed.comm.tls.client.key": sec.tls_client_key,
+        }
+        with dask.config.set(tls):
+            summary = run_on_file(
+                path, AzimuthalIntegration, scheduler=cluster.scheduler_address, **PARAMS
+            )
     assert _results(path, summary.group) == serial
+
+
+@pytest.mark.timeout(120)
+def test_local_cluster_refuses_clients_without_its_key():
+    """Issue 20: another local user connected to a run's scheduler and ran code as its user.
+
+    The run's cluster (started as ``scheduler="local"`` starts it) speaks TLS on loopback with
+    a key of its own: a client without it, with a key of its own, or over plain TCP is refused.
+    """
+    import urllib.error
+    import urllib.request
+
+    from dask.distributed import Client
+    from distributed.security import Security
+
+    from pyscatter.processes.execution import _dask_client
+
+    client, cluster = _dask_client("local", 1)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:"), address
+        # the run's own client works
+        assert client.submit(sum, [40, 2]).result(timeout=60) == 42
+        for kwargs, addr in [
+            ({}, address),  # no credentials: distributed refuses to speak TLS without them
+            ({"security": Security.temporary()}, address),  # an attacker's own key
+            ({}, address.replace("tls://", "tcp://")),  # plain TCP to the same port
+        ]:
+            with pytest.raises((OSError, TypeError)):  # refused, handshake fails or reset
+                intruder = Client(addr, timeout="5s", **kwargs)
+                intruder.close()  # pragma: no cover - reached only if it connected
+        # no dashboard nor any other HTTP page
+        port = cluster.scheduler.http_server.port
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/info/main/workers.html", timeout=5)
+    finally:
+        client.close()
+        cluster.close()
 
 
 def test_second_writer_is_refused_naming_the_holder(scan_file):

@@ -573,7 +573,7 @@ def test_reuse_and_001(scan_file):
         width=0.06,
         npt_azim=30,
         override=True,
-        max_mem_mb=0.05,
+        max_mem_mb=0.15,
         progress=False,
     )
     assert small.group.endswith("_001") and small.computed_positions == 6
@@ -673,3 +673,19 @@ def test_ceo2_111_ring_profile_from_hkl(shared_data):
     # pyFAI's I(q) peak of (111) is 22× its surroundings; ±0.5 % around it, over 10° bins, at
     # least 5× the background band at every chi
     assert (ring[both] > 5 * band[both]).all()
+
+
+def test_ring_outside_the_detector_is_refused(scan_file, scan):
+    """Issue 20: ``profiles --q 50`` was accepted (exit 0) with all-NaN profiles."""
+    ai = scan.integrator()
+    q = ai.array_from_unit(shape=scan.frame_shape, typ="center", unit="q_nm^-1", scale=True)
+    lo, hi = q[~scan.mask].min(), q[~scan.mask].max()
+    with pytest.raises(InputError) as info:
+        run_on_file(scan_file, AzimuthalProfiles, q=50.0, width=0.1, progress=False)
+    message = str(info.value)
+    assert "q = 50 " in message and "outside the q range the detector covers" in message
+    assert f"{lo:.6g} to {hi:.6g} 1/nm" in message
+    with pytest.raises(InputError, match=r"q = 0\.001 .*outside"):  # inside the beamstop
+        run_on_file(scan_file, AzimuthalProfiles, q_range=[(0.0005, 0.0015)], progress=False)
+    with h5py.File(scan_file, "r") as h5:  # nothing was written
+        assert not [k for k in h5["Measurement_000/Channel_000"] if "Profiles" in k]

@@ -138,3 +138,47 @@ def test_read_ahead_survives_a_resume(tmp_path, small_scan):
     assert resumed.resumed and 0 < resumed.computed_positions < resumed.total_positions
     with h5py.File(path, "r") as h5:
         assert h5[resumed.group]["Intensity"][()].tobytes() == reference.tobytes()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, 0, float("inf"), "lots"])
+def test_invalid_max_mem_mb_is_named(scan_file, bad):
+    """Issue 20: nan slipped through ``max_mem_mb <= 0``; errors now name --max-mem-mb."""
+    from pyscatter.errors import InputError
+
+    with pytest.raises(InputError, match=r"--max-mem-mb \(max_mem_mb\) must be a positive"):
+        run_on_file(scan_file, AzimuthalIntegration, npt=20, max_mem_mb=bad, progress=False)
+
+
+def test_cli_refuses_nan_max_mem_mb(scan_file, capsys):
+    from pyscatter.cli import main
+
+    assert main(["integrate", str(scan_file), "--max-mem-mb", "nan", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-mem-mb" in err and "nan" in err
+    with h5py.File(scan_file, "r") as h5:  # nothing written
+        assert not [k for k in h5["Measurement_000/Channel_000"] if "Integration" in k]
+
+
+def test_budget_below_one_frame_is_refused(scan_file):
+    """A budget that cannot hold one frame was silently rounded up to one position per block.
+
+    The refusal states the least budget, and that budget runs with one position per block.
+    """
+    import re
+
+    from pyscatter.errors import InputError
+
+    with h5py.File(scan_file, "r") as h5:
+        source = h5["Measurement_000/Channel_000/Raw_Data"]
+        frame_mb = source.dtype.itemsize * source.shape[1] / 2**20
+    params = dict(npt=50, error_model="poisson", progress=False)
+    with pytest.raises(InputError, match="--max-mem-mb") as info:
+        run_on_file(scan_file, AzimuthalIntegration, max_mem_mb=frame_mb, **params)
+    found = re.search(r"needs: ([\d.]+) MiB.*least ([\d.]+)", str(info.value))
+    assert found, info.value
+    need, least = float(found[1]), float(found[2])
+    # read ahead: two raw frames, a float32 copy and the sigma product at least
+    assert need >= 2 * frame_mb and least >= need
+    summary = run_on_file(scan_file, AzimuthalIntegration, max_mem_mb=least, **params)
+    with h5py.File(scan_file, "r") as h5:
+        assert h5[summary.group].attrs["positions_per_chunk"] == 1

@@ -24,7 +24,7 @@ from pyscatter.io.record import verified_positions
 from pyscatter.processes.base import run_on_file
 from pyscatter.processes.integration import AzimuthalIntegration
 
-PARAMS = dict(npt=90, unit="q_nm^-1", error_model="poisson", max_mem_mb=0.25, progress=False)
+PARAMS = dict(npt=90, unit="q_nm^-1", error_model="poisson", max_mem_mb=0.7, progress=False)
 
 
 PRELOAD = [
@@ -193,7 +193,7 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path):
         "--npt",
         "90",
         "--max-mem-mb",
-        "0.25",
+        "0.7",
         "--no-progress",
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -209,7 +209,7 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path):
     assert "resume" in err
     done = verified(path)
     assert 0 < done < scan.n_positions
-    summary = run_on_file(path, AzimuthalIntegration, npt=90, max_mem_mb=0.25, progress=False)
+    summary = run_on_file(path, AzimuthalIntegration, npt=90, max_mem_mb=0.7, progress=False)
     assert summary.resumed and summary.computed_positions == scan.n_positions - done
 
 

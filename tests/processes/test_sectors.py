@@ -14,7 +14,7 @@ import pyscatter
 from pyscatter import datasets
 from pyscatter.errors import InputError
 from pyscatter.processes.base import run_on_file
-from pyscatter.processes.sectors import SectorIntegration
+from pyscatter.processes.sectors import SectorIntegration, sector_layout
 from pyscatter.processes.sectors_worker import sector_centers, sector_ranges
 
 RAW = "Measurement_000/Channel_000/Raw_Data"
@@ -38,7 +38,7 @@ def scan_file(tmp_path, base_file):
 
 @pytest.fixture(scope="module")
 def six_sectors(tmp_path_factory, base_file):
-    """6 sectors of 30° centred at 0, 60, …, 180 (crossing ±180°), …; read back as xarray."""
+    """6 sectors of 30° centred at -180 (crossing ±180°), -120, …, 120; read back as xarray."""
     path = shutil.copy(base_file, tmp_path_factory.mktemp("six") / "scan.h5")
     run_on_file(
         path,
@@ -69,8 +69,14 @@ def _assert_close(got_i, got_s, ref_i, ref_s):
 
 
 def test_sector_geometry():
-    np.testing.assert_allclose(sector_centers(4, 45), [45, 135, -135, -45])
-    np.testing.assert_allclose(sector_centers(2, 180), [180, 0])  # (-180, 180]
+    # issue 19: 0, 90, 180, -90 was not monotonic; pyFAI's chi interval is [-180, 180)
+    np.testing.assert_array_equal(sector_centers(4, 0), [-180, -90, 0, 90])
+    np.testing.assert_allclose(sector_centers(4, 45), [-135, -45, 45, 135])
+    np.testing.assert_allclose(sector_centers(2, 180), [-180, 0])
+    np.testing.assert_allclose(sector_centers(5, -1e-20), [-144, -72, 0, 72, 144], atol=1e-12)
+    for n, offset in [(7, 13.0), (12, -100.0), (3, 540.0)]:
+        centres = sector_centers(n, offset)
+        assert np.all(np.diff(centres) > 0) and -180 <= centres[0] and centres[-1] < 180
     assert sector_ranges(0.0, 30.0) == [(-15.0, 15.0)]
     assert sector_ranges(180.0, 30.0) == [(165.0, 180.0), (-180.0, -165.0)]
     assert sector_ranges(-170.0, 30.0) == [(175.0, 180.0), (-180.0, -155.0)]
@@ -80,15 +86,16 @@ def test_sector_geometry():
 def test_sectors_equal_pyfai_per_position(six_sectors, scan):
     ds = six_sectors
     assert ds["Intensity"].dims == ("Y", "X", "sector", "q")
-    np.testing.assert_allclose(ds["sector"].values, [0, 60, 120, 180, -120, -60])
+    np.testing.assert_allclose(ds["sector"].values, [-180, -120, -60, 0, 60, 120])
     assert ds["sector"].attrs["units"] == "deg" and ds["q"].attrs["units"] == "1/nm"
     params = json.loads(ds.attrs["parameters"])
     frames = scan.frames.reshape(-1, *scan.frame_shape)
     intensity = ds["Intensity"].values.reshape(len(frames), 6, 80)
     sigma = ds["Intensity_Sigma"].values.reshape(len(frames), 6, 80)
     for k, centre in enumerate(ds["sector"].values):
-        crossing = centre == 180
+        crossing = centre == -180  # (165°, 195°) in pyFAI's other chi convention, [0, 360)
         ai = _integrator(scan, disc_at_zero=crossing)
+        centre = centre + 360 if crossing else centre
         for i in (0, 4):
             ref = ai.integrate1d_ng(
                 frames[i],
@@ -204,16 +211,18 @@ def test_reuse_and_001(scan_file):
     with h5py.File(scan_file, "r") as h5:
         params = json.loads(h5[other.group].attrs["parameters"])
         assert params["width_deg"] == 90 and [s["center"] for s in params["sectors"]] == [
-            45,
-            135,
             -135,
             -45,
+            45,
+            135,
         ]
 
 
 def test_bad_parameters_are_named(scan_file):
     for kw, match in [
         ({"n_sectors": 0}, "n_sectors"),
+        ({"n_sectors": "four"}, "n_sectors"),
+        ({"n_sectors": 2.5}, "n_sectors"),
         ({"width_deg": 0}, "width_deg"),
         ({"width_deg": 400}, "width_deg"),
         ({"npt": 0}, "npt"),
@@ -221,6 +230,100 @@ def test_bad_parameters_are_named(scan_file):
         ({"radial_range": (1.0, 0.5)}, "radial_range"),
         ({"method": ("no", "histogram", "cython")}, "method"),
         ({"polarization_factor": 2}, "polarization_factor"),
+        ({"offset_deg": float("nan")}, "offset_deg"),
+        ({"centers_deg": [10, 20]}, "centers_deg needs width_deg"),
+        ({"centers_deg": [10, 370], "width_deg": 5}, "share a centre"),
+        ({"centers_deg": [10, float("inf")], "width_deg": 5}, "centers_deg"),
+        ({"centers_deg": [], "width_deg": 5}, "centers_deg"),
+        ({"n_sectors": 4, "centers_deg": [10], "width_deg": 5}, "one of n_sectors"),
+        ({"ranges_deg": [(30, 10)]}, "start < stop"),
+        ({"ranges_deg": [(0, 400)]}, "start < stop"),
+        ({"ranges_deg": [(0, 10, 20)]}, "pairs"),
+        ({"ranges_deg": [(0, 10)], "width_deg": 10}, "width_deg does not apply"),
+        ({"centers_deg": [10], "width_deg": 10, "offset_deg": 5}, "offset_deg applies"),
     ]:
         with pytest.raises(InputError, match=match):
             run_on_file(scan_file, SectorIntegration, progress=False, **kw)
+
+
+def test_sector_layout_of_free_angles():
+    # centres anywhere on the circle, sorted into [-180, 180)
+    layout = sector_layout(centers_deg=[100, 10, 190, 45], width_deg=20)
+    assert [s["center"] for s in layout] == [-170, 10, 45, 100]
+    assert layout[0]["ranges"] == [[-180, -160]] and {s["width"] for s in layout} == {20}
+    # ranges: the centre is the middle; one crossing ±180° is split in two pyFAI ranges
+    layout = sector_layout(ranges_deg=[(170, 200), (-30, 10), (60, 75)])
+    assert [s["center"] for s in layout] == [-175, -10, 67.5]
+    assert [s["width"] for s in layout] == [30, 40, 15]
+    assert layout[0]["ranges"] == [[170, 180], [-180, -160]]
+    assert layout[2]["ranges"] == [[60, 75]]
+
+
+@pytest.mark.parametrize(
+    ("kw", "references"),
+    [
+        # (centre, pyFAI azimuth range, chi discontinuity at 0) of each sector, in order
+        (
+            {"centers_deg": [100, 10, -170, 45], "width_deg": 20},
+            [((-180, -160), False), ((0, 20), False), ((35, 55), False), ((90, 110), False)],
+        ),
+        (
+            {"ranges_deg": [(170, 200), (-30, 10), (60, 75)]},
+            [((170, 200), True), ((-30, 10), False), ((60, 75), False)],
+        ),
+    ],
+)
+def test_free_sectors_equal_pyfai_azimuth_ranges(scan_file, scan, kw, references):
+    run_on_file(scan_file, SectorIntegration, npt=70, progress=False, **kw)
+    ds = pyscatter.to_xarray(scan_file, "SectorIntegration")
+    assert ds["Intensity"].shape[2] == len(references)
+    assert np.all(np.diff(ds["sector"].values) > 0)
+    frames = scan.frames.reshape(-1, *scan.frame_shape)
+    intensity = ds["Intensity"].values.reshape(len(frames), len(references), 70)
+    sigma = ds["Intensity_Sigma"].values.reshape(len(frames), len(references), 70)
+    for k, (azimuth_range, disc_at_zero) in enumerate(references):
+        ai = _integrator(scan, disc_at_zero=disc_at_zero)
+        for i in (1, 5):
+            ref = ai.integrate1d(
+                frames[i],
+                70,
+                unit="q_nm^-1",
+                mask=scan.mask,
+                method=METHOD,
+                azimuth_range=azimuth_range,
+                error_model="poisson",
+            )
+            np.testing.assert_allclose(ds["q"].values, ref.radial, rtol=1e-12)
+            _assert_close(intensity[i, k], sigma[i, k], ref.intensity, ref.sigma)
+
+
+def test_sectors_command_with_free_angles(scan_file, capsys):
+    from pyscatter.cli import main
+
+    base = ["sectors", str(scan_file), "--npt", "40", "--no-progress"]
+    assert main([*base, "--centers=100,10,-170,45", "--width", "20"]) == 0
+    assert main([*base, "--ranges=170:200,-30:10,60:75"]) == 0
+    with h5py.File(scan_file, "r") as h5:
+        raw = h5[RAW].parent
+        groups = sorted(k for k in raw if k.startswith("Raw_Data-SectorIntegration_"))
+        layouts = [json.loads(raw[g].attrs["parameters"])["sectors"] for g in groups]
+    assert [s["center"] for s in layouts[0]] == [-170, 10, 45, 100]
+    assert [s["center"] for s in layouts[1]] == [-175, -10, 67.5]
+    assert layouts[1][0]["ranges"] == [[170, 180], [-180, -160]]
+    capsys.readouterr()
+    for extra, message in [
+        (["--centers=10,x", "--width", "5"], "--centers: expected angles"),
+        (["--ranges=10-20"], "--ranges: expected START:STOP"),
+        (["--centers=10", "--n-sectors", "4", "--width", "5"], "not allowed with"),
+        (["--centers=10,20"], "centers_deg needs width_deg"),
+    ]:
+        code = _exit_code(main, [*base, *extra])
+        assert code == 2, extra
+        assert message in capsys.readouterr().err, extra
+
+
+def _exit_code(main, argv):
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        return exc.code

@@ -32,7 +32,7 @@ from pyscatter.io.record import verified_positions  # noqa: E402
 from pyscatter.processes.base import run_on_file  # noqa: E402
 from pyscatter.processes.integration import AzimuthalIntegration  # noqa: E402
 
-PARAMS = dict(npt=200, unit="q_nm^-1", error_model="poisson", max_mem_mb=0.5, progress=False)
+PARAMS = dict(npt=200, unit="q_nm^-1", error_model="poisson", max_mem_mb=0.7, progress=False)
 
 
 def raw_sha(path: Path) -> str:

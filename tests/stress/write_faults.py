@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for fault
 
 from faults.harness import raw_digest, result_digest, run_cli, write_sources  # noqa: E402
 
-INTEGRATE = ["--npt", "90", "--error-model", "poisson", "--max-mem-mb", "0.25", "--no-progress"]
+INTEGRATE = ["--npt", "90", "--error-model", "poisson", "--max-mem-mb", "0.7", "--no-progress"]
 
 
 KINDS = ("fsize", "fsync:ENOSPC", "replace:ENOSPC", "fsync:EIO", "pwrite:ENOSPC", "write:EDQUOT")

@@ -271,3 +271,37 @@ def test_darfix_counters_and_motors(tmp_path):
         assert "geometry" not in h5["Measurement_000"].attrs
     with pytest.raises(FileFormatError, match="counter 'foc1' has no finite value"):
         translate(path, tmp_path / "o.h5", monitor="foc1")  # "-nan" in the real header
+
+
+# --------------------------------------------------------------------------- nonsense geometry
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("Center_1", "1e30", "poni2"),  # beam centre 1e30 px along the columns
+        ("Center_2", "1e30", "poni1"),  # and along the rows
+        ("SampleDistance", "1e30", "dist"),
+    ],
+)
+def test_esrf_header_nonsense_geometry_is_refused(tmp_path, key, value, named):
+    write_edf(tmp_path / "a_0000.edf", frames_of(1)[0], {**SAXS, key: value})
+    with pytest.raises(InputError, match=rf"a_0000\.edf \(ESRF header\): geometry {named} = "):
+        translate(tmp_path, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("SampleDistance", "1.6"), ("Center_1", "21.5"), ("WaveLength", "1e-10")]
+)
+def test_header_geometry_that_changes_between_files_is_refused(tmp_path, key, value):
+    frames = frames_of(3)
+    write_edf(tmp_path / "a_0000.edf", frames[0], SAXS)
+    write_edf(tmp_path / "a_0001.edf", frames[1], {**SAXS, "SampleDistance": "1.50"})  # same
+    write_edf(tmp_path / "a_0002.edf", frames[2], {**SAXS, key: value})
+    message = rf"a_0002\.edf: header key {key} = {re.escape(value)} differs from {re.escape(SAXS[key])} in a_0000\.edf"
+    with pytest.raises(InputError, match=message):
+        translate(tmp_path, tmp_path / "out.h5")
+    # without the header geometry there is nothing to disagree about
+    out = translate(tmp_path, tmp_path / "ok.h5", header_geometry=False)
+    assert out.exists()

@@ -383,3 +383,32 @@ def test_inconsistent_files(tmp_path):
     )
     with pytest.raises(InputError, match=r"d\.h5: no field in its title 's_x' or its name"):
         translate([d], tmp_path / "o.h5", series="field")
+
+
+def test_nexus_nxsas_file_is_not_id02(tmp_path):
+    """An NXsas file is refused by the ID02 reader (named, with the format that reads it) and
+    auto-detection sends it to the NeXus translator, which keeps its geometry and time axis."""
+    from nexus_files import FRAME_PERIOD_S, write_nxsas
+
+    fields = {
+        "distance": (1.5, "m"),
+        "x_pixel_size": (172.0, "um"),
+        "y_pixel_size": (172.0, "um"),
+        "beam_center_x": (21.5, "pixel"),
+        "beam_center_y": (17.25, "pixel"),
+    }
+    # a detector 'header' collection that is not an ESRF header (no ESRF keys)
+    src = write_nxsas(tmp_path / "sas.nxs", fields, header={"comment": "beamtime 42"})
+    with pytest.raises(FileFormatError, match=r"sas\.nxs: .*NeXus NXsas file.*--format nexus"):
+        translate(src, tmp_path / "o.h5", format="id02")
+    assert not (tmp_path / "o.h5").exists()
+    assert not ID02Translator().can_read(src)
+    assert guess_translator(src).name == "nexus"
+    out = translate(src, tmp_path / "o.h5")
+    h5, main = open_main(out)
+    with h5:
+        (time,) = dims_of(main, "Position")
+        assert (time.name, time.units) == ("time", "s")
+        assert_allclose(time.values, np.arange(3) * FRAME_PERIOD_S)
+        assert "geometry" in attrs_of(h5)
+        assert attrs_of(h5)["translator"] == "nexus"

@@ -549,3 +549,31 @@ def test_darfix_edf_motors(tmp_path):
         assert main.dtype == np.uint16 and main.shape == (1, 2048 * 2048)
         with fabio.open(str(path)) as image:
             assert_array_equal(main[0].reshape(2048, 2048), image.data)
+
+
+@pytest.mark.realdata
+@needs_data
+def test_dioptas_map_integrity_and_image_view(tmp_path):
+    """Real Pilatus frames: silx opens them as images; a flipped bit on disk is found (issue 20)."""
+    from silx.io.nxdata import get_default
+
+    from pyscatter.io.integrity import verify_file
+
+    folder = DATA / "dioptas" / "map"
+    out = translate(str(folder / "*.tif"), tmp_path / "map.h5", grid="Y=3,X=3")
+    with fabio.open(str(folder / "Fe3O4C_M1_map_7_P1_E1_001.tif")) as image:
+        centre = image.data  # point 7 is position 4: Y=1, X=1
+    with h5py.File(out, "r") as h5:
+        nx = get_default(h5)
+        assert nx.is_image and nx.signal.shape == (3, 3, 1043, 981)
+        assert_array_equal(nx.signal[1, 1], centre)
+        info = h5["Measurement_000/Channel_000/Raw_Data"].id.get_chunk_info_by_coord((4, 0))
+    assert verify_file(out).ok
+    with open(out, "r+b") as fh:  # one bit, in the middle of the compressed frame
+        fh.seek(info.byte_offset + info.size // 2)
+        byte = fh.read(1)[0]
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(bytes([byte ^ 0x10]))
+    report = verify_file(out)
+    assert len(report.problems) == 2, report.problems  # the frame, and the file's sha256
+    assert "position 4 (Y=1, X=1)" in report.problems[0]

@@ -485,3 +485,73 @@ def test_biocat_run_log_with_images(shared_data, tmp_path, pyusid):
         assert_array_equal(main[19].reshape(frame.shape), np.fliplr(frame))
         assert_array_equal(main.parent["Counters/diode"][:3], [39391, 39417, 39737])
         assert h5["Measurement_000"].attrs["spec_command"] == "tseries 20 1"
+
+
+# --------------------------------------------------------------------------- integrity (issue 20)
+
+
+def test_spectrum_cut_short_is_refused(tmp_path):
+    """A file cut inside a spectrum: never a shorter spectrum; the error names file, scan, point."""
+    one_point = HEADER + MCA[: MCA.index("8.5 100 1")].replace("@A 1 2 3 4", "@A 1 2")
+    path = tmp_path / "cut.spec"
+    path.write_text(one_point)
+    with pytest.raises(
+        FileFormatError,
+        match=r"cut\.spec: scan 2\.1 \(ascan.*point 0 of 1: MCA spectrum 1 of 1.*has 2 channels; "
+        r"#@CHANN says 4.*cut",
+    ):
+        translate(path, tmp_path / "cut.h5", format="spec", scan=2)
+    cut_last = HEADER + MCA.rstrip("\n")[:-4]  # '@A 9 10 11 12' → '@A 9 10 1'
+    path.write_text(cut_last)
+    with pytest.raises(FileFormatError, match=r"point 2 of 3: MCA spectrum 1 of 1.*has 3 channels"):
+        translate(path, tmp_path / "cut.h5", format="spec", scan=2)
+    assert not (tmp_path / "cut.h5").exists()
+
+
+@pytest.mark.realdata
+def test_real_spec_file_cut_mid_spectrum(shared_data, tmp_path):
+    lines = (shared_data / "spec" / "mca_spectra_example.dat").read_text().splitlines()
+    last = max(i for i, ln in enumerate(lines[:6794]) if ln.startswith("@A4"))
+    path = tmp_path / "cut.dat"
+    path.write_text("\n".join(lines[:last]) + "\n" + lines[last][:200])
+    with pytest.raises(
+        FileFormatError,
+        match=r"cut\.dat: scan 1\.1 .*point 1352 of 1353: MCA spectrum 4 of 4 \(@A line\) has "
+        r"\d+ channels; the others have 257",
+    ):
+        translate(path, tmp_path / "cut.h5", format="spec", scan=1)
+
+
+def test_spectra_use_gzip_readable_without_plugins(spec_file, tmp_path):
+    """MCA spectra asked for as bslz4 are stored with gzip: plain h5py reads them (issue 19.7)."""
+    import subprocess
+    import sys
+
+    out = translate(spec_file, tmp_path / "mca.h5", format="spec", scan=2, compression="bslz4")
+    with h5py.File(out, "r") as h5:
+        raw = h5["Measurement_000/Channel_000/Raw_Data"]
+        assert raw.compression == "gzip" and raw.attrs["compression"] == "gzip"
+    code = (
+        "import h5py, json; "
+        f"d = h5py.File({str(out)!r}, 'r')['Measurement_000/Channel_000/Raw_Data'][()]; "
+        "print(json.dumps(d.ravel().tolist()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HDF5_PLUGIN_PATH"}
+    env["PYTHONPATH"] = ""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(done.stdout) == list(range(1, 13))
+
+
+def test_spectra_open_as_curves_in_silx(spec_file, tmp_path):
+    """The file's @default shows the MCA spectra over the scan, as curves (issue 19.7)."""
+    from silx.io.nxdata import get_default
+
+    out = translate(spec_file, tmp_path / "mca.h5", format="spec", scan=2, energy_unit="keV")
+    with h5py.File(out, "r") as h5:
+        nx = get_default(h5)
+        assert nx.is_valid and nx.is_curve and nx.interpretation == "spectrum"
+        assert nx.signal.shape == (3, 4)  # (energy, Channel)
+        assert_array_equal(nx.signal[()], np.arange(1, 13).reshape(3, 4))
+        assert_allclose(nx.axes[1][()], 1.5 + 0.01 * np.arange(4) + 0.001 * np.arange(4) ** 2)

@@ -1,0 +1,265 @@
+"""NeXus detector and beam fields → a pyFAI geometry, each field in the unit of its ``@units``.
+
+Fields read (in the NXentry of the signal): ``instrument/detector/{detector_distance or distance,
+beam_center_x, beam_center_y, x_pixel_size, y_pixel_size}`` and ``instrument/beam/
+incident_wavelength`` (or an NXmonochromator ``wavelength``, or ``incident_energy``/``energy``).
+Lengths take any unit of :data:`LENGTH_UNITS`, a beam centre pixels (:data:`PIXEL_UNITS`) or a
+length (divided by the pixel size), energies :data:`ENERGY_UNITS`. A field without ``@units`` or
+with another unit is refused, naming it. The values go through pyFAI's ``setFit2D``.
+
+>>> fit2d_geometry(distance_mm=100, center_x=5, center_y=5, pixel_x_um=100, pixel_y_um=100,
+...                wavelength_angstrom=1, frame_shape=(10, 10))["dist"]
+0.1
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pyscatter.errors import FileFormatError, InputError
+
+__all__ = [
+    "ENERGY_UNITS",
+    "LENGTH_UNITS",
+    "PIXEL_UNITS",
+    "fit2d_geometry",
+    "instrument_groups",
+    "nexus_geometry",
+    "pixel_mask",
+    "units_of",
+]
+
+#: Length units of NeXus ``@units`` (lower case) → factor to metres.
+LENGTH_UNITS = {
+    "m": 1.0,
+    "meter": 1.0,
+    "metre": 1.0,
+    "meters": 1.0,
+    "metres": 1.0,
+    "cm": 1e-2,
+    "mm": 1e-3,
+    "millimeter": 1e-3,
+    "millimetre": 1e-3,
+    "um": 1e-6,
+    "µm": 1e-6,  # micro sign
+    "μm": 1e-6,  # greek mu
+    "micron": 1e-6,
+    "microns": 1e-6,
+    "micrometer": 1e-6,
+    "micrometre": 1e-6,
+    "nm": 1e-9,
+    "a": 1e-10,
+    "å": 1e-10,
+    "angstrom": 1e-10,
+    "angstroms": 1e-10,
+}
+#: ``@units`` of a beam centre given in pixels (NXdetector allows pixels or a length).
+PIXEL_UNITS = ("pixel", "pixels", "px", "pix")
+#: Energy units → factor to keV.
+ENERGY_UNITS = {"kev": 1.0, "ev": 1e-3, "j": 1.0 / 1.602176634e-16}
+_KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def fit2d_geometry(
+    *,
+    distance_mm: float,
+    center_x: float,
+    center_y: float,
+    pixel_x_um: float,
+    pixel_y_um: float,
+    wavelength_angstrom: float,
+    frame_shape: tuple[int, int],
+    tilt_deg: float = 0.0,
+    tilt_plane_deg: float = 0.0,
+) -> dict[str, Any]:
+    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
+
+    Parameters
+    ----------
+    distance_mm : float
+        Sample to detector along the beam, mm.
+    center_x, center_y : float
+        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
+    pixel_x_um, pixel_y_um : float
+        Pixel size along columns and rows, µm.
+    wavelength_angstrom : float
+    frame_shape : (int, int)
+        (rows, cols) of the frames the geometry refers to.
+    tilt_deg, tilt_plane_deg : float
+        Fit2D tilt and tilt-plane rotation.
+
+    Returns
+    -------
+    dict
+        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
+    """
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    for name, value in (
+        ("distance_mm", distance_mm),
+        ("pixel_x_um", pixel_x_um),
+        ("pixel_y_um", pixel_y_um),
+        ("wavelength_angstrom", wavelength_angstrom),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    det = Detector(pixel1=pixel_y_um * 1e-6, pixel2=pixel_x_um * 1e-6, max_shape=tuple(frame_shape))
+    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
+    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
+    return ai.get_config()
+
+
+def units_of(dset: h5py.Dataset) -> str:
+    for key in ("units", "unit"):
+        if key in dset.attrs:
+            value = dset.attrs[key]
+            return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A scalar NeXus field: its value, its ``@units`` (``""`` when absent) and where it is."""
+
+    value: float
+    unit: str
+    where: str
+
+    def converted(self, table: Mapping[str, float], what: str, also: Sequence[str] = ()) -> float:
+        """The value times the factor of its unit in ``table``; refuse a missing or unknown unit.
+
+        ``also`` lists further units the caller handled, for the message.
+        """
+        allowed = ", ".join([*also, *table])
+        if not self.unit:
+            raise FileFormatError(
+                f"{self.where} has no @units: a {what} needs one of {allowed}. Add the @units "
+                "attribute, or give the geometry with poni=FILE (--poni)"
+            )
+        factor = table.get(self.unit.lower())
+        if factor is None:
+            raise FileFormatError(
+                f"{self.where}: @units {self.unit!r} is not a {what} unit; expected one of "
+                f"{allowed} (or give the geometry with poni=FILE)"
+            )
+        return self.value * factor
+
+
+def _scalar(group: h5py.Group, name: str) -> _Field | None:
+    obj = group.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        return None
+    try:
+        value = float(np.asarray(obj[()]).ravel()[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return _Field(value, units_of(obj), f"{obj.file.filename}:{obj.name}")
+
+
+def _wavelength_angstrom(group: h5py.Group) -> float | None:
+    """The wavelength (Å) from ``beam/incident_wavelength`` … or an energy; None if absent."""
+    for path in ("beam/incident_wavelength", "monochromator/wavelength"):
+        item = _scalar(group, path)
+        if item is not None:
+            return item.converted(LENGTH_UNITS, "wavelength") * 1e10
+    for path in ("beam/incident_energy", "monochromator/energy"):
+        item = _scalar(group, path)
+        if item is not None:
+            return _KEV_ANGSTROM / item.converted(ENERGY_UNITS, "energy")
+    return None
+
+
+def _centre_pixels(item: _Field, pixel_m: float) -> float:
+    """A beam centre in pixels: as is with ``@units`` pixel, else a length over the pixel size."""
+    if item.unit.lower() in PIXEL_UNITS:
+        return item.value
+    return item.converted(LENGTH_UNITS, "beam centre", also=PIXEL_UNITS) / pixel_m
+
+
+def _find_nx(group: h5py.Group, nx_class: str) -> h5py.Group | None:
+    for obj in group.values():
+        if isinstance(obj, h5py.Group) and _nx_class(obj) == nx_class:
+            return obj
+    return None
+
+
+def _nx_class(obj: Any) -> str:
+    value = obj.attrs.get("NX_class", "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def instrument_groups(entry: h5py.Group) -> tuple[h5py.Group | None, h5py.Group | None]:
+    inst = entry.get("instrument")
+    if not isinstance(inst, h5py.Group):
+        inst = _find_nx(entry, "NXinstrument")
+    if inst is None:
+        return None, None
+    det = inst.get("detector")
+    if not isinstance(det, h5py.Group):
+        det = _find_nx(inst, "NXdetector")
+    return inst, det
+
+
+def nexus_geometry(
+    entry: h5py.Group, frame_shape: tuple[int, int], flip: str | None = None
+) -> dict[str, Any] | None:
+    """pyFAI config from the NeXus detector and beam fields of ``entry``; None if any is missing.
+
+    The beam centre refers to the frames as stored in the file; ``flip`` mirrors it for frames
+    stored flipped (``"lr"``: x → cols − x, ``"ud"``: y → rows − y). Every field is read in the
+    unit of its ``@units`` (see the module notes).
+
+    Raises
+    ------
+    FileFormatError
+        A field without ``@units`` or with an unknown unit (the message names the field).
+    """
+    inst, det = instrument_groups(entry)
+    if det is None or inst is None:
+        return None
+    dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
+    names = ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
+    fields = [_scalar(det, n) for n in names]
+    wavelength = _wavelength_angstrom(inst)
+    if dist is None or any(f is None for f in fields) or wavelength is None:
+        return None
+    centre_x, centre_y, size_x, size_y = fields
+    px = size_x.converted(LENGTH_UNITS, "pixel size")
+    py = size_y.converted(LENGTH_UNITS, "pixel size")
+    cx, cy = _centre_pixels(centre_x, px), _centre_pixels(centre_y, py)
+    rows, cols = frame_shape
+    if flip == "lr":
+        cx = cols - cx
+    elif flip == "ud":
+        cy = rows - cy
+    return fit2d_geometry(
+        distance_mm=dist.converted(LENGTH_UNITS, "distance") * 1e3,
+        center_x=cx,
+        center_y=cy,
+        pixel_x_um=px * 1e6,
+        pixel_y_um=py * 1e6,
+        wavelength_angstrom=wavelength,
+        frame_shape=frame_shape,
+    )
+
+
+def pixel_mask(
+    det: h5py.Group | None, frame_shape: tuple[int, int]
+) -> tuple[np.ndarray, str] | None:
+    if det is None:
+        return None
+    for path in ("detectorSpecific/pixel_mask", "pixel_mask"):
+        obj = det.get(path)
+        if isinstance(obj, h5py.Dataset) and tuple(obj.shape) == tuple(frame_shape):
+            return (obj[()] != 0).astype(np.uint8), f"{obj.name}"
+    return None
