@@ -524,6 +524,8 @@ def _finish(tmp: Path, path: Path) -> None:
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:  # name the file: a bare fsync error does not
+        raise OSError(err.errno, err.strerror, str(tmp)) from err
     finally:
         os.close(fd)
     os.replace(tmp, path)
