@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 stress: $(STAMP)
-	$(PY) tests/stress/kill_resume.py --kills 200
+	$(PY) tests/stress/kill_resume.py --kills 200 && $(PY) tests/stress/write_faults.py --faults 50
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pyscatter tests benchmarks

@@ -8,7 +8,7 @@ register_hdf5_filters()  # Raw_Data (bitshuffle-LZ4) readable by plain h5py, pyU
 
 __version__ = "0.1.0"
 
-__all__ = ["PyscatterError", "__version__", "to_xarray"]
+__all__ = ["PyscatterError", "__version__", "open", "to_xarray"]
 
 
 def to_xarray(path, process="AzimuthalIntegration", *, index=-1):
@@ -19,3 +19,10 @@ def to_xarray(path, process="AzimuthalIntegration", *, index=-1):
     from pyscatter.io.xarray import to_xarray as _to_xarray
 
     return _to_xarray(path, process, index=index)
+
+
+def open(path):  # noqa: A001 - pyscatter.open, like io.open
+    """Open ``path`` read-only, also while a job writes it; see :func:`pyscatter.io.reading.open`."""
+    from pyscatter.io.reading import open as _open
+
+    return _open(path)

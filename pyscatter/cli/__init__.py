@@ -1,7 +1,9 @@
 """The ``pyscatter`` command: one launcher, one module per subcommand.
 
-Exit codes: 0 success, 1 a file or run problem (one line on stderr), 2 bad usage or parameters,
-130 interrupted (Ctrl-C; completed work is kept, the same command resumes).
+Every failure ends as one line on stderr naming the file and the cause, with a documented exit
+code (see :mod:`pyscatter.cli.boundary`): 0 success, 1 a file problem, 2 bad usage or parameters,
+3 a write failed (disk full …; rerun to resume), 4 an internal error, 130 interrupted (Ctrl-C;
+completed work is kept, the same command resumes). ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
-from pyscatter import __version__
+from pyscatter import __version__, progress
+from pyscatter.cli import boundary
 from pyscatter.cli.options import strip_markup
-from pyscatter.errors import FileBusyError, FileFormatError, InputError, PyscatterError
 
 SUBCOMMANDS = (
     "translate",
@@ -62,33 +65,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
         return int(exc.code or 0)
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    quiet_before, progress.QUIET = progress.QUIET, bool(args.quiet)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("pyFAI", "fabio", "silx", "distributed", "numexpr", "h5py"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("silx.opencl").setLevel(logging.ERROR)  # "no pyopencl": not our concern
+    error: BaseException | None = None  # kept alive until finish(): see boundary.finish
+    hooks_before = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = boundary.quiet_write_faults_in_finalisers
+    sys.excepthook = boundary.quiet_write_faults_in_excepthook
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(
-            "pyscatter: interrupted; completed work is kept, run the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
-    except (FileFormatError, FileBusyError, FileExistsError) as err:
+        code = int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as err:
+        error = err
+        code, message = boundary.classify(err, args.command)
         if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 1
-    except InputError as err:
-        if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 2
-    except (PyscatterError, OSError) as err:
-        if args.debug:
-            raise
-        print(f"pyscatter {args.command}: {err}", file=sys.stderr)
-        return 1
+            traceback.print_exc()
+        print(message, file=sys.stderr)
+    progress.QUIET = quiet_before
+    sys.unraisablehook, sys.excepthook = hooks_before
+    code = boundary.finish(code, error)
+    del error
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -524,10 +524,15 @@ def _finish(tmp: Path, path: Path) -> None:
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:  # name the file: a bare fsync error does not
+        raise OSError(err.errno, err.strerror, str(tmp)) from err
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(str(path))
+    try:
+        _fsync_dir(str(path))
+    except OSError as err:  # the file is complete and in place: do not fail the translation
+        logger.warning("%s is complete, but syncing its folder failed (%s)", path, err.strerror)
 
 
 class _Barrier:
@@ -561,7 +566,7 @@ _END = object()
 def _fill(
     h5: h5py.File, spec: MeasurementSpec, frames: Iterable[Any], path: Path, *, progress: bool
 ) -> None:
-    from tqdm.auto import tqdm
+    from pyscatter import progress as _progress
 
     raw = h5[RAW_PATH]
     n_pos = spec.n_positions
@@ -578,7 +583,7 @@ def _fill(
     resumed = 0
     buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
     crcs = np.zeros(n_pos, dtype=np.uint32)
-    with tqdm(total=n_pos, unit="frame", disable=not progress, desc="translate") as bar:
+    with _progress.bar(n_pos, unit="frame", desc="translate", enabled=progress) as bar:
         for i in range(n_pos):
             item = next(iterator, _END) if iterator is not None else None
             if item is _END:

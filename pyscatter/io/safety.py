@@ -6,13 +6,16 @@ the rule numbers are the recipe's:
 - rule 1, :func:`job_lock` -- one job per file, an ``fcntl.flock`` on ``<file>.lock`` held for
   the whole job; the kernel drops it when the holder dies, so a stale lock file never blocks;
 - rule 3, :func:`repair` -- before opening, undo an interrupted set-up (:func:`setup_transaction`),
-  re-extend a file cut short, raise a stale end-of-allocation address, clear the status flags a
+  re-extend a file cut short (only one an interrupted pyscatter job left: any other truncated
+  file is refused untouched), raise a stale end-of-allocation address, clear the status flags a
   killed ``libver="latest"`` writer leaves; each repair is reported as one sentence;
 - rule 4, :func:`setup_transaction` -- an undo journal around linking a fully built results group;
 - rule 5, :func:`fsync` -- the barrier (``flush`` only hands data to the kernel; HDF5 never
   fsyncs), and :func:`chunk_flag` / :func:`verify_flag` -- the completion record
   ``(1 << 32) | crc32(data)``;
-- rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer.
+- rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer;
+- write faults (a full disk): :func:`open_for_writing` and :func:`abandon`, from
+  :mod:`pyscatter.io.faults`.
 
 HDF5's own file lock is never bypassed here: a file that another program holds open is reported
 busy (:class:`~pyscatter.errors.FileBusyError`), never repaired under its feet.
@@ -44,10 +47,21 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileBusyError, FileFormatError, InputError
+from pyscatter.io.faults import (  # noqa: F401  (re-exported: part of this module's interface)
+    abandon,
+    busy_message,
+    is_abandoned,
+    open_for_writing,
+    write_failure,
+)
 from pyscatter.io.record import block_flag
+from pyscatter.io.superblock import _lookup3, _read_superblock  # noqa: F401 (_lookup3: tests)
 
 __all__ = [
     "LockInfo",
+    "abandon",
+    "open_for_writing",
+    "write_failure",
     "chunk_flag",
     "fsync",
     "job_lock",
@@ -69,7 +83,6 @@ STATUS_SUFFIX = ".status.json"
 #: :func:`lock_holder` call holds a shared lock for microseconds).
 _BUSY_GRACE_S = 0.3
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _JOURNAL_MAGIC = b"PSCJRNL1"
 _JOURNAL_END = b"PSCJEND1"
 _JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, file size before the transaction, number of ranges
@@ -79,6 +92,18 @@ _IO_PIECE = 16 * 2**20
 
 # Paths (resolved) whose job lock this process holds, so that repair() knows it may proceed.
 _HELD: dict[str, LockInfo] = {}
+# Paths whose lock file, when this process took it, still held the record of a pyscatter job that
+# did not end cleanly (killed, power loss): the evidence repair() needs to extend a cut file.
+_INTERRUPTED: dict[str, LockInfo] = {}
+# Status files that could not be written (warned about once).
+_STATUS_FAILED: set[str] = set()
+
+#: At most this many bytes missing at the end of a file are put back by repair(): more than an
+#: interrupted pyscatter job leaves (results space is allocated and written at set-up, frames
+#: are made durable every 16 frames), less than a copy cut short usually lacks.
+MAX_EXTEND_BYTES = 256 * 2**20
+#: ... and at most this fraction of the recorded end-of-file.
+MAX_EXTEND_FRACTION = 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +178,7 @@ def job_lock(h5_path: str | os.PathLike[str], *, command: str | None = None) -> 
     path = _resolve(h5_path)
     lock_path = path + LOCK_SUFFIX
     fd = _acquire(path, lock_path)
+    keep = False
     try:
         info = LockInfo(
             pid=os.getpid(),
@@ -163,14 +189,26 @@ def job_lock(h5_path: str | os.PathLike[str], *, command: str | None = None) -> 
             lock_path=lock_path,
         )
         payload = json.dumps(dataclasses.asdict(info)).encode()
-        os.pwrite(fd, payload, 0)
-        os.ftruncate(fd, len(payload))
+        if _writable_fd(fd):
+            try:  # durable: after a power loss the record says a job was interrupted here
+                os.pwrite(fd, payload, 0)
+                os.ftruncate(fd, len(payload))
+                os.fsync(fd)
+            except OSError as err:  # a full disk: the flock alone is the lock
+                logger.warning("could not record this job in %s: %s", lock_path, err.strerror)
         _HELD[path] = info
-        yield info
+        try:
+            yield info
+        except BaseException as err:
+            if write_failure(err) is not None or is_abandoned(path):
+                keep = True  # the file may be left as by a kill: the record is the evidence
+            raise
     finally:
         _HELD.pop(path, None)
-        with suppress(FileNotFoundError):
-            os.unlink(lock_path)  # still holding the lock: nobody can be using this inode
+        _INTERRUPTED.pop(path, None)
+        if _writable_fd(fd) and not keep:  # not another user's file we could not remove
+            with suppress(FileNotFoundError):
+                os.unlink(lock_path)  # still holding the lock: nobody can be using this inode
         os.close(fd)  # releases the flock
 
 
@@ -199,12 +237,7 @@ def _acquire(path: str, lock_path: str) -> int:
     """Open and exclusively flock ``lock_path``; return the descriptor or raise FileBusyError."""
     deadline = time.monotonic() + _BUSY_GRACE_S
     while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            writable = True
-        except PermissionError:  # another user's lock file: its lock can still be tested
-            fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
-            writable = False
+        fd, writable = _open_lock_file(path, lock_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -236,15 +269,45 @@ def _acquire(path: str, lock_path: str) -> int:
         if not writable:  # a stale lock file we cannot write: remove it (we hold its lock)
             try:
                 os.unlink(lock_path)
-            finally:
+            except PermissionError:  # another user's, in a sticky folder such as /tmp
+                logger.warning(
+                    "%s was left by another user and only they can remove it; its lock is free, "
+                    "so this job holds it, but cannot record itself in it",
+                    lock_path,
+                )
+                return fd
+            except BaseException:
                 os.close(fd)
+                raise
+            os.close(fd)
             continue
+        previous = _read_lock_info(fd, lock_path, attempts=1)
+        if previous.pid is not None:  # a record left by a job that did not end cleanly
+            _INTERRUPTED[path] = previous
         return fd
 
 
-def _read_lock_info(fd: int, lock_path: str) -> LockInfo:
+def _open_lock_file(path: str, lock_path: str) -> tuple[int, bool]:
+    """(descriptor, writable) of the lock file, created if needed; a clear error otherwise."""
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), True
+    except (PermissionError, OSError) as err:
+        if not os.path.exists(lock_path):
+            folder = os.path.dirname(lock_path) or "."
+            raise FileFormatError(
+                f"{path}: cannot create its job lock {lock_path}: {err.strerror} (the folder "
+                f"{folder} is not writable for this user). pyscatter writes a lock beside "
+                "every file it writes: work on a copy in a writable folder"
+            ) from None
+        if not isinstance(err, PermissionError):
+            raise
+    # another user's lock file: its lock can still be tested
+    return os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC), False
+
+
+def _read_lock_info(fd: int, lock_path: str, attempts: int = 5) -> LockInfo:
     """Parse the holder's JSON; retry briefly while the holder is still writing it."""
-    for attempt in range(5):
+    for attempt in range(attempts):
         raw = os.pread(fd, 65536, 0)
         try:
             fields = json.loads(raw.decode())
@@ -257,7 +320,7 @@ def _read_lock_info(fd: int, lock_path: str) -> LockInfo:
                 lock_path=lock_path,
             )
         except (ValueError, AttributeError):
-            if attempt < 4:
+            if attempt < attempts - 1:
                 time.sleep(0.02)
     return LockInfo(None, None, None, None, None, lock_path)
 
@@ -275,7 +338,10 @@ def repair(h5_path: str | os.PathLike[str]) -> list[str]:
        exact bytes before the set-up), or discarded if the journal itself is incomplete (then the
        file had not been touched yet);
     2. if the superblock's end-of-file address lies beyond the file's size, the file is extended
-       with zeros up to it (never truncated);
+       with zeros up to it (never truncated) -- only if a pyscatter job was interrupted on it
+       (its record left in the lock file, or a ``.partial`` translation) and less is missing
+       than such a job can leave (:data:`MAX_EXTEND_BYTES`, :data:`MAX_EXTEND_FRACTION`); any
+       other cut file (a copy cut short, another program's file) is refused, untouched;
     3. if the file is longer than that end-of-allocation address, the address is raised to the
        file size (never lowered) -- else HDF5 fails with ``addr overflow`` on data written after
        the last complete flush;
@@ -297,8 +363,8 @@ def repair(h5_path: str | os.PathLike[str]) -> list[str]:
     Raises
     ------
     FileFormatError
-        If the file does not exist, is not HDF5, has a corrupt superblock, or needs a repair but is
-        not writable.
+        If the file does not exist, is not HDF5, has a corrupt superblock, is truncated but not by
+        an interrupted pyscatter job, or needs a repair but is not writable.
     FileBusyError
         If another job holds the job lock, or the file needs a repair but another program has it
         open.
@@ -340,14 +406,22 @@ def _repair_locked(path: str) -> list[str]:
         if os.path.lexists(journal):
             allow("an interrupted set-up journal")
             messages.append(_settle_journal(fd, path, journal))
-        messages.extend(_repair_superblock(fd, path, allow))
+        ours = path in _INTERRUPTED or os.path.basename(path).endswith(".partial")
+        messages.extend(_repair_superblock(fd, path, allow, ours=ours))
         return messages
     finally:
         os.close(fd)  # releases our flock before anyone (HDF5) opens the file
 
 
-def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list[str]:
-    """Steps 2-4 of :func:`repair` on the superblock of the open file ``fd``."""
+def _repair_superblock(
+    fd: int, path: str, allow: Callable[[str], None], *, ours: bool
+) -> list[str]:
+    """Steps 2-4 of :func:`repair` on the superblock of the open file ``fd``.
+
+    A file shorter than its superblock says is extended only if it is ``ours`` (a pyscatter job
+    was interrupted on it) and the missing part is one such a job can leave; any other cut file
+    (a copy or download cut short, another program's file) is refused untouched.
+    """
     size = os.fstat(fd).st_size
     sb = _read_superblock(fd, path, size)
     messages = []
@@ -355,6 +429,7 @@ def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list
     eof = sb.eof_address + shift
     raw = bytearray(sb.raw)
     if eof > size:
+        _check_extendable(path, size, eof, ours)
         allow("the file is shorter than its superblock says")
         os.ftruncate(fd, eof)  # extends with zeros
         messages.append(
@@ -386,136 +461,19 @@ def _repair_superblock(fd: int, path: str, allow: Callable[[str], None]) -> list
     return messages
 
 
-@dataclasses.dataclass(frozen=True)
-class _Superblock:
-    address: int  # absolute position of the signature
-    version: int
-    sizeof_addr: int
-    base_address: int
-    eof_address: int  # as stored (HDF5's "end of file address", really the end of allocation)
-    eof_pos: int  # position of that field, relative to ``address``
-    flags: int
-    flags_pos: int
-    checksum_pos: int | None  # v2/v3 only
-    raw: bytes  # the superblock, from its signature to its end (checksum included)
-
-    def put_address(self, raw: bytearray, pos: int, value: int) -> None:
-        raw[pos : pos + self.sizeof_addr] = value.to_bytes(self.sizeof_addr, "little")
-
-
-def _read_superblock(fd: int, path: str, size: int) -> _Superblock:
-    """Locate and parse the superblock (format spec, section II.A) with ``struct``."""
-    address = _locate_signature(fd, size)
-    if address is None:
-        raise FileFormatError(
-            f"{path} is not an HDF5 file: no HDF5 signature at offset 0, 512, 1024, 2048, ... "
-            f"(file size {size} bytes)"
-        )
-    head = os.pread(fd, 16, address)
-    if len(head) < 16:
-        raise FileFormatError(f"{path}: the HDF5 superblock is cut short")
-    version = head[8]
-    if version in (0, 1):
-        sizeof_addr = head[13]
-        flags_pos, flags_len = 20, 4
-        first = 24 if version == 0 else 28
-        length = first + 4 * sizeof_addr
-        checksum_pos = None
-    elif version in (2, 3):
-        sizeof_addr = head[9]
-        flags_pos, flags_len = 11, 1
-        first = 12
-        checksum_pos = first + 4 * sizeof_addr
-        length = checksum_pos + 4
-    else:
-        raise FileFormatError(
-            f"{path}: unsupported HDF5 superblock version {version}; expected 0, 1, 2 or 3"
-        )
-    if sizeof_addr not in (2, 4, 8, 16, 32):
-        raise FileFormatError(f"{path}: corrupt HDF5 superblock (size of offsets {sizeof_addr})")
-    raw = os.pread(fd, length, address)
-    if len(raw) < length:
-        raise FileFormatError(f"{path}: the HDF5 superblock is cut short")
-    if checksum_pos is not None:
-        stored = struct.unpack_from("<I", raw, checksum_pos)[0]
-        if stored != _lookup3(raw[:checksum_pos]):
-            raise FileFormatError(f"{path}: corrupt HDF5 superblock (checksum mismatch)")
-
-    def address_at(i: int) -> int:
-        return int.from_bytes(
-            raw[first + i * sizeof_addr : first + (i + 1) * sizeof_addr], "little"
-        )
-
-    # v0/v1: base, free-space info, end of file, driver info; v2/v3: base, extension, end of file,
-    # root object header. The end-of-file address is the third in both layouts.
-    undefined = (1 << (8 * sizeof_addr)) - 1
-    base, eof = address_at(0), address_at(2)
-    if undefined in (base, eof):
-        raise FileFormatError(f"{path}: corrupt HDF5 superblock (undefined base or end address)")
-    return _Superblock(
-        address=address,
-        version=version,
-        sizeof_addr=sizeof_addr,
-        base_address=base,
-        eof_address=eof,
-        eof_pos=first + 2 * sizeof_addr,
-        flags=int.from_bytes(raw[flags_pos : flags_pos + flags_len], "little"),
-        flags_pos=flags_pos,
-        checksum_pos=checksum_pos,
-        raw=raw,
+def _check_extendable(path: str, size: int, eof: int, ours: bool) -> None:
+    missing = eof - size
+    if ours and missing <= min(MAX_EXTEND_BYTES, MAX_EXTEND_FRACTION * eof):
+        return
+    why = (
+        f"{missing} bytes are missing, more than an interrupted pyscatter job leaves"
+        if ours
+        else "no pyscatter job was interrupted on it (no job record beside it)"
     )
-
-
-def _locate_signature(fd: int, size: int) -> int | None:
-    """Where HDF5 looks for its signature: 0, then 512, 1024, 2048, ... within the file."""
-    address = 0
-    while address + 8 <= size:
-        if os.pread(fd, 8, address) == _HDF5_SIGNATURE:
-            return address
-        address = 512 if address == 0 else 2 * address
-    return None
-
-
-# Jenkins lookup3 ``hashlittle``, byte by byte, as HDF5's H5_checksum_lookup3 computes it.
-_M32 = 0xFFFFFFFF
-
-
-def _rot(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & _M32
-
-
-def _lookup3(data: bytes, initval: int = 0) -> int:
-    """Bob Jenkins' lookup3 ``hashlittle`` of ``data`` -- HDF5's metadata checksum."""
-    a = b = c = (0xDEADBEEF + len(data) + initval) & _M32
-    if not data:
-        return c
-    # Whole 12-byte blocks are mixed, except the last 1..12 bytes, which are zero-padded and
-    # finalised (the switch with fall-through of the C code).
-    n_mixed = 12 * ((len(data) - 1) // 12)
-    padded = data + b"\0" * (n_mixed + 12 - len(data))
-    for pos in range(0, n_mixed + 12, 12):
-        x, y, z = struct.unpack_from("<III", padded, pos)
-        a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
-        if pos == n_mixed:
-            return _final(a, b, c)
-        for shift_a, shift_b, shift_c in ((4, 6, 8), (16, 19, 4)):  # mix(a, b, c)
-            a = ((a - c) & _M32) ^ _rot(c, shift_a)
-            c = (c + b) & _M32
-            b = ((b - a) & _M32) ^ _rot(a, shift_b)
-            a = (a + c) & _M32
-            c = ((c - b) & _M32) ^ _rot(b, shift_c)
-            b = (b + a) & _M32
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _final(a: int, b: int, c: int) -> int:
-    c = ((c ^ b) - _rot(b, 14)) & _M32
-    a = ((a ^ c) - _rot(c, 11)) & _M32
-    b = ((b ^ a) - _rot(a, 25)) & _M32
-    c = ((c ^ b) - _rot(b, 16)) & _M32
-    a = ((a ^ c) - _rot(c, 4)) & _M32
-    b = ((b ^ a) - _rot(a, 14)) & _M32
-    return ((c ^ b) - _rot(b, 24)) & _M32
+    raise FileFormatError(
+        f"{path} is truncated: {size} bytes, but its HDF5 superblock records {eof}; {why}. "
+        "It was left untouched: copy or download it again"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,7 +633,10 @@ def _write_journal(journal: str, fd: int, size: int, ranges: list[tuple[int, int
                 done += len(piece)
         out.write(_JOURNAL_TAIL.pack(written, crc, _JOURNAL_END))
         out.flush()
-        os.fsync(out.fileno())
+        try:
+            os.fsync(out.fileno())
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, journal) from err
     _fsync_dir(journal)
 
 
@@ -750,8 +711,14 @@ def fsync(h5file: h5py.File) -> None:
         If the file was not opened with the default ``sec2`` driver (no descriptor to sync).
     """
     fd = _vfd_handle(h5file)
-    h5file.flush()
-    os.fsync(fd)
+    try:
+        h5file.flush()
+        os.fsync(fd)
+    except (OSError, RuntimeError) as err:  # name the file: HDF5's flush error may not
+        found = write_failure(err)
+        if found is None:
+            raise
+        raise OSError(found[0], os.strerror(found[0]), h5file.filename) from err
 
 
 def chunk_flag(data: np.ndarray) -> int:
@@ -781,7 +748,8 @@ def write_status(h5_path: str | os.PathLike[str], **fields: Any) -> Path:
     """Atomically replace ``<file>.status.json`` with ``fields`` (plus pid, host, updated).
 
     Written to a temporary file, fsynced, then renamed over the old one, so a reader never sees a
-    half-written status. numpy scalars and arrays are converted to JSON numbers and lists.
+    half-written status. A failure to write it (a full disk) is logged once and never raised: the
+    status is for onlookers, the job goes on. numpy scalars and arrays are converted to JSON numbers and lists.
 
     Returns
     -------
@@ -801,11 +769,18 @@ def write_status(h5_path: str | os.PathLike[str], **fields: Any) -> Path:
     record.update(fields)
     text = json.dumps(record, default=_json_default, indent=1)
     tmp = f"{status}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, status)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, status)
+    except OSError as err:  # progress for onlookers only: never worth stopping the job
+        with suppress(OSError):
+            os.unlink(tmp)
+        if status not in _STATUS_FAILED:
+            logger.warning("could not update %s (%s); the job goes on", status, err.strerror)
+        _STATUS_FAILED.add(status)
     return Path(status)
 
 
@@ -848,11 +823,18 @@ def _vfd_handle(h5file: h5py.File) -> int:
     return int(h5file.id.get_vfd_handle())
 
 
+def _writable_fd(fd: int) -> bool:
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+
+
 def _fsync_dir(path: str) -> None:
     """Make a create, rename or unlink of ``path`` durable."""
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    folder = os.path.dirname(path) or "."
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, folder) from err
     finally:
         os.close(fd)
 

@@ -156,7 +156,9 @@ def create_main(
     """Create a USID main dataset linked to its ancillary datasets.
 
     ``crash_safe=True`` follows rule 4 of the crash-safety recipe: space allocated at creation,
-    never filled, no filter, fixed shape, so a later in-place write touches only its own chunk.
+    no filter, fixed shape, so a later in-place write touches only its own chunk. Float datasets
+    are filled with NaN once, at creation (the fill value viewers read as missing), integer ones
+    never filled; either way nothing is written into them after set-up but the results.
     """
     pos_inds, pos_vals = position
     spec_inds, spec_vals = spectroscopic
@@ -171,7 +173,11 @@ def create_main(
             raise InputError("crash-safe results datasets cannot be compressed")
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        if np.issubdtype(np.dtype(dtype), np.floating):  # viewers show uncomputed as missing
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+            dcpl.set_fill_value(np.full((), np.nan, dtype=dtype))
+        else:
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
         if chunks is not None:
             dcpl.set_chunk(chunks)
         space = h5py.h5s.create_simple(shape)

@@ -203,7 +203,8 @@ class ScatterProcess(Process):
     cluster : dict, optional
         A dask-jobqueue cluster, see :func:`pyscatter.processes.execution.run_blocks`.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (in a terminal or notebook; never in a batch log or under
+        ``pyscatter -q``, see :mod:`pyscatter.progress`).
     read_ahead : bool
         In a serial run, read the next block of frames in a thread while this one is computed
         (frame-reading processes; two read buffers count against ``max_mem_mb``). The results
@@ -259,8 +260,6 @@ class ScatterProcess(Process):
                 f"{getattr(h5_main, 'name', h5_main)} is not a USID main dataset (a 2-D dataset "
                 "with quantity, units and Position/Spectroscopic ancillary references)"
             )
-        if h5_main.file.mode == "r":
-            raise InputError(f"{h5_main.file.filename} is open read-only; open it with 'r+'")
         self.h5_main = h5_main
         self.parms_dict = self.parameters
         self.verbose = False
@@ -468,18 +467,28 @@ class ScatterProcess(Process):
             self.summary = self._compute_locked(override)
         return self.h5_results_grp
 
+    def reuse(self, override: bool = False) -> RunSummary | None:
+        """The summary of reusing a complete results group of these parameters, or None."""
+        complete, _partial = self._check_for_duplicates()
+        if not complete or override:
+            return None
+        self.h5_results_grp = complete[-1]
+        log.info(
+            "%s already holds these results for these parameters: reusing it "
+            "(override to recompute)",
+            self.h5_results_grp.name,
+        )
+        n = self._source.shape[0]
+        return RunSummary(self.h5_results_grp.name, reused=True, total_positions=n)
+
     def _compute_locked(self, override: bool) -> RunSummary:
         t0 = time.perf_counter()
-        complete, partial = self._check_for_duplicates()
-        if complete and not override:
-            self.h5_results_grp = complete[-1]
-            log.info(
-                "%s already holds these results for these parameters: reusing it "
-                "(override to recompute)",
-                self.h5_results_grp.name,
-            )
-            n = self._source.shape[0]
-            return RunSummary(self.h5_results_grp.name, reused=True, total_positions=n)
+        reused = self.reuse(override)
+        if reused is not None:
+            return reused
+        if self._source.file.mode == "r":
+            raise InputError(f"{self._source.file.filename} is open read-only; open it with 'r+'")
+        _complete, partial = self._check_for_duplicates()
         resumed = bool(partial) and not override
         group = partial[-1] if resumed else self._create_results_group()
         self.h5_results_grp = group
@@ -526,18 +535,14 @@ class ScatterProcess(Process):
         return flag == block_flag(data)
 
     def _run(self, group: h5py.Group, todo, summary: RunSummary) -> None:
-        from tqdm.auto import tqdm
+        from pyscatter import progress
 
         outputs = self._outputs()
         spans = {i: (start, stop) for i, start, stop in todo}
         path = group.file.filename
         n_total = sum(stop - start for start, stop in spans.values())
-        bar = tqdm(
-            total=n_total,
-            unit="pos",
-            desc=self.process_name,
-            disable=not self.progress,
-            smoothing=0.1,
+        bar = progress.bar(
+            n_total, unit="pos", desc=self.process_name, enabled=self.progress, smoothing=0.1
         )
         interrupt = _DeferredInterrupt()
         try:
@@ -553,6 +558,10 @@ class ScatterProcess(Process):
                 read_ahead=self.read_ahead,
             )
             invalid = self._invalid_positions()
+            # held for the whole run: a dataset object freed while a write fault unwinds would
+            # make HDF5 flush (and fail) again; safety.open_for_writing abandons them instead
+            dsets = {o.name: group[o.name] for o in outputs}
+            flags = group[FLAGS]
             for index, out in results:
                 start, stop = spans[index]
                 arrays = []
@@ -562,18 +571,18 @@ class ScatterProcess(Process):
                     )
                     if invalid is not None and np.issubdtype(value.dtype, np.floating):
                         value[invalid[start:stop]] = np.nan  # never measured (aborted scan)
-                    group[o.name].write_direct(value, dest_sel=np.s_[start:stop])
+                    dsets[o.name].write_direct(value, dest_sel=np.s_[start:stop])
                     arrays.append(value)
                 safety.fsync(group.file)
-                group[FLAGS][index] = block_flag(arrays)
+                flags[index] = block_flag(arrays)
                 safety.fsync(group.file)
                 summary.computed_positions += stop - start
                 bar.update(stop - start)
                 safety.write_status(
                     path,
                     group=group.name,
-                    done=int(np.count_nonzero(group[FLAGS][()])),
-                    blocks=int(group[FLAGS].shape[0]),
+                    done=int(np.count_nonzero(flags[()])),
+                    blocks=int(flags.shape[0]),
                     pid=os.getpid(),
                 )
                 interrupt.check()  # Ctrl-C takes effect here, between two complete blocks
@@ -615,14 +624,46 @@ def run_on_file(
     if not Path(path).is_file():
         raise InputError(f"no such file: {path}")
     require_pyscatter_file(path)  # never repair or write into another program's file
+    if not _writable(path):
+        return _reuse_read_only(path, process, source, override, kwargs)
     with _job_lock(path, command=command):
         repairs = safety.repair(path)
         for line in repairs:
             log.warning("%s: %s", path, line)
-        with h5py.File(path, "r+") as h5:
+        with safety.open_for_writing(path) as h5:
             dset = h5[source] if source else process.default_source(h5)
             proc = process(dset, **kwargs)
             proc.compute(override=override)
             summary = proc.summary
             summary.repairs = repairs
             return summary
+
+
+def _writable(path: str) -> bool:
+    """Whether this user may write ``path`` and create files beside it (not a read-only mount)."""
+    folder = os.path.dirname(os.path.realpath(path)) or "."
+    return os.access(path, os.W_OK) and os.access(folder, os.W_OK)
+
+
+def _reuse_read_only(
+    path: str,
+    process: type[ScatterProcess],
+    source: str | None,
+    override: bool,
+    kwargs: dict[str, Any],
+) -> RunSummary:
+    """A file that cannot be written (read-only mount or permissions): reuse complete results."""
+    from pyscatter.errors import FileFormatError
+
+    with h5py.File(path, "r") as h5:
+        dset = h5[source] if source else process.default_source(h5)
+        proc = process(dset, **kwargs)
+        summary = proc.reuse(override)
+    if summary is None:
+        raise FileFormatError(
+            f"{path} is not writable (read-only file, folder or mount) and holds no complete "
+            f"{process.process_name} results for these parameters"
+            + (" (--override needs to write)" if override else "")
+            + "; work on a copy in a writable folder"
+        )
+    return summary

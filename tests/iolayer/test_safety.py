@@ -275,6 +275,7 @@ def test_repair_extends_a_file_cut_short(tmp_path, libver, userblock):
     os.truncate(path, size - 6000)
     with pytest.raises(OSError, match="truncated file"):
         h5py.File(path, "r")
+    _sigkill(_spawn(HOLDER, path, until="locked"))  # a pyscatter job died on it: its record
     messages = repair(path)
     assert (
         len(messages) == 1
@@ -286,6 +287,33 @@ def test_repair_extends_a_file_cut_short(tmp_path, libver, userblock):
     with h5py.File(path, "r") as f:
         assert f[f"{CHANNEL}/Raw_Data"].shape == (12, 1024)
     assert repair(path) == []
+
+
+def _cut(tmp_path: Path, missing: int) -> tuple[Path, str]:
+    path = _make_scan(tmp_path / "cut.h5")
+    with h5py.File(path, "r+") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        f.create_dataset("res", shape=(40000,), dtype="f4", dcpl=dcpl, fill_time="never")
+    os.truncate(path, path.stat().st_size - missing)
+    return path, _sha(path)
+
+
+def test_repair_refuses_a_cut_file_no_pyscatter_job_left(tmp_path):
+    """Issue 20: a truncated file (a copy cut short) was 'repaired' by appending zeros."""
+    path, sha = _cut(tmp_path, 6000)
+    with pytest.raises(FileFormatError, match=r"is truncated: .* no pyscatter job was interrupted"):
+        repair(path)
+    assert _sha(path) == sha  # untouched
+    assert not Path(f"{path}.lock").exists()
+
+
+def test_repair_refuses_a_cut_larger_than_a_job_leaves(tmp_path):
+    path, sha = _cut(tmp_path, 150000)  # most of the file: more than the last barrier's writes
+    _sigkill(_spawn(HOLDER, path, until="locked"))
+    with pytest.raises(FileFormatError, match="bytes are missing, more than an interrupted"):
+        repair(path)
+    assert _sha(path) == sha
 
 
 @pytest.mark.parametrize(("libver", "userblock"), [(None, 0), ("latest", 1024)])

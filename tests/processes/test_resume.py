@@ -81,16 +81,14 @@ def start(ctx, path):
     return proc
 
 
-def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_scan):
-    """20 SIGKILLs: a quarter at any moment (set-up included), the rest while blocks are written."""
+def _timings(ctx, tmp_path, scan):
+    """(reference results, seconds to the first block, seconds per block) of an unkilled run."""
     from conftest import write_scan
 
-    scan = kill_scan
     reference = write_scan(tmp_path / "reference.h5", scan)
     proc = start(ctx, reference)  # also warms the forkserver up (it imports pyscatter once)
     proc.join(120)
     assert proc.exitcode == 0
-    expected = results(reference)
     timing = write_scan(tmp_path / "timing.h5", scan)
     t0 = time.perf_counter()
     proc = start(ctx, timing)
@@ -98,37 +96,55 @@ def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_s
         time.sleep(0.002)
     t_first = time.perf_counter() - t0
     proc.join(120)
-    full_time = time.perf_counter() - t0
-    compute_time = full_time - t_first
+    block_time = (time.perf_counter() - t0 - t_first) / scan.n_positions  # one position/block
+    return results(reference), t_first, block_time
 
-    block_time = compute_time / scan.n_positions  # one position per block
 
+def _kill_cycle(ctx, path, scan, rng, k, t_first, block_time, lag=0.0):
+    """Start a job on ``path``, SIGKILL it at a random moment; return its exit code.
+
+    ``lag`` delays the kill as a busy machine does (the test process not scheduled in time):
+    the kill then often finds the job finished, exit code 0 instead of -9.
+    """
+    done = (safety.read_status(path) or {}).get("done", 0)
+    left = scan.n_positions - done
+    proc = start(ctx, path)
+    if k == 0 or left < 3:  # during set-up (journaled link included) or start-up
+        time.sleep(rng.uniform(0.0, t_first))
+    else:  # while blocks are written: after a random number of them, mid-block
+        target = done + int(rng.integers(1, left - 1))
+        deadline = time.time() + 120
+        while (
+            (safety.read_status(path) or {}).get("done", 0) < target
+            and proc.is_alive()
+            and time.time() < deadline
+        ):
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, block_time))
+    time.sleep(lag)
+    with contextlib.suppress(ProcessLookupError):  # it may have finished already
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.join(30)
+    return proc.exitcode
+
+
+def _kill_and_resume(ctx, tmp_path, scan, *, files, late=False):
+    """``files`` files killed 5 times each, then resumed; what each kill hit is asserted.
+
+    ``late``: every kill comes a whole run late, as on a machine too busy to run the test
+    process in time.
+    """
+    from conftest import write_scan
+
+    expected, t_first, block_time = _timings(ctx, tmp_path, scan)
+    lag = t_first + block_time * scan.n_positions if late else 0.0
     rng = np.random.default_rng(2026)
-    kills = landed = 0
-    for run in range(4):
+    exits = []
+    for run in range(files):
         path = write_scan(tmp_path / f"killed_{run}.h5", scan)
         sha_before = raw_sha(path)
         for k in range(5):
-            done = (safety.read_status(path) or {}).get("done", 0)
-            left = scan.n_positions - done
-            proc = start(ctx, path)
-            if k == 0 or left < 3:  # during set-up (journaled link included) or start-up
-                time.sleep(rng.uniform(0.0, t_first))
-            else:  # while blocks are written: after a random number of them, mid-block
-                target = done + int(rng.integers(1, left - 1))
-                deadline = time.time() + 120
-                while (
-                    (safety.read_status(path) or {}).get("done", 0) < target
-                    and proc.is_alive()
-                    and time.time() < deadline
-                ):
-                    time.sleep(0.001)
-                time.sleep(rng.uniform(0.0, block_time))
-            with contextlib.suppress(ProcessLookupError):  # it may have finished already
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.join(30)
-            kills += 1
-            landed += proc.exitcode == -signal.SIGKILL
+            exits.append(_kill_cycle(ctx, path, scan, rng, k, t_first, block_time, lag))
         done_before = verified(path)  # the file opens (after any repair) and says what is done
         summary = run_on_file(path, AzimuthalIntegration, **PARAMS)
         # only the missing positions were computed, and the result is the uninterrupted one
@@ -138,10 +154,27 @@ def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_s
             assert got[key].tobytes() == expected[key].tobytes(), key
         assert raw_sha(path) == sha_before
         assert not (tmp_path / f"killed_{run}.h5.journal").exists()
-    assert kills == 20
-    assert landed >= 14, (
-        landed
-    )  # nearly every kill hits a live writer (on a loaded machine a few land late)
+    # What was killed, not when: every kill found a live writer (-9) or one that had already
+    # finished (0, a kill that came late); never a writer that failed on its own.
+    assert set(exits) <= {-signal.SIGKILL, 0}, exits
+    return exits
+
+
+def test_sigkill_anywhere_then_resume_gives_identical_bits(ctx, tmp_path, kill_scan):
+    """20 SIGKILLs: a quarter at any moment (set-up included), the rest while blocks are written.
+
+    How many kills land on a live writer depends on how busy the machine is; each file's kills
+    are judged by the state they left (opens, resumes only what is missing, identical bits).
+    """
+    exits = _kill_and_resume(ctx, tmp_path, kill_scan, files=4)
+    assert len(exits) == 20
+
+
+def test_sigkill_test_holds_when_kills_come_late_as_on_a_busy_machine(ctx, tmp_path, kill_scan):
+    """Issue 19.10: under load the kill test failed with 'AssertionError: 10 >= 14' (kills that
+    landed): late kills must not fail it. A lag of a whole run makes most kills come late."""
+    exits = _kill_and_resume(ctx, tmp_path, kill_scan, files=1, late=True)
+    assert exits.count(0) >= 1  # some kills came after the job had finished: still judged
 
 
 def test_ctrl_c_exits_130_and_resumes(tmp_path):
@@ -206,3 +239,73 @@ def test_readers_see_the_completed_part_while_a_job_writes(ctx, tmp_path, kill_s
     expected = final["Intensity"].values.reshape(kill_scan.n_positions, -1)
     np.testing.assert_array_equal(intensity[complete], expected[complete])
     assert "interrupted" not in describe(str(path)) and "complete" in describe(str(path))
+
+
+def test_uncomputed_positions_read_as_nan_in_any_viewer_and_resume_is_identical(
+    tmp_path, monkeypatch, kill_scan
+):
+    """Issue 20.4: with fill value 0, 567 of 600 rows of an interrupted run looked like data."""
+    from conftest import write_scan
+
+    reference = write_scan(tmp_path / "reference.h5", kill_scan)
+    run_on_file(reference, AzimuthalIntegration, **PARAMS)
+    expected = results(reference)
+    path = write_scan(tmp_path / "interrupted.h5", kill_scan)
+    real, calls = safety.write_status, []
+
+    def interrupt_after_5_blocks(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safety, "write_status", interrupt_after_5_blocks)
+    with pytest.raises(KeyboardInterrupt):
+        run_on_file(path, AzimuthalIntegration, **PARAMS)
+    monkeypatch.undo()
+    with h5py.File(path, "r") as h5:  # what h5py, silx or h5web show: no pyscatter logic
+        chan = h5["Measurement_000/Channel_000"]
+        group = chan[sorted(k for k in chan if "AzimuthalIntegration" in k)[-1]]
+        for name in ("Intensity", "Intensity_Sigma"):
+            assert np.isnan(group[name].fillvalue)
+            values = group[name][()]
+            computed = ~np.isnan(values).all(axis=1)
+            assert computed.sum() == 5  # one position per block, five blocks written
+            assert np.isfinite(values[computed]).all()
+            np.testing.assert_array_equal(values[computed], expected[name][computed])
+    summary = run_on_file(path, AzimuthalIntegration, **PARAMS)
+    assert summary.resumed and summary.computed_positions == kill_scan.n_positions - 5
+    got = results(path)
+    for key in expected:
+        assert got[key].tobytes() == expected[key].tobytes(), key
+
+
+def test_pyscatter_open_reads_while_a_job_writes_and_never_blocks_it(ctx, tmp_path, kill_scan):
+    """Issue 19.8: h5py.File(path, "r") fails with errno 11 while a job writes."""
+    from conftest import write_scan
+
+    import pyscatter
+
+    path = write_scan(tmp_path / "live.h5", kill_scan)
+    early = pyscatter.open(path)  # a notebook holding the file before the job starts
+    proc = start(ctx, path)
+    deadline = time.time() + 120
+    while (safety.read_status(path) or {}).get("done", 0) < 3 and time.time() < deadline:
+        time.sleep(0.005)
+    with pytest.raises(OSError, match="lock"):  # what a plain h5py reader gets meanwhile
+        h5py.File(path, "r")
+    with pyscatter.open(path) as f:
+        writer = f.writer
+        group = f.results("AzimuthalIntegration")[-1]
+        seen = f.read(group, "Intensity")  # NaN where not verified at the time of reading
+        ok = ~np.isnan(seen).all(axis=1)
+        assert f.verified(group)[ok].all()  # verified once, verified for good
+    proc.join(120)
+    early.close()
+    assert proc.exitcode == 0  # the reader opened before it did not stop the job
+    assert writer is not None and writer.pid == proc.pid
+    assert 3 <= ok.sum() <= kill_scan.n_positions
+    final = results(path)["Intensity"]
+    np.testing.assert_array_equal(seen[ok], final[ok])  # verified rows are the final bits
+    with pyscatter.open(path) as f:
+        assert f.verified(f.results("AzimuthalIntegration")[-1]).all() and f.writer is None

@@ -1,0 +1,35 @@
+"""Progress bars that behave in terminals, batch logs and under ``-q``.
+
+- ``pyscatter -q`` silences every bar (:data:`QUIET`, set by the command line);
+- output that is not a terminal (a SLURM log, a pipe) gets no bar at all: no carriage-return
+  frames, no final bar printed twice; the command's summary line says what was done;
+- in a notebook the widget bar is shown.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+#: Set by ``pyscatter -q``: no progress bars at all.
+QUIET = False
+
+
+def bar(total: int, *, desc: str, unit: str, enabled: bool = True, **kwargs: Any):
+    """A :func:`tqdm.auto.tqdm` bar for ``total`` items, shown only where it makes sense."""
+    from tqdm.auto import tqdm
+
+    if QUIET or not enabled:
+        disable: bool | None = True
+    elif tqdm.__module__.startswith("tqdm.notebook"):
+        disable = False
+    else:
+        disable = None if _stderr_is_terminal() else True
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, **kwargs)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
