@@ -6,7 +6,7 @@ sized Gaussian noise) three ways and prints median times, fits per second and ra
 - ``fit_profiles``: the vectorised Levenberg--Marquardt (pyscatter.kernels.fitting);
 - ``curve_fit loop``: what one writes by hand, ``curve_fit(model, chi, y, p0, sigma,
   absolute_sigma=True)`` row by row with default settings (finite-difference Jacobian), from
-  the same starting estimates -- the peer of the DESIGN.md measurement;
+  the same starting estimates -- the peer of the measurement in docs/design.md;
 - ``reference``: ``fit_profiles_reference`` (curve_fit with the analytic Jacobian and 1e-12
   tolerances, the tests' twin), to show how far apart the parameters are in standard errors.
 

@@ -21,6 +21,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests record with ``record_property`` (calibrations, replay ranges)."""
+    rows = [
+        (report.nodeid.split("::")[-1], name, value)
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in getattr(report, "user_properties", ())
+    ]
+    if not rows:
+        return
+    terminalreporter.section("reported figures")
+    for _test, name, value in rows:
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        terminalreporter.write_line(f"{name}: {value}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

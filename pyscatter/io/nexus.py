@@ -95,10 +95,9 @@ def annotate_nxdata(
     spec_shape = tuple(len(d) for d in spec_dims)
     n_pos, n_spec = int(np.prod(pos_shape)), int(np.prod(spec_shape))
     scalar = n_spec == 1
+    view_spec: tuple[int, ...] = () if scalar else spec_shape
     if scalar:
-        spec_dims, view_spec = [], ()
-    else:
-        view_spec = spec_shape
+        spec_dims = []
     for name in (signal, errors):
         if name is None:
             continue

@@ -33,7 +33,7 @@ Three ways to store the raw frames:
 renamed into place only when complete, so an interrupted translation never leaves a file that looks
 complete. While writing, a completion record ``(1 << 32) | crc32`` per frame (of the values, or of
 the stored chunk bytes) is kept in the partial file, written only after the frames it covers reached
-the disk (flush + fsync, then the record, flush + fsync; ``CRASH_SAFETY.md`` rules 5 and 6). Run the
+the disk (flush + fsync, then the record, flush + fsync; ``docs/crash_safety.md`` rules 5 and 6). Run the
 same translation again after a kill: the partial file is repaired if needed
 (:func:`pyscatter.io.safety.repair`), every recorded frame is verified against its record, and only
 the other frames are read and written. A partial file from a different translation (other sources,

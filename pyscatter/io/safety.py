@@ -1,6 +1,6 @@
 """File safety for every pyscatter writer: one job per file, repair before opening, barriers.
 
-This module implements the recipe of ``CRASH_SAFETY.md`` (measured with h5py 3.16 / HDF5 2.0);
+This module implements the recipe of ``docs/crash_safety.md`` (measured with h5py 3.16 / HDF5 2.0);
 the rule numbers are the recipe's:
 
 - rule 1, :func:`job_lock` -- one job per file, an ``fcntl.flock`` on ``<file>.lock`` held for

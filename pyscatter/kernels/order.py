@@ -1,7 +1,7 @@
 """Orientational order parameter <P2> and director from azimuthal profiles or fitted models.
 
 The order parameter of an axially symmetric distribution ``f(theta)`` of angles ``theta`` about
-the director is (DESIGN.md)::
+the director is (docs/design.md)::
 
     S = int_0^pi P2(cos t) f(t) sin t dt / int_0^pi f(t) sin t dt,   P2(x) = (3 x^2 - 1) / 2
 

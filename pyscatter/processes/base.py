@@ -1,10 +1,10 @@
 """The one pyscatter base of every process: resumable, crash-safe, parallel.
 
 ``ScatterProcess`` subclasses :class:`pyUSID.Process` and replaces what pyUSID gets wrong for
-this use (see DESIGN.md): duplicates are matched by exact tool name, canonical JSON parameters
+this use (see docs/design.md): duplicates are matched by exact tool name, canonical JSON parameters
 and the source's fingerprint; work is cut into blocks of positions sized from ``max_mem_mb``;
 each block is computed by one vectorised call in a worker that built its heavy objects once,
-and written by this process alone, following CRASH_SAFETY.md:
+and written by this process alone, following docs/crash_safety.md:
 
 1. one job per file (``<file>.lock``); repairs happen in :func:`run_on_file` before opening;
 2. every output is created once, unlinked, with space allocated early and never filled, then

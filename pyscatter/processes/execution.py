@@ -264,7 +264,7 @@ def _reader(path: str) -> h5py.File:
     """A read-only handle for workers, opened once per worker and file.
 
     ``locking=False``: the parent holds the file open for writing with HDF5's lock; workers
-    only read inputs that are never written during the job (CRASH_SAFETY.md, rule 8).
+    only read inputs that are never written during the job (docs/crash_safety.md, rule 8).
     """
     h5 = _READ_HANDLES.get(path)
     if h5 is None or not h5.id.valid:
@@ -526,7 +526,7 @@ def make_batch_cluster(cluster: dict[str, Any]):
         raise InputError(f"jobs must be at least 1; got {jobs}")
     cls = getattr(dask_jobqueue, f"{kind.upper()}Cluster")
     # one single-threaded worker process per core: h5py serialises reads and pyFAI's CSR engine
-    # must not be shared between threads (DESIGN.md, Performance facts)
+    # must not be shared between threads (docs/design.md, performance facts)
     if "cores" in options:
         options.setdefault("processes", int(options["cores"]))
     dashboard = options.pop("dashboard", None)
