@@ -169,9 +169,17 @@ def _reads(dset, summary: SourceSummary, chunk: int, clip: bool) -> Iterator[np.
             yield np.maximum(block, 0.0) if clip else block
 
 
-def load_rows(dset, summary: SourceSummary, chunk: int, clip: bool = False) -> np.ndarray:
-    """Every fitted position on the used bins, float64 (n_rows, n_bins), in position order."""
-    data = np.concatenate(list(_reads(dset, summary, chunk, clip)))
+def load_rows(
+    dset, summary: SourceSummary, chunk: int, clip: bool = False, *, tick=None
+) -> np.ndarray:
+    """Every fitted position on the used bins, float64 (n_rows, n_bins), in position order;
+    ``tick(n)`` is called with the rows of every block read (a progress bar's ``update``)."""
+    blocks = []
+    for block in _reads(dset, summary, chunk, clip):
+        blocks.append(block)
+        if tick is not None:
+            tick(block.shape[0])
+    data = np.concatenate(blocks)
     log.info("%s: %.1f MB in memory for the fit", dset.name, data.nbytes / 2**20)
     return data
 
@@ -525,8 +533,13 @@ class Decomposition(FittedModelProcess):
             )
         log.info("fitting %s with %d components on %s", method, k, src.name)
         attrs: dict[str, Any] = {}
-        with sklearn_warnings_logged(f"{method} fit of {src.name}"):
-            est, x = self._estimator(summary, chunk, clip)
+        from pyscatter import progress
+
+        passes = p["n_epochs"] if method == "minibatch_nmf" else 1
+        desc = f"{method} fit" if method in ("incremental_pca", "minibatch_nmf") else "reading"
+        bar = progress.bar(summary.n_rows * passes, desc=desc, unit="pos", enabled=self.progress)
+        with bar, sklearn_warnings_logged(f"{method} fit of {src.name}"):
+            est, x = self._estimator(summary, chunk, clip, bar.update)
         comps = np.array(est.components_, dtype=np.float64)
         mean = getattr(est, "mean_", None) if method in ("pca", "incremental_pca") else None
         extra: dict[str, np.ndarray] = {}
@@ -549,8 +562,11 @@ class Decomposition(FittedModelProcess):
         arrays.update(extra)
         return FittedModel(arrays, attrs, summary, main={"Components": ("Component", "a.u.")})
 
-    def _estimator(self, summary: SourceSummary, chunk: int, clip: bool):
-        """The fitted scikit-learn estimator, and the data when it was held in memory."""
+    def _estimator(self, summary: SourceSummary, chunk: int, clip: bool, tick):
+        """The fitted scikit-learn estimator, and the data when it was held in memory.
+
+        ``tick(n)`` counts the positions fitted (incremental methods, per ``partial_fit``) or
+        read into memory (the others: scikit-learn's own fit reports no progress)."""
         from sklearn import decomposition as skd
 
         p = self.parameters
@@ -559,6 +575,7 @@ class Decomposition(FittedModelProcess):
             est = skd.IncrementalPCA(n_components=k)
             for batch in iter_batches(src, summary, chunk, p["batch_size"], min_rows=k):
                 est.partial_fit(batch)
+                tick(batch.shape[0])
             return est, None
         if method == "minibatch_nmf":
             est = skd.MiniBatchNMF(
@@ -569,8 +586,10 @@ class Decomposition(FittedModelProcess):
                     src, summary, chunk, p["batch_size"], min_rows=k, clip=clip
                 ):
                     est.partial_fit(batch)
+                    tick(batch.shape[0])
             return est, None
-        x = load_rows(src, summary, chunk, clip)
+        x = load_rows(src, summary, chunk, clip, tick=tick)
+        log.info("%s fit of %d positions (scikit-learn reports no progress)", method, x.shape[0])
         if method == "pca":
             return skd.PCA(n_components=k, random_state=seed).fit(x), x
         if method == "svd":

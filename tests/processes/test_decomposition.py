@@ -210,3 +210,44 @@ def test_bad_parameters_are_named(path, phases):
     with pytest.raises(InputError, match="clip_negative=True"):
         run(neg, method="nmf")
     assert run(neg, method="nmf", clip_negative=True).computed_positions == 192
+
+
+@pytest.mark.parametrize(
+    ("method", "passes"), [("incremental_pca", 1), ("minibatch_nmf", 2), ("nmf", 1)]
+)
+def test_the_fit_shows_progress(path, phases, method, passes, monkeypatch):
+    # issue 19: decompose showed nothing during its long fit; a bar now counts the positions
+    # fitted (incremental methods, every epoch) or read into memory for scikit-learn's fit
+    from pyscatter import progress
+
+    bars = []
+
+    class Counting:
+        n = 0
+
+        def update(self, k=1):
+            self.n += k
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def close(self):
+            pass
+
+        def set_postfix_str(self, *args, **kwargs):
+            pass
+
+    def recording_bar(total, *, desc, unit, enabled=True, **kwargs):
+        bars.append((desc, total, Counting()))
+        return bars[-1][2]
+
+    monkeypatch.setattr(progress, "bar", recording_bar)
+    extra = {"n_epochs": passes} if method == "minibatch_nmf" else {}
+    run(path, method=method, n_components=3, batch_size=40, progress=True, **extra)
+    desc, total, bar = bars[0]  # the fit's bar comes before the blocks' bar
+    n_rows = phases.labels.size
+    assert desc == (f"{method} fit" if method != "nmf" else "reading")
+    assert total == bar.n == n_rows * passes
