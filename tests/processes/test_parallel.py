@@ -94,17 +94,56 @@ def test_dask_scheduler_address(tmp_path, small_scan, serial):
     assert _results(path, summary.group) == serial
 
 
-@pytest.mark.timeout(120)
+def _probe(address: str, context) -> tuple[bool, str]:
+    """Connect to ``address`` (``tls://host:port``); return (let in, what happened).
+
+    ``context`` is an ``ssl.SSLContext`` to speak TLS with (it does not check the server: the
+    question is whether the server checks us), or None for plain TCP. A dask listener that
+    accepts a connection sends its own handshake message at once, so receiving data means the
+    caller was let in; a refusal is a failed TLS handshake, a TLS alert, a reset or a closed
+    connection. The 60 s socket timeout only bounds a probe that hangs, which counts as let in.
+    """
+    import socket
+    import ssl
+
+    host, port = address.removeprefix("tls://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as raw:
+        try:
+            if context is None:
+                raw.sendall(b"\x00" * 64)  # not TLS: the listener drops it
+                data = raw.recv(1)
+            else:
+                with context.wrap_socket(raw) as tls:
+                    data = tls.recv(1)  # TLS 1.3: a rejected client certificate shows here
+        except ssl.SSLError as err:
+            return False, f"TLS refused: {err.reason or err}"
+        except (ConnectionResetError, BrokenPipeError) as err:
+            return False, f"reset: {err}"
+        except TimeoutError:
+            return True, "the connection was kept open"
+    return (data != b""), f"received {data!r}"
+
+
+def _unverified(context):
+    """The context, not checking the server (the probe asks whether the server checks us)."""
+    import ssl
+
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+@pytest.mark.timeout(300)
 def test_local_cluster_refuses_clients_without_its_key():
     """Issue 20: another local user connected to a run's scheduler and ran code as its user.
 
     The run's cluster (started as ``scheduler="local"`` starts it) speaks TLS on loopback with
-    a key of its own: a client without it, with a key of its own, or over plain TCP is refused.
+    a key of its own: a client without a certificate, with a key of its own, or over plain TCP
+    is refused, before any dask message is exchanged.
     """
+    import ssl
     import urllib.error
     import urllib.request
 
-    from dask.distributed import Client
     from distributed.security import Security
 
     from pyscatter.processes.execution import _dask_client
@@ -114,19 +153,25 @@ def test_local_cluster_refuses_clients_without_its_key():
         address = cluster.scheduler_address
         assert address.startswith("tls://127.0.0.1:"), address
         # the run's own client works
-        assert client.submit(sum, [40, 2]).result(timeout=60) == 42
-        for kwargs, addr in [
-            ({}, address),  # no credentials: distributed refuses to speak TLS without them
-            ({"security": Security.temporary()}, address),  # an attacker's own key
-            ({}, address.replace("tls://", "tcp://")),  # plain TCP to the same port
-        ]:
-            with pytest.raises((OSError, TypeError)):  # refused, handshake fails or reset
-                intruder = Client(addr, timeout="5s", **kwargs)
-                intruder.close()  # pragma: no cover - reached only if it connected
+        assert client.submit(sum, [40, 2]).result(timeout=120) == 42
+        anonymous = _unverified(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # no certificate
+        attacker = _unverified(Security.temporary().get_connection_args("client")["ssl_context"])
+        outcomes = {
+            "no certificate": _probe(address, anonymous),
+            "own key": _probe(address, attacker),
+            "plain TCP": _probe(address, None),
+        }
+        print(outcomes)
+        assert not any(let_in for let_in, _ in outcomes.values()), outcomes
+        # the probe does see a client let in: the run's own key gets the scheduler's handshake
+        own = cluster.security.get_connection_args("client")["ssl_context"]
+        assert _probe(address, own)[0]
+        # and the run's client still works after the attempts
+        assert client.submit(sum, [1, 2]).result(timeout=120) == 3
         # no dashboard nor any other HTTP page
         port = cluster.scheduler.http_server.port
         with pytest.raises(urllib.error.HTTPError, match="404"):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/info/main/workers.html", timeout=5)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/info/main/workers.html", timeout=60)
     finally:
         client.close()
         cluster.close()
