@@ -48,6 +48,7 @@ __all__ = [
     "cell_parameters",
     "check_geometry",
     "d_spacing",
+    "fit2d_config",
     "fit2d_geometry",
     "hkl_to_q",
     "integrator_from_config",
@@ -732,6 +733,60 @@ tilt and tilt-plane rotation in degrees, pixel sizes in µm, wavelength in Å.""
 _FIT2D_REQUIRED = ("dist_mm", "center_x", "center_y", "pixel_x", "pixel_y", "wavelength_A")
 
 
+def fit2d_config(
+    *,
+    distance_mm: float,
+    center_x: float,
+    center_y: float,
+    pixel_x_um: float,
+    pixel_y_um: float,
+    wavelength_angstrom: float,
+    frame_shape: Sequence[int] | None,
+    tilt_deg: float = 0.0,
+    tilt_plane_deg: float = 0.0,
+) -> dict[str, Any]:
+    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
+
+    Parameters
+    ----------
+    distance_mm : float
+        Sample to detector along the beam, mm.
+    center_x, center_y : float
+        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
+    pixel_x_um, pixel_y_um : float
+        Pixel size along columns and rows, µm.
+    wavelength_angstrom : float
+    frame_shape : (int, int) or None
+        (rows, cols) of the frames the geometry refers to (None: a detector without a shape).
+    tilt_deg, tilt_plane_deg : float
+        Fit2D tilt and tilt-plane rotation.
+
+    Returns
+    -------
+    dict
+        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
+    """
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    for name, value in (
+        ("distance_mm", distance_mm),
+        ("pixel_x_um", pixel_x_um),
+        ("pixel_y_um", pixel_y_um),
+        ("wavelength_angstrom", wavelength_angstrom),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    det = Detector(
+        pixel1=pixel_y_um * 1e-6,
+        pixel2=pixel_x_um * 1e-6,
+        max_shape=None if frame_shape is None else tuple(frame_shape),
+    )
+    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
+    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
+    return ai.get_config()
+
+
 def fit2d_geometry(
     fit2d: str | Mapping[str, Any],
     frame_shape: Sequence[int] | None = None,
@@ -797,13 +852,18 @@ def fit2d_geometry(
     if missing:
         raise InputError(f"{where}: missing {', '.join(missing)}; keys are {allowed}")
     shape = None if frame_shape is None else _check_frame_shape(frame_shape)
-    from pyFAI.detectors import Detector
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-
-    detector = Detector(values["pixel_y"] * 1e-6, values["pixel_x"] * 1e-6, max_shape=shape)
     for key in ("dist_mm", "pixel_x", "pixel_y", "wavelength_A"):
         if values[key] <= 0:
             raise InputError(f"{where}: {key} = {values[key]:g}; expected a number > 0")
-    ai = AzimuthalIntegrator(detector=detector)
-    ai.setFit2D(**{FIT2D_KEYS[k]: v for k, v in values.items()}, detector=detector)
-    return check_geometry(ai, where=where)
+    config = fit2d_config(
+        distance_mm=values["dist_mm"],
+        center_x=values["center_x"],
+        center_y=values["center_y"],
+        pixel_x_um=values["pixel_x"],
+        pixel_y_um=values["pixel_y"],
+        wavelength_angstrom=values["wavelength_A"],
+        frame_shape=shape,
+        tilt_deg=values.get("tilt", 0.0),
+        tilt_plane_deg=values.get("tilt_plan_rotation", 0.0),
+    )
+    return check_geometry(config, where=where)

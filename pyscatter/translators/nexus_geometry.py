@@ -14,7 +14,6 @@ with another unit is refused, naming it. The values go through pyFAI's ``setFit2
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pyscatter.errors import FileFormatError, InputError
+from pyscatter.errors import FileFormatError
+from pyscatter.geometry import fit2d_config as fit2d_geometry  # the name translators import
 
 __all__ = [
     "ENERGY_UNITS",
@@ -67,56 +67,6 @@ _KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def fit2d_geometry(
-    *,
-    distance_mm: float,
-    center_x: float,
-    center_y: float,
-    pixel_x_um: float,
-    pixel_y_um: float,
-    wavelength_angstrom: float,
-    frame_shape: tuple[int, int],
-    tilt_deg: float = 0.0,
-    tilt_plane_deg: float = 0.0,
-) -> dict[str, Any]:
-    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
-
-    Parameters
-    ----------
-    distance_mm : float
-        Sample to detector along the beam, mm.
-    center_x, center_y : float
-        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
-    pixel_x_um, pixel_y_um : float
-        Pixel size along columns and rows, µm.
-    wavelength_angstrom : float
-    frame_shape : (int, int)
-        (rows, cols) of the frames the geometry refers to.
-    tilt_deg, tilt_plane_deg : float
-        Fit2D tilt and tilt-plane rotation.
-
-    Returns
-    -------
-    dict
-        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
-    """
-    from pyFAI.detectors import Detector
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-
-    for name, value in (
-        ("distance_mm", distance_mm),
-        ("pixel_x_um", pixel_x_um),
-        ("pixel_y_um", pixel_y_um),
-        ("wavelength_angstrom", wavelength_angstrom),
-    ):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive number, got {value!r}")
-    det = Detector(pixel1=pixel_y_um * 1e-6, pixel2=pixel_x_um * 1e-6, max_shape=tuple(frame_shape))
-    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
-    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
-    return ai.get_config()
 
 
 def units_of(dset: h5py.Dataset) -> str:
