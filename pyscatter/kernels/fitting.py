@@ -569,7 +569,8 @@ class _Background:
     coef: FloatArray  # (n, 2) constant and slope per degree
     chi2: FloatArray  # (n,)
     cov: FloatArray  # (n, 2, 2) unscaled
-    noise2: FloatArray  # (n,) noise variance of the weighted residuals
+    noise2: FloatArray  # (n,) noise scale of the harmonic's chi^2 gain (correlation included)
+    bin_noise2: FloatArray  # (n,) noise variance of one weighted bin (for the misfit test)
     noise_dof: FloatArray  # (n,) its effective degrees of freedom
     p_harmonic: FloatArray  # (n,)
     worst_bin: FloatArray  # (n,) the largest single-bin chi^2 of the linear background
@@ -588,7 +589,8 @@ class _Background:
         """
         if alpha is None:
             return np.zeros(self.chi2.shape, dtype=bool)
-        misfit = _f_test_p(self.chi2, np.maximum(n_valid - 2, 1), self.noise2, self.noise_dof)
+        # chi2 of the background is a sum of per-bin variances (correlation does not enter)
+        misfit = _f_test_p(self.chi2, np.maximum(n_valid - 2, 1), self.bin_noise2, self.noise_dof)
         return self.isotropic(alpha) & (misfit > alpha)
 
 
@@ -603,27 +605,30 @@ def _background(chi, y, w, correlation=None) -> _Background:
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
         noise2, dof = _noise_variance(chi, y - coef_h @ design.T, w)
+        bin_noise2 = noise2
         if correlation is not None:
-            noise2 = noise2 * _correlated_noise_factor(chi, design, w, correlation)
+            gain_factor, rho1 = _correlated_noise_factor(chi, design, w, correlation)
+            bin_noise2 = noise2 / max(1.0 - rho1, 1e-3)  # differences see sigma^2 (1 - rho_1)
+            noise2 = bin_noise2 * gain_factor
         floor = 1e-24 * np.einsum("nm,nm->n", w, y * y) / np.maximum((w > 0).sum(axis=1), 1)
-        noise2 = np.maximum(noise2, floor)
+        noise2, bin_noise2 = np.maximum(noise2, floor), np.maximum(bin_noise2, floor)
         p_harm = _f_test_p(chi2_bg - chi2_h, 2, noise2, dof)
     with np.errstate(all="ignore"):
         resid = np.where(w > 0, y - coef @ linear.T, 0.0)
         worst = np.nan_to_num(w * resid * resid, nan=0.0).max(axis=1)
-    return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, dof, p_harm, worst)
+    return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, bin_noise2, dof, p_harm, worst)
 
 
 def _correlated_noise_factor(
     chi: FloatArray, design: FloatArray, w: FloatArray, r: sp.csr_matrix
-) -> FloatArray:
+) -> tuple[FloatArray, float]:
     """What turns the consecutive-difference noise of correlated bins into an F-test's scale.
 
     Differences of consecutive bins see ``sigma^2 (1 - rho_1)`` (``rho_1`` the median
     correlation of chi-neighbours), and the chi^2 gain of the 2-fold harmonic (its columns
     ``X``, weighted ``X~``, beyond the linear background) has the expectation
     ``sigma^2 tr((P_h - P_bg) R)`` instead of ``2 sigma^2`` (``P`` the projections on the
-    columns): the factor is ``tr((P_h - P_bg) R) / (2 (1 - rho_1))`` per row.
+    columns): returns ``tr((P_h - P_bg) R) / 2`` per row, and ``rho_1``.
     """
     order = np.argsort(chi)
     rho1 = float(np.median(np.asarray(r[order[:-1], order[1:]]).ravel()))
@@ -638,7 +643,7 @@ def _correlated_noise_factor(
         return np.trace(np.matmul(bread, meat), axis1=1, axis2=2)
 
     gain = trace(design) - trace(design[:, :2])
-    return np.maximum(gain / 2.0, 1e-3) / max(1.0 - rho1, 1e-3)
+    return np.maximum(gain / 2.0, 1e-3), rho1
 
 
 def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, alpha):
