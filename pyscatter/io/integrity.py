@@ -67,7 +67,13 @@ def frame_crc(frame: np.ndarray) -> int:
 
 
 def write_checksums(raw: h5py.Dataset, crcs: np.ndarray) -> h5py.Dataset:
-    """Store ``crcs`` (one per position) beside ``raw`` and point ``raw`` at them."""
+    """Store ``crcs`` (one per position) beside ``raw`` and point ``raw`` at them.
+
+    A translation resumed after stopping just past this step (before its progress record was
+    dropped) writes them again: the earlier copy is replaced (all frames were verified anew).
+    """
+    if CHECKSUMS in raw.parent:
+        del raw.parent[CHECKSUMS]
     dset = raw.parent.create_dataset(CHECKSUMS, data=np.asarray(crcs, dtype=np.uint32))
     dset.attrs["algorithm"] = _ALGORITHM
     dset.attrs["of"] = _OF

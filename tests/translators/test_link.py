@@ -23,6 +23,7 @@ from numpy.testing import assert_array_equal
 
 import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
+from pyscatter.io.integrity import verify_file
 from pyscatter.io.raw import MeasurementSpec, chunk_filters, partial_path, write_measurement
 from pyscatter.io.usid import Dim, main_datasets, read_nd
 from pyscatter.translators import id02 as id02_module
@@ -292,3 +293,28 @@ def test_translation_record_in_the_file(tmp_path):
         assert sorted(os.listdir(tmp_path)) == ["o.h5", "s_0.h5", "s_1.h5"]  # no lock left
     (main,) = main_datasets(h5py.File(out))
     assert main.name == "/" + RAW
+
+
+def test_resume_after_stopping_just_past_the_checksums(tmp_path, monkeypatch):
+    # stopped after Frame_Checksums was written but before the progress record was dropped:
+    # the rerun resumed the partial file and failed on every try ("name already exists")
+    import pyscatter.io.raw as raw_module
+
+    real = raw_module.write_checksums
+
+    def write_then_stop(raw, crcs):
+        real(raw, crcs)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "o.h5"
+    monkeypatch.setattr(raw_module, "write_checksums", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_measurement(out, small_spec(), Frames(), progress=False)
+    monkeypatch.undo()
+    assert partial_path(out).exists() and not out.exists()
+    frames = Frames()
+    write_measurement(out, small_spec(), frames, progress=False)
+    assert frames.calls == []  # every frame was verified, none written again
+    with h5py.File(out) as h5:
+        assert_array_equal(h5[RAW][()], frames.data.reshape(20, 12))
+    assert verify_file(out).ok
