@@ -21,7 +21,7 @@ def bar(total: int, *, desc: str, unit: str, enabled: bool = True, **kwargs: Any
 
     if QUIET or not enabled:
         disable: bool | None = True
-    elif tqdm.__module__.startswith("tqdm.notebook"):
+    elif _in_notebook(tqdm):
         disable = False
     else:
         disable = None if _stderr_is_terminal() else True
@@ -33,3 +33,10 @@ def _stderr_is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+def _in_notebook(tqdm_auto: type) -> bool:
+    """Whether :mod:`tqdm.auto` chose its notebook widget (in Jupyter it subclasses it)."""
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    return issubclass(tqdm_auto, notebook_tqdm)

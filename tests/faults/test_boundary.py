@@ -167,6 +167,30 @@ def test_progress_bars_terminal_only_and_silenced_by_q(scan_file):
     assert "12 of 12 positions computed" in log  # the summary line says what was done
 
 
+def test_progress_bars_show_in_a_notebook(monkeypatch):
+    """In Jupyter tqdm.auto's class subclasses the notebook widget (its module is tqdm.auto):
+    the bar must be on although ipykernel's stderr is not a terminal."""
+    import tqdm.auto
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    from pyscatter import progress
+
+    seen = {}
+
+    class JupyterTqdm(notebook_tqdm):  # what tqdm.auto builds inside a notebook
+        def __init__(self, *args, disable=None, **kwargs):
+            seen["disable"] = disable
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", JupyterTqdm)
+    monkeypatch.setattr(progress, "QUIET", False)
+    monkeypatch.setattr(progress, "_stderr_is_terminal", lambda: False)
+    progress.bar(3, desc="x", unit="pos")
+    assert seen["disable"] is False
+    monkeypatch.setattr(progress, "QUIET", True)  # -q silences it there too
+    progress.bar(3, desc="x", unit="pos")
+    assert seen["disable"] is True
+
+
 def test_read_only_mount_reuses_complete_results_and_refuses_work_clearly(monkeypatch, scan_file):
     """Issue 20: on a read-only mount, complete results were refused instead of reused."""
     from pyscatter.errors import FileFormatError
