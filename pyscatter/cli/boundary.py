@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import sys
 
 from pyscatter.errors import FileFormatError, InputError, PyscatterError
@@ -77,12 +76,11 @@ def _write_fault(err: BaseException) -> str | None:
 
 def _file_text(err: BaseException) -> str:
     if isinstance(err, OSError) and not isinstance(err, PyscatterError):
-        from pyscatter.io.faults import busy_message
+        from pyscatter.io.faults import busy_message, busy_path
 
-        text = str(err)
-        if "unable to lock file" in text or (err.errno == errno.EAGAIN and "lock" in text):
-            name = re.search(r"filename = '([^']*)'", text)
-            return busy_message(name.group(1) if name else err.filename)
+        busy = busy_path(err)
+        if busy is not None:
+            return busy_message(busy or None)
         if err.filename and err.strerror:
             return f"{err.filename}: {err.strerror}"
     return one_line(err)
@@ -115,12 +113,10 @@ def quiet_write_faults_in_excepthook(kind, value, tb) -> None:
 
 def hdf5_left_open() -> bool:
     """Whether an HDF5 file opened for writing is still open (its close failed)."""
-    try:
-        import h5py
-    except ImportError:  # pragma: no cover
+    if "h5py" not in sys.modules:  # nothing was opened
         return False
-    if "h5py" not in sys.modules:
-        return False
+    import h5py
+
     try:
         for fid in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
             if fid.get_intent() & h5py.h5f.ACC_RDWR:

@@ -123,6 +123,15 @@ def _close(h5: h5py.File) -> None:
         raise
 
 
+def busy_path(err: OSError) -> str | None:
+    """The file HDF5's own lock refused (``unable to lock file``), "" if it names none, else None."""
+    text = str(err)
+    if not (_H5_LOCK.search(text) or (err.errno == errno.EAGAIN and "lock" in text)):
+        return None
+    name = _H5_FILENAME.search(text)
+    return name.group(1) if name else os.fspath(err.filename or "")
+
+
 def busy_message(path: str | os.PathLike[str] | None) -> str:
     """What to say when HDF5's own lock refuses a file another program holds open."""
     return (
