@@ -241,7 +241,8 @@ def sector_layout(
         Naming the parameter: several ways at once, a count, width or angle out of range, a
         range with start >= stop, or two sectors with the same centre.
     """
-    from pyscatter.processes.sectors_worker import sector_centers, sector_ranges, wrap_deg
+    from pyscatter.kernels.models import wrap_deg
+    from pyscatter.processes.sectors_worker import sector_centers, sector_ranges
 
     chosen = [
         name
@@ -310,7 +311,7 @@ def _sequence(value: Any, name: str) -> list[Any]:
 
 def _centres_of_ranges(ranges_deg: Any) -> list[tuple[float, float]]:
     """(centre in [-180, 180), width) of each (start, stop) range."""
-    from pyscatter.processes.sectors_worker import wrap_deg
+    from pyscatter.kernels.models import wrap_deg
 
     pairs = []
     for item in _sequence(ranges_deg, "ranges_deg"):

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.geometry import integrator_from_config
+from pyscatter.kernels.models import wrap_deg  # into [-180, 180), pyFAI's chi interval
 from pyscatter.processes.profiles_worker import (
     block_function,
     csr_method,
@@ -30,12 +31,6 @@ from pyscatter.processes.profiles_worker import (
     read_mask,
     stacked_integrator,
 )
-
-
-def wrap_deg(angle_deg):
-    """Angles in degrees wrapped into [-180, 180), pyFAI's chi interval."""
-    out = np.mod(np.asarray(angle_deg, dtype=np.float64) + 180.0, 360.0) - 180.0
-    return np.where(out >= 180.0, out - 360.0, out)  # mod rounds -1e-20 up to 360
 
 
 def sector_centers(n_sectors: int, offset_deg: float) -> np.ndarray:
