@@ -469,8 +469,12 @@ class ScatterProcess(Process):
 
     def reuse(self, override: bool = False) -> RunSummary | None:
         """The summary of reusing a complete results group of these parameters, or None."""
-        complete, _partial = self._check_for_duplicates()
-        if not complete or override:
+        if override:
+            return None
+        return self._reuse(self._check_for_duplicates()[0])
+
+    def _reuse(self, complete: list[h5py.Group]) -> RunSummary | None:
+        if not complete:
             return None
         self.h5_results_grp = complete[-1]
         log.info(
@@ -483,12 +487,12 @@ class ScatterProcess(Process):
 
     def _compute_locked(self, override: bool) -> RunSummary:
         t0 = time.perf_counter()
-        reused = self.reuse(override)
+        complete, partial = self._check_for_duplicates()  # reads every matching group once
+        reused = None if override else self._reuse(complete)
         if reused is not None:
             return reused
         if self._source.file.mode == "r":
             raise InputError(f"{self._source.file.filename} is open read-only; open it with 'r+'")
-        _complete, partial = self._check_for_duplicates()
         resumed = bool(partial) and not override
         group = partial[-1] if resumed else self._create_results_group()
         self.h5_results_grp = group
