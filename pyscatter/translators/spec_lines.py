@@ -9,41 +9,43 @@ one finite number per ``#L`` label and silx saw as many lines.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 from pyscatter.errors import FileFormatError
 
 
-def _scan_lines(path: Path, index: int) -> Iterator[tuple[int, str]]:
-    """(line number, text) of the ``index``-th scan (0-based, file order), ``#S`` excluded."""
-    seen = -1
+def _data_lines(path: Path, index: int) -> list[tuple[int, str]]:
+    """(line number, text) of the data lines of the ``index``-th scan (0-based, file order)."""
+    stat = path.stat()
+    scans = _all_data_lines(str(path), stat.st_size, stat.st_mtime_ns)
+    return scans[index] if index < len(scans) else []
+
+
+@functools.lru_cache(maxsize=4)
+def _all_data_lines(path: str, _size: int, _mtime_ns: int) -> list[list[tuple[int, str]]]:
+    """The data lines of every scan, read in one pass (a file of many scans is read once):
+    not headers, comments, MCA lines (``@A …``) or their backslash continuations."""
+    scans: list[list[tuple[int, str]]] = []
+    continued = False
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if line.startswith("#S "):
-                seen += 1
-                if seen > index:
-                    return
+                scans.append([])
+                continued = False
                 continue
-            if seen == index:
-                yield number, line.rstrip("\r\n")
-
-
-def _data_lines(path: Path, index: int) -> Iterator[tuple[int, str]]:
-    """The data lines of a scan: not headers, comments, MCA lines or their continuations."""
-    continued = False
-    for number, line in _scan_lines(path, index):
-        if continued:  # an MCA spectrum (@A …) continues while its lines end in a backslash
-            continued = line.rstrip().endswith("\\")
-            continue
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("@"):
-            continued = text.endswith("\\")
-            continue
-        yield number, text
+            if continued:  # an MCA spectrum continues while its lines end in a backslash
+                continued = line.rstrip().endswith("\\")
+                continue
+            text = line.strip()
+            if not scans or not text or text.startswith("#"):
+                continue
+            if text.startswith("@"):
+                continued = text.endswith("\\")
+                continue
+            scans[-1].append((number, text))
+    return scans
 
 
 def check_data_lines(path: Path, index: int, where: str, n_labels: int, n_points: int) -> None:
