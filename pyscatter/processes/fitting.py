@@ -123,13 +123,11 @@ def _chi_ranges(ranges: Sequence[Sequence[float]] | None) -> list[list[float]] |
     return out or None
 
 
-def _has_split_geometry(profiles: h5py.Dataset) -> bool:
-    """Whether ``profiles`` come from AzimuthalProfiles with the geometry recorded."""
-    group = profiles.parent
-    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
-        return False
-    params = json.loads(group.attrs["parameters"])
-    return "geometry" in params and "rings" in params
+def _from_recorded_profiles(profiles: h5py.Dataset) -> bool:
+    """Whether the ring matrix of ``profiles`` can be rebuilt (for the chi-bin correlation)."""
+    from pyscatter.processes.profiles_worker import recorded_profile_parameters
+
+    return recorded_profile_parameters(profiles) is not None
 
 
 def _param_units(unit: str, intensity: str) -> str:
@@ -249,7 +247,7 @@ class ProfileFit(ScatterProcess):
             "engine": engine,
             "param_dtype": "float64",  # groups of float32 parameters are not reused
             "chi_correlation": "pixel_splitting"
-            if correlated_errors and _has_split_geometry(h5_main)
+            if correlated_errors and _from_recorded_profiles(h5_main)
             else None,
         }
         super().__init__(h5_main, params, **kwargs)

@@ -363,6 +363,16 @@ def chi_correlation(
     return out
 
 
+def recorded_profile_parameters(profiles: h5py.Dataset) -> dict[str, Any] | None:
+    """The parameters of the AzimuthalProfiles run that wrote ``profiles``, when they hold the
+    geometry and rings its ring matrix is rebuilt from; else None (e.g. profiles made by hand)."""
+    group = profiles.parent
+    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
+        return None
+    params = json.loads(group.attrs["parameters"])
+    return params if "geometry" in params and "rings" in params else None
+
+
 def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
     """:func:`chi_correlation` of the rings of an AzimuthalProfiles ``Intensity`` dataset.
 
@@ -370,12 +380,10 @@ def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
     results group (as the profiles were integrated). None when the dataset was not written by
     AzimuthalProfiles with those parameters (e.g. profiles made by hand).
     """
+    params = recorded_profile_parameters(profiles)
+    if params is None:
+        return None
     group = profiles.parent
-    if group.attrs.get("process") != "AzimuthalProfiles" or "parameters" not in group.attrs:
-        return None
-    params = json.loads(group.attrs["parameters"])
-    if "geometry" not in params or "rings" not in params:
-        return None
     masks = [params["mask_file_dataset"]] if params.get("mask_file_dataset") else []
     if "Mask" in group:
         masks.append(group["Mask"].name)
