@@ -44,7 +44,7 @@ import datetime as _dt
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,9 +191,7 @@ def esrf_geometry(
 
 
 def check_same_geometry(
-    first_header: Mapping[str, Any],
-    files: Sequence[str | os.PathLike],
-    read_header: Callable[[str | os.PathLike], Mapping[str, Any]],
+    headers: Sequence[Mapping[str, Any]], files: Sequence[str | os.PathLike]
 ) -> None:
     """Refuse a stack whose ESRF header geometry changes from one file to the next.
 
@@ -203,12 +201,10 @@ def check_same_geometry(
 
     Parameters
     ----------
-    first_header : mapping
-        Header of ``files[0]``.
+    headers : sequence of mappings
+        The header of every file, in order.
     files : sequence of paths
-        Every file of the stack, the first included.
-    read_header : callable
-        Path → header mapping (e.g. :func:`pyscatter.translators.images.read_header`).
+        Every file of the stack, the first included (for messages).
 
     Raises
     ------
@@ -216,9 +212,8 @@ def check_same_geometry(
         Naming the first differing file, the key and both values.
     """
     keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
-    reference = {k: header_text(first_header, k) for k in keys}
-    for path in files[1:]:
-        header = read_header(path)
+    reference = {k: header_text(headers[0], k) for k in keys}
+    for path, header in zip(files[1:], headers[1:], strict=True):
         for key in keys:
             value = header_text(header, key)
             if not _same_value(value, reference[key]):

@@ -170,6 +170,13 @@ class _Stack:
     first: np.ndarray | None = None
     first_header: dict = field(default_factory=dict)
     array: np.ndarray | None = None
+    _headers: list[dict] | None = None
+
+    def headers(self) -> list[dict]:
+        """The header of every file, read once (geometry check, motors and monitor share it)."""
+        if self._headers is None:
+            self._headers = [self.first_header] + [read_header(f) for f in self.files[1:]]
+        return self._headers
 
     @property
     def scan_shape(self) -> tuple[int, ...]:
@@ -383,7 +390,7 @@ class ImageStackTranslator(Translator):
             poni, stack.frame_shape, stack.first_header, header_geometry, flip, where
         )
         if geometry_source not in (None, "poni"):  # a header geometry: the same in every file
-            check_same_geometry(stack.first_header, stack.files, read_header)
+            check_same_geometry(stack.headers(), stack.files)
         mask_arr = _load_mask(mask, stack.frame_shape)
         if mask_arr is not None:
             mask_arr = _flip(mask_arr, flip)
@@ -508,7 +515,7 @@ class ImageStackTranslator(Translator):
         if motors is not None:
             if stack.array is not None:
                 raise InputError("motors= reads image headers; in-memory frames have none")
-            headers = [stack.first_header] + [read_header(f) for f in stack.files[1:]]
+            headers = stack.headers()
             labels, values = motor_positions(headers, motors, stack.files)
             names = ",".join(name for name, _ in labels)
             return infer_grid(
@@ -541,7 +548,7 @@ class ImageStackTranslator(Translator):
             return None
         if stack.array is not None:
             raise InputError("monitor= reads image headers; in-memory frames have none")
-        headers = [stack.first_header] + [read_header(f) for f in stack.files[1:]]
+        headers = stack.headers()
         return np.array(
             [
                 header_monitor(h, monitor, where=str(f))
