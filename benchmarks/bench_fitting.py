@@ -80,7 +80,7 @@ def median_time(func, repeats):
 
 @contextlib.contextmanager
 def single_blas_thread():
-    """One BLAS thread, as in a worker process (DESIGN: one thread per worker), if possible."""
+    """One BLAS thread, as in a worker process (see docs/design.md), if possible."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # not a pyscatter dependency

@@ -143,7 +143,7 @@ def test_order_parameter_limits_and_shapes():
     assert ds.order_parameter_from_kappa(np.inf) == 1.0
     assert ds.order_parameter_from_kappa(-np.inf) == -0.5
     assert np.isnan(ds.order_parameter_from_kappa(np.nan))
-    # S(16) ~ 0.9 (DESIGN.md), from the closed form 1.5 (1/(8 F(4)) - 1/32) - 0.5
+    # S(16) ~ 0.9, from the closed form 1.5 (1/(8 F(4)) - 1/32) - 0.5
     assert_allclose(ds.order_parameter_from_kappa(16.0), 0.90270286907, atol=1e-10)
     s = ds.order_parameter_from_kappa(np.linspace(0, 50, 101).reshape(101, 1))
     assert s.shape == (101, 1)

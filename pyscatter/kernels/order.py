@@ -213,7 +213,7 @@ def order_parameter_from_profile(
     bin, averaged with its centro-symmetric partner at chi + 180 (which also fills masked
     bins), and integrated exactly against ``P2(cos t) |sin t|`` and ``|sin t|`` over the bin,
     ``t = chi - director``; the sums over the full circle are twice the integrals over
-    [0, pi] of the DESIGN formula.
+    [0, pi] of the formula of this module.
 
     Parameters
     ----------
@@ -391,7 +391,7 @@ def order_parameter_from_model(
 
     The oriented distribution is the model evaluated with its background parameters set to
     zero and its centre at 0 (so ``f(theta)``, theta from the director); S follows from the
-    DESIGN formula by Simpson's rule on ``n_theta`` points over [0, pi]. Rows whose amplitude
+    module's formula by Simpson's rule on ``n_theta`` points over [0, pi]. Rows whose amplitude
     is exactly zero (ISOTROPIC fits) give S = 0; the amplitude is otherwise irrelevant.
 
     Parameters

@@ -2,7 +2,7 @@
 
 The source is a ProfileFit results group (its ``status`` dataset names it as a USID main
 dataset). For every ring at every position this computes, from the fitted distribution,
-S = <P2(cos theta)> by the DESIGN formula (Maier--Saupe exactly from kappa, pseudo-Voigt by
+S = <P2(cos theta)> as in docs/design.md (Maier--Saupe exactly from kappa, pseudo-Voigt by
 quadrature of the peak shape), its propagated 1-sigma error, the director (chi of the
 intensity maximum, pyFAI convention, in [-90, 90)) with its error, and beside them the
 model-free <P2> of the measured profile (fitted linear background subtracted) about that
