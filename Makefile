@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
+	$(PY) -m pytest -q --doctest-modules pyscatter  # the examples in the docstrings
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -1,7 +1,12 @@
-"""Shared fixtures: real data from ../shared/data (skipped when absent), small USID scans."""
+"""Shared fixtures: real data from the reference data folder (skipped when absent), small scans.
+
+The reference data folder is ``$PYSCATTER_TEST_DATA``, by default ``shared/data`` in the folder
+that holds the repository.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +14,10 @@ import pytest
 
 import pyscatter  # noqa: F401  (numpy-2 shim first)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("PYSCATTER_TEST_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -5,6 +5,7 @@ darfix tutorial checks the SPEC-era motor and counter headers as an instrument w
 """
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -28,7 +29,9 @@ from pyscatter.translators.esrf import (
     parse_temperature_K,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(
+    os.environ.get("PYSCATTER_TEST_DATA") or Path(__file__).resolve().parents[3] / "shared/data"
+)
 SHAPE = (40, 50)
 SAXS = {
     "Center_1": "20.5",  # column (fast axis)
@@ -252,7 +255,7 @@ def test_lab_xeuss_type_series_with_motors(tmp_path, check_if_main):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data absent")
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} absent")
 def test_darfix_counters_and_motors(tmp_path):
     path = DATA / "darfix" / "strain_0000.edf"
     text = path.read_bytes()[:8192].decode("latin-1")

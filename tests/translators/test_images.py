@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,9 @@ from pyscatter.translators import (
 from pyscatter.translators.base import BUILTIN_TRANSLATORS, ENTRY_POINT_GROUP, expand_sources
 from pyscatter.translators.images import ImageStackTranslator
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(
+    os.environ.get("PYSCATTER_TEST_DATA") or Path(__file__).resolve().parents[3] / "shared/data"
+)
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} absent")
 
 SHAPE = (12, 10)  # rows, cols: small frames keep the tests fast
