@@ -53,7 +53,7 @@ def test_ceo2_rings_at_ceo2_d_spacings_with_the_flip(tmp_path, shared_data):
 def test_dioptas_map_reproduces_dioptas_xy(tmp_path, shared_data):
     folder = shared_data / "dioptas" / "map"
     tifs = sorted(folder.glob("*.tif"))
-    # the geometry Dioptas wrote in the .xy headers (see ../shared/data/README.md)
+    # the geometry Dioptas wrote in the .xy headers (see README.md in the reference data folder)
     geometry = {
         "dist": 0.284634930882,
         "poni1": 8.722e-2,

@@ -1,5 +1,5 @@
 """The SPEC translator: tiny inline SPEC texts (silx ``io/test/test_specfile.py`` style) and the
-real APS and BioCAT files in ../shared/data.
+real APS and BioCAT files in the reference data folder ($PYSCATTER_TEST_DATA).
 
 Every file written is reopened with pyUSID ``check_if_main``; positions, spectra and counters are
 compared with the numbers written into the inline texts (or read from the real file's text).
