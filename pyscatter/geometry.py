@@ -387,6 +387,43 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
+def _q_map_inputs(
+    frames: Any, npt: Any, polarization_factor: float | None
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """The frames as an array, their frame shape and the bins (n_perp, n_par), checked."""
+    arr = np.asarray(frames)
+    if arr.ndim < 2 or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise InputError(
+            f"frames must be numeric with shape (..., n_row, n_col); got {arr.shape} {arr.dtype}"
+        )
+    shape = check_frame_shape(arr.shape[-2:])
+    try:
+        sizes = [int(v) for v in np.broadcast_to(np.asarray(npt), (2,))]
+    except (TypeError, ValueError):
+        raise InputError(f"npt must be one or two bin counts; got {npt!r}") from None
+    n_perp, n_par = sizes
+    if n_perp < 1 or n_par < 1:
+        raise InputError(f"npt must be positive bin counts; got {npt!r}")
+    if polarization_factor is not None and not -1 <= float(polarization_factor) <= 1:
+        raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
+    return arr, shape, (n_perp, n_par)
+
+
+def _pixel_correction(
+    ai: Any, shape: tuple[int, int], solid_angle: bool, polarization_factor: float | None
+) -> np.ndarray:
+    """pyFAI's relative solid angle and/or polarization of every pixel (ones without either)."""
+    correction = np.ones(shape, dtype=np.float64)
+    if solid_angle:
+        correction *= ai.solidAngleArray(shape)
+    if polarization_factor is not None:
+        correction *= ai.polarization(shape, float(polarization_factor))
+    return correction
+
+
+# over 80 lines: a 37-line docstring; the code is ~55 lines
 def q_map(
     frames: Any,
     ai: Any,
@@ -436,23 +473,7 @@ def q_map(
         Frames of another shape than the mask or of fewer than 2 dims, bad npt, q_max or
         polarization factor.
     """
-    arr = np.asarray(frames)
-    if arr.ndim < 2 or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise InputError(
-            f"frames must be numeric with shape (..., n_row, n_col); got {arr.shape} {arr.dtype}"
-        )
-    shape = check_frame_shape(arr.shape[-2:])
-    try:
-        sizes = [int(v) for v in np.broadcast_to(np.asarray(npt), (2,))]
-    except (TypeError, ValueError):
-        raise InputError(f"npt must be one or two bin counts; got {npt!r}") from None
-    n_perp, n_par = sizes
-    if n_perp < 1 or n_par < 1:
-        raise InputError(f"npt must be positive bin counts; got {npt!r}")
-    if polarization_factor is not None and not -1 <= float(polarization_factor) <= 1:
-        raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
+    arr, shape, (n_perp, n_par) = _q_map_inputs(frames, npt, polarization_factor)
     q_par, q_perp = q_parallel_perpendicular(ai, shape, director_deg=director_deg, unit=unit)
     if q_max is None:
         q_max = float(np.hypot(q_par, q_perp).max())
@@ -462,11 +483,7 @@ def q_map(
     par_edges = np.linspace(-float(q_max), float(q_max), n_par + 1)
     i_perp, i_par = _bin_index(q_perp.ravel(), perp_edges), _bin_index(q_par.ravel(), par_edges)
     usable = (i_perp >= 0) & (i_par >= 0)
-    correction = np.ones(shape, dtype=np.float64)
-    if correct_solid_angle:
-        correction *= ai.solidAngleArray(shape)
-    if polarization_factor is not None:
-        correction *= ai.polarization(shape, float(polarization_factor))
+    correction = _pixel_correction(ai, shape, correct_solid_angle, polarization_factor)
     if mask is not None:
         mask_arr = np.asarray(mask)
         if mask_arr.shape != shape:
@@ -499,6 +516,47 @@ def q_map(
         unit=unit,
         director_deg=float(director_deg),
     )
+
+
+def _check_q_ranges(q_range: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper ends of ``q_range`` pairs, checked."""
+    try:
+        ranges = np.asarray(q_range, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise InputError(f"q_range must be (lo, hi) pairs; got {q_range!r}") from None
+    if ranges.size == 0 or not np.all(np.isfinite(ranges)) or np.any(ranges[:, 1] <= ranges[:, 0]):
+        raise InputError(f"q_range must be finite (lo, hi) pairs with lo < hi; got {q_range!r}")
+    if np.any(ranges[:, 1] <= 0):
+        raise InputError(f"q_range upper ends must be > 0; got {q_range!r}")
+    return ranges[:, 0], ranges[:, 1]
+
+
+def _check_ring_centres(q: Any) -> np.ndarray:
+    """Ring centres as a 1-d float array, finite and > 0."""
+    try:
+        centres = np.atleast_1d(np.asarray(q, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"q must be numbers; got {q!r}") from None
+    if centres.size == 0 or not np.all(np.isfinite(centres)) or np.any(centres <= 0):
+        raise InputError(f"q must be finite ring centres > 0; got {q!r}")
+    return centres
+
+
+def _check_ring_widths(width: Any, n: int, unit: str, way: str) -> np.ndarray:
+    """``n`` half-widths from one value or one per ring, finite and > 0."""
+    if width is None:
+        raise InputError(f"width (half-width of each ring in {unit}) is required with {way}")
+    try:
+        halves = np.atleast_1d(np.asarray(width, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"width must be numbers; got {width!r}") from None
+    if halves.size == 1:
+        halves = np.repeat(halves, n)
+    if halves.size != n:
+        raise InputError(f"width must be one value or one per ring ({n}); got {halves.size}")
+    if not np.all(np.isfinite(halves)) or np.any(halves <= 0):
+        raise InputError(f"width must be finite and > 0; got {width!r}")
+    return halves
 
 
 def ring_ranges(
@@ -541,20 +599,8 @@ def ring_ranges(
     if q_range is not None:
         if width is not None:
             raise InputError("width is not used with q_range (each range is [lo, hi])")
-        try:
-            ranges = np.asarray(q_range, dtype=np.float64).reshape(-1, 2)
-        except (TypeError, ValueError):
-            raise InputError(f"q_range must be (lo, hi) pairs; got {q_range!r}") from None
-        if (
-            ranges.size == 0
-            or not np.all(np.isfinite(ranges))
-            or np.any(ranges[:, 1] <= ranges[:, 0])
-        ):
-            raise InputError(f"q_range must be finite (lo, hi) pairs with lo < hi; got {q_range!r}")
-        if np.any(ranges[:, 1] <= 0):
-            raise InputError(f"q_range upper ends must be > 0; got {q_range!r}")
-        centres, halves = ranges.mean(axis=1), 0.5 * (ranges[:, 1] - ranges[:, 0])
-        lows, highs = ranges[:, 0], ranges[:, 1]
+        lows, highs = _check_q_ranges(q_range)
+        centres, halves = 0.5 * (lows + highs), 0.5 * (highs - lows)
         hkls = [None] * len(centres)
     else:
         if hkl is not None:
@@ -562,29 +608,9 @@ def ring_ranges(
             centres = hkl_to_q(indices, lattice=lattice, cif=cif, unit=unit)
             hkls = [[int(i) for i in row] for row in indices]
         else:
-            try:
-                centres = np.atleast_1d(np.asarray(q, dtype=np.float64)).ravel()
-            except (TypeError, ValueError):
-                raise InputError(f"q must be numbers; got {q!r}") from None
-            if centres.size == 0 or not np.all(np.isfinite(centres)) or np.any(centres <= 0):
-                raise InputError(f"q must be finite ring centres > 0; got {q!r}")
+            centres = _check_ring_centres(q)
             hkls = [None] * len(centres)
-        if width is None:
-            raise InputError(
-                f"width (half-width of each ring in {unit}) is required with {given[0]}"
-            )
-        try:
-            halves = np.atleast_1d(np.asarray(width, dtype=np.float64)).ravel()
-        except (TypeError, ValueError):
-            raise InputError(f"width must be numbers; got {width!r}") from None
-        if halves.size == 1:
-            halves = np.repeat(halves, centres.size)
-        if halves.size != centres.size:
-            raise InputError(
-                f"width must be one value or one per ring ({centres.size}); got {halves.size}"
-            )
-        if not np.all(np.isfinite(halves)) or np.any(halves <= 0):
-            raise InputError(f"width must be finite and > 0; got {width!r}")
+        halves = _check_ring_widths(width, centres.size, unit, given[0])
         lows, highs = centres - halves, centres + halves
     return [
         {

@@ -71,6 +71,51 @@ def _pixel_array(name: str, value: Any, n_pix: int) -> np.ndarray | None:
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
 
 
+def _csr_method(method: Any, dim: int) -> Any:
+    """pyFAI's ``IntegrationMethod`` of ``method``, which must be a ``dim``-D CSR method."""
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
+    from pyFAI.method_registry import IntegrationMethod
+
+    try:
+        chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
+    except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
+        chosen = None
+    if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
+        raise InputError(
+            f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "
+            f"method with splitting one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
+        )
+    return chosen
+
+
+def _pyfai_csr(
+    ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
+) -> tuple[sp.csr_matrix, Any, Any]:
+    """pyFAI's CSR matrix of a geometry, its Cython engine and the result of a blank frame.
+
+    ``geometry`` holds the options of ``integrate1d_ng`` / ``integrate2d_ng`` (a Cython CSR
+    ``method``); the blank frame makes pyFAI build and cache its engine.
+    """
+    from pyFAI.method_registry import IntegrationMethod
+
+    probe = np.zeros(shape, dtype=np.float32)
+    if npt_azim is None:
+        dim, res = 1, ai.integrate1d_ng(probe, int(npt), **geometry)
+    else:
+        dim, res = 2, ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
+    key = IntegrationMethod.select_method(dim, geometry["method"][0], "csr", "cython")[0]
+    engine = ai.engines[key].engine
+    matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
+        (
+            np.asarray(engine.data, dtype=np.float32),
+            np.asarray(engine.indices),
+            np.asarray(engine.indptr),
+        ),
+        shape=(engine.output_size, shape[0] * shape[1]),
+    )
+    return matrix, engine, res
+
+
 class BatchIntegrator:
     """Built once per worker; applies pyFAI's sparse matrix to blocks of frames.
 
@@ -176,7 +221,34 @@ class BatchIntegrator:
             )
         self.n_bins = n_bins
 
-        # Per-pixel pre-processing, in float32 and in the order of pyFAI's preproc.
+        static_bad = self._set_corrections(
+            n_pix, flat, polarization, solid_angle, dark, poisson_offset, mask
+        )
+        # Dummies: a user value, else the detector's (depends on the input dtype), else none.
+        self._dummy = None if dummy is None else np.float32(dummy)
+        self._delta_dummy = np.float32(0 if delta_dummy is None else delta_dummy)
+        self._detector_dummy: tuple[float, float | None] | None = None
+        if detector_dummy is not None:
+            self._detector_dummy = (detector_dummy[0], detector_dummy[1])
+
+        self._set_matrix(csr, static_bad, n_pix)
+
+    def _set_corrections(
+        self,
+        n_pix: int,
+        flat: np.ndarray | None,
+        polarization: np.ndarray | None,
+        solid_angle: np.ndarray | None,
+        dark: np.ndarray | None,
+        poisson_offset: np.ndarray | None,
+        mask: np.ndarray | None,
+    ) -> np.ndarray:
+        """Per-pixel pre-processing, in float32 and in the order of pyFAI's preproc.
+
+        Sets the normalization ``flat·polarization·solid_angle`` (0 for statically invalid
+        pixels), the flat, the dark and the Poisson offset; returns the statically invalid
+        pixels (masked, non-finite or zero normalization, non-finite dark), (n_pix,) bool.
+        """
         norm = np.ones(n_pix, dtype=np.float32)
         self._flat = _pixel_array("flat", flat, n_pix)
         for corr in (
@@ -203,15 +275,11 @@ class BatchIntegrator:
             static_bad |= mask_arr.reshape(-1) != 0
         norm[static_bad] = 0
         self._norm = norm
+        return static_bad
 
-        # Dummies: a user value, else the detector's (depends on the input dtype), else none.
-        self._dummy = None if dummy is None else np.float32(dummy)
-        self._delta_dummy = np.float32(0 if delta_dummy is None else delta_dummy)
-        self._detector_dummy: tuple[float, float | None] | None = None
-        if detector_dummy is not None:
-            self._detector_dummy = (detector_dummy[0], detector_dummy[1])
-
-        # The matrix without statically invalid pixels and explicit zeros (pyFAI skips both).
+    def _set_matrix(self, csr: sp.csr_matrix, static_bad: np.ndarray, n_pix: int) -> None:
+        """The matrix without statically invalid pixels and explicit zeros (pyFAI skips both),
+        in both layouts, and the sums over it that do not depend on the frames."""
         csr.data[static_bad[csr.indices]] = 0
         csr.eliminate_zeros()  # keeps pyFAI's order of the entries within each row
         csc = csr.tocsc()
@@ -223,10 +291,11 @@ class BatchIntegrator:
         self._used[csr.indices] = True
         # Σ c·norm in float64 (as pyFAI sums), copying only the values of the matrix
         csc64 = sp.csc_matrix((csc.data.astype(np.float64), csc.indices, csc.indptr), csc.shape)
-        self._norm_sum = csc64 @ norm.astype(np.float64)
+        self._norm_sum = csc64 @ self._norm.astype(np.float64)
         self._count = np.diff(csr.indptr).astype(np.float64)
 
     # ------------------------------------------------------------------ construction
+    # over 80 lines: a 47-line docstring and one keyword per pyFAI option (code ~75 lines)
     @classmethod
     def from_pyfai(
         cls,
@@ -296,49 +365,23 @@ class BatchIntegrator:
         InputError
             For a non-CSR method, an unknown error model or arrays of the wrong size.
         """
-        from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
-        from pyFAI.method_registry import IntegrationMethod
-
         shape = check_frame_shape(shape)
         error_model = check_error_model(error_model)
         dim = 1 if npt_azim is None else 2
-        try:
-            chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
-        except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
-            chosen = None
-        if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
-            raise InputError(
-                f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "
-                f"method with splitting one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
-            )
-        cython = (chosen.split_lower, "csr", "cython")
-        probe = np.zeros(shape, dtype=np.float32)
+        chosen = _csr_method(method, dim)
         geometry = dict(
             unit=unit,
-            method=cython,
+            method=(chosen.split_lower, "csr", "cython"),
             mask=mask,
             radial_range=radial_range,
             azimuth_range=azimuth_range,
             correctSolidAngle=False,
         )
+        matrix, engine, res = _pyfai_csr(ai, shape, npt, npt_azim, geometry)
         if dim == 1:
-            res = ai.integrate1d_ng(probe, int(npt), **geometry)
             azimuthal, unit_name = None, str(res.unit)
         else:
-            assert npt_azim is not None
-            res = ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
             azimuthal, unit_name = res.azimuthal, str(res.radial_unit)
-        key = IntegrationMethod.select_method(dim, chosen.split_lower, "csr", "cython")[0]
-        engine = ai.engines[key].engine
-        n_pix = shape[0] * shape[1]
-        matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
-            (
-                np.asarray(engine.data, dtype=np.float32),
-                np.asarray(engine.indices),
-                np.asarray(engine.indptr),
-            ),
-            shape=(engine.output_size, n_pix),
-        )
         detector = ai.detector
         poisson_offset = None
         if (
