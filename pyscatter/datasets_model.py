@@ -1,11 +1,14 @@
 """The model behind the synthetic scans of :mod:`pyscatter.datasets`.
 
 The detector geometry (:func:`default_poni`, a small Pilatus-like detector whose distance makes q
-reach :data:`Q_MAX_NM` at the farthest corner), its pixel maps and mask (beamstop with its arm,
-a module gap), the rings (:class:`Ring`, :data:`DEFAULT_RINGS`) on a SAXS-like background, the
-expected counts of every pixel at every position (:func:`expected_counts`, see the formula in
+reach :data:`~pyscatter.datasets.Q_MAX_NM` at the farthest corner), its pixel maps and mask
+(beamstop with its arm, a module gap), the rings (:class:`~pyscatter.datasets.Ring`,
+:data:`~pyscatter.datasets.DEFAULT_RINGS`) on a SAXS-like background, the expected counts of
+every pixel at every position (:func:`expected_counts`, see the formula in
 :mod:`pyscatter.datasets`) and the order parameter of a Maier-Saupe ``kappa``
-(:func:`order_parameter_from_kappa`, the slow, obvious reference).
+(:func:`~pyscatter.datasets.order_parameter_from_kappa`, the slow, obvious reference). The
+constants, rings, background and order parameter are importable (and documented) from
+:mod:`pyscatter.datasets`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """pyFAI geometry configs: the integrator of a config, its physical check, Fit2D calibrations.
 
-:func:`integrator_from_config` builds a pyFAI ``AzimuthalIntegrator`` from a geometry config
-(``get_config()`` or its JSON), :func:`check_geometry` refuses geometries that are not physical
-(:data:`GEOMETRY_LIMITS`), and :func:`fit2d_geometry` / :func:`fit2d_config` convert a Fit2D
-calibration with pyFAI's ``setFit2D``. All names are importable from :mod:`pyscatter.geometry`.
+:func:`~pyscatter.geometry.integrator_from_config` builds a pyFAI ``AzimuthalIntegrator`` from a
+geometry config (``get_config()`` or its JSON), :func:`~pyscatter.geometry.check_geometry`
+refuses geometries that are not physical (:data:`~pyscatter.geometry.GEOMETRY_LIMITS`), and
+:func:`~pyscatter.geometry.fit2d_geometry` / :func:`~pyscatter.geometry.fit2d_config` convert a
+Fit2D calibration with pyFAI's ``setFit2D``. All names are importable (and documented) from
+:mod:`pyscatter.geometry`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Making writes durable: the fsync barrier of an open HDF5 file, of a folder, full writes.
 
-The low-level pieces of the crash-safety layer (:mod:`pyscatter.io.safety`, whose rule 5
-:func:`fsync` is): ``h5py.File.flush`` only hands data to the kernel, so every barrier here
-ends in ``os.fsync``; a create, rename or unlink is durable only once its folder is synced.
+The low-level pieces of the crash-safety layer (:mod:`pyscatter.io.safety`, which re-exports and
+documents the rule-5 barrier :func:`~pyscatter.io.safety.fsync`): ``h5py.File.flush`` only hands
+data to the kernel, so every barrier here ends in ``os.fsync``; a create, rename or unlink is
+durable only once its folder is synced.
 """
 
 from __future__ import annotations

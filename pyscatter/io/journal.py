@@ -4,7 +4,8 @@
 nothing with an undo journal, ``<file>.journal``: every byte range of the file that is not raw
 data of an existing dataset is saved before, the journal is deleted after; a process that dies
 in between leaves it for :func:`pyscatter.io.safety.repair` to roll back
-(:func:`_settle_journal`). Part of :mod:`pyscatter.io.safety`, which re-exports it.
+(:func:`_settle_journal`). Part of :mod:`pyscatter.io.safety`, which re-exports (and documents)
+:func:`~pyscatter.io.safety.setup_transaction`.
 """
 
 from __future__ import annotations

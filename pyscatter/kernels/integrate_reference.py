@@ -3,7 +3,8 @@
 :class:`IntegrationResult` is what :class:`~pyscatter.kernels.integrate.BatchIntegrator` and
 :func:`integrate_reference` return; :func:`integrate_reference` is the batched integrator's
 slow, obvious twin (and pyscatter's "pyfai" engine): pyFAI's ``integrate1d_ng`` /
-``integrate2d_ng`` called once per frame with the same options.
+``integrate2d_ng`` called once per frame with the same options. Both are importable (and
+documented) from :mod:`pyscatter.kernels.integrate`.
 """
 
 from __future__ import annotations
