@@ -17,6 +17,9 @@ Conventions
   the azimuth ``chi``; :func:`q_parallel_perpendicular` splits that transverse part along and
   across a director direction.
 
+Building a pyFAI integrator from a geometry config, checking a geometry and converting a
+Fit2D calibration are in :mod:`pyscatter.geometry_config` (all importable from here too).
+
 Examples
 --------
 >>> from pyscatter.geometry import d_spacing, hkl_to_q
@@ -37,6 +40,17 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.geometry_config import (
+    FIT2D_KEYS,
+    GEOMETRY_LIMITS,
+    check_geometry,
+    fit2d_config,
+    fit2d_geometry,
+    integrator_from_config,
+    integrator_from_numbers,
+    short_error,
+)
+from pyscatter.kernels.checks import check_frame_shape
 
 __all__ = [
     "FIT2D_KEYS",
@@ -52,6 +66,7 @@ __all__ = [
     "fit2d_geometry",
     "hkl_to_q",
     "integrator_from_config",
+    "integrator_from_numbers",
     "q_map",
     "q_parallel_perpendicular",
     "ring_ranges",
@@ -239,10 +254,8 @@ def hkl_to_q(
 
     Parameters
     ----------
-    hkl : array_like of int, shape (3,) or (n, 3)
-        Miller indices.
-    lattice, cif
-        The cell, see :func:`cell_parameters`.
+    hkl, lattice, cif
+        Miller indices and the cell, as in :func:`d_spacing`.
     unit : {"q_nm^-1", "q_A^-1"}
         Unit of the result.
 
@@ -287,16 +300,6 @@ def beam_center(ai: Any) -> tuple[float, float]:
     return float(fit2d["centerY"]) - 0.5, float(fit2d["centerX"]) - 0.5
 
 
-def _check_frame_shape(shape: Any) -> tuple[int, int]:
-    try:
-        rows, cols = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise InputError(f"shape must be (n_row, n_col); got {shape!r}") from None
-    if rows < 1 or cols < 1:
-        raise InputError(f"shape must be two positive sizes (n_row, n_col); got {shape!r}")
-    return rows, cols
-
-
 def q_parallel_perpendicular(
     ai: Any,
     shape: tuple[int, int],
@@ -336,7 +339,7 @@ def q_parallel_perpendicular(
         Bad shape, unit or director.
     """
     _check_q_unit(unit)
-    shape = _check_frame_shape(shape)
+    shape = check_frame_shape(shape)
     if not math.isfinite(float(director_deg)):
         raise InputError(f"director_deg must be a finite angle; got {director_deg!r}")
     q = np.asarray(ai.center_array(shape, unit=unit), dtype=np.float64)
@@ -384,6 +387,43 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
+def _q_map_inputs(
+    frames: Any, npt: Any, polarization_factor: float | None
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """The frames as an array, their frame shape and the bins (n_perp, n_par), checked."""
+    arr = np.asarray(frames)
+    if arr.ndim < 2 or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise InputError(
+            f"frames must be numeric with shape (..., n_row, n_col); got {arr.shape} {arr.dtype}"
+        )
+    shape = check_frame_shape(arr.shape[-2:])
+    try:
+        sizes = [int(v) for v in np.broadcast_to(np.asarray(npt), (2,))]
+    except (TypeError, ValueError):
+        raise InputError(f"npt must be one or two bin counts; got {npt!r}") from None
+    n_perp, n_par = sizes
+    if n_perp < 1 or n_par < 1:
+        raise InputError(f"npt must be positive bin counts; got {npt!r}")
+    if polarization_factor is not None and not -1 <= float(polarization_factor) <= 1:
+        raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
+    return arr, shape, (n_perp, n_par)
+
+
+def _pixel_correction(
+    ai: Any, shape: tuple[int, int], solid_angle: bool, polarization_factor: float | None
+) -> np.ndarray:
+    """pyFAI's relative solid angle and/or polarization of every pixel (ones without either)."""
+    correction = np.ones(shape, dtype=np.float64)
+    if solid_angle:
+        correction *= ai.solidAngleArray(shape)
+    if polarization_factor is not None:
+        correction *= ai.polarization(shape, float(polarization_factor))
+    return correction
+
+
+# over 80 lines: a 37-line docstring; the code is ~55 lines
 def q_map(
     frames: Any,
     ai: Any,
@@ -433,23 +473,7 @@ def q_map(
         Frames of another shape than the mask or of fewer than 2 dims, bad npt, q_max or
         polarization factor.
     """
-    arr = np.asarray(frames)
-    if arr.ndim < 2 or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise InputError(
-            f"frames must be numeric with shape (..., n_row, n_col); got {arr.shape} {arr.dtype}"
-        )
-    shape = _check_frame_shape(arr.shape[-2:])
-    try:
-        sizes = [int(v) for v in np.broadcast_to(np.asarray(npt), (2,))]
-    except (TypeError, ValueError):
-        raise InputError(f"npt must be one or two bin counts; got {npt!r}") from None
-    n_perp, n_par = sizes
-    if n_perp < 1 or n_par < 1:
-        raise InputError(f"npt must be positive bin counts; got {npt!r}")
-    if polarization_factor is not None and not -1 <= float(polarization_factor) <= 1:
-        raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
+    arr, shape, (n_perp, n_par) = _q_map_inputs(frames, npt, polarization_factor)
     q_par, q_perp = q_parallel_perpendicular(ai, shape, director_deg=director_deg, unit=unit)
     if q_max is None:
         q_max = float(np.hypot(q_par, q_perp).max())
@@ -459,11 +483,7 @@ def q_map(
     par_edges = np.linspace(-float(q_max), float(q_max), n_par + 1)
     i_perp, i_par = _bin_index(q_perp.ravel(), perp_edges), _bin_index(q_par.ravel(), par_edges)
     usable = (i_perp >= 0) & (i_par >= 0)
-    correction = np.ones(shape, dtype=np.float64)
-    if correct_solid_angle:
-        correction *= ai.solidAngleArray(shape)
-    if polarization_factor is not None:
-        correction *= ai.polarization(shape, float(polarization_factor))
+    correction = _pixel_correction(ai, shape, correct_solid_angle, polarization_factor)
     if mask is not None:
         mask_arr = np.asarray(mask)
         if mask_arr.shape != shape:
@@ -496,6 +516,47 @@ def q_map(
         unit=unit,
         director_deg=float(director_deg),
     )
+
+
+def _check_q_ranges(q_range: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper ends of ``q_range`` pairs, checked."""
+    try:
+        ranges = np.asarray(q_range, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise InputError(f"q_range must be (lo, hi) pairs; got {q_range!r}") from None
+    if ranges.size == 0 or not np.all(np.isfinite(ranges)) or np.any(ranges[:, 1] <= ranges[:, 0]):
+        raise InputError(f"q_range must be finite (lo, hi) pairs with lo < hi; got {q_range!r}")
+    if np.any(ranges[:, 1] <= 0):
+        raise InputError(f"q_range upper ends must be > 0; got {q_range!r}")
+    return ranges[:, 0], ranges[:, 1]
+
+
+def _check_ring_centres(q: Any) -> np.ndarray:
+    """Ring centres as a 1-d float array, finite and > 0."""
+    try:
+        centres = np.atleast_1d(np.asarray(q, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"q must be numbers; got {q!r}") from None
+    if centres.size == 0 or not np.all(np.isfinite(centres)) or np.any(centres <= 0):
+        raise InputError(f"q must be finite ring centres > 0; got {q!r}")
+    return centres
+
+
+def _check_ring_widths(width: Any, n: int, unit: str, way: str) -> np.ndarray:
+    """``n`` half-widths from one value or one per ring, finite and > 0."""
+    if width is None:
+        raise InputError(f"width (half-width of each ring in {unit}) is required with {way}")
+    try:
+        halves = np.atleast_1d(np.asarray(width, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"width must be numbers; got {width!r}") from None
+    if halves.size == 1:
+        halves = np.repeat(halves, n)
+    if halves.size != n:
+        raise InputError(f"width must be one value or one per ring ({n}); got {halves.size}")
+    if not np.all(np.isfinite(halves)) or np.any(halves <= 0):
+        raise InputError(f"width must be finite and > 0; got {width!r}")
+    return halves
 
 
 def ring_ranges(
@@ -538,20 +599,8 @@ def ring_ranges(
     if q_range is not None:
         if width is not None:
             raise InputError("width is not used with q_range (each range is [lo, hi])")
-        try:
-            ranges = np.asarray(q_range, dtype=np.float64).reshape(-1, 2)
-        except (TypeError, ValueError):
-            raise InputError(f"q_range must be (lo, hi) pairs; got {q_range!r}") from None
-        if (
-            ranges.size == 0
-            or not np.all(np.isfinite(ranges))
-            or np.any(ranges[:, 1] <= ranges[:, 0])
-        ):
-            raise InputError(f"q_range must be finite (lo, hi) pairs with lo < hi; got {q_range!r}")
-        if np.any(ranges[:, 1] <= 0):
-            raise InputError(f"q_range upper ends must be > 0; got {q_range!r}")
-        centres, halves = ranges.mean(axis=1), 0.5 * (ranges[:, 1] - ranges[:, 0])
-        lows, highs = ranges[:, 0], ranges[:, 1]
+        lows, highs = _check_q_ranges(q_range)
+        centres, halves = 0.5 * (lows + highs), 0.5 * (highs - lows)
         hkls = [None] * len(centres)
     else:
         if hkl is not None:
@@ -559,29 +608,9 @@ def ring_ranges(
             centres = hkl_to_q(indices, lattice=lattice, cif=cif, unit=unit)
             hkls = [[int(i) for i in row] for row in indices]
         else:
-            try:
-                centres = np.atleast_1d(np.asarray(q, dtype=np.float64)).ravel()
-            except (TypeError, ValueError):
-                raise InputError(f"q must be numbers; got {q!r}") from None
-            if centres.size == 0 or not np.all(np.isfinite(centres)) or np.any(centres <= 0):
-                raise InputError(f"q must be finite ring centres > 0; got {q!r}")
+            centres = _check_ring_centres(q)
             hkls = [None] * len(centres)
-        if width is None:
-            raise InputError(
-                f"width (half-width of each ring in {unit}) is required with {given[0]}"
-            )
-        try:
-            halves = np.atleast_1d(np.asarray(width, dtype=np.float64)).ravel()
-        except (TypeError, ValueError):
-            raise InputError(f"width must be numbers; got {width!r}") from None
-        if halves.size == 1:
-            halves = np.repeat(halves, centres.size)
-        if halves.size != centres.size:
-            raise InputError(
-                f"width must be one value or one per ring ({centres.size}); got {halves.size}"
-            )
-        if not np.all(np.isfinite(halves)) or np.any(halves <= 0):
-            raise InputError(f"width must be finite and > 0; got {width!r}")
+        halves = _check_ring_widths(width, centres.size, unit, given[0])
         lows, highs = centres - halves, centres + halves
     return [
         {
@@ -593,277 +622,3 @@ def ring_ranges(
         }
         for c, h, lo, hi, k in zip(centres, halves, lows, highs, hkls, strict=True)
     ]
-
-
-def integrator_from_config(config: Mapping[str, Any] | str, *, where: str = "geometry"):
-    """A pyFAI ``AzimuthalIntegrator`` from a geometry config (``get_config()``, or its JSON).
-
-    Same result as ``pyFAI.load(config)`` (tested), without the garbage-collection pass
-    ``pyFAI.load`` runs, which costs 0.2–0.5 s in a process holding pyUSID, sklearn and dask.
-    The geometry is checked with :func:`check_geometry` (``where`` names it in messages).
-    """
-    ai = _integrator(config)
-    check_geometry(ai, where=where)
-    return ai
-
-
-def _integrator(config: Mapping[str, Any] | str):
-    import json
-
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-    from pyFAI.io.ponifile import PoniFile
-
-    if isinstance(config, str):
-        config = json.loads(config)
-    poni = PoniFile(dict(config))
-    return AzimuthalIntegrator(
-        dist=poni.dist,
-        poni1=poni.poni1,
-        poni2=poni.poni2,
-        rot1=poni.rot1,
-        rot2=poni.rot2,
-        rot3=poni.rot3,
-        detector=poni.detector,
-        wavelength=poni.wavelength,
-    )
-
-
-# --------------------------------------------------------------------------- validation
-
-GEOMETRY_LIMITS: dict[str, tuple[float, float, str]] = {
-    "dist": (1e-4, 100.0, "m"),
-    "wavelength": (1e-13, 1e-7, "m"),
-    "pixel1": (1e-7, 0.1, "m"),
-    "pixel2": (1e-7, 0.1, "m"),
-    "poni1": (-10.0, 10.0, "m"),
-    "poni2": (-10.0, 10.0, "m"),
-    "rot1": (-2 * math.pi, 2 * math.pi, "rad"),
-    "rot2": (-2 * math.pi, 2 * math.pi, "rad"),
-    "rot3": (-2 * math.pi, 2 * math.pi, "rad"),
-}
-"""Allowed (low, high, unit) of every geometry number: sample–detector distance 0.1 mm–100 m,
-wavelength 0.001 Å–1000 Å (X-rays to soft X-rays; None is allowed, then only 2θ and r units
-work), pixels 0.1 µm–10 cm, PONI within 10 m of the detector origin, rotations within ±2π."""
-
-
-def _geometry_numbers(ai: Any) -> dict[str, Any]:
-    det = ai.detector
-    return {
-        "dist": ai.dist,
-        "wavelength": ai.wavelength if ai.wavelength else None,
-        "pixel1": det.pixel1,
-        "pixel2": det.pixel2,
-        "poni1": ai.poni1,
-        "poni2": ai.poni2,
-        "rot1": ai.rot1,
-        "rot2": ai.rot2,
-        "rot3": ai.rot3,
-    }
-
-
-def short_error(err: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's message, at most ``limit`` characters (pyFAI's
-    messages can list every known detector on many lines)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def check_geometry(geometry: Any, *, where: str = "geometry") -> dict[str, Any]:
-    """Refuse a geometry that is not physical: NaN, infinite, zero or absurd numbers.
-
-    Every number must be finite and within :data:`GEOMETRY_LIMITS` (the wavelength may be
-    missing). pyFAI accepts any float; a NaN or 1e30 distance would give all-zero or constant
-    q silently, so every translator and process checks here before using a geometry.
-
-    Parameters
-    ----------
-    geometry : pyFAI AzimuthalIntegrator, or its config (dict or JSON text)
-    where : str
-        The file or option the geometry comes from, for messages.
-
-    Returns
-    -------
-    dict
-        The pyFAI config (``get_config()``) of the checked geometry.
-
-    Raises
-    ------
-    InputError
-        A missing, non-finite or out-of-range number; the message names ``where``, the key,
-        the value and the allowed range.
-
-    Examples
-    --------
-    >>> check_geometry({"dist": float("nan"), "detector": "Pilatus1M"}, where="x.poni")
-    Traceback (most recent call last):
-    ...
-    pyscatter.errors.InputError: x.poni: geometry dist = nan; expected a finite number in [0.0001, 100] m
-    """
-    ai = geometry if hasattr(geometry, "get_config") else _integrator(geometry)
-    for key, value in _geometry_numbers(ai).items():
-        low, high, unit = GEOMETRY_LIMITS[key]
-        if value is None and key == "wavelength":
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not (math.isfinite(number) and low <= number <= high):
-            raise InputError(
-                f"{where}: geometry {key} = {value!r}; expected a finite number in "
-                f"[{low:g}, {high:g}] {unit}"
-            )
-    return ai.get_config()
-
-
-FIT2D_KEYS = {
-    "dist_mm": "directDist",
-    "center_x": "centerX",
-    "center_y": "centerY",
-    "tilt": "tilt",
-    "tilt_plan_rotation": "tiltPlanRotation",
-    "pixel_x": "pixelX",
-    "pixel_y": "pixelY",
-    "wavelength_A": "wavelength",
-}
-"""Keys of a Fit2D calibration (pyscatter name → pyFAI ``setFit2D`` argument): distance in mm
-along the beam, beam centre in pixels (x fast/columns, y slow/rows, pixel edges at integers),
-tilt and tilt-plane rotation in degrees, pixel sizes in µm, wavelength in Å."""
-
-_FIT2D_REQUIRED = ("dist_mm", "center_x", "center_y", "pixel_x", "pixel_y", "wavelength_A")
-
-
-def fit2d_config(
-    *,
-    distance_mm: float,
-    center_x: float,
-    center_y: float,
-    pixel_x_um: float,
-    pixel_y_um: float,
-    wavelength_angstrom: float,
-    frame_shape: Sequence[int] | None,
-    tilt_deg: float = 0.0,
-    tilt_plane_deg: float = 0.0,
-) -> dict[str, Any]:
-    """A pyFAI geometry config from Fit2D-style parameters (pyFAI's ``setFit2D``).
-
-    Parameters
-    ----------
-    distance_mm : float
-        Sample to detector along the beam, mm.
-    center_x, center_y : float
-        Beam centre in pixels, column (x) and row (y), from the corner of the first pixel.
-    pixel_x_um, pixel_y_um : float
-        Pixel size along columns and rows, µm.
-    wavelength_angstrom : float
-    frame_shape : (int, int) or None
-        (rows, cols) of the frames the geometry refers to (None: a detector without a shape).
-    tilt_deg, tilt_plane_deg : float
-        Fit2D tilt and tilt-plane rotation.
-
-    Returns
-    -------
-    dict
-        ``AzimuthalIntegrator.get_config()`` (a ``Detector`` of that pixel size and shape).
-    """
-    from pyFAI.detectors import Detector
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-
-    for name, value in (
-        ("distance_mm", distance_mm),
-        ("pixel_x_um", pixel_x_um),
-        ("pixel_y_um", pixel_y_um),
-        ("wavelength_angstrom", wavelength_angstrom),
-    ):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive number, got {value!r}")
-    det = Detector(
-        pixel1=pixel_y_um * 1e-6,
-        pixel2=pixel_x_um * 1e-6,
-        max_shape=None if frame_shape is None else tuple(frame_shape),
-    )
-    ai = AzimuthalIntegrator(detector=det, wavelength=wavelength_angstrom * 1e-10)
-    ai.setFit2D(distance_mm, center_x, center_y, tilt_deg, tilt_plane_deg, pixel_x_um, pixel_y_um)
-    return ai.get_config()
-
-
-def fit2d_geometry(
-    fit2d: str | Mapping[str, Any],
-    frame_shape: Sequence[int] | None = None,
-    *,
-    where: str = "--fit2d",
-) -> dict[str, Any]:
-    """pyFAI geometry config of a Fit2D calibration, converted by pyFAI's ``setFit2D``.
-
-    Parameters
-    ----------
-    fit2d : str or mapping
-        ``"dist_mm=...,center_x=...,center_y=...,tilt=...,tilt_plan_rotation=...,pixel_x=...,
-        pixel_y=...,wavelength_A=..."`` or the same as a mapping (keys :data:`FIT2D_KEYS`;
-        ``tilt`` and ``tilt_plan_rotation`` default to 0).
-    frame_shape : (rows, cols), optional
-        Becomes the detector shape (a translator fills it in from the frames when None).
-    where : str
-        Names the option in messages.
-
-    Returns
-    -------
-    dict
-        ``AzimuthalIntegrator.get_config()``, checked by :func:`check_geometry`.
-
-    Raises
-    ------
-    InputError
-        Unknown, missing, repeated or non-numeric keys, or a geometry that is not physical.
-
-    Examples
-    --------
-    >>> cfg = fit2d_geometry("dist_mm=1000,center_x=60,center_y=40,pixel_x=100,pixel_y=100,"
-    ...                      "wavelength_A=1", (80, 120))
-    >>> round(cfg["dist"], 6), round(cfg["poni1"], 6), round(cfg["poni2"], 6)
-    (1.0, 0.004, 0.006)
-    """
-    allowed = ", ".join(FIT2D_KEYS)
-    if isinstance(fit2d, str):
-        items: list[tuple[str, str]] = []
-        for part in fit2d.split(","):
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise InputError(f"{where} {fit2d!r}: expected KEY=VALUE,… with keys {allowed}")
-            items.append((key.strip(), value.strip()))
-    elif isinstance(fit2d, Mapping):
-        items = [(str(k), v) for k, v in fit2d.items()]
-    else:
-        raise InputError(f"{where}: expected 'KEY=VALUE,…' or a mapping; got {fit2d!r}")
-    values: dict[str, float] = {}
-    for key, value in items:
-        if key not in FIT2D_KEYS:
-            raise InputError(f"{where}: unknown key {key!r}; expected among {allowed}")
-        if key in values:
-            raise InputError(f"{where}: key {key} given twice")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not math.isfinite(number):
-            raise InputError(f"{where}: {key} = {value!r}; expected a finite number")
-        values[key] = number
-    missing = [k for k in _FIT2D_REQUIRED if k not in values]
-    if missing:
-        raise InputError(f"{where}: missing {', '.join(missing)}; keys are {allowed}")
-    shape = None if frame_shape is None else _check_frame_shape(frame_shape)
-    for key in ("dist_mm", "pixel_x", "pixel_y", "wavelength_A"):
-        if values[key] <= 0:
-            raise InputError(f"{where}: {key} = {values[key]:g}; expected a number > 0")
-    config = fit2d_config(
-        distance_mm=values["dist_mm"],
-        center_x=values["center_x"],
-        center_y=values["center_y"],
-        pixel_x_um=values["pixel_x"],
-        pixel_y_um=values["pixel_y"],
-        wavelength_angstrom=values["wavelength_A"],
-        frame_shape=shape,
-        tilt_deg=values.get("tilt", 0.0),
-        tilt_plane_deg=values.get("tilt_plan_rotation", 0.0),
-    )
-    return check_geometry(config, where=where)

@@ -9,9 +9,10 @@ the rule numbers are the recipe's:
   re-extend a file cut short (only one an interrupted pyscatter job left: any other truncated
   file is refused untouched), raise a stale end-of-allocation address, clear the status flags a
   killed ``libver="latest"`` writer leaves; each repair is reported as one sentence;
-- rule 4, :func:`setup_transaction` -- an undo journal around linking a fully built results group;
+- rule 4, :func:`setup_transaction` -- an undo journal around linking a fully built results group
+  (:mod:`pyscatter.io.journal`);
 - rule 5, :func:`fsync` -- the barrier (``flush`` only hands data to the kernel; HDF5 never
-  fsyncs), and :func:`chunk_flag` / :func:`verify_flag` -- the completion record
+  fsyncs; :mod:`pyscatter.io.durable`), and :func:`chunk_flag` / :func:`verify_flag` -- the completion record
   ``(1 << 32) | crc32(data)``;
 - rule 8, :func:`write_status` / :func:`read_status` -- progress visible from outside the writer;
 - write faults (a full disk): :func:`open_for_writing` and :func:`abandon`, from
@@ -37,16 +38,20 @@ import socket
 import struct
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from pyscatter.errors import FileBusyError, FileFormatError, InputError
+from pyscatter.errors import FileBusyError, FileFormatError
+from pyscatter.io.durable import (  # noqa: F401  (_fsync_dir: pyscatter.io.raw)
+    _fsync_dir,
+    _pwrite_all,
+    _resolve,
+    fsync,
+)
 from pyscatter.io.faults import (  # noqa: F401  (re-exported: part of this module's interface)
     abandon,
     busy_message,
@@ -54,6 +59,7 @@ from pyscatter.io.faults import (  # noqa: F401  (re-exported: part of this modu
     open_for_writing,
     write_failure,
 )
+from pyscatter.io.journal import JOURNAL_SUFFIX, _settle_journal, setup_transaction
 from pyscatter.io.record import block_flag
 from pyscatter.io.superblock import _lookup3, _read_superblock  # noqa: F401 (_lookup3: tests)
 
@@ -76,19 +82,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCK_SUFFIX = ".lock"
-JOURNAL_SUFFIX = ".journal"
 STATUS_SUFFIX = ".status.json"
 
 #: How long job_lock keeps retrying a busy lock before reporting it (a monitoring
 #: :func:`lock_holder` call holds a shared lock for microseconds).
 _BUSY_GRACE_S = 0.3
-
-_JOURNAL_MAGIC = b"PSCJRNL1"
-_JOURNAL_END = b"PSCJEND1"
-_JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, file size before the transaction, number of ranges
-_JOURNAL_RANGE = struct.Struct("<QQ")  # offset, length; followed by the bytes
-_JOURNAL_TAIL = struct.Struct("<QI8s")  # length of everything before the tail, its crc32, end magic
-_IO_PIECE = 16 * 2**20
 
 # Paths (resolved) whose job lock this process holds, so that repair() knows it may proceed.
 _HELD: dict[str, LockInfo] = {}
@@ -477,250 +475,8 @@ def _check_extendable(path: str, size: int, eof: int, ours: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Rule 4: the journaled set-up
-# --------------------------------------------------------------------------------------------
-@contextmanager
-def setup_transaction(h5file: h5py.File) -> Iterator[None]:
-    """Make the body -- creating and linking a fully built results group -- all or nothing.
-
-    An undo journal: before the body runs the file is flushed and fsynced, and every byte range
-    that is not raw data of an existing dataset (all metadata; typically KBs) is saved with the
-    file size to ``<file>.journal`` (fsynced, and its folder). After the body the file is flushed
-    and fsynced and the journal deleted. If the process dies in between, :func:`repair` restores
-    the saved ranges and cuts the file back to its saved size: the set-up never happened. Raw data
-    of existing datasets is never part of the journal, so the body must only create and link new
-    objects (it may write into datasets it created), never write into existing datasets.
-
-    If the body raises, HDF5's state is still consistent (an exception is not a crash): the file
-    is flushed and fsynced as it is and the journal removed, then the exception propagates. Should
-    that flush fail, the journal is left for :func:`repair` to roll back.
-
-    Parameters
-    ----------
-    h5file : the file, opened ``"r+"`` with the default (sec2) driver, while this process holds
-        :func:`job_lock` on it.
-
-    Raises
-    ------
-    FileFormatError
-        If a journal is already there (:func:`repair` was not called, or transactions are nested).
-    InputError
-        If the file is read-only or not opened with the sec2 driver.
-
-    Examples
-    --------
-    >>> import tempfile, os, numpy as np
-    >>> path = os.path.join(tempfile.mkdtemp(), "scan.h5")
-    >>> with job_lock(path), h5py.File(path, "w") as f:
-    ...     f["raw"] = np.arange(4.0)
-    ...     group = h5py.Group(h5py.h5g.create(f.id, None))   # built unlinked
-    ...     group["result"] = np.zeros(4)
-    ...     with setup_transaction(f):
-    ...         f["raw-Result_000"] = group                   # one link, journaled
-    >>> os.path.exists(path + ".journal")
-    False
-    """
-    fd = _vfd_handle(h5file)
-    if h5file.mode != "r+":
-        raise InputError(f"setup_transaction needs {h5file.filename} opened for writing")
-    path = _resolve(h5file.filename)
-    journal = path + JOURNAL_SUFFIX
-    if os.path.lexists(journal):
-        raise FileFormatError(
-            f"an unfinished set-up journal {journal} exists: close the file and call repair() "
-            "before opening it (set-up transactions cannot be nested)"
-        )
-    fsync(h5file)
-    size = os.fstat(fd).st_size
-    ranges = _complement(_raw_extents(h5file), size)
-    try:
-        _write_journal(journal, fd, size, ranges)
-    except BaseException:  # e.g. a full disk: the file was not touched, drop the partial journal
-        with suppress(FileNotFoundError):
-            os.unlink(journal)
-        raise
-    try:
-        yield
-    except BaseException:
-        try:
-            _commit(h5file, journal)
-        except Exception:
-            logger.exception(
-                "could not flush %s after a failed set-up; the journal %s stays "
-                "for repair() to roll back",
-                path,
-                journal,
-            )
-        raise
-    _commit(h5file, journal)
-
-
-def _commit(h5file: h5py.File, journal: str) -> None:
-    fsync(h5file)
-    os.unlink(journal)
-    _fsync_dir(journal)
-
-
-def _raw_extents(h5file: h5py.File) -> list[tuple[int, int]]:
-    """(offset, length) of the stored raw data of every dataset reachable in the file."""
-    extents: list[tuple[int, int]] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            extents.extend(_dataset_extents(obj.id))
-
-    h5file.visititems(visit)
-    return extents
-
-
-def _dataset_extents(dsid: Any) -> list[tuple[int, int]]:
-    dcpl = dsid.get_create_plist()
-    layout = dcpl.get_layout()
-    if layout == h5py.h5d.CONTIGUOUS:
-        offset = dsid.get_offset()
-        if dcpl.get_external_count() > 0 or offset is None:  # data elsewhere, or not allocated
-            return []
-        return [(offset, dsid.get_storage_size())]
-    if layout == h5py.h5d.CHUNKED:
-        out: list[tuple[int, int]] = []
-        if hasattr(dsid, "chunk_iter"):  # O(n); get_chunk_info(i) is O(i) per call
-            dsid.chunk_iter(lambda info: out.append((info.byte_offset, info.size)))
-        else:  # pragma: no cover - h5py < 3.8 or HDF5 < 1.14
-            for i in range(dsid.get_num_chunks()):
-                info = dsid.get_chunk_info(i)
-                if info.byte_offset is not None:
-                    out.append((info.byte_offset, info.size))
-        return out
-    return []  # compact: the data sits in the object header (metadata); virtual: in other files
-
-
-def _complement(extents: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    """The (offset, length) ranges of ``[0, size)`` not covered by ``extents``."""
-    ranges = []
-    cursor = 0
-    for offset, length in sorted(extents):
-        if offset > cursor:
-            ranges.append((cursor, min(offset, size) - cursor))
-        cursor = max(cursor, offset + length)
-        if cursor >= size:
-            break
-    if cursor < size:
-        ranges.append((cursor, size - cursor))
-    return [(o, n) for o, n in ranges if n > 0]
-
-
-def _write_journal(journal: str, fd: int, size: int, ranges: list[tuple[int, int]]) -> None:
-    """Header, (offset, length, bytes) records, then a length + crc32 trailer; fsynced."""
-    crc = 0
-    written = 0
-    with open(journal, "wb") as out:
-
-        def put(chunk: bytes) -> None:
-            nonlocal crc, written
-            out.write(chunk)
-            crc = zlib.crc32(chunk, crc)
-            written += len(chunk)
-
-        put(_JOURNAL_HEAD.pack(_JOURNAL_MAGIC, size, len(ranges)))
-        for offset, length in ranges:
-            put(_JOURNAL_RANGE.pack(offset, length))
-            done = 0
-            while done < length:
-                piece = os.pread(fd, min(_IO_PIECE, length - done), offset + done)
-                if not piece:
-                    raise OSError(f"short read at byte {offset + done} of the file being journaled")
-                put(piece)
-                done += len(piece)
-        out.write(_JOURNAL_TAIL.pack(written, crc, _JOURNAL_END))
-        out.flush()
-        try:
-            os.fsync(out.fileno())
-        except OSError as err:
-            raise OSError(err.errno, err.strerror, journal) from err
-    _fsync_dir(journal)
-
-
-def _parse_journal(journal: str) -> tuple[int, list[tuple[int, int, int]], bytes] | str:
-    """(size, [(offset, start in data, length)], data), or the reason the journal is unusable."""
-    with open(journal, "rb") as fh:
-        data = fh.read()
-    if not (data.startswith(_JOURNAL_MAGIC) or _JOURNAL_MAGIC.startswith(data)):
-        raise FileFormatError(
-            f"{journal} is not a pyscatter set-up journal; move it away and run again"
-        )
-    if len(data) < _JOURNAL_HEAD.size + _JOURNAL_TAIL.size:
-        return f"only {len(data)} bytes long"
-    length, crc, end = _JOURNAL_TAIL.unpack_from(data, len(data) - _JOURNAL_TAIL.size)
-    if end != _JOURNAL_END or length != len(data) - _JOURNAL_TAIL.size:
-        return "its trailer is missing"
-    if zlib.crc32(data[:length]) != crc:
-        return "its checksum does not match"
-    _, size, n_ranges = _JOURNAL_HEAD.unpack_from(data, 0)
-    pos = _JOURNAL_HEAD.size
-    records = []
-    for _ in range(n_ranges):
-        if pos + _JOURNAL_RANGE.size > length:
-            return "its records are inconsistent"
-        offset, count = _JOURNAL_RANGE.unpack_from(data, pos)
-        pos += _JOURNAL_RANGE.size
-        records.append((offset, pos, count))
-        pos += count
-    if pos != length:
-        return "its records are inconsistent"
-    return size, records, data
-
-
-def _settle_journal(fd: int, path: str, journal: str) -> str:
-    """Roll the file back from a complete journal, or discard an incomplete one."""
-    parsed = _parse_journal(journal)
-    if isinstance(parsed, str):
-        os.unlink(journal)
-        _fsync_dir(journal)
-        return (
-            f"Discarded the incomplete set-up journal {journal} ({parsed}): the writer stopped "
-            f"while writing it, before {path} was changed."
-        )
-    size, records, data = parsed
-    before = os.fstat(fd).st_size
-    view = memoryview(data)
-    for offset, start, count in records:
-        _pwrite_all(fd, view[start : start + count], offset)
-    os.ftruncate(fd, size)
-    os.fsync(fd)
-    os.unlink(journal)
-    _fsync_dir(journal)
-    restored = sum(count for _, _, count in records)
-    return (
-        f"Rolled back an interrupted set-up in {path}: restored {len(records)} metadata ranges "
-        f"({restored} bytes) and returned the file from {before} to its {size} bytes before the "
-        "set-up; raw data was not touched and the results group being added is gone."
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # Rules 5 and 6: barrier and completion flags
 # --------------------------------------------------------------------------------------------
-def fsync(h5file: h5py.File) -> None:
-    """Flush ``h5file`` and fsync its file descriptor: the barrier of rule 5.
-
-    ``h5py.File.flush`` only hands the data to the kernel; this makes it survive a power loss.
-
-    Raises
-    ------
-    InputError
-        If the file was not opened with the default ``sec2`` driver (no descriptor to sync).
-    """
-    fd = _vfd_handle(h5file)
-    try:
-        h5file.flush()
-        os.fsync(fd)
-    except (OSError, RuntimeError) as err:  # name the file: HDF5's flush error may not
-        found = write_failure(err)
-        if found is None:
-            raise
-        raise OSError(found[0], os.strerror(found[0]), h5file.filename) from err
-
-
 def chunk_flag(data: np.ndarray) -> int:
     """The completion record of a written chunk: ``(1 << 32) | zlib.crc32(data)``.
 
@@ -798,11 +554,6 @@ def read_status(h5_path: str | os.PathLike[str]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-def _resolve(path: str | os.PathLike[str]) -> str:
-    """Absolute path with symbolic links resolved: one lock per file, however it is named."""
-    return os.path.realpath(os.fspath(path))
-
-
 def _now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -814,36 +565,8 @@ def _user_name() -> str:
         return str(os.getuid())
 
 
-def _vfd_handle(h5file: h5py.File) -> int:
-    if h5file.driver != "sec2":
-        raise InputError(
-            f"{h5file.filename} is opened with the {h5file.driver!r} driver; pyscatter writers "
-            "need the default 'sec2' driver (a file descriptor to fsync)"
-        )
-    return int(h5file.id.get_vfd_handle())
-
-
 def _writable_fd(fd: int) -> bool:
     return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a create, rename or unlink of ``path`` durable."""
-    folder = os.path.dirname(path) or "."
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as err:
-        raise OSError(err.errno, err.strerror, folder) from err
-    finally:
-        os.close(fd)
-
-
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
 
 
 def _json_default(obj: Any) -> Any:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.checks import check_frame_shape
 
 __all__ = ["CavingResult", "cave", "cave_reference", "partner_coordinates"]
 
@@ -75,20 +76,10 @@ def partner_coordinates(
     shape: tuple[int, int], center: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partner locations ``(2 r0 − r, 2 c0 − c)`` of every pixel, float64 arrays of ``shape``."""
-    rows, cols = _check_shape(shape)
+    rows, cols = check_frame_shape(shape)
     r0, c0 = _check_center(center)
     r, c = np.indices((rows, cols), dtype=np.float64)
     return 2.0 * r0 - r, 2.0 * c0 - c
-
-
-def _check_shape(shape: Any) -> tuple[int, int]:
-    try:
-        rows, cols = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise InputError(f"shape must be (n_row, n_col); got {shape!r}") from None
-    if rows < 1 or cols < 1:
-        raise InputError(f"shape must be two positive sizes; got {shape!r}")
-    return rows, cols
 
 
 def _check_center(center: Any) -> tuple[float, float]:

@@ -22,6 +22,7 @@ Maier--Saupe; ``I = 0`` for pseudo-Voigt), with NaN for the undefined director a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import cast
@@ -32,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.levenberg_marquardt import covariance, levenberg_marquardt, sandwich
 from pyscatter.kernels.models import (
     ProfileModel,
     _harmonic_design,
@@ -40,16 +42,11 @@ from pyscatter.kernels.models import (
     get_model,
 )
 
-__all__ = ["FitResult", "FitStatus", "fit_profiles", "fit_profiles_reference"]
+__all__ = ["FitResult", "FitStatus", "excluded_bins", "fit_profiles", "fit_profiles_reference"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: Convergence: the remaining Gauss--Newton decrease of chi^2 is below (_TOL_SIGMA sigma)^2
-_TOL_SIGMA = 1e-6
-#: A row whose damping exceeds this cannot improve any more (rounding level)
-_LAMBDA_MAX = 1e12
-_LAMBDA_MIN = 1e-12
 #: Rows fitted together; bounds the memory of the Jacobian block (rows x n_chi x n_par)
 _BLOCK_ROWS = 256
 #: A significant orientation whose strength parameter is below this many sigma is WEAK
@@ -184,6 +181,34 @@ def _prepare(
     return chi, np.where(valid, y, 0.0), w, valid
 
 
+def excluded_bins(chi: ArrayLike, ranges: Sequence[Sequence[float]] | None) -> BoolArray:
+    """Bins whose centre lies in one of the chi ``ranges`` (degrees), to leave out of a fit.
+
+    A range ``[lo, hi]`` is taken modulo 360 (``[170, 190]`` covers -180..-170 too).
+
+    Parameters
+    ----------
+    chi : array_like, shape (n_chi,)
+        Bin centres, degrees.
+    ranges : sequence of (lo, hi), optional
+        None or empty: no bin is excluded.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_chi,)
+
+    Examples
+    --------
+    >>> excluded_bins(np.array([-175.0, 0.0, 175.0]), [[170, 190]]).tolist()
+    [True, False, True]
+    """
+    chi = np.asarray(chi)
+    out = np.zeros(chi.shape, dtype=bool)
+    for lo, hi in ranges or ():
+        out |= np.mod(chi - lo, 360.0) <= hi - lo
+    return out
+
+
 def _initial_params(
     model: ProfileModel, chi: FloatArray, y: FloatArray, valid: BoolArray, p0: ArrayLike | None
 ) -> FloatArray:
@@ -198,153 +223,6 @@ def _initial_params(
             f"p0 must have shape ({model.n_par},) or ({n}, {model.n_par}) for model "
             f"{model.name!r}; got {p.shape}"
         ) from None
-
-
-# ----------------------------------------------------------------------------------------------
-# the batched Levenberg--Marquardt
-
-
-def _evaluate(
-    model: ProfileModel, chi: FloatArray, p: FloatArray, y: FloatArray, w: FloatArray, jac: bool
-) -> tuple[FloatArray, FloatArray, FloatArray | None]:
-    """chi^2 (inf where not finite), residuals (0 at excluded bins) and, if asked, the
-    Jacobian (non-finite entries zeroed) at ``p``, from one evaluation when the model can."""
-    with np.errstate(all="ignore"):
-        j: FloatArray | None = None
-        if jac and model.value_and_jacobian is not None:
-            f, j = model.value_and_jacobian(chi, p)
-        else:
-            f = model.func(chi, p)
-            if jac:
-                j = model.jacobian(chi, p)
-        resid = np.where(w > 0, y - f, 0.0)
-        chi2 = np.einsum("nm,nm->n", w, resid * resid)
-    if j is not None and not np.isfinite(j).all():
-        j = np.where(np.isfinite(j), j, 0.0)
-    return np.where(np.isfinite(chi2), chi2, np.inf), resid, j
-
-
-def _normal(
-    jac: FloatArray, w: FloatArray, resid: FloatArray | None
-) -> tuple[FloatArray, FloatArray | None]:
-    """``J^T W J`` (n, k, k) and, with residuals, ``J^T W r`` (n, k)."""
-    jw = np.swapaxes(jac * w[:, :, None], 1, 2)
-    a = np.matmul(jw, jac)
-    g = None if resid is None else np.matmul(jw, resid[:, :, None])[:, :, 0]
-    return a, g
-
-
-def _lm_systems(a, g, p, lam, lower, upper):
-    """Damped and Gauss--Newton steps of a stack of normal equations, in scaled coordinates.
-
-    The matrices are scaled to unit diagonal (``d = sqrt(diag A)``); a parameter at a bound
-    whose gradient pushes outwards is held (its row and column replaced by the identity).
-    Returns ``(d, u, decrement, predicted)``: the damped step is ``u / d``; ``decrement =
-    g^T A^-1 g`` is the chi^2 a full Gauss--Newton step would still gain; ``predicted`` the
-    gain the linear model promises for the damped step.
-    """
-    n, k = g.shape
-    diag = np.diagonal(a, axis1=1, axis2=2)
-    d = np.sqrt(np.where(np.isfinite(diag) & (diag > 0), diag, 1.0))
-    # "at a bound" within 1e-10 of the parameter's scale 1/sqrt(A_ii): rounding of p + step
-    # next to a bound must not unfix it
-    fixed = ((p <= lower + 1e-10 / d) & (g < 0)) | ((p >= upper - 1e-10 / d) & (g > 0))
-    at = a / (d[:, :, None] * d[:, None, :])
-    gt = np.where(fixed, 0.0, g / d)
-    if fixed.any():
-        at[fixed[:, :, None] | fixed[:, None, :]] = 0.0
-        rows, cols = np.nonzero(fixed)
-        at[rows, cols, cols] = 1.0
-    bad = ~(np.isfinite(at).all(axis=(1, 2)) & np.isfinite(gt).all(axis=1))
-    at[bad], gt[bad] = np.eye(k), 0.0
-    eye = np.eye(k)
-    systems = np.concatenate([at + lam[:, None, None] * eye, at + _LAMBDA_MIN * eye])
-    rhs = np.concatenate([gt, gt])[:, :, None]
-    try:
-        sol = np.linalg.solve(systems, rhs)[:, :, 0]
-    except np.linalg.LinAlgError:  # an exactly singular row: pseudo-inverse for all
-        sol = np.einsum("nij,nj->ni", np.linalg.pinv(systems, hermitian=True), rhs[:, :, 0])
-    u, u_gn = sol[:n], sol[n:]
-    decrement = np.where(bad, np.nan, np.sum(u_gn * gt, axis=1))
-    predicted = np.sum(u * gt, axis=1) + lam * np.sum(u * u, axis=1)
-    return d, u, decrement, predicted
-
-
-def _lm(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
-    """Levenberg--Marquardt (Nielsen's damping update) on a block of rows.
-
-    Returns ``(params, chi2, converged, n_iter, jacobian)``. Non-finite values (overflowing trial
-    steps, empty rows) are handled explicitly, hence the silenced floating-point warnings.
-    """
-    with np.errstate(all="ignore"):
-        return _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof)
-
-
-def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
-    n, k = p0.shape
-    lower, upper = model.bounds()
-    p = np.clip(p0, lower, upper)
-    chi2, resid, jac = _evaluate(model, chi, p, y, w, jac=True)
-    lam = np.full(n, 1e-3)
-    nu = np.full(n, 2.0)
-    n_iter = np.zeros(n, dtype=np.int32)
-    converged = np.zeros(n, dtype=bool)
-    done = ~np.isfinite(chi2) | ~np.isfinite(p).all(axis=1)
-    # rounding floor of chi2 differences, for noise-free data
-    floor = (1e3 * np.finfo(float).eps) ** 2 * np.einsum("nm,nm->n", w, y * y)
-    for it in range(max_iter + 1):
-        act = np.flatnonzero(~done)
-        if act.size == 0:
-            break
-        a, g = _normal(jac[act], w[act], resid[act])
-        d, u, decrement, predicted = _lm_systems(a, g, p[act], lam[act], lower, upper)
-        scale2 = np.ones(act.size) if absolute_sigma else chi2[act] / dof[act]
-        # converged when the Gauss--Newton decrement (~ squared distance to the optimum in
-        # sigma) is below (_TOL_SIGMA sigma)^2, or below the rounding floor of chi2
-        bad = np.isnan(decrement)
-        conv = bad | (decrement <= np.maximum(_TOL_SIGMA**2 * scale2, floor[act]))
-        converged[act[conv & ~bad]] = True
-        done[act[conv]] = True
-        if it == max_iter or conv.all():
-            break
-        keep = ~conv
-        act, d, u = act[keep], d[keep], u[keep]
-        decrement, predicted, scale2 = decrement[keep], predicted[keep], scale2[keep]
-        lam_a = lam[act]
-        step = u / d
-        trial = np.clip(p[act] + step, lower, upper)
-        # land exactly on a bound that the step reaches up to rounding (kappa = 0 is a limit)
-        near = 1e-10 / d
-        trial = np.where(trial - lower < near, lower, np.where(upper - trial < near, upper, trial))
-        # with a joint value-and-Jacobian the rejected rows' Jacobians are the only waste
-        fused = model.value_and_jacobian is not None
-        chi2_t, resid_t, jac_t = _evaluate(model, chi, trial, y[act], w[act], jac=fused)
-        n_iter[act] += 1
-        gain = chi2[act] - chi2_t
-        accept = np.isfinite(chi2_t) & (gain > 0) & np.isfinite(trial).all(axis=1)
-        with np.errstate(all="ignore"):
-            rho = np.clip(np.where(predicted > 0, gain / predicted, 0.0), 0.0, 1.0)
-        lam[act] = np.where(
-            accept,
-            np.maximum(lam_a * np.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), _LAMBDA_MIN),
-            lam_a * nu[act],
-        )
-        nu[act] = np.where(accept, 2.0, 2.0 * nu[act])
-        rows = act[accept]
-        if rows.size:
-            p[rows] = trial[accept]
-            chi2[rows] = chi2_t[accept]
-            resid[rows] = resid_t[accept]
-            if jac_t is not None:
-                jac[rows] = jac_t[accept]
-            else:
-                jac[rows] = _evaluate(model, chi, p[rows], y[rows], w[rows], jac=True)[2]
-        # a row that cannot improve any more is at the minimum if the decrement is small
-        stuck = lam[act] > _LAMBDA_MAX
-        if stuck.any():
-            done[act[stuck]] = True
-            converged[act[stuck]] = decrement[stuck] <= 1e-6 * scale2[stuck]
-    return p, chi2, converged, n_iter, jac
 
 
 def _correlation(correlation: ArrayLike | sp.spmatrix | None, m: int) -> sp.csr_matrix | None:
@@ -363,35 +241,7 @@ def _correlation(correlation: ArrayLike | sp.spmatrix | None, m: int) -> sp.csr_
     return r
 
 
-def _sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) -> FloatArray:
-    """``A^-1 (J~^T R J~) A^-1`` for errors correlated between bins (``J~ = W^1/2 J``).
-
-    The least-squares fit weights the bins as if independent; with ``Cov(y) = S R S``
-    (``S = diag(sigma)``) the parameters' covariance is this sandwich, not ``A^-1``.
-    """
-    n, m, k = jac.shape
-    jt = jac * np.sqrt(w)[:, :, None]  # zero at excluded bins
-    rj = (r @ np.moveaxis(jt, 1, 0).reshape(m, n * k)).reshape(m, n, k)
-    meat = np.matmul(np.swapaxes(jt, 1, 2), np.moveaxis(rj, 0, 1))
-    with np.errstate(all="ignore"):
-        return np.matmul(np.matmul(cov, meat), cov)
-
-
-def _covariance(jac, w, chi2, dof, absolute_sigma, correlation=None):
-    """Covariance like curve_fit: (J^T W J)^+ at the optimum, times chi2/dof unless absolute;
-    the sandwich of :func:`_sandwich` when the bins are correlated."""
-    with np.errstate(all="ignore"):
-        a, _ = _normal(jac, w, None)
-    cov, full_rank = _scaled_pinv(a)
-    if correlation is not None:
-        cov = _sandwich(cov, jac, w, correlation)
-    cov[~full_rank] = np.nan  # a singular covariance: FAILED
-    if not absolute_sigma:
-        with np.errstate(all="ignore"):
-            cov = cov * (chi2 / dof)[:, None, None]
-    return cov
-
-
+# over 80 lines: a 66-line numpydoc docstring; the code is ~40 lines
 def fit_profiles(
     chi_deg: ArrayLike,
     profiles: ArrayLike,
@@ -470,12 +320,9 @@ def fit_profiles(
     >>> np.round(res["kappa"], 6).tolist(), FitStatus(res.status[0]).name
     ([8.0], 'OK')
     """
-    mdl = get_model(model)
-    chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
-    _check_options(max_iter, isotropy_alpha)
-    corr = _correlation(correlation, chi.size)
-    absolute = bool(absolute_sigma) and sigma is not None
-    start = _initial_params(mdl, chi, y, valid, p0)
+    mdl, chi, y, w, valid, corr, absolute, start = _inputs(
+        chi_deg, profiles, sigma, model, max_iter, absolute_sigma, p0, isotropy_alpha, correlation
+    )
     n, k = start.shape
     n_valid = valid.sum(axis=1)
     dof = (n_valid - k).astype(float)
@@ -492,14 +339,30 @@ def fit_profiles(
     for lo in range(0, rows_all.size, _BLOCK_ROWS):
         rows = rows_all[lo : lo + _BLOCK_ROWS]
         yb, wb, dofb = y[rows], w[rows], dof[rows]
-        qb, c2, conv, it, jac = _lm(space, chi, yb, wb, q_start[rows], max_iter, absolute, dofb)
+        qb, c2, conv, it, jac = levenberg_marquardt(
+            space, chi, yb, wb, q_start[rows], max_iter, absolute, dofb
+        )
         q[rows], chi2[rows], converged[rows], n_iter[rows] = qb, c2, conv, it
-        cov[rows] = _covariance(jac, wb, c2, dofb, absolute, corr)
+        cov[rows] = covariance(jac, wb, c2, dofb, absolute, corr)
     params = q
     if mdl.from_fit is not None:
         params, cov_natural = mdl.from_fit(q, cov)
         cov = cov if cov_natural is None else cov_natural
     return _finalise(mdl, y, w, bg, params, cov, chi2, converged, n_iter, absolute, isotropy_alpha)
+
+
+def _inputs(
+    chi_deg, profiles, sigma, model, max_iter, absolute_sigma, p0, isotropy_alpha, correlation
+):
+    """The checked inputs both fits share: ``(model, chi, y, w, valid, correlation, absolute,
+    start)`` (``absolute``: sigma given and taken as absolute; ``start`` (n, n_par))."""
+    mdl = get_model(model)
+    chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
+    _check_options(max_iter, isotropy_alpha)
+    corr = _correlation(correlation, chi.size)
+    absolute = bool(absolute_sigma) and sigma is not None
+    start = _initial_params(mdl, chi, y, valid, p0)
+    return mdl, chi, y, w, valid, corr, absolute, start
 
 
 def _check_options(max_iter: int, isotropy_alpha: float | None) -> None:
@@ -598,7 +461,7 @@ def _background(chi, y, w, correlation=None) -> _Background:
     linear = _harmonic_design(chi, ())
     coef, chi2_bg, cov = _weighted_lstsq(linear, y, w, with_cov=True)
     if correlation is not None:
-        cov = _sandwich(
+        cov = sandwich(
             cast(FloatArray, cov), np.broadcast_to(linear, (len(y), *linear.shape)), w, correlation
         )
     design = _harmonic_design(chi, (2,))
@@ -753,13 +616,10 @@ def fit_profiles_reference(
     Jacobian at the optimum, ``s`` the reduced chi^2 that scaled ``P``, or 1 if absolute),
     written out in dense matrices.
     """
-    mdl = get_model(model)
-    chi, y, w, valid = _prepare(chi_deg, profiles, sigma)
-    _check_options(max_iter, isotropy_alpha)
-    corr_sparse = _correlation(correlation, chi.size)
+    mdl, chi, y, w, valid, corr_sparse, absolute, start = _inputs(
+        chi_deg, profiles, sigma, model, max_iter, absolute_sigma, p0, isotropy_alpha, correlation
+    )
     corr = None if corr_sparse is None else corr_sparse.toarray()
-    absolute = bool(absolute_sigma) and sigma is not None
-    start = _initial_params(mdl, chi, y, valid, p0)
     n, k = start.shape
     bg = _background(chi, y, w, corr_sparse)
     skip = bg.skip(isotropy_alpha, valid.sum(axis=1))

@@ -23,77 +23,42 @@ vectorised here over frames and rows with prefix sums, not approximated by a two
 The signal is accumulated in float32 (pyFAI: float64), a relative difference of a few 1e-6
 for bins of thousands of pixels; the normalization is exact (float64, computed once).
 
-:func:`integrate_reference` is the slow, obvious twin: pyFAI called once per frame.
+:func:`integrate_reference` is the slow, obvious twin: pyFAI called once per frame
+(:mod:`pyscatter.kernels.integrate_reference`, with :class:`IntegrationResult`); the sums of
+pixel pieces and pyFAI's azimuthal variance are in :mod:`pyscatter.kernels.integrate_sums`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.checks import check_frame_shape
+from pyscatter.kernels.integrate_reference import (
+    ERROR_MODELS,
+    SPLITTINGS,
+    IntegrationResult,
+    check_error_model,
+    integrate_reference,
+)
+from pyscatter.kernels.integrate_sums import (
+    BadPixels,
+    accumulate,
+    azimuthal_sums,
+    chunk_pixels,
+    dummy_invalid,
+)
 
-try:  # the C++ kernel behind scipy's csc @ dense; the public operator is the fallback
-    from scipy.sparse._sparsetools import csc_matvecs as _csc_matvecs
-except ImportError:  # pragma: no cover
-    _csc_matvecs = None
-
-ERROR_MODELS = ("poisson", "azimuthal")
-"""Error models besides ``None``."""
-
-SPLITTINGS = ("no", "bbox", "pseudo", "full")
-"""Pixel-splitting schemes pyFAI offers with its CSR matrix."""
-
-_AZIMUTHAL_ELEMENTS = 1 << 19  # (matrix entries × frames) per temporary of the azimuthal pass
-
-
-@dataclass(frozen=True)
-class IntegrationResult:
-    """Azimuthally integrated frames.
-
-    Attributes
-    ----------
-    radial : ndarray, shape (n_q,), float64
-        Bin centres in ``unit``.
-    azimuthal : ndarray, shape (n_chi,), float64, or None
-        Azimuthal bin centres in degrees (pyFAI's chi convention) for 2-D results.
-    intensity : ndarray, shape (n, n_q) or (n, n_chi, n_q), float32
-        Mean corrected intensity per bin.
-    sigma : ndarray, same shape as ``intensity``, float32, or None
-        Standard error of the mean per bin, when an error model was set.
-    unit : str
-        pyFAI's name of the radial unit, e.g. ``"q_nm^-1"``.
-    """
-
-    radial: np.ndarray
-    azimuthal: np.ndarray | None
-    intensity: np.ndarray
-    sigma: np.ndarray | None
-    unit: str
-
-
-def _check_error_model(error_model: str | None) -> str | None:
-    if error_model is None:
-        return None
-    name = str(error_model).lower()
-    if name not in ERROR_MODELS:
-        raise InputError(
-            f"unsupported error_model {error_model!r}; expected None or one of {', '.join(ERROR_MODELS)}"
-        )
-    return name
-
-
-def _check_shape(shape: Any) -> tuple[int, int]:
-    try:
-        rows, cols = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise InputError(f"shape must be (n_row, n_col); got {shape!r}") from None
-    if rows < 1 or cols < 1:
-        raise InputError(f"shape must be two positive sizes (n_row, n_col); got {shape!r}")
-    return rows, cols
+__all__ = [
+    "ERROR_MODELS",
+    "SPLITTINGS",
+    "BatchIntegrator",
+    "IntegrationResult",
+    "integrate_reference",
+]
 
 
 def _pixel_array(name: str, value: Any, n_pix: int) -> np.ndarray | None:
@@ -106,18 +71,49 @@ def _pixel_array(name: str, value: Any, n_pix: int) -> np.ndarray | None:
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
 
 
-def _dummy_invalid(values: np.ndarray, dummy: np.float32, delta: np.float32) -> np.ndarray | None:
-    """pyFAI's dummy test (``preproc``): equal when delta is 0, else ``|x − dummy| <= delta``.
+def _csr_method(method: Any, dim: int) -> Any:
+    """pyFAI's ``IntegrationMethod`` of ``method``, which must be a ``dim``-D CSR method."""
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
+    from pyFAI.method_registry import IntegrationMethod
 
-    Returns None, after one max/min pass, when no value can match (the usual case).
+    try:
+        chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
+    except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
+        chosen = None
+    if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
+        raise InputError(
+            f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "
+            f"method with splitting one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
+        )
+    return chosen
+
+
+def _pyfai_csr(
+    ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
+) -> tuple[sp.csr_matrix, Any, Any]:
+    """pyFAI's CSR matrix of a geometry, its Cython engine and the result of a blank frame.
+
+    ``geometry`` holds the options of ``integrate1d_ng`` / ``integrate2d_ng`` (a Cython CSR
+    ``method``); the blank frame makes pyFAI build and cache its engine.
     """
-    d, dd = float(dummy), float(delta)
-    margin = 1e-6 * (abs(d) + dd)  # far above float32 rounding of |x − dummy| near delta
-    if float(values.max()) < d - dd - margin or float(values.min()) > d + dd + margin:
-        return None
-    if delta == 0:
-        return values == dummy
-    return np.abs(values - dummy) <= delta
+    from pyFAI.method_registry import IntegrationMethod
+
+    probe = np.zeros(shape, dtype=np.float32)
+    if npt_azim is None:
+        dim, res = 1, ai.integrate1d_ng(probe, int(npt), **geometry)
+    else:
+        dim, res = 2, ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
+    key = IntegrationMethod.select_method(dim, geometry["method"][0], "csr", "cython")[0]
+    engine = ai.engines[key].engine
+    matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
+        (
+            np.asarray(engine.data, dtype=np.float32),
+            np.asarray(engine.indices),
+            np.asarray(engine.indptr),
+        ),
+        shape=(engine.output_size, shape[0] * shape[1]),
+    )
+    return matrix, engine, res
 
 
 class BatchIntegrator:
@@ -199,9 +195,9 @@ class BatchIntegrator:
         empty: float = 0.0,
         block_frames: int = 16,
     ) -> None:
-        self.shape = _check_shape(shape)
+        self.shape = check_frame_shape(shape)
         n_pix = self.shape[0] * self.shape[1]
-        self.error_model = _check_error_model(error_model)
+        self.error_model = check_error_model(error_model)
         if int(block_frames) < 1:
             raise InputError(f"block_frames must be a positive integer; got {block_frames!r}")
         self.block_frames = int(block_frames)
@@ -225,7 +221,34 @@ class BatchIntegrator:
             )
         self.n_bins = n_bins
 
-        # Per-pixel pre-processing, in float32 and in the order of pyFAI's preproc.
+        static_bad = self._set_corrections(
+            n_pix, flat, polarization, solid_angle, dark, poisson_offset, mask
+        )
+        # Dummies: a user value, else the detector's (depends on the input dtype), else none.
+        self._dummy = None if dummy is None else np.float32(dummy)
+        self._delta_dummy = np.float32(0 if delta_dummy is None else delta_dummy)
+        self._detector_dummy: tuple[float, float | None] | None = None
+        if detector_dummy is not None:
+            self._detector_dummy = (detector_dummy[0], detector_dummy[1])
+
+        self._set_matrix(csr, static_bad, n_pix)
+
+    def _set_corrections(
+        self,
+        n_pix: int,
+        flat: np.ndarray | None,
+        polarization: np.ndarray | None,
+        solid_angle: np.ndarray | None,
+        dark: np.ndarray | None,
+        poisson_offset: np.ndarray | None,
+        mask: np.ndarray | None,
+    ) -> np.ndarray:
+        """Per-pixel pre-processing, in float32 and in the order of pyFAI's preproc.
+
+        Sets the normalization ``flat·polarization·solid_angle`` (0 for statically invalid
+        pixels), the flat, the dark and the Poisson offset; returns the statically invalid
+        pixels (masked, non-finite or zero normalization, non-finite dark), (n_pix,) bool.
+        """
         norm = np.ones(n_pix, dtype=np.float32)
         self._flat = _pixel_array("flat", flat, n_pix)
         for corr in (
@@ -252,15 +275,11 @@ class BatchIntegrator:
             static_bad |= mask_arr.reshape(-1) != 0
         norm[static_bad] = 0
         self._norm = norm
+        return static_bad
 
-        # Dummies: a user value, else the detector's (depends on the input dtype), else none.
-        self._dummy = None if dummy is None else np.float32(dummy)
-        self._delta_dummy = np.float32(0 if delta_dummy is None else delta_dummy)
-        self._detector_dummy: tuple[float, float | None] | None = None
-        if detector_dummy is not None:
-            self._detector_dummy = (detector_dummy[0], detector_dummy[1])
-
-        # The matrix without statically invalid pixels and explicit zeros (pyFAI skips both).
+    def _set_matrix(self, csr: sp.csr_matrix, static_bad: np.ndarray, n_pix: int) -> None:
+        """The matrix without statically invalid pixels and explicit zeros (pyFAI skips both),
+        in both layouts, and the sums over it that do not depend on the frames."""
         csr.data[static_bad[csr.indices]] = 0
         csr.eliminate_zeros()  # keeps pyFAI's order of the entries within each row
         csc = csr.tocsc()
@@ -272,10 +291,11 @@ class BatchIntegrator:
         self._used[csr.indices] = True
         # Σ c·norm in float64 (as pyFAI sums), copying only the values of the matrix
         csc64 = sp.csc_matrix((csc.data.astype(np.float64), csc.indices, csc.indptr), csc.shape)
-        self._norm_sum = csc64 @ norm.astype(np.float64)
+        self._norm_sum = csc64 @ self._norm.astype(np.float64)
         self._count = np.diff(csr.indptr).astype(np.float64)
 
     # ------------------------------------------------------------------ construction
+    # over 80 lines: a 47-line docstring and one keyword per pyFAI option (code ~75 lines)
     @classmethod
     def from_pyfai(
         cls,
@@ -345,49 +365,23 @@ class BatchIntegrator:
         InputError
             For a non-CSR method, an unknown error model or arrays of the wrong size.
         """
-        from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
-        from pyFAI.method_registry import IntegrationMethod
-
-        shape = _check_shape(shape)
-        error_model = _check_error_model(error_model)
+        shape = check_frame_shape(shape)
+        error_model = check_error_model(error_model)
         dim = 1 if npt_azim is None else 2
-        try:
-            chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
-        except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
-            chosen = None
-        if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
-            raise InputError(
-                f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "
-                f"method with splitting one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
-            )
-        cython = (chosen.split_lower, "csr", "cython")
-        probe = np.zeros(shape, dtype=np.float32)
+        chosen = _csr_method(method, dim)
         geometry = dict(
             unit=unit,
-            method=cython,
+            method=(chosen.split_lower, "csr", "cython"),
             mask=mask,
             radial_range=radial_range,
             azimuth_range=azimuth_range,
             correctSolidAngle=False,
         )
+        matrix, engine, res = _pyfai_csr(ai, shape, npt, npt_azim, geometry)
         if dim == 1:
-            res = ai.integrate1d_ng(probe, int(npt), **geometry)
             azimuthal, unit_name = None, str(res.unit)
         else:
-            assert npt_azim is not None
-            res = ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
             azimuthal, unit_name = res.azimuthal, str(res.radial_unit)
-        key = IntegrationMethod.select_method(dim, chosen.split_lower, "csr", "cython")[0]
-        engine = ai.engines[key].engine
-        n_pix = shape[0] * shape[1]
-        matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
-            (
-                np.asarray(engine.data, dtype=np.float32),
-                np.asarray(engine.indices),
-                np.asarray(engine.indptr),
-            ),
-            shape=(engine.output_size, n_pix),
-        )
         detector = ai.detector
         poisson_offset = None
         if (
@@ -599,7 +593,8 @@ class BatchIntegrator:
         frame of a block, each (n_bins, nf) (N broadcastable)."""
         if self.error_model == "azimuthal":
             block, bad = self._preprocess_block(frames, dummies, always_bad)
-            signal, norm, spread = self._azimuthal_sums(block, bad)
+            assert self._csr is not None
+            signal, norm, spread = azimuthal_sums(self._csr, self._csc, self._norm, block, bad)
             return signal, norm, spread, norm != 0
         signal, variance, bad = self._fused_products(frames, dummies, always_bad)
         norm, count = self._normalization(bad)
@@ -618,13 +613,13 @@ class BatchIntegrator:
         block is never written to memory in full and the matrix is read once per block.
         """
         nf, n_pix = frames.shape
-        chunk = _chunk_pixels(nf)
+        chunk = chunk_pixels(nf)
         data2 = self._data2
         signal = np.zeros((self.n_bins, nf), dtype=np.float32)
         variance = None if data2 is None else np.zeros((self.n_bins, nf), dtype=np.float32)
         piece = np.empty((chunk, nf), dtype=np.float32)
         var_piece = None if data2 is None else np.empty((chunk, nf), dtype=np.float32)
-        bad = _BadPixels()
+        bad = BadPixels()
         indptr = self._csc.indptr
         for p0 in range(0, n_pix, chunk):
             p1 = min(n_pix, p0 + chunk)
@@ -633,9 +628,9 @@ class BatchIntegrator:
             x = piece[: p1 - p0]
             v = None if var_piece is None else var_piece[: p1 - p0]
             self._preprocess(frames, p0, p1, x, v, dummies, always_bad, bad)
-            _accumulate(self._csc, self._csc.data, p0, p1, x, signal)
+            accumulate(self._csc, self._csc.data, p0, p1, x, signal)
             if v is not None and variance is not None and data2 is not None:
-                _accumulate(self._csc, data2, p0, p1, v, variance)
+                accumulate(self._csc, data2, p0, p1, v, variance)
         return signal, variance, bad.result()
 
     def _preprocess_block(
@@ -646,9 +641,9 @@ class BatchIntegrator:
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """The whole block, pixel-major (n_pix, nf) float32, for the azimuthal pass."""
         nf, n_pix = frames.shape
-        chunk = _chunk_pixels(nf)
+        chunk = chunk_pixels(nf)
         block = np.zeros((n_pix, nf), dtype=np.float32)
-        bad = _BadPixels()
+        bad = BadPixels()
         for p0 in range(0, n_pix, chunk):
             p1 = min(n_pix, p0 + chunk)
             if self._used[p0:p1].any():
@@ -664,7 +659,7 @@ class BatchIntegrator:
         v: np.ndarray | None,
         dummies: tuple[bool, np.float32, np.float32],
         always_bad: np.ndarray | None,
-        bad: _BadPixels,
+        bad: BadPixels,
     ) -> None:
         """pyFAI's preproc for pixels p0:p1 of all frames, into x (signal) and v (variance).
 
@@ -672,7 +667,7 @@ class BatchIntegrator:
         """
         check, dummy, delta = dummies
         np.copyto(x.T, frames[:, p0:p1], casting="unsafe")  # reads each frame contiguously
-        invalid = _dummy_invalid(x, dummy, delta) if check else None
+        invalid = dummy_invalid(x, dummy, delta) if check else None
         if v is not None:
             np.maximum(x, np.float32(1), out=v)  # Poisson: raw counts, at least 1
             if self._poisson_offset is not None:
@@ -709,241 +704,3 @@ class BatchIntegrator:
         sub.data[:] = 1
         lost_count = sub @ masks.astype(np.float64)
         return self._norm_sum[:, None] - lost_norm, self._count[:, None] - lost_count
-
-    def _azimuthal_sums(
-        self, block: np.ndarray, bad: tuple[np.ndarray, np.ndarray] | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Signal, normalization and pyFAI's one-pass "azimuthal" variance per bin and frame.
-
-        pyFAI's Cython engine walks the valid pixels of each row in matrix order::
-
-            Ω_k = Ω_{k-1} + w_k,  S_k = S_{k-1} + c_k s_k,  b_k = s_k / norm_k,  w_k = c_k norm_k
-            V  += w_k² (S_{k-1}/Ω_{k-1} − b_k)(S_k/Ω_k − b_k)        (from the second pixel on)
-
-        Every term depends only on prefix sums, so it is computed here for all entries and
-        frames at once with cumulative sums, row block by row block.
-        """
-        csr = self._csr
-        assert csr is not None
-        nf = block.shape[1]
-        n_rows = csr.shape[0]
-        indptr = csr.indptr.astype(np.int64)
-        norm64 = self._norm.astype(np.float64)
-        invalid = None
-        dirty = np.zeros(n_rows, dtype=bool)  # rows with a pixel invalid in some frame
-        if bad is not None:
-            invalid = np.zeros(block.shape, dtype=bool)
-            invalid[bad[0]] = bad[1]
-            dirty[self._csc[:, bad[0]].indices] = True
-        signal = np.zeros((n_rows, nf))
-        weight = np.zeros((n_rows, nf))
-        variance = np.zeros((n_rows, nf))
-        per_chunk = max(1, _AZIMUTHAL_ELEMENTS // nf)
-        r0 = 0
-        while r0 < n_rows:
-            r1 = int(np.searchsorted(indptr, indptr[r0] + per_chunk, side="right")) - 1
-            r1 = min(n_rows, max(r0 + 1, r1))
-            e0, e1 = int(indptr[r0]), int(indptr[r1])
-            if e1 > e0:
-                rows = slice(r0, r1)
-                signal[rows], weight[rows], variance[rows] = _online_variance(
-                    block,
-                    invalid if dirty[rows].any() else None,  # else one weight for all frames
-                    norm64,
-                    csr.data[e0:e1].astype(np.float64),
-                    csr.indices[e0:e1],
-                    indptr[r0 : r1 + 1] - e0,
-                )
-            r0 = r1
-        return signal, weight, variance
-
-
-class _BadPixels:
-    """Pixels found invalid in some frames of a block: their indices and (k, nf) masks."""
-
-    def __init__(self) -> None:
-        self.pixels: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-
-    def add(self, pixels: np.ndarray, masks: np.ndarray) -> None:
-        self.pixels.append(pixels)
-        self.masks.append(masks)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray] | None:
-        if not self.pixels:
-            return None
-        return np.concatenate(self.pixels), np.concatenate(self.masks)
-
-
-def _chunk_pixels(nf: int) -> int:
-    """Pixels per piece so that a (pixels, nf) float32 piece is about 1 MiB."""
-    return max(256, min(16384, (1 << 18) // max(1, nf)))
-
-
-def _accumulate(
-    matrix: Any, data: np.ndarray, p0: int, p1: int, x: np.ndarray, y: np.ndarray
-) -> None:
-    """y += A[:, p0:p1] @ x, A the CSC ``matrix`` with values ``data`` (its own or c²).
-
-    x is (p1 - p0, nf) and y (n_bins, nf), both float32 and C-contiguous.
-    """
-    if _csc_matvecs is not None:
-        # scipy's own kernel behind csc @ dense, accumulating in place without a slice copy
-        _csc_matvecs(
-            y.shape[0],
-            p1 - p0,
-            x.shape[1],
-            matrix.indptr[p0 : p1 + 1],
-            matrix.indices,
-            data,
-            x.reshape(-1),
-            y.reshape(-1),
-        )
-        return
-    a, b = matrix.indptr[p0], matrix.indptr[p1]
-    sub = sp.csc_matrix(
-        (data[a:b], matrix.indices[a:b], matrix.indptr[p0 : p1 + 1] - a),
-        shape=(y.shape[0], p1 - p0),
-    )
-    y += sub @ x
-
-
-def _online_variance(
-    block: np.ndarray,
-    invalid: np.ndarray | None,
-    norm: np.ndarray,
-    coef: np.ndarray,
-    pixels: np.ndarray,
-    bounds: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Σ c·s, Σ c·norm and pyFAI's recurrence variance for consecutive rows (see above).
-
-    ``bounds`` (n_rows + 1,) are the row boundaries within ``coef``/``pixels``. Uses
-    S_k/Ω_k − b_k = (Ω_{k-1}/Ω_k)(S_{k-1}/Ω_{k-1} − b_k), so each term is
-    ``w²·Ω_{k-1}/Ω_k · (S_{k-1}/Ω_{k-1} − b_k)²``.
-    """
-    sig = block[pixels].astype(np.float64)  # (n_entries, nf); invalid pixels hold 0
-    pix_norm = norm[pixels]
-    w = (coef * pix_norm)[:, None]
-    if invalid is not None:
-        w = w * ~invalid[pixels]
-    starts, lengths = bounds[:-1], np.diff(bounds)
-    cum_w = _padded_cumsum(w)
-    # exactly 0 up to the first valid pixel of a row: only zeros were added since the row start
-    w_prev = cum_w[:-1] - np.repeat(cum_w[starts], lengths, axis=0)
-    started = w_prev > 0
-    # the first valid pixel only initialises the sums; invalid pixels (w = 0) are skipped
-    gain = np.where(started, w * w * w_prev / np.where(started, w_prev + w, 1.0), 0.0)
-    cum_s = _padded_cumsum(sig * coef[:, None])
-    delta = cum_s[:-1] - np.repeat(cum_s[starts], lengths, axis=0)  # S_{k-1}
-    delta /= np.where(started, w_prev, 1.0)
-    np.divide(sig, pix_norm[:, None], out=sig)  # b_k = s_k / norm_k
-    delta -= sig
-    delta *= delta
-    delta *= gain
-    filled = lengths > 0
-    variance = np.zeros((lengths.size, sig.shape[1]))
-    variance[filled] = np.add.reduceat(delta, starts[filled], axis=0)
-    ends = bounds[1:]
-    return (
-        cum_s[ends] - cum_s[starts],
-        np.broadcast_to(cum_w[ends] - cum_w[starts], variance.shape),
-        variance,
-    )
-
-
-def _padded_cumsum(values: np.ndarray) -> np.ndarray:
-    """Cumulative sum along axis 0 with a leading row of zeros."""
-    out = np.empty((values.shape[0] + 1, values.shape[1]), dtype=np.float64)
-    out[0] = 0
-    np.cumsum(values, axis=0, out=out[1:])
-    return out
-
-
-def integrate_reference(
-    ai: Any,
-    frames: Any,
-    *,
-    npt: int,
-    unit: str = "q_nm^-1",
-    npt_azim: int | None = None,
-    method: Any = ("bbox", "csr", "cython"),
-    mask: np.ndarray | None = None,
-    dummy: float | None = None,
-    delta_dummy: float | None = None,
-    correct_solid_angle: bool = True,
-    polarization_factor: float | None = None,
-    dark: np.ndarray | None = None,
-    flat: np.ndarray | None = None,
-    error_model: str | None = None,
-    radial_range: tuple[float, float] | None = None,
-    azimuth_range: tuple[float, float] | None = None,
-) -> IntegrationResult:
-    """pyFAI's ``integrate1d_ng`` / ``integrate2d_ng`` called frame by frame.
-
-    The slow, obvious twin of :class:`BatchIntegrator` (and pyscatter's "pyfai" engine): same
-    options, same result type. Any pyFAI method works here, not only CSR ones.
-
-    Parameters
-    ----------
-    ai : pyFAI.integrator.azimuthal.AzimuthalIntegrator
-        The geometry (not thread-safe: one per thread).
-    frames : array_like, shape (n, n_row, n_col), or (n, n_pix) for a detector with a shape
-        Raw frames (never modified); n >= 1.
-    npt, unit, npt_azim, method, mask, dummy, delta_dummy, correct_solid_angle, \
-polarization_factor, dark, flat, error_model, radial_range, azimuth_range
-        As in :meth:`BatchIntegrator.from_pyfai`, passed to pyFAI.
-
-    Returns
-    -------
-    IntegrationResult
-
-    Raises
-    ------
-    InputError
-        For an unknown error model, no frames, or frames of an unknown shape.
-    """
-    error_model = _check_error_model(error_model)
-    arr = np.asarray(frames)
-    if arr.ndim == 2:
-        det_shape = getattr(ai.detector, "shape", None)
-        if det_shape is None or int(np.prod(det_shape)) != arr.shape[1]:
-            raise InputError(
-                f"frames of shape {arr.shape} need the detector shape; pass (n, n_row, n_col)"
-            )
-        arr = arr.reshape(arr.shape[0], *det_shape)
-    if arr.ndim != 3 or arr.shape[0] == 0:
-        raise InputError(f"frames must have shape (n, n_row, n_col) with n >= 1; got {arr.shape}")
-    options = dict(
-        unit=unit,
-        method=method,
-        mask=mask,
-        dummy=dummy,
-        delta_dummy=delta_dummy,
-        correctSolidAngle=correct_solid_angle,
-        polarization_factor=polarization_factor,
-        dark=dark,
-        flat=flat,
-        error_model=error_model,
-        radial_range=radial_range,
-        azimuth_range=azimuth_range,
-    )
-    intensities, sigmas = [], []
-    res = None
-    for frame in arr:
-        if npt_azim is None:
-            res = ai.integrate1d_ng(frame, int(npt), **options)
-        else:
-            res = ai.integrate2d_ng(frame, int(npt), int(npt_azim), **options)
-        intensities.append(np.asarray(res.intensity, dtype=np.float32))
-        if error_model is not None:
-            sigmas.append(np.asarray(res.sigma, dtype=np.float32))
-    assert res is not None
-    two_d = npt_azim is not None
-    return IntegrationResult(
-        radial=np.asarray(res.radial, dtype=np.float64),
-        azimuthal=np.asarray(res.azimuthal, dtype=np.float64) if two_d else None,
-        intensity=np.stack(intensities),
-        sigma=np.stack(sigmas) if sigmas else None,
-        unit=str(res.radial_unit if two_d else res.unit),
-    )

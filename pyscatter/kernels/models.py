@@ -48,6 +48,8 @@ __all__ = [
     "PSEUDO_VOIGT",
     "ProfileModel",
     "get_model",
+    "shape_pairs",
+    "shape_parameters",
     "wrap_deg",
 ]
 
@@ -143,6 +145,30 @@ class ProfileModel:
         lower = np.array(self.lower or (-np.inf,) * self.n_par, dtype=float)
         upper = np.array(self.upper or (np.inf,) * self.n_par, dtype=float)
         return lower, upper
+
+
+def shape_parameters(model: ProfileModel) -> list[str]:
+    """Parameters that shape the distribution (not the background, centre or height).
+
+    Examples
+    --------
+    >>> shape_parameters(PSEUDO_VOIGT)
+    ['gamma', 'eta']
+    """
+    fixed = {*model.background, model.center, model.amplitude}
+    return [p for p in model.param_names if p not in fixed]
+
+
+def shape_pairs(model: ProfileModel) -> list[tuple[str, str]]:
+    """Pairs of shape parameters whose correlation matters (S depends on them jointly).
+
+    Examples
+    --------
+    >>> shape_pairs(PSEUDO_VOIGT)
+    [('gamma', 'eta')]
+    """
+    names = shape_parameters(model)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
 
 def wrap_deg(angle_deg: ArrayLike, period: float = 360.0) -> FloatArray:

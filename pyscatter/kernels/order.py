@@ -20,12 +20,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, special
 
 from pyscatter.errors import InputError
-from pyscatter.kernels.models import ProfileModel, get_model, wrap_deg
+from pyscatter.kernels.fitting import FitStatus
+from pyscatter.kernels.models import ProfileModel, get_model, shape_parameters, wrap_deg
 
 __all__ = [
     "ModelFreeStatus",
     "director_from_params",
     "model_free_order_parameter",
+    "order_block",
     "order_parameter_from_model",
     "order_parameter_from_profile",
     "order_parameter_maier_saupe",
@@ -482,3 +484,122 @@ def director_from_params(
     if single:
         return director[0], sigma[0]
     return director, sigma
+
+
+# ----------------------------------------------------------------------------------------------
+# of a block of fits (the OrderParameter process)
+
+
+#: Relative step of the central differences that propagate errors through the quadrature
+_REL_STEP = 1e-4
+
+
+def _s_and_sigma(
+    model: ProfileModel,
+    params: np.ndarray,
+    errors: np.ndarray,
+    n_theta: int,
+    correlations: dict[tuple[str, str], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """S of each fitted distribution and its propagated 1-sigma error.
+
+    Maier--Saupe: exact in kappa. Other models: quadrature of the peak shape, errors by central
+    differences in each shape parameter, ``var = g^T C g`` with the stored correlations of the
+    shape parameters (``correlations[(p, q)]``, shape (n,); taken as 0 when absent, as fits
+    before they were stored).
+    """
+    if model.name == "maier_saupe":
+        i = model.index("kappa")
+        kappa = params[:, i]
+        return order_parameter_maier_saupe(kappa), order_parameter_maier_saupe_sigma(
+            kappa, errors[:, i]
+        )
+    s = order_parameter_from_model(model, params, n_theta=n_theta)
+    terms = {}
+    for name in shape_parameters(model):
+        i = model.index(name)
+        value = params[:, i]
+        step = np.where(np.isfinite(value), _REL_STEP * np.maximum(np.abs(value), 1e-2), np.nan)
+        hi, lo = params.copy(), params.copy()
+        hi[:, i] += step
+        lo[:, i] -= step
+        with np.errstate(invalid="ignore"):
+            deriv = (
+                order_parameter_from_model(model, hi, n_theta=n_theta)
+                - order_parameter_from_model(model, lo, n_theta=n_theta)
+            ) / (2.0 * step)
+            terms[name] = deriv * errors[:, i]
+    var = sum(t * t for t in terms.values())
+    for (first, second), rho in (correlations or {}).items():
+        with np.errstate(invalid="ignore"):
+            var = var + 2.0 * rho * terms[first] * terms[second]
+    return s, np.sqrt(np.maximum(var, 0.0))
+
+
+def _background_curves(model: ProfileModel, params: np.ndarray, chi: np.ndarray) -> np.ndarray:
+    """The fitted linear background ``constant + slope * chi`` of each row, (n, n_chi)."""
+    const, slope = (params[:, model.index(name)] for name in model.background)
+    return const[:, None] + slope[:, None] * chi[None, :]
+
+
+def order_block(
+    model_name: str,
+    chi: np.ndarray,
+    params: np.ndarray,
+    errors: np.ndarray,
+    status: np.ndarray,
+    profiles: np.ndarray,
+    *,
+    n_theta: int = 2001,
+    correlations: dict[tuple[str, str], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Order parameters of fitted profiles: S and its error, director, model-free <P2>.
+
+    Parameters
+    ----------
+    model_name : str
+        The model the profiles were fitted with.
+    chi : ndarray, shape (n_chi,)
+        Azimuth of the bins, degrees.
+    params, errors : ndarray, shape (n, n_par)
+        Canonical fitted parameters and 1-sigma errors.
+    status : ndarray, shape (n,)
+        FitStatus codes of the fits.
+    profiles : ndarray, shape (n, n_chi)
+        The measured profiles the fits were made on (NaN = empty bin).
+    n_theta : int
+        Quadrature points for models without a closed form.
+    correlations : dict, optional
+        ``{(p, q): rho}``, the fitted correlation (n,) of shape parameters p and q.
+
+    Returns
+    -------
+    dict
+        ``S``, ``S_sigma``, ``director``, ``director_sigma``, ``S_model_free`` (bounded to
+        [-1/2, 1]) and ``S_model_free_status`` (:class:`~pyscatter.kernels.order.
+        ModelFreeStatus` codes: where the raw ratio left the interval, or no signal), each (n,).
+        ISOTROPIC rows have S = 0 with no error, director and model-free S; failed fits NaN.
+        WEAK rows (a strength below 3 sigma: orientation not established) report S = 0 with
+        the sigma of the fitted strength, so a peak fitted to noise never shows up as order;
+        their status stays WEAK and the fitted values remain in the ProfileFit group.
+    """
+    model = get_model(model_name)
+    s, s_sigma = _s_and_sigma(model, params, errors, n_theta, correlations)
+    director, director_sigma = director_from_params(model, params, errors)
+    background = _background_curves(model, params, chi)
+    s_free, s_free_status = model_free_order_parameter(
+        chi, profiles, director, background=background
+    )
+    isotropic = status == FitStatus.ISOTROPIC
+    weak = status == FitStatus.WEAK
+    s = np.where(isotropic | weak, 0.0, s)
+    for arr in (s_sigma, director, director_sigma, s_free):
+        arr[isotropic] = np.nan
+    return {
+        "S": s,
+        "S_sigma": s_sigma,
+        "director": director,
+        "director_sigma": director_sigma,
+        "S_model_free": s_free,
+        "S_model_free_status": s_free_status,
+    }

@@ -43,6 +43,8 @@ __all__ = [
     "PeakResult",
     "area_factor",
     "d_spacing",
+    "d_spacing_two_theta",
+    "derived_quantities",
     "fit_peaks",
     "fit_peaks_reference",
     "peak_model",
@@ -445,6 +447,18 @@ def d_spacing(q: ArrayLike) -> FloatArray:
         return 2.0 * np.pi / np.asarray(q, dtype=float)
 
 
+def d_spacing_two_theta(two_theta_deg: ArrayLike, wavelength: float) -> FloatArray:
+    """Bragg's lattice spacing ``lambda / (2 sin theta)`` (the unit of ``wavelength``).
+
+    Examples
+    --------
+    >>> round(float(d_spacing_two_theta(60.0, 0.1)), 12)
+    0.1
+    """
+    two_theta = np.asarray(two_theta_deg, dtype=float)
+    return wavelength / (2.0 * np.sin(np.radians(two_theta) / 2.0))
+
+
 def scherrer_size(
     fwhm_q: ArrayLike, *, instrument_fwhm_q: ArrayLike = 0.0, k: float = 0.9
 ) -> FloatArray:
@@ -503,3 +517,65 @@ def scherrer_size_two_theta(
         beta2 = b * b - bi * bi
         beta = np.sqrt(np.where(beta2 > 0, beta2, np.nan))
         return k * wavelength / (beta * np.cos(theta))
+
+
+def derived_quantities(
+    position: ArrayLike,
+    fwhm: ArrayLike,
+    *,
+    axis_kind: str,
+    wavelength: float | None = None,
+    instrument_fwhm: ArrayLike | None = None,
+    k: float = 0.9,
+) -> dict[str, FloatArray]:
+    """``d_spacing`` and (with an instrument width) ``crystallite_size`` of fitted peaks.
+
+    Parameters
+    ----------
+    position, fwhm : array_like
+        Fitted peak positions and widths in the unit of the radial axis.
+    axis_kind : {"q", "2theta_deg", "2theta_rad"}
+        The radial axis; any other kind derives nothing.
+    wavelength : float, optional
+        Metres; needed on a 2theta axis (nothing is derived without it there).
+    instrument_fwhm : array_like, optional
+        Instrumental width in the unit of the axis; without it no size is derived.
+    k : float
+        Scherrer constant.
+
+    Returns
+    -------
+    dict
+        ``d_spacing`` (inverse unit of q, or nm on a 2theta axis) and ``crystallite_size``
+        (:func:`scherrer_size` or :func:`scherrer_size_two_theta`, nm on a 2theta axis), each
+        present only when it can be derived.
+
+    Examples
+    --------
+    >>> out = derived_quantities(2 * np.pi, 0.05, axis_kind="q", instrument_fwhm=0.03)
+    >>> float(out["d_spacing"]), round(float(out["crystallite_size"]), 6)
+    (1.0, 141.371669)
+    """
+    out: dict[str, FloatArray] = {}
+    pos = np.asarray(position, dtype=float)
+    width = np.asarray(fwhm, dtype=float)
+    if axis_kind == "q":
+        out["d_spacing"] = d_spacing(pos)
+        if instrument_fwhm is not None:
+            out["crystallite_size"] = scherrer_size(
+                width, instrument_fwhm_q=np.asarray(instrument_fwhm), k=k
+            )
+    elif axis_kind in ("2theta_deg", "2theta_rad") and wavelength is not None:
+        to_deg = 1.0 if axis_kind == "2theta_deg" else 180.0 / np.pi
+        lam_nm = wavelength * 1e9
+        two_theta = pos * to_deg
+        out["d_spacing"] = d_spacing_two_theta(two_theta, lam_nm)
+        if instrument_fwhm is not None:
+            out["crystallite_size"] = scherrer_size_two_theta(
+                two_theta,
+                width * to_deg,
+                wavelength=lam_nm,
+                instrument_fwhm_deg=np.asarray(instrument_fwhm) * to_deg,
+                k=k,
+            )
+    return out

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.usid import Dim, dims_of
-from pyscatter.kernels.fitting import fit_profiles, fit_profiles_reference
-from pyscatter.kernels.models import ProfileModel, get_model
+from pyscatter.kernels.fitting import excluded_bins, fit_profiles, fit_profiles_reference
+from pyscatter.kernels.models import get_model, shape_pairs, shape_parameters
 from pyscatter.processes.profiles_worker import profile_correlation
 
 __all__ = [
@@ -38,18 +38,6 @@ SIGMA_SUFFIX = "_sigma"
 def sigma_suffix(name: str) -> str:
     """The dataset name of the 1-sigma error of parameter ``name``."""
     return f"{name}{SIGMA_SUFFIX}"
-
-
-def shape_parameters(model: ProfileModel) -> list[str]:
-    """Parameters that shape the distribution (not the background, centre or height)."""
-    fixed = {*model.background, model.center, model.amplitude}
-    return [p for p in model.param_names if p not in fixed]
-
-
-def shape_pairs(model: ProfileModel) -> list[tuple[str, str]]:
-    """Pairs of shape parameters whose correlation is stored (S depends on them jointly)."""
-    names = shape_parameters(model)
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
 
 def correlation_name(first: str, second: str) -> str:
@@ -75,17 +63,6 @@ def profile_layout(dset: h5py.Dataset) -> tuple[np.ndarray, list[Dim]]:
             "profiles needs chi as the fastest dimension (e.g. AzimuthalProfiles' (ring, chi))"
         )
     return spec[-1].values, spec[:-1]
-
-
-def excluded_bins(chi: np.ndarray, ranges: list[list[float]] | None) -> np.ndarray:
-    """Boolean (n_chi,): bins whose centre lies in one of the chi ``ranges`` (degrees).
-
-    A range ``[lo, hi]`` is taken modulo 360 (``[170, 190]`` covers -180..-170 too).
-    """
-    out = np.zeros(chi.shape, dtype=bool)
-    for lo, hi in ranges or ():
-        out |= np.mod(chi - lo, 360.0) <= hi - lo
-    return out
 
 
 def fit_block(

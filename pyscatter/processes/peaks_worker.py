@@ -2,7 +2,8 @@
 
 ``build`` reads the radial axis once; the block function reads a block of spectra (and their
 sigma), fits every window for the whole block in one batched call per window
-(:func:`pyscatter.kernels.peaks.fit_peaks`) and derives d-spacings and Scherrer sizes.
+(:func:`pyscatter.kernels.peaks.fit_peaks`) and derives d-spacings and Scherrer sizes
+(:func:`pyscatter.kernels.peaks.derived_quantities`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,7 @@ import numpy as np
 
 from pyscatter.io.integrity import read_rows
 from pyscatter.io.usid import dims_of
-from pyscatter.kernels.peaks import (
-    PeakResult,
-    d_spacing,
-    fit_peaks,
-    scherrer_size,
-    scherrer_size_two_theta,
-)
+from pyscatter.kernels.peaks import PeakResult, derived_quantities, fit_peaks
 
 #: Output name -> PeakResult field
 FIELDS = {
@@ -39,30 +34,16 @@ FIELDS = {
 
 
 def derived(params: dict[str, Any], res: PeakResult) -> dict[str, np.ndarray]:
-    """``d_spacing`` and (with an instrument width) ``crystallite_size`` from the fits."""
-    kind = params["axis_kind"]
-    out: dict[str, np.ndarray] = {}
-    inst = params["instrument_fwhm"]
-    if kind == "q":
-        out["d_spacing"] = d_spacing(res.position)
-        if inst is not None:
-            out["crystallite_size"] = scherrer_size(
-                res.fwhm, instrument_fwhm_q=np.asarray(inst), k=params["scherrer_k"]
-            )
-    elif kind in ("2theta_deg", "2theta_rad") and params["wavelength"] is not None:
-        to_deg = 1.0 if kind == "2theta_deg" else 180.0 / np.pi
-        lam_nm = params["wavelength"] * 1e9
-        two_theta = res.position * to_deg
-        out["d_spacing"] = lam_nm / (2.0 * np.sin(np.radians(two_theta) / 2.0))
-        if inst is not None:
-            out["crystallite_size"] = scherrer_size_two_theta(
-                two_theta,
-                res.fwhm * to_deg,
-                wavelength=lam_nm,
-                instrument_fwhm_deg=np.asarray(inst) * to_deg,
-                k=params["scherrer_k"],
-            )
-    return out
+    """``d_spacing`` and (with an instrument width) ``crystallite_size`` from the fits
+    (:func:`pyscatter.kernels.peaks.derived_quantities` with the spec's parameters)."""
+    return derived_quantities(
+        res.position,
+        res.fwhm,
+        axis_kind=params["axis_kind"],
+        wavelength=params["wavelength"],
+        instrument_fwhm=params["instrument_fwhm"],
+        k=params["scherrer_k"],
+    )
 
 
 def make_function(params: dict[str, Any], axis: np.ndarray):

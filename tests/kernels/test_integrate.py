@@ -19,6 +19,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.kernels import integrate as integrate_module
+from pyscatter.kernels import integrate_sums
 from pyscatter.kernels.integrate import BatchIntegrator, IntegrationResult, integrate_reference
 
 RTOL = 1e-5
@@ -234,7 +235,7 @@ def test_public_sparse_product_fallback(ai, data, monkeypatch):
     """Without scipy's private csc_matvecs the public operator is used, still equal to pyFAI."""
     options = dict(npt=120, error_model="poisson", **full_options(data))
     bi = BatchIntegrator.from_pyfai(ai, SHAPE, **options)
-    monkeypatch.setattr(integrate_module, "_csc_matvecs", None)
+    monkeypatch.setattr(integrate_sums, "_csc_matvecs", None)
     # float32 partial sums per pixel piece: another summation order, same tolerance
     assert_matches(
         bi.integrate(data["dummy_frames"]),
@@ -246,8 +247,8 @@ def test_public_sparse_product_fallback(ai, data, monkeypatch):
 @pytest.mark.parametrize("error_model", ["poisson", "azimuthal"])
 def test_small_pieces_and_few_dead_pixels(ai, data, monkeypatch, error_model):
     """Many pixel pieces (some fully masked) and row blocks, a few dead pixels: still pyFAI."""
-    monkeypatch.setattr(integrate_module, "_chunk_pixels", lambda nf: 512)
-    monkeypatch.setattr(integrate_module, "_AZIMUTHAL_ELEMENTS", 3000)
+    monkeypatch.setattr(integrate_module, "chunk_pixels", lambda nf: 512)
+    monkeypatch.setattr(integrate_sums, "AZIMUTHAL_ELEMENTS", 3000)
     frames = data["frames"].copy()
     frames[1, 100, 40:44] = -1  # dead pixels in a few bins of one frame only
     mask = data["mask"].copy()
