@@ -67,10 +67,10 @@ def register(sub, entry: ProcessEntry) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    step = validated_step(args.step, parse_settings(args.settings))
     from pyscatter.pipeline import _ImageFile, _read_array
     from pyscatter.processes.base import run_on_file
 
-    step = validated_step(args.step, parse_settings(args.settings))
     params = {
         k: _read_array(v.path) if isinstance(v, _ImageFile) else v for k, v in step.params.items()
     }
