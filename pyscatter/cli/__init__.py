@@ -17,13 +17,13 @@ import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pyscatter import __version__, progress
 from pyscatter.cli import boundary, generic
 from pyscatter.cli.generic import CommandParser
 from pyscatter.cli.options import strip_markup
-from pyscatter.processes.registry import BUILTIN_PROCESSES, available_processes
+from pyscatter.processes.registry import BUILTIN_PROCESSES, ProcessEntry, available_processes
 
 #: Commands before and after the processing steps; each is the module ``pyscatter.cli.<name>``.
 _BEFORE_STEPS = ("translate",)
@@ -36,16 +36,21 @@ SUBCOMMANDS = (*_BEFORE_STEPS, *BUILTIN_PROCESSES, *_AFTER_STEPS)
 log = logging.getLogger("pyscatter")
 
 
-def commands() -> dict[str, str | None]:
+def commands(steps: Mapping[str, ProcessEntry] | None = None) -> dict[str, str | None]:
     """Every command with the module that registers it (None: the generic command of a plugin).
 
-    Nothing is imported: the processing steps are read from their registry, the plugin ones
+    Nothing is imported: the processing steps are read from their registry (``steps``, by
+    default :func:`~pyscatter.processes.registry.available_processes`), the plugin ones
     included. A plugin step named like another command has none (a warning says so).
     """
     found: dict[str, str | None] = {name: f"pyscatter.cli.{name}" for name in _BEFORE_STEPS}
-    for step, entry in available_processes().items():
+    for step, entry in (available_processes() if steps is None else steps).items():
         if step in _BEFORE_STEPS or step in _AFTER_STEPS:
-            log.warning("plugin step %r has no command: %r is a pyscatter command", step, step)
+            log.warning(
+                "plugin step %r has no command (pipelines run it): %r is a pyscatter command",
+                step,
+                step,
+            )
             continue
         found[step] = entry.cli
     found.update({name: f"pyscatter.cli.{name}" for name in _AFTER_STEPS})
@@ -63,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
     )
-    steps = available_processes()
-    for name, module in commands().items():
+    steps = available_processes()  # one look at the entry points
+    for name, module in commands(steps).items():
         if module is None:
             generic.register(sub, steps[name])
         else:

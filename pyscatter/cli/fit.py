@@ -31,13 +31,13 @@ class _Models:
 
 
 def _model(text: str) -> str:
-    """The model's canonical name (``maier-saupe`` → ``maier_saupe``)."""
+    """The model's canonical name (``maier-saupe`` → ``maier_saupe``); others unchanged."""
     from pyscatter.processes.fitting import model_name
 
     try:
         return model_name(text)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    except InputError:
+        return text  # argparse refuses it, listing the models
 
 
 def register(sub) -> None:
