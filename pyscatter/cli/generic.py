@@ -68,6 +68,8 @@ def register(sub, entry: ProcessEntry) -> None:
 
 def run(args: argparse.Namespace) -> int:
     step = validated_step(args.step, parse_settings(args.settings))
+    if args.source is not None:
+        _check_source(args.file, args.source)
     from pyscatter.pipeline import _ImageFile, _read_array
     from pyscatter.processes.base import run_on_file
 
@@ -86,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
     report(summary, args.step)
     print(f"{args.file}:{summary.group}")
     return 0
+
+
+def _check_source(path: str, source: str) -> None:
+    from pyscatter.io.xarray import open_for_reading
+
+    if not Path(path).is_file():
+        raise InputError(f"no such file: {path}")
+    with open_for_reading(path) as h5:
+        found = source in h5
+    if not found:
+        raise InputError(f"--source: no dataset {source!r} in {path}")
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, Any]:

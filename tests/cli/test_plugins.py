@@ -226,13 +226,14 @@ def test_plugin_command_refuses_a_bad_parameter(plugin_path, tmp_path, scan):
         (["source=/x"], "--set source: not a parameter of the process; use --source"),
         (["scale=[1"], "--set scale=[1: not a YAML value"),
         (["scale=&a 1"], "anchors and aliases"),
+        (["scale=1", "--source=/nope"], "--source: no dataset '/nope' in "),
     ],
 )
 def test_plugin_command_refuses_bad_settings(installed, tmp_path, scan, settings, message, capsys):
     from pyscatter.cli import main
 
     path = write_scan(tmp_path / "scan.h5", scan)
-    args = [a for s in settings for a in ("--set", s)]
+    args = [a for s in settings for a in ((s,) if s.startswith("--") else ("--set", s))]
     assert main(["pixelsum", str(path), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("pyscatter pixelsum: "), err
