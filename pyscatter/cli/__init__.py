@@ -1,5 +1,9 @@
 """The ``pyscatter`` command: one launcher, one module per subcommand.
 
+The processing commands are the steps of :mod:`pyscatter.processes.registry`: a built-in step
+names its module (``pyscatter.cli.integrate`` …), a plugin step gets the generic command of
+:mod:`pyscatter.cli.generic`. Building the parser imports no process module.
+
 Every failure ends as one line on stderr naming the file and the cause, with a documented exit
 code (see :mod:`pyscatter.cli.boundary`): 0 success, 1 a file problem, 2 bad usage or parameters,
 3 a write failed (disk full …; rerun to resume), 4 an internal error, 130 interrupted (Ctrl-C;
@@ -9,39 +13,51 @@ completed work is kept, the same command resumes). ``--debug`` adds the tracebac
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pyscatter import __version__, progress
-from pyscatter.cli import boundary
+from pyscatter.cli import boundary, generic
+from pyscatter.cli.generic import CommandParser
 from pyscatter.cli.options import strip_markup
+from pyscatter.processes.registry import BUILTIN_PROCESSES, ProcessEntry, available_processes
 
-SUBCOMMANDS = (
-    "translate",
-    "integrate",
-    "profiles",
-    "sectors",
-    "fit",
-    "order",
-    "decompose",
-    "cluster",
-    "peaks",
-    "run",
-    "export",
-    "info",
-    "verify",
-    "formats",
-    "demo",
-)
+#: Commands before and after the processing steps; each is the module ``pyscatter.cli.<name>``.
+_BEFORE_STEPS = ("translate",)
+_AFTER_STEPS = ("run", "export", "info", "verify", "formats", "demo")
+
+#: The built-in commands in ``--help`` order; the processing steps come from their registry,
+#: which also adds the plugin steps (:func:`commands`).
+SUBCOMMANDS = (*_BEFORE_STEPS, *BUILTIN_PROCESSES, *_AFTER_STEPS)
 
 log = logging.getLogger("pyscatter")
 
 
-def _parser() -> argparse.ArgumentParser:
-    import importlib
+def commands(steps: Mapping[str, ProcessEntry] | None = None) -> dict[str, str | None]:
+    """Every command with the module that registers it (None: the generic command of a plugin).
 
+    Nothing is imported: the processing steps are read from their registry (``steps``, by
+    default :func:`~pyscatter.processes.registry.available_processes`), the plugin ones
+    included. A plugin step named like another command has none (a warning says so).
+    """
+    found: dict[str, str | None] = {name: f"pyscatter.cli.{name}" for name in _BEFORE_STEPS}
+    for step, entry in (available_processes() if steps is None else steps).items():
+        if step in _BEFORE_STEPS or step in _AFTER_STEPS:
+            log.warning(
+                "plugin step %r has no command (pipelines run it): %r is a pyscatter command",
+                step,
+                step,
+            )
+            continue
+        found[step] = entry.cli
+    found.update({name: f"pyscatter.cli.{name}" for name in _AFTER_STEPS})
+    return found
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyscatter",
         description="Hyperspectral X-ray scattering: translate scans into USID HDF5, process them.",
@@ -49,10 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pyscatter {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        module = importlib.import_module(f"pyscatter.cli.{name}")
-        module.register(sub)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
+    steps = available_processes()  # one look at the entry points
+    for name, module in commands(steps).items():
+        if module is None:
+            generic.register(sub, steps[name])
+        else:
+            importlib.import_module(module).register(sub)
     strip_markup(parser)  # docstrings as descriptions: no RST markup in --help
     return parser
 

@@ -1,17 +1,43 @@
-"""``pyscatter fit FILE.h5``: fit every azimuthal profile (Maier-Saupe or pseudo-Voigt), resumable."""
+"""``pyscatter fit FILE.h5``: fit every azimuthal profile (Maier-Saupe or pseudo-Voigt), resumable.
+
+The models are those of :data:`pyscatter.kernels.models.MODELS`, by the names the results
+record and pipelines take (``maier_saupe``, ``pseudo_voigt``); ``maier-saupe`` and
+``pseudo-voigt`` are accepted too.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 
 from pyscatter.cli.options import add_execution, execution_kwargs, report
+from pyscatter.errors import InputError
 
-MODEL_CHOICES = ("maier-saupe", "pseudo-voigt")
+
+class _Models:
+    """The model names, read from the model registry only when argparse needs them.
+
+    (Building the parser of every command must not import scipy; the fit command's own
+    ``--help`` and its parsing may.)
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        from pyscatter.kernels.models import MODELS
+
+        return iter(MODELS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in list(self)
 
 
 def _model(text: str) -> str:
-    """Accept ``maier-saupe`` and ``maier_saupe`` alike."""
-    return text.strip().lower().replace("_", "-")
+    """The model's canonical name (``maier-saupe`` → ``maier_saupe``); others unchanged."""
+    from pyscatter.processes.fitting import model_name
+
+    try:
+        return model_name(text)
+    except InputError:
+        return text  # argparse refuses it, listing the models
 
 
 def register(sub) -> None:
@@ -24,9 +50,10 @@ def register(sub) -> None:
     p.add_argument(
         "--model",
         type=_model,
-        choices=MODEL_CHOICES,
-        default="maier-saupe",
-        help="profile model (default maier-saupe)",
+        choices=_Models(),
+        metavar="MODEL",
+        default="maier_saupe",
+        help="profile model: %(choices)s (default %(default)s)",
     )
     p.add_argument(
         "--source",
@@ -73,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         override=args.override,
         command="pyscatter fit",
-        model=args.model.replace("-", "_"),
+        model=args.model,
         use_sigma=not args.no_sigma,
         max_iter=args.max_iter,
         isotropy_alpha=None if args.no_isotropy else args.isotropy_alpha,

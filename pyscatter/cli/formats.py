@@ -11,10 +11,14 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyscatter.translators import available_translators
+    from pyscatter.registry import BUILT_IN
+    from pyscatter.translators import available_translators, translator_entries
 
-    for name, cls in sorted(available_translators().items()):
+    entries = translator_entries()
+    for name, cls in available_translators().items():
         extensions = " ".join(getattr(cls, "extensions", ())) or "-"
-        print(f"{name:10s} {extensions:32s} {getattr(cls, 'description', '')}")
+        origin = entries[name].origin
+        plugin = "" if origin == BUILT_IN else f" (plugin from {origin})"
+        print(f"{name:10s} {extensions:32s} {getattr(cls, 'description', '')}{plugin}")
     print("\nchoose one with: pyscatter translate … --format NAME (default: auto, by content)")
     return 0

@@ -59,7 +59,11 @@ _QUANTITIES = {
 
 
 def model_name(model: str) -> str:
-    """The registry name of ``model``; dashes are accepted for underscores (``maier-saupe``).
+    """The canonical name of ``model``, as recorded: ``maier_saupe``, ``pseudo_voigt``.
+
+    The command line's dashed spellings (``maier-saupe``, ``pseudo-voigt``) and any case are
+    accepted as aliases, so every spelling records the same parameters (and reuses the same
+    results).
 
     Raises
     ------

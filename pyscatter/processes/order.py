@@ -102,7 +102,7 @@ class OrderParameter(ScatterProcess):
         if group is None:
             raise InputError(
                 f"{h5.filename}: no ProfileFit results; fit the azimuthal profiles first "
-                "(pyscatter fit FILE.h5 --model maier-saupe)"
+                "(pyscatter fit FILE.h5 --model maier_saupe)"
             )
         return fit_status_dataset(group)
 

@@ -1,13 +1,21 @@
-"""Pipeline step names → process classes, imported only when a step is used.
+"""Processing steps: one name per process, for the command line, pipelines and the readers.
 
-The names are those of the ``steps:`` of a pipeline file (``pyscatter run pipeline.yaml``).
-Built-in steps are listed in :data:`BUILTIN_PROCESSES` as ``"module:Class"`` strings, so that
-listing them imports nothing (``import pyUSID`` alone takes seconds). Third-party packages add
-steps through the ``pyscatter.processes`` entry-point group, as translators do::
+A step's name is the same everywhere: the subcommand (``pyscatter integrate``), the item of a
+pipeline's ``steps:`` (``- integrate: {...}``), and what :func:`pyscatter.to_xarray` and
+``pyscatter export --process`` take besides the process name the results record
+(``AzimuthalIntegration``; :func:`process_name_of` maps one to the other).
+
+The built-in steps are declared once, in :data:`BUILTIN_PROCESSES`, as ``"module:Class"``
+strings, so that listing them imports nothing (``import pyUSID`` alone takes seconds). Each
+names the module of its subcommand. Third-party packages add steps through the
+``pyscatter.processes`` entry-point group (see :mod:`pyscatter.registry`)::
 
     [options.entry_points]
     pyscatter.processes =
         mystep = mypackage.process:MyProcess
+
+A plugin step runs in pipelines like a built-in one and gets a generic subcommand,
+``pyscatter mystep FILE --set key=value`` (:mod:`pyscatter.cli.generic`).
 
 Examples
 --------
@@ -20,12 +28,11 @@ True
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyscatter import registry
 from pyscatter.errors import InputError
 
 if TYPE_CHECKING:
@@ -48,19 +55,40 @@ ENTRY_POINT_GROUP = "pyscatter.processes"
 
 @dataclass(frozen=True)
 class ProcessEntry:
-    """One pipeline step: its name, where its class lives and the process name it records.
+    """One processing step: its name, its class, the process name it records, its subcommand.
 
-    ``process_name`` is what the results groups record (``@process``) and what
-    :func:`pyscatter.to_xarray` takes; it is known without importing the class.
+    Parameters
+    ----------
+    step : str
+        The name of the step (subcommand, pipeline item).
+    target : str
+        ``"module:Class"`` of its :class:`~pyscatter.processes.base.ScatterProcess`.
+    process_name : str or None
+        What its results groups record (``@process``), known without importing the class;
+        None for a plugin (:func:`process_name_of` asks the class).
+    description : str
+        One line for listings.
+    cli : str or None
+        The module whose ``register(sub)`` adds its subcommand; None: the generic one
+        (:mod:`pyscatter.cli.generic`).
+    origin : str
+        ``"built-in"``, or the distribution that declared the plugin.
     """
 
     step: str
     target: str
-    process_name: str
+    process_name: str | None
     description: str = ""
+    cli: str | None = None
+    origin: str = registry.BUILT_IN
+
+    @property
+    def attr(self) -> str:
+        """The class name of ``target``."""
+        return registry.Entry(self.step, self.target).attr
 
 
-#: Built-in steps, in the order a typical pipeline runs them.
+#: Built-in steps, in the order a typical pipeline runs them: their only declaration.
 BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
     e.step: e
     for e in (
@@ -69,71 +97,74 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "pyscatter.processes.integration:AzimuthalIntegration",
             "AzimuthalIntegration",
             "azimuthal integration I(q) or cake I(chi, q)",
+            cli="pyscatter.cli.integrate",
         ),
         ProcessEntry(
             "profiles",
             "pyscatter.processes.profiles:AzimuthalProfiles",
             "AzimuthalProfiles",
             "azimuthal profiles I(chi) of rings",
+            cli="pyscatter.cli.profiles",
         ),
         ProcessEntry(
             "sectors",
             "pyscatter.processes.sectors:SectorIntegration",
             "SectorIntegration",
             "I(q) in azimuthal sectors",
+            cli="pyscatter.cli.sectors",
         ),
         ProcessEntry(
             "fit",
             "pyscatter.processes.fitting:ProfileFit",
             "ProfileFit",
             "fit a model to every azimuthal profile",
+            cli="pyscatter.cli.fit",
         ),
         ProcessEntry(
             "order",
             "pyscatter.processes.order:OrderParameter",
             "OrderParameter",
             "order parameter <P2> and director from the fits",
+            cli="pyscatter.cli.order",
         ),
         ProcessEntry(
             "decompose",
             "pyscatter.processes.decomposition:Decomposition",
             "Decomposition",
             "PCA / NMF decomposition of the spectra of a map",
+            cli="pyscatter.cli.decompose",
         ),
         ProcessEntry(
             "cluster",
             "pyscatter.processes.clustering:Clustering",
             "Clustering",
             "cluster the positions of a map",
+            cli="pyscatter.cli.cluster",
         ),
         ProcessEntry(
             "peaks",
             "pyscatter.processes.peaks:PeakFit",
             "PeakFit",
             "fit peaks of I(q)",
+            cli="pyscatter.cli.peaks",
         ),
     )
 }
 
 
 def available_processes() -> dict[str, ProcessEntry]:
-    """Every step name with its entry: built-ins first, then entry-point plugins.
+    """Every step name with its entry: built-ins first, then entry-point plugins by name.
 
     Nothing is imported. A plugin reusing a built-in name is ignored with a warning.
     """
-    found = dict(BUILTIN_PROCESSES)
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN_PROCESSES:
-            if ep.value.replace(" ", "") != BUILTIN_PROCESSES[ep.name].target:
-                log.warning(
-                    "process plugin %r (%s) ignored: %r is a built-in step",
-                    ep.name,
-                    ep.value,
-                    ep.name,
-                )
-            continue
-        attr = ep.value.partition(":")[2] or ep.name
-        found[ep.name] = ProcessEntry(ep.name, ep.value.replace(" ", ""), attr.rsplit(".", 1)[-1])
+    builtins = {step: e.target for step, e in BUILTIN_PROCESSES.items()}
+    found: dict[str, ProcessEntry] = {}
+    for step, entry in registry.entries(ENTRY_POINT_GROUP, builtins, "step").items():
+        if entry.origin == registry.BUILT_IN:
+            found[step] = BUILTIN_PROCESSES[step]
+        else:
+            description = f"plugin step {entry.target} (from {entry.origin})"
+            found[step] = ProcessEntry(step, entry.target, None, description, None, entry.origin)
     return found
 
 
@@ -148,28 +179,47 @@ def get_process(name: str) -> type[ScatterProcess]:
     """
     entries = available_processes()
     if name not in entries:
-        raise InputError(f"unknown step {name!r}; expected one of {', '.join(entries)}")
-    entry = entries[name]
-    module_name, _, attr = entry.target.partition(":")
+        raise registry.unknown_name("step", name, entries)
+    return _load(entries[name])
+
+
+def _load(entry: ProcessEntry) -> type[ScatterProcess]:
     try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, attr)
-    except (ImportError, AttributeError) as err:
+        cls = registry.load(entry.target)
+    except (ImportError, AttributeError, ValueError) as err:
         raise InputError(
-            f"step {name!r} ({entry.target}) is not available here: {type(err).__name__}: {err}"
+            f"step {entry.step!r} ({entry.target}) is not available here: "
+            f"{type(err).__name__}: {err}"
         ) from err
     from pyscatter.processes.base import ScatterProcess
 
     if not (isinstance(cls, type) and issubclass(cls, ScatterProcess)):
-        raise InputError(f"step {name!r}: {entry.target} is not a pyscatter ScatterProcess")
+        raise InputError(f"step {entry.step!r}: {entry.target} is not a pyscatter ScatterProcess")
+    if not cls.process_name:
+        raise InputError(f"step {entry.step!r}: {entry.target} sets no process_name")
     return cls
 
 
 def process_name_of(name: str) -> str:
     """The recorded process name of step ``name``; any other name is returned unchanged.
 
+    A built-in's name is known without importing anything; a plugin's class is imported to
+    read its ``process_name`` (its class name if it cannot be imported). Process names pass
+    through, so ``"sectors"`` and ``"SectorIntegration"`` both give ``"SectorIntegration"``.
+
     >>> process_name_of("fit"), process_name_of("OrderParameter")
     ('ProfileFit', 'OrderParameter')
     """
+    builtin = BUILTIN_PROCESSES.get(name)
+    if builtin is not None and builtin.process_name:
+        return builtin.process_name
     entry = available_processes().get(name)
-    return entry.process_name if entry is not None else name
+    if entry is None:
+        return name
+    if entry.process_name:
+        return entry.process_name
+    try:
+        return _load(entry).process_name
+    except InputError as err:
+        log.debug("%s; taking its class name %r as its process name", err, entry.attr)
+        return entry.attr

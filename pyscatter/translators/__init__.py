@@ -1,4 +1,4 @@
-"""Translators: one module per source format, found through the ``pyscatter.translators`` entry points.
+"""Translators: one module per source format; built-ins and ``pyscatter.translators`` plugins.
 
 >>> from pyscatter.translators import available_translators
 >>> "images" in available_translators()
@@ -6,6 +6,7 @@ True
 """
 
 from pyscatter.translators.base import (
+    BUILTIN_TRANSLATORS,
     ENTRY_POINT_GROUP,
     Translator,
     available_translators,
@@ -13,9 +14,11 @@ from pyscatter.translators.base import (
     get_translator,
     guess_translator,
     translate,
+    translator_entries,
 )
 
 __all__ = [
+    "BUILTIN_TRANSLATORS",
     "ENTRY_POINT_GROUP",
     "Translator",
     "available_translators",
@@ -23,4 +26,5 @@ __all__ = [
     "get_translator",
     "guess_translator",
     "translate",
+    "translator_entries",
 ]

@@ -1,17 +1,17 @@
 """The translator plugin interface and its registry.
 
 A translator parses one source format (a stack of detector images, a SPEC file, an ESRF LIMA
-file …) and writes the one USID layout of :mod:`pyscatter.io.raw`. Translators are found through
-the ``pyscatter.translators`` entry-point group, so a third-party package adds a format by
-declaring, in its own ``setup.cfg``::
+file …) and writes the one USID layout of :mod:`pyscatter.io.raw`. The built-in translators are
+declared once, in :data:`BUILTIN_TRANSLATORS` (so they are there whatever the installed package
+metadata says); a third-party package adds a format through the ``pyscatter.translators``
+entry-point group (:mod:`pyscatter.registry`), in its own ``setup.cfg``::
 
     [options.entry_points]
     pyscatter.translators =
         myformat = mypackage.translator:MyTranslator
 
-The built-in translators are always available, even when the installed package metadata is stale
-(an editable install made before a translator was added). A plugin that fails to import is
-skipped with a logged warning naming it; it never hides the others.
+A plugin that fails to import is skipped with a logged warning naming it; it never hides the
+others.
 
 Examples
 --------
@@ -25,8 +25,6 @@ True
 from __future__ import annotations
 
 import glob
-import importlib
-import importlib.metadata
 import inspect
 import logging
 import os
@@ -36,9 +34,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pyscatter import registry
 from pyscatter.errors import ExistingResultsError, FileFormatError, InputError
 
 __all__ = [
+    "BUILTIN_TRANSLATORS",
     "ENTRY_POINT_GROUP",
     "Translator",
     "available_translators",
@@ -47,6 +47,7 @@ __all__ = [
     "guess_translator",
     "natural_key",
     "translate",
+    "translator_entries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ logger = logging.getLogger(__name__)
 #: The entry-point group translators register under.
 ENTRY_POINT_GROUP = "pyscatter.translators"
 
-#: Built-in translators: always registered, whatever the installed metadata says.
+#: Built-in translators, ``format -> "module:Class"``: their only declaration (not the package
+#: metadata), so they are registered whatever the installed metadata says.
 BUILTIN_TRANSLATORS: dict[str, str] = {
     "id02": "pyscatter.translators.id02:ID02Translator",
     "images": "pyscatter.translators.images:ImageStackTranslator",
@@ -231,11 +233,19 @@ def single_source(sources: SourcesLike, translator: str, what: str) -> Path:
 
 
 def _load(target: str) -> type[Translator]:
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+    cls = registry.load(target)
     if not (isinstance(cls, type) and issubclass(cls, Translator)):
         raise TypeError(f"{target} is not a pyscatter Translator subclass")
     return cls
+
+
+def translator_entries() -> dict[str, registry.Entry]:
+    """Every translator name with where it lives and who declared it; nothing is imported.
+
+    The built-ins of :data:`BUILTIN_TRANSLATORS`, then the ``pyscatter.translators`` entry
+    points by name (one reusing a built-in name is ignored with a warning).
+    """
+    return registry.entries(ENTRY_POINT_GROUP, BUILTIN_TRANSLATORS, "translator")
 
 
 def available_translators() -> dict[str, type[Translator]]:
@@ -245,31 +255,21 @@ def available_translators() -> dict[str, type[Translator]]:
     entry-point group. A plugin that fails to load, or is not a :class:`Translator`, is skipped
     with a logged warning naming it; one that reuses a built-in name is ignored with a warning.
     """
-    found: dict[str, type[Translator]] = {name: _load(t) for name, t in BUILTIN_TRANSLATORS.items()}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN_TRANSLATORS:
-            if ep.value.replace(" ", "") != BUILTIN_TRANSLATORS[ep.name]:
-                logger.warning(
-                    "translator plugin %r (%s) ignored: %r is a built-in format",
-                    ep.name,
-                    ep.value,
-                    ep.name,
-                )
+    found: dict[str, type[Translator]] = {}
+    for name, entry in translator_entries().items():
+        if entry.origin == registry.BUILT_IN:
+            found[name] = _load(entry.target)
             continue
         try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Translator)):
-                raise TypeError(f"{ep.value} is not a pyscatter Translator subclass")
+            found[name] = _load(entry.target)
         except Exception as err:  # noqa: BLE001 - a broken plugin must not hide the others
             logger.warning(
                 "translator plugin %r (%s) skipped: %s: %s",
-                ep.name,
-                ep.value,
+                name,
+                entry.target,
                 type(err).__name__,
                 err,
             )
-            continue
-        found[ep.name] = cls
     return dict(sorted(found.items()))
 
 
@@ -285,10 +285,17 @@ def get_translator(name: str) -> Translator:
     InputError
         No translator of that name is installed (the message lists the installed ones).
     """
-    translators = available_translators()
-    if name not in translators:
-        raise InputError(f"unknown format {name!r}; installed formats: {', '.join(translators)}")
-    return translators[name]()
+    entries = translator_entries()
+    if name not in entries:
+        raise registry.unknown_name("format", name, entries, expected="installed formats:")
+    try:
+        cls = _load(entries[name].target)
+    except Exception as err:  # noqa: BLE001 - a broken plugin: say which and why
+        raise InputError(
+            f"format {name!r} ({entries[name].target}) is not available here: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    return cls()
 
 
 def guess_translator(sources: SourcesLike) -> Translator:
