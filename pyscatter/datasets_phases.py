@@ -177,7 +177,7 @@ def _fractions(shape: tuple[int, ...], n_phases: int, rng: np.random.Generator):
     fractions = np.empty((dominant.size, n_phases))
     for k in range(n_phases):
         rows = np.flatnonzero(flat_labels == k)
-        others = [j for j in range(n_phases) if j != k]
+        others = np.array([j for j in range(n_phases) if j != k], dtype=np.intp)
         fractions[rows, k] = dominant[rows]
         fractions[np.ix_(rows, others)] = (1.0 - dominant[rows])[:, None] * rest[rows]
     fractions = fractions.reshape(*shape, n_phases)

@@ -97,11 +97,10 @@ def plot_frame(
         raw = next(d for d in main_datasets(h5) if d.name.endswith("/Raw_Data"))
         pos_shape = tuple(len(d) for d in dims_of(raw, "Position"))
         rows, cols = (len(d) for d in dims_of(raw, "Spectroscopic"))
-        flat = (
-            int(np.ravel_multi_index(position, pos_shape))
-            if not np.isscalar(position)
-            else int(position)
-        )
+        if isinstance(position, (int, np.integer)):
+            flat = int(position)
+        else:
+            flat = int(np.ravel_multi_index(tuple(position), pos_shape))
         frame = raw[flat].reshape(rows, cols).astype(np.float64)
         mask = raw.parent["Mask"][()] != 0 if "Mask" in raw.parent else np.zeros((rows, cols), bool)
         geometry = json.loads(h5["Measurement_000"].attrs["geometry"])

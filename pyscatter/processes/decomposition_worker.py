@@ -47,7 +47,7 @@ def read_block(
     """Rows ``[start, stop)`` of ``dset`` on the used ``bins`` as float64, and the rows that are
     finite there (the others are zeroed)."""
     block = np.asarray(read_rows(dset, start, stop), dtype=np.float64)[:, bins]
-    ok = np.isfinite(block).all(axis=1)
+    ok: NDArray[np.bool_] = np.asarray(np.isfinite(block).all(axis=1))
     block[~ok] = 0.0
     return block, ok
 
