@@ -215,13 +215,18 @@ def check_execution(name: str, value: Any) -> Any:
 
 DETECTOR_OPTIONS: tuple[Option, ...] = (
     Option(
-        "poni", "str | Path | dict | None", None, "geometry (default: the one recorded in the file)"
+        "poni",
+        "str | Path | dict | None",
+        None,
+        "geometry (default: the one recorded in the file)",
+        cli={"metavar": "FILE"},
     ),
     Option(
         "mask",
         "ndarray | None",
         None,
         "extra mask image (nonzero = masked), added to the file's mask",
+        cli={"metavar": "IMAGE"},
         convert="image",
     ),
     Option(
@@ -235,8 +240,22 @@ DETECTOR_OPTIONS: tuple[Option, ...] = (
         cli={"type": float},
     ),
     Option("delta_dummy", "float | None", None, "tolerance around --dummy", cli={"type": float}),
-    Option("dark", "ndarray | None", None, "dark image to subtract", convert="image"),
-    Option("flat", "ndarray | None", None, "flat-field image to divide by", convert="image"),
+    Option(
+        "dark",
+        "ndarray | None",
+        None,
+        "dark image to subtract",
+        cli={"metavar": "IMAGE"},
+        convert="image",
+    ),
+    Option(
+        "flat",
+        "ndarray | None",
+        None,
+        "flat-field image to divide by",
+        cli={"metavar": "IMAGE"},
+        convert="image",
+    ),
     Option(
         "correct_solid_angle",
         "bool",
@@ -249,7 +268,7 @@ DETECTOR_OPTIONS: tuple[Option, ...] = (
         "float | None",
         None,
         "polarization factor in [-1, 1] (--polarization: deprecated spelling)",
-        cli={"type": float},
+        cli={"type": float, "metavar": "P"},
         deprecated_flags=("--polarization",),
     ),
     Option(
@@ -395,3 +414,39 @@ def step_parameters(process: type) -> dict[str, inspect.Parameter]:
             ),
         )
     return allowed
+
+
+_CLUSTER_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "kind": ("one of slurm, pbs, sge, lsf", (str,)),
+    "cores": ("an integer >= 1", (int,)),
+    "memory": ("a text such as 16GB", (str,)),
+    "walltime": ("a text such as '01:00:00' (quoted)", (str,)),
+    "jobs": ("an integer >= 1", (int,)),
+    "queue": ("a text", (str,)),
+    "account": ("a text", (str,)),
+}
+
+
+def cluster_problems(value: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """What is wrong with a ``cluster`` mapping: (key or None, message) pairs."""
+    from pyscatter.processes.execution import CLUSTERS
+
+    out: list[tuple[str | None, str]] = []
+    for key, item in value.items():
+        if key in _CLUSTER_TYPES:
+            text, types = _CLUSTER_TYPES[key]
+            bad = not isinstance(item, types) or isinstance(item, bool)
+            bad = bad or (key == "kind" and item not in CLUSTERS)
+            bad = bad or (key in ("cores", "jobs") and item < 1)
+            if bad:
+                out.append((key, f"cluster {key}: expected {text}, got {item!r}"))
+    missing = [k for k in ("kind", "cores", "memory") if k not in value]
+    if missing:
+        out.append(
+            (
+                None,
+                f"cluster: missing {', '.join(missing)} (needed: kind, cores, memory; "
+                "optional: walltime, jobs, queue, account and any dask-jobqueue option)",
+            )
+        )
+    return out
