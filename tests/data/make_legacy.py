@@ -160,9 +160,9 @@ def main(out: str) -> None:
             continue
         real, calls = safety.write_status, []
 
-        def interrupt(*args, _real=real, **kw):
-            calls.append(1)
-            if len(calls) == PARTIAL_BLOCKS:
+        def interrupt(*args, _real=real, _calls=calls, **kw):
+            _calls.append(1)
+            if len(_calls) == PARTIAL_BLOCKS:
                 raise KeyboardInterrupt
             return _real(*args, **kw)
 
