@@ -71,10 +71,22 @@ class _Store(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string in self.deprecated:
-            logging.getLogger("pyscatter").warning(
-                "%s is deprecated; write %s (the same option)", option_string, self.preferred
-            )
+            note_deprecated(namespace, option_string, self.preferred)
         setattr(namespace, self.dest, values)
+
+
+def note_deprecated(namespace: argparse.Namespace, flag: str, preferred: str) -> None:
+    """Remember a deprecated flag; :func:`warn_deprecated` logs it once logging is set up."""
+    used = list(getattr(namespace, "deprecated_flags", []))
+    namespace.deprecated_flags = [*used, (flag, preferred)]
+
+
+def warn_deprecated(args: argparse.Namespace) -> None:
+    """Log a warning for each deprecated flag the command line used."""
+    for flag, preferred in dict(getattr(args, "deprecated_flags", [])).items():
+        logging.getLogger("pyscatter").warning(
+            "%s is deprecated; write %s (the same option)", flag, preferred
+        )
 
 
 def add_option(group: Any, option: Option, default: Any = _UNSET) -> None:
@@ -108,7 +120,9 @@ def add_detector(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | 
 
 
 def detector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The detector keywords of a process from the "detector" group's flags (images read)."""
+    """The detector keywords of a process from the "detector" group's flags (images read);
+    deprecated flags are warned about here."""
+    warn_deprecated(args)
     out = {}
     for option in DETECTOR_OPTIONS:
         value = getattr(args, option.name)

@@ -10,13 +10,13 @@ interrupted run, and reuses a complete one.
 from __future__ import annotations
 
 import argparse
-import logging
 
 from pyscatter.cli.options import (
     add_detector,
     add_execution,
     detector_kwargs,
     execution_kwargs,
+    note_deprecated,
     report,
 )
 from pyscatter.errors import InputError
@@ -91,9 +91,7 @@ class _AppendHalfWidth(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string == "--width":
-            logging.getLogger("pyscatter").warning(
-                "--width is deprecated; write --half-width (the same value: a half-width)"
-            )
+            note_deprecated(namespace, "--width", "--half-width")
         items = list(getattr(namespace, self.dest) or [])
         setattr(namespace, self.dest, [*items, values])
 
