@@ -45,6 +45,8 @@ from pyscatter.processes.options import (
     check_execution,
     cluster_problems,
     hint_names,
+    is_array_hint,
+    is_path_hint,
     keyword_parameters,
     label,
     step_parameters,
@@ -459,14 +461,6 @@ def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep 
     )
 
 
-def _is_path_hint(annotation: Any) -> bool:
-    return bool(hint_names(annotation) & {"Path", "PathLike"})
-
-
-def _is_array_hint(annotation: Any) -> bool:
-    return "ndarray" in hint_names(annotation)
-
-
 def _check_options(
     doc: _Doc,
     options: dict[str, Any],
@@ -494,12 +488,12 @@ def _check_options(
         if problem:
             doc.problem(where, f"{key}: {problem}")
             continue
-        if isinstance(value, str) and (_is_path_hint(annotation) or _is_array_hint(annotation)):
+        if isinstance(value, str) and (is_path_hint(annotation) or is_array_hint(annotation)):
             file = _resolve(doc, value)
             if check_files and not file.exists():
                 doc.problem(where, f"{key}: no such file: {file}")
-            value = file if _is_path_hint(annotation) else _ImageFile(file)
-        elif isinstance(value, list) and _is_array_hint(annotation):
+            value = file if is_path_hint(annotation) else _ImageFile(file)
+        elif isinstance(value, list) and is_array_hint(annotation):
             try:
                 value = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):

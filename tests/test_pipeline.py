@@ -409,7 +409,9 @@ def test_binary_pipeline_file_is_refused(tmp_path):
 
 def test_infinite_memory_budget_is_refused():
     text = "output: out.h5\nexecution:\n  max_mem_mb: .inf\n"
-    with pytest.raises(InputError, match="max_mem_mb: expected a finite number of MiB > 0 and <= 1048576, got inf"):
+    with pytest.raises(
+        InputError, match="max_mem_mb: expected a finite number of MiB > 0 and <= 1048576, got inf"
+    ):
         validate_pipeline(text, check_files=False)
 
 

@@ -383,6 +383,16 @@ def hint_names(annotation: Any) -> set[str]:
     return set(_base_names(annotation))
 
 
+def is_path_hint(annotation: Any) -> bool:
+    """The hint takes a file path (``Path``)."""
+    return bool(hint_names(annotation) & {"Path", "PathLike"})
+
+
+def is_array_hint(annotation: Any) -> bool:
+    """The hint takes an array (``ndarray``: an image file or a list in YAML)."""
+    return "ndarray" in hint_names(annotation)
+
+
 def keyword_parameters(func: Any, skip: tuple[str, ...]) -> dict[str, inspect.Parameter]:
     """Keyword parameters of ``func`` by name, without ``skip``."""
     params = inspect.signature(func).parameters
@@ -394,7 +404,7 @@ def keyword_parameters(func: Any, skip: tuple[str, ...]) -> dict[str, inspect.Pa
     }
 
 
-def step_parameters(process: type) -> dict[str, inspect.Parameter]:
+def step_parameters(process: Any) -> dict[str, inspect.Parameter]:
     """The physics keywords a process takes (its signature plus its declared options).
 
     A process that takes the detector set-up through ``**options`` lists the table in its
