@@ -39,6 +39,19 @@ import numpy as np
 import yaml
 
 from pyscatter.errors import InputError, PyscatterError
+from pyscatter.processes.options import (
+    EXECUTION,
+    RUN_OPTIONS,
+    check_execution,
+    cluster_problems,
+    hint_names,
+    is_array_hint,
+    is_path_hint,
+    keyword_parameters,
+    label,
+    step_parameters,
+    type_problem,
+)
 
 __all__ = [
     "EXAMPLE",
@@ -80,7 +93,7 @@ execution:                         # optional; applies to every step
 
 steps:                             # `- name: {parameters}`, run in order
   - integrate: {npt: 300, unit: q_nm^-1, error_model: poisson, polarization_factor: 0.99}
-  - profiles: {q: [0.45, 0.8], width: 0.06, npt_azim: 180, polarization_factor: 0.99}
+  - profiles: {q: [0.45, 0.8], half_width: 0.06, npt_azim: 180, polarization_factor: 0.99}
   - fit: {model: maier_saupe}      # fits the latest azimuthal profiles
   - order: {}                      # order parameter and director from the latest fit
   # each step may also give `source:` (a dataset path in the file), `override: true`
@@ -93,34 +106,9 @@ _TOP = {
     "execution": "n_jobs, scheduler, cluster, max_mem_mb, progress, read_ahead (optional)",
     "steps": "the list of processing steps",
 }
-_EXECUTION_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
-    "n_jobs": ("an integer >= 1", (int,)),
-    "scheduler": ("'local', a dask scheduler address or null", (str, type(None))),
-    "cluster": ("a mapping {kind, cores, memory, walltime, jobs, queue …} or null", (dict,)),
-    "max_mem_mb": ("a number > 0", (int, float)),
-    "progress": ("true or false", (bool,)),
-    "read_ahead": ("true or false", (bool,)),
-}
-_EXECUTION_DEFAULTS = {
-    "n_jobs": 1,
-    "scheduler": None,
-    "cluster": None,
-    "max_mem_mb": 512,
-    "progress": True,
-    "read_ahead": True,
-}
-_CLUSTER_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
-    "kind": ("one of slurm, pbs, sge, lsf", (str,)),
-    "cores": ("an integer >= 1", (int,)),
-    "memory": ("a text such as 16GB", (str,)),
-    "walltime": ("a text such as '01:00:00' (quoted)", (str,)),
-    "jobs": ("an integer >= 1", (int,)),
-    "queue": ("a text", (str,)),
-    "account": ("a text", (str,)),
-}
 _STEP_KEYS = {
     "source": ("a dataset path in the file, e.g. /Measurement_000/Channel_000/Raw_Data", (str,)),
-    "override": ("true or false", (bool,)),
+    "override": (label(EXECUTION["override"]), (bool,)),
     "execution": ("a mapping like the top-level execution:", (dict,)),
 }
 #: Translator options the pipeline sets itself, or that make no sense in a file.
@@ -311,85 +299,6 @@ def _index_lines(node: yaml.Node, path: tuple, doc: _Doc) -> None:
             _index_lines(item, (*path, str(i)), doc)
 
 
-# --------------------------------------------------------------------------- types from hints
-
-
-def _alternatives(annotation: Any) -> list[str]:
-    """``"int | None"`` → ``["int", "None"]`` (top-level union members, brackets respected)."""
-    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
-    text = text.replace("typing.", "").strip()
-    if text.startswith("Optional[") and text.endswith("]"):
-        return [*_alternatives(text[9:-1]), "None"]
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "|" and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
-
-
-_KINDS: dict[str, tuple[str, Any]] = {
-    "None": ("null", lambda v: v is None),
-    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "str": ("a text", lambda v: isinstance(v, str)),
-    "Path": ("a file path", lambda v: isinstance(v, str)),
-    "PathLike": ("a file path", lambda v: isinstance(v, str)),
-    "dict": ("a mapping", lambda v: isinstance(v, dict)),
-    "Mapping": ("a mapping", lambda v: isinstance(v, dict)),
-    "list": ("a list", lambda v: isinstance(v, list)),
-    "tuple": ("a list", lambda v: isinstance(v, list)),
-    "Sequence": ("a list", lambda v: isinstance(v, list)),
-    "Iterable": ("a list", lambda v: isinstance(v, list)),
-    "ndarray": ("an image file path or a list", lambda v: isinstance(v, (str, list))),
-}
-
-
-def _type_problem(annotation: Any, value: Any) -> str | None:
-    """Why ``value`` (from YAML) does not fit ``annotation``; None if it fits or is unknown."""
-    if annotation is inspect.Parameter.empty:
-        return None
-    wanted = []
-    for alt in _alternatives(annotation):
-        base = alt.split("[", 1)[0].strip().rsplit(".", 1)[-1]
-        if base not in _KINDS:
-            return None  # a type we do not model: the process validates it
-        label, check = _KINDS[base]
-        if check(value):
-            return None
-        if label not in wanted:
-            wanted.append(label)
-    return f"expected {' or '.join(wanted)}, got {value!r}"
-
-
-def _hint_names(annotation: Any) -> set[str]:
-    if annotation is inspect.Parameter.empty:
-        return set()
-    return {a.split("[", 1)[0].strip().rsplit(".", 1)[-1] for a in _alternatives(annotation)}
-
-
-def _is_path_hint(annotation: Any) -> bool:
-    return bool(_hint_names(annotation) & {"Path", "PathLike"})
-
-
-def _is_array_hint(annotation: Any) -> bool:
-    return "ndarray" in _hint_names(annotation)
-
-
-def _keyword_parameters(func: Any, skip: tuple[str, ...]) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(func).parameters
-    return {
-        n: p
-        for n, p in params.items()
-        if n not in skip
-        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    }
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -475,51 +384,27 @@ def _resolve(doc: _Doc, text: str) -> Path:
 
 
 def _check_execution(doc: _Doc, value: Any, path: tuple) -> dict[str, Any]:
+    """An ``execution:`` mapping, checked by the declaration of the execution options."""
     out: dict[str, Any] = {}
     if value is None:
         return out
     if not isinstance(value, dict):
-        doc.problem(path, f"{path[-1]}: expected a mapping of {', '.join(_EXECUTION_TYPES)}")
+        doc.problem(path, f"{path[-1]}: expected a mapping of {', '.join(RUN_OPTIONS)}")
         return out
     for key, item in value.items():
         where = (*path, key)
-        if key not in _EXECUTION_TYPES:
-            doc.problem(where, _unknown("execution option", key, _EXECUTION_TYPES))
+        if key not in RUN_OPTIONS:
+            doc.problem(where, _unknown("execution option", key, RUN_OPTIONS))
             continue
-        label, types = _EXECUTION_TYPES[key]
-        ok = isinstance(item, types) and not (isinstance(item, bool) and bool not in types)
-        if key == "cluster" and item is None:
-            ok = True
-        if ok and key == "n_jobs":
-            ok = item >= 1
-        if ok and key == "max_mem_mb":
-            ok = bool(np.isfinite(item)) and item > 0
-        if not ok:
-            doc.problem(where, f"{key}: expected {label}, got {item!r}")
+        try:
+            out[key] = check_execution(key, item)
+        except InputError as err:
+            doc.problem(where, f"{key}: {err}")
             continue
-        out[key] = _check_cluster(doc, item, where) if key == "cluster" and item else item
+        if key == "cluster" and item:
+            for sub, message in cluster_problems(item):
+                doc.problem((*where, sub) if sub else where, message)
     return out
-
-
-def _check_cluster(doc: _Doc, value: dict, path: tuple) -> dict[str, Any]:
-    from pyscatter.processes.execution import CLUSTERS
-
-    for key, item in value.items():
-        if key in _CLUSTER_TYPES:
-            label, types = _CLUSTER_TYPES[key]
-            bad = not isinstance(item, types) or isinstance(item, bool)
-            bad = bad or (key == "kind" and item not in CLUSTERS)
-            bad = bad or (key in ("cores", "jobs") and item < 1)
-            if bad:
-                doc.problem((*path, key), f"cluster {key}: expected {label}, got {item!r}")
-    missing = [k for k in ("kind", "cores", "memory") if k not in value]
-    if missing:
-        doc.problem(
-            path,
-            f"cluster: missing {', '.join(missing)} (needed: kind, cores, memory; "
-            "optional: walltime, jobs, queue, account and any dask-jobqueue option)",
-        )
-    return dict(value)
 
 
 def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep | None:
@@ -564,7 +449,7 @@ def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep 
         options = _check_options(
             doc,
             options,
-            _keyword_parameters(translator.translate, _TRANSLATE_RESERVED),
+            keyword_parameters(translator.translate, _TRANSLATE_RESERVED),
             path,
             f"format {translator.name!r}",
             check_files,
@@ -594,8 +479,8 @@ def _check_options(
             )
             continue
         annotation = allowed[key].annotation
-        problem = _type_problem(annotation, value)
-        if problem and isinstance(value, str) and "float" in _hint_names(annotation):
+        problem = type_problem(annotation, value)
+        if problem and isinstance(value, str) and "float" in hint_names(annotation):
             try:  # YAML 1.1 reads 1e-3 (no dot) as text
                 value, problem = float(value), None
             except ValueError:
@@ -603,12 +488,12 @@ def _check_options(
         if problem:
             doc.problem(where, f"{key}: {problem}")
             continue
-        if isinstance(value, str) and (_is_path_hint(annotation) or _is_array_hint(annotation)):
+        if isinstance(value, str) and (is_path_hint(annotation) or is_array_hint(annotation)):
             file = _resolve(doc, value)
             if check_files and not file.exists():
                 doc.problem(where, f"{key}: no such file: {file}")
-            value = file if _is_path_hint(annotation) else _ImageFile(file)
-        elif isinstance(value, list) and _is_array_hint(annotation):
+            value = file if is_path_hint(annotation) else _ImageFile(file)
+        elif isinstance(value, list) and is_array_hint(annotation):
             try:
                 value = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
@@ -642,19 +527,19 @@ def _check_step(doc: _Doc, item: Any, index: int, check_files: bool) -> Step | N
     except InputError as err:
         doc.problem(path, str(err))
         return None
-    for key, (label, types) in _STEP_KEYS.items():
+    for key, (allowed_text, types) in _STEP_KEYS.items():
         if key in params and not isinstance(params[key], types):
-            doc.problem((*path, key), f"{key}: expected {label}, got {params[key]!r}")
+            doc.problem((*path, key), f"{key}: expected {allowed_text}, got {params[key]!r}")
     execution = _check_execution(doc, params.get("execution"), (*path, "execution"))
     physics = {k: v for k, v in params.items() if k not in _STEP_KEYS}
-    for key in [k for k in physics if k in _EXECUTION_TYPES]:
+    for key in [k for k in physics if k in RUN_OPTIONS]:
         doc.problem(
             (*path, key),
             f"{key} is an execution option: put it under execution: "
             "(for every step) or under this step's own execution:",
         )
         del physics[key]
-    allowed = _keyword_parameters(process.__init__, ("self", "h5_main", *_EXECUTION_TYPES))
+    allowed = step_parameters(process)
     owner = f"step {name!r} ({process.__name__})"
     checked = _check_options(doc, physics, allowed, path, owner, check_files)
     missing = [
@@ -761,7 +646,7 @@ def translation_differences(h5_path: str | os.PathLike, step: TranslateStep) -> 
 def _options_differences(step: TranslateStep, recorded: Any) -> list[str]:
     if step.translator is None or not isinstance(recorded, dict):
         return []
-    params = _keyword_parameters(step.translator.translate, _TRANSLATE_RESERVED)
+    params = keyword_parameters(step.translator.translate, _TRANSLATE_RESERVED)
     effective = {
         n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty
     }
@@ -872,7 +757,8 @@ def _run_step(pipe: Pipeline, step: Step) -> StepSummary:
     params = {
         k: _read_array(v.path) if isinstance(v, _ImageFile) else v for k, v in step.params.items()
     }
-    execution = {**_EXECUTION_DEFAULTS, **pipe.execution, **step.execution}
+    defaults = {name: EXECUTION[name].default for name in RUN_OPTIONS}
+    execution = {**defaults, **pipe.execution, **step.execution}
     if step.source is not None:
         from pyscatter.io.xarray import open_for_reading
 

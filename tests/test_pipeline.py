@@ -409,5 +409,34 @@ def test_binary_pipeline_file_is_refused(tmp_path):
 
 def test_infinite_memory_budget_is_refused():
     text = "output: out.h5\nexecution:\n  max_mem_mb: .inf\n"
-    with pytest.raises(InputError, match="max_mem_mb: expected a number > 0, got inf"):
+    with pytest.raises(
+        InputError, match="max_mem_mb: expected a finite number of MiB > 0 and <= 1048576, got inf"
+    ):
         validate_pipeline(text, check_files=False)
+
+
+# --------------------------------------------------------------------------- declared options
+
+
+def test_detector_options_are_known_to_every_frame_step_from_one_declaration(work):
+    """profiles and sectors take the detector options of integrate (dark, flat, monitor …),
+    with the line of a wrong one; ``width`` is the deprecated spelling of ``half_width``."""
+    from pyscatter.processes.options import DETECTOR_OPTIONS
+
+    np.save(work / "dark.npy", np.zeros((192, 224), dtype=np.float32))
+    steps = (
+        "  - profiles: {q: [0.45], half_width: 0.06, dark: dark.npy, exposure_time: 2.0}\n"
+        "  - sectors: {npt: 50, flat: frames/mask.edf, polarization_factor: 0.9}\n"
+        "  - profiles: {q: [0.45], width: 0.06, allow_fallback: true}\n"
+    )
+    pipe = validate_pipeline(_write(work, SIMPLE + steps), check_files=False)
+    assert [s.name for s in pipe.steps] == ["integrate", "profiles", "sectors", "profiles"]
+    assert pipe.steps[1].params["exposure_time"] == 2.0
+    bad = SIMPLE + "  - sectors: {npt: 50, polarization_factor: high, monitr: auto}\n"
+    with pytest.raises(InputError) as info:
+        validate_pipeline(_write(work, bad), check_files=False)
+    text = str(info.value)
+    assert ":13: polarization_factor: expected a number or null, got 'high'" in text
+    assert ":13: step 'sectors' (SectorIntegration) has no parameter 'monitr'" in text
+    for option in DETECTOR_OPTIONS:
+        assert option.name in text  # the allowed parameters listed include every one

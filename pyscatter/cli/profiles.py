@@ -1,57 +1,32 @@
-"""``pyscatter profiles FILE.h5 --q 0.45 --width 0.06``: azimuthal profiles I(chi) at rings.
+"""``pyscatter profiles FILE.h5 --q 0.45 --half-width 0.06``: azimuthal profiles I(chi) at rings.
 
-Rings are given as centres (``--q``, repeatable or comma-separated, with ``--width``), as q
-ranges (``--q-range LO HI``, repeatable) or as reflections (``--hkl 1,0,0`` with ``--width``
-and ``--lattice a=5.411`` or ``--cif FILE``). Resumable: the same command continues an
+Rings are given as centres (``--q``, repeatable or comma-separated, with ``--half-width``), as
+q ranges (``--q-range LO HI``, repeatable) or as reflections (``--hkl 1,0,0`` with
+``--half-width`` and ``--lattice a=5.411`` or ``--cif FILE``). ``--width`` is the deprecated
+spelling of ``--half-width`` (the same value: each ring is [q - w, q + w]). Resumable: the same command continues an
 interrupted run, and reuses a complete one.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from pyscatter.cli.integrate import read_image
-from pyscatter.cli.options import add_execution, execution_kwargs, report
+from pyscatter.cli.options import (
+    add_detector,
+    add_execution,
+    detector_kwargs,
+    execution_kwargs,
+    note_deprecated,
+    report,
+)
 from pyscatter.errors import InputError
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:
-    """Geometry, mask and correction options shared with ``pyscatter sectors``."""
-    g = p.add_argument_group("detector")
-    g.add_argument("--poni", help="geometry (default: the one recorded in the file)")
-    g.add_argument("--mask", help="extra mask image (nonzero = masked), added to the file's mask")
-    g.add_argument("--no-file-mask", action="store_true", help="ignore the mask in the file")
-    g.add_argument("--polarization", type=float, help="polarization factor in [-1, 1]")
-    g.add_argument("--no-solid-angle", action="store_true", help="no solid-angle correction")
-    g.add_argument("--dummy", type=float, help="value of invalid pixels")
-    g.add_argument("--delta-dummy", type=float, help="tolerance around --dummy")
-    g.add_argument(
-        "--error-model",
-        choices=("poisson", "azimuthal"),
-        default="poisson",
-        help="sigma from Poisson counts (default) or the spread within each bin",
-    )
-    g.add_argument(
-        "--method",
-        default="bbox,csr,cython",
-        help="pyFAI CSR method split,algorithm,implementation (default bbox,csr,cython)",
-    )
-    g.add_argument("--source", help="source dataset path in the file (default: Raw_Data)")
-
-
-def detector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "poni": args.poni,
-        "mask": read_image(args.mask, "mask"),
-        "use_file_mask": not args.no_file_mask,
-        "polarization_factor": args.polarization,
-        "correct_solid_angle": not args.no_solid_angle,
-        "dummy": args.dummy,
-        "delta_dummy": args.delta_dummy,
-        "error_model": args.error_model,
-        "method": tuple(m.strip() for m in args.method.split(",")),
-    }
+    """The "detector" group of ``pyscatter profiles`` and ``pyscatter sectors`` (error model
+    Poisson by default), and ``--source``."""
+    add_detector(p, {"error_model": "poisson"})
+    p.add_argument("--source", help="source dataset path in the file (default: Raw_Data)")
 
 
 def register(sub) -> None:
@@ -67,10 +42,13 @@ def register(sub) -> None:
         "--q", action="append", metavar="Q[,Q…]", help="ring centre(s) in --unit; repeatable"
     )
     rings.add_argument(
+        "--half-width",
         "--width",
-        action="append",
+        dest="half_width",
+        action=_AppendHalfWidth,
         metavar="W[,W…]",
-        help="ring half-width(s) in --unit: one, or one per ring (ring = [q - w, q + w])",
+        help="ring half-width(s) in --unit: one, or one per ring (ring = [q - w, q + w]); "
+        "--width is its deprecated spelling",
     )
     rings.add_argument(
         "--q-range",
@@ -106,6 +84,16 @@ def register(sub) -> None:
     add_detector_options(p)
     add_execution(p)
     p.set_defaults(func=run)
+
+
+class _AppendHalfWidth(argparse.Action):
+    """``append``, with a warning for the deprecated ``--width``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--width":
+            note_deprecated(namespace, "--width", "--half-width")
+        items = list(getattr(namespace, self.dest) or [])
+        setattr(namespace, self.dest, [*items, values])
 
 
 def parse_floats(values: list[str] | None, what: str) -> list[float] | None:
@@ -167,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         override=args.override,
         command="pyscatter profiles",
         q=parse_floats(args.q, "q"),
-        width=parse_floats(args.width, "width"),
+        half_width=parse_floats(args.half_width, "half-width"),
         q_range=args.q_range,
         hkl=parse_hkl(args.hkl),
         lattice=parse_lattice(args.lattice),

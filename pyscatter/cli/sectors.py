@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from pyscatter.cli.options import add_execution, execution_kwargs, report
-from pyscatter.cli.profiles import add_detector_options, detector_kwargs
+from pyscatter.cli.options import add_execution, detector_kwargs, execution_kwargs, report
+from pyscatter.cli.profiles import add_detector_options
 
 
 def register(sub) -> None:

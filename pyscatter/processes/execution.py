@@ -166,22 +166,28 @@ class ReadAhead:
         self._pool.shutdown(wait=True)
 
 
+MAX_MEM_MB = 1 << 20
+"""Largest ``max_mem_mb`` (1 TiB): a memory budget above it is a typo."""
+
+
 def check_max_mem_mb(max_mem_mb: Any) -> float:
     """``max_mem_mb`` as a float, or an InputError naming ``--max-mem-mb``.
+
+    The one rule of the option (the command line, pipelines and processes check it here).
 
     Raises
     ------
     InputError
-        Not a number, not finite (nan, inf) or not positive.
+        Not a number, not finite (nan, inf), not positive or above :data:`MAX_MEM_MB`.
     """
     try:
         value = float(max_mem_mb)
     except (TypeError, ValueError):
         value = float("nan")
-    if isinstance(max_mem_mb, bool) or not math.isfinite(value) or value <= 0:
+    if isinstance(max_mem_mb, bool) or not math.isfinite(value) or not 0 < value <= MAX_MEM_MB:
         raise InputError(
-            f"--max-mem-mb (max_mem_mb) must be a positive, finite number of MiB; "
-            f"got {max_mem_mb!r}"
+            f"--max-mem-mb (max_mem_mb) must be a positive, finite number of MiB, at most "
+            f"{MAX_MEM_MB}; got {max_mem_mb!r}"
         )
     return value
 

@@ -15,31 +15,25 @@ import numpy as np
 
 from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import BatchIntegrator, integrate_reference
+from pyscatter.processes.detector import read_arrays
 from pyscatter.processes.execution import FrameBlocks, FrameReader
 
 
-def _optional(h5: h5py.File, path: str | None) -> np.ndarray | None:
-    return None if path is None else h5[path][()]
-
-
-def integrator_options(h5: h5py.File, params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of the integration kernels from the recorded parameters."""
-    mask = None
-    for path in params.get("mask_datasets", []):
-        m = h5[path][()] != 0
-        mask = m if mask is None else (mask | m)
+def integrator_options(params: dict[str, Any], arrays: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of the integration kernels from the recorded parameters and the
+    ``mask``, ``dark`` and ``flat`` arrays (:func:`pyscatter.processes.detector.read_arrays`)."""
     return {
         "npt": params["npt"],
         "unit": params["unit"],
         "npt_azim": params["npt_azim"],
         "method": tuple(params["method"]),
-        "mask": mask,
+        "mask": arrays.get("mask"),
         "dummy": params["dummy"],
         "delta_dummy": params["delta_dummy"],
         "correct_solid_angle": params["correct_solid_angle"],
         "polarization_factor": params["polarization_factor"],
-        "dark": _optional(h5, params.get("dark_dataset")),
-        "flat": _optional(h5, params.get("flat_dataset")),
+        "dark": arrays.get("dark"),
+        "flat": arrays.get("flat"),
         "error_model": params["error_model"],
         "radial_range": params["radial_range"],
         "azimuth_range": params["azimuth_range"],
@@ -51,7 +45,7 @@ def build(spec, h5: h5py.File):
 
     params = spec.params
     ai = integrator_from_config(params["geometry"])
-    return make_function(ai, params, integrator_options(h5, params))
+    return make_function(ai, params, integrator_options(params, read_arrays(h5, params)))
 
 
 def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):

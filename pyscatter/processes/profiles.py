@@ -21,23 +21,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.geometry import integrator_from_config
 from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output, ScatterProcess
-from pyscatter.processes.integration import (
-    DEFAULT_METHOD,
-    AzimuthalIntegration,
-    frame_shape,
-    load_geometry,
-)
+from pyscatter.processes.detector import DetectorSetup, split_options, worker_parameters
+from pyscatter.processes.integration import AzimuthalIntegration
+from pyscatter.processes.options import DETECTOR_OPTIONS
+
+log = logging.getLogger(__name__)
 
 Q_UNITS = ("q_nm^-1", "q_A^-1")
 UNIT_LABELS = {
@@ -48,83 +48,57 @@ UNIT_LABELS = {
     "r_mm": "mm",
 }
 """Units stored with the radial values, as AzimuthalIntegration stores them."""
-ERROR_MODELS = ("poisson", "azimuthal")
 MAX_RADIAL = 100
 """Most radial sub-bins per ring (``n_radial``)."""
-
-
-def _sha(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _half_width(half_width: Any, width: Any) -> Any:
+    """``half_width``, or its deprecated spelling ``width`` (with a warning)."""
+    if width is None:
+        return half_width
+    if half_width is not None:
+        raise InputError(
+            "give half_width only (width is its deprecated spelling); got both "
+            f"half_width={half_width!r} and width={width!r}"
+        )
+    log.warning("profiles: width is deprecated, write half_width (the same value: a half-width)")
+    return width
+
+
 class DetectorProcess(ScatterProcess):
     """Shared by processes that integrate raw detector frames with a stacked pyFAI matrix.
 
-    Takes the geometry, mask and correction options (as
-    :class:`~pyscatter.processes.integration.AzimuthalIntegration`) into the parameters and
-    stores an extra mask in the results group. Subclasses set ``method_dim`` (1 or 2, the
-    pyFAI CSR method's dimension) and implement :meth:`_make_function` (the block function of
-    their worker module from the parameters and the combined mask).
+    Takes the detector set-up (:class:`~pyscatter.processes.detector.DetectorSetup`, the
+    options of :data:`~pyscatter.processes.options.DETECTOR_OPTIONS`, as
+    :class:`~pyscatter.processes.integration.AzimuthalIntegration`; the error model defaults
+    to ``"poisson"`` and may not be None) into the parameters and stores the extra mask, dark
+    and flat in the results group. Subclasses set ``method_dim`` (1 or 2, the pyFAI CSR
+    method's dimension) and implement :meth:`_make_function` (the block function of their
+    worker module from the parameters and the combined mask, dark and flat).
     """
 
     method_dim = 2
     block_input_mb = 64
+    options = DETECTOR_OPTIONS
+    option_defaults: ClassVar[dict[str, Any]] = {"error_model": "poisson"}
 
-    def __init__(
-        self,
-        h5_main: h5py.Dataset,
-        params: dict[str, Any],
-        *,
-        poni: str | Path | dict | None,
-        mask: np.ndarray | None,
-        use_file_mask: bool,
-        dummy: float | None,
-        delta_dummy: float | None,
-        correct_solid_angle: bool,
-        polarization_factor: float | None,
-        error_model: str,
-        method: Sequence[str],
-        **kwargs: Any,
-    ) -> None:
-        shape = frame_shape(h5_main)
-        if error_model not in ERROR_MODELS:
-            raise InputError(
-                f"unsupported error_model {error_model!r}; expected one of {', '.join(ERROR_MODELS)}"
-            )
-        if polarization_factor is not None and not -1 <= polarization_factor <= 1:
-            raise InputError(f"polarization_factor must lie in [-1, 1]; got {polarization_factor}")
-        from pyscatter.processes.profiles_worker import csr_method
-
-        csr_method(method, self.method_dim)  # refuses non-CSR methods with a clear message
-        self._extra_mask = None
-        if mask is not None:
-            arr = np.asarray(mask)
-            if arr.shape != shape:
-                raise InputError(f"mask has shape {arr.shape}; the detector frames are {shape}")
-            self._extra_mask = (arr != 0).astype(np.uint8)
-        self._shape = shape
-        file_mask = h5_main.parent.get("Mask") if use_file_mask else None
-        geometry = load_geometry(poni, h5_main)
-        params = dict(
-            params,
-            geometry=json.dumps(geometry, sort_keys=True),
-            frame_shape=list(shape),
-            mask_file_dataset=None if file_mask is None else file_mask.name,
-            mask_sha256=None if self._extra_mask is None else _sha(self._extra_mask),
-            dummy=None if dummy is None else float(dummy),
-            delta_dummy=None if delta_dummy is None else float(delta_dummy),
-            correct_solid_angle=bool(correct_solid_angle),
-            polarization_factor=None if polarization_factor is None else float(polarization_factor),
-            error_model=error_model,
-            method=[str(m) for m in method],
+    def __init__(self, h5_main: h5py.Dataset, params: dict[str, Any], **options: Any) -> None:
+        detector, execution = split_options(options)
+        setup = DetectorSetup.from_options(
+            h5_main,
+            dim=self.method_dim,
+            sigma_required=True,
+            **{**self.option_defaults, **detector},
         )
-        self._h5_file = h5_main.file
-        params = self._resolve_parameters(params, self._combined_mask(params))
-        super().__init__(h5_main, params, **kwargs)
+        self.setup = setup
+        self._shape = setup.frame_shape
+        params = dict(params, **setup.record(legacy_stacked=True))
+        params = self._resolve_parameters(params, setup.combined_mask(h5_main.file))
+        super().__init__(h5_main, params, **execution)
 
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
@@ -132,16 +106,12 @@ class DetectorProcess(ScatterProcess):
 
     def _worker_parameters(self) -> str:
         params = dict(self.parameters, source=self._source.name)
-        masks = [params["mask_file_dataset"]] if params["mask_file_dataset"] else []
         group = getattr(self, "h5_results_grp", None)
-        if group is not None and "Mask" in group:
-            masks.append(group["Mask"].name)
-        params["mask_datasets"] = masks
-        return json.dumps(params, sort_keys=True)
+        return json.dumps(worker_parameters(params, group), sort_keys=True)
 
     def _setup_extra(self, group: h5py.Group) -> None:
-        if self._extra_mask is not None:
-            group.create_dataset("Mask", data=self._extra_mask)
+        self.setup.store(group)
+        self.setup.warn_negative_pixels(self._source)
 
     def _resolve_parameters(
         self, params: dict[str, Any], mask: np.ndarray | None
@@ -149,31 +119,32 @@ class DetectorProcess(ScatterProcess):
         """Complete the parameters from the geometry and mask (e.g. a default range)."""
         return params
 
-    def _combined_mask(self, params: dict[str, Any]) -> np.ndarray | None:
-        mask = None
-        path = params["mask_file_dataset"]
-        if path:
-            mask = np.asarray(self._h5_file[path][()]).reshape(self._shape) != 0
-        if self._extra_mask is not None:
-            extra = self._extra_mask != 0
-            mask = extra if mask is None else (mask | extra)
-        return mask
-
     def _local_function(self):
-        """Built once in this process from the in-memory mask."""
+        """Built once in this process from the set-up's integrator, mask, dark and flat."""
         if getattr(self, "_local", None) is None:
             params = dict(self.parameters, source=self._source.name)
-            self._local = self._make_function(params, self._combined_mask(params))
+            setup = self.setup
+            self._local = self._make_function(
+                params,
+                setup.combined_mask(self._source.file),
+                dark=setup.arrays.get("dark"),
+                flat=setup.arrays.get("flat"),
+            )
         return self._local
 
-    def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
+    def _make_function(
+        self,
+        params: dict[str, Any],
+        mask: np.ndarray | None,
+        *,
+        dark: np.ndarray | None,
+        flat: np.ndarray | None,
+    ):
         raise NotImplementedError
 
     def _integrator(self, params: dict[str, Any]):
-        """pyFAI integrator of the recorded geometry, made once (pyFAI.load costs a gc pass)."""
-        if getattr(self, "_ai", None) is None:
-            self._ai = integrator_from_config(params["geometry"])
-        return self._ai
+        """The set-up's pyFAI integrator of the recorded geometry (built once)."""
+        return self.setup.integrator
 
     def _width(self) -> int:
         return sum(o.width for o in self._outputs())
@@ -188,8 +159,8 @@ class DetectorProcess(ScatterProcess):
 class AzimuthalProfiles(DetectorProcess):
     """Azimuthal profiles I(chi) of every frame at one or more rings of q, with sigma.
 
-    Rings are given in exactly one way: ``q`` with ``width``, ``q_range``, or ``hkl`` with
-    ``width`` and ``lattice`` or ``cif``.
+    Rings are given in exactly one way: ``q`` with ``half_width``, ``q_range``, or ``hkl``
+    with ``half_width`` and ``lattice`` or ``cif``.
 
     I(chi) is the mean of the corrected intensity over the ring's q window, taken uniformly in
     q: the ring is cut into ``n_radial`` sub-bins of equal width and I(chi) is the mean of
@@ -223,9 +194,11 @@ class AzimuthalProfiles(DetectorProcess):
         Image main dataset (positions × Row·Col), e.g. ``Raw_Data``.
     q : float or sequence of float, optional
         Ring centres in ``unit``.
-    width : float or sequence of float, optional
+    half_width : float or sequence of float, optional
         Half-width of each ring in ``unit`` (one value, or one per ring): the ring is
-        [q − width, q + width].
+        [q − half_width, q + half_width]. (Recorded as each ring's ``width``.)
+    width : float or sequence of float, optional
+        Deprecated spelling of ``half_width`` (the same value: a half-width).
     q_range : sequence of (float, float), optional
         Rings as [lo, hi] in ``unit``.
     hkl : sequence of (int, int, int), optional
@@ -246,20 +219,17 @@ class AzimuthalProfiles(DetectorProcess):
         Fraction in [0, 1] (default 0.5) of a sub-bin's median normalization below which
         the chi bin is NaN. 0 keeps every chi bin whose sub-bins all hold a valid pixel.
     unit : {"q_nm^-1", "q_A^-1"}
-    poni : path or dict, optional
-        Geometry; default the one recorded in the file.
-    mask : ndarray, optional
-        (rows, cols), non-zero = masked; combined with the file's ``Mask``.
-    use_file_mask : bool
-    dummy, delta_dummy : float, optional
-    correct_solid_angle : bool
-    polarization_factor : float, optional
-    error_model : {"poisson", "azimuthal"}
-        Poisson: variance max(raw, 1) per pixel; azimuthal: pyFAI's spread within each bin.
-    method : sequence of str
-        pyFAI 2-D CSR method, default ``("bbox", "csr", "cython")``.
-    **kwargs
-        Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
+    **options
+        The detector set-up, as in
+        :class:`~pyscatter.processes.integration.AzimuthalIntegration`
+        (:data:`~pyscatter.processes.options.DETECTOR_OPTIONS`: ``poni``, ``mask``,
+        ``use_file_mask``, ``dummy``, ``delta_dummy``, ``dark``, ``flat``,
+        ``correct_solid_angle``, ``polarization_factor``, ``monitor``, ``transmission``,
+        ``exposure_time``, ``error_model``, ``method``, ``allow_fallback``), except that
+        ``error_model`` is ``"poisson"`` (variance max(raw, 1) per pixel, the default) or
+        ``"azimuthal"`` (pyFAI's spread within each bin), and ``method`` must be a 2-D CSR
+        method; then the execution options of
+        :class:`~pyscatter.processes.base.ScatterProcess`.
 
     Notes
     -----
@@ -282,7 +252,7 @@ class AzimuthalProfiles(DetectorProcess):
         h5_main: h5py.Dataset,
         *,
         q: float | Sequence[float] | None = None,
-        width: float | Sequence[float] | None = None,
+        half_width: float | Sequence[float] | None = None,
         q_range: Sequence[Sequence[float]] | None = None,
         hkl: Sequence[Sequence[int]] | None = None,
         lattice: Mapping[str, float] | None = None,
@@ -291,16 +261,8 @@ class AzimuthalProfiles(DetectorProcess):
         n_radial: int = 8,
         min_coverage: float = 0.5,
         unit: str = "q_nm^-1",
-        poni: str | Path | dict | None = None,
-        mask: np.ndarray | None = None,
-        use_file_mask: bool = True,
-        dummy: float | None = None,
-        delta_dummy: float | None = None,
-        correct_solid_angle: bool = True,
-        polarization_factor: float | None = None,
-        error_model: str = "poisson",
-        method: Sequence[str] = DEFAULT_METHOD,
-        **kwargs: Any,
+        width: float | Sequence[float] | None = None,
+        **options: Any,
     ) -> None:
         from pyscatter.geometry import cell_parameters, ring_ranges
 
@@ -326,9 +288,13 @@ class AzimuthalProfiles(DetectorProcess):
                 f"min_coverage must be a number in [0, 1] (a fraction of a sub-bin's median "
                 f"normalization); got {min_coverage!r}"
             )
-        rings = ring_ranges(
-            q=q, width=width, q_range=q_range, hkl=hkl, lattice=lattice, cif=cif, unit=unit
-        )
+        half_width = _half_width(half_width, width)
+        try:
+            rings = ring_ranges(
+                q=q, width=half_width, q_range=q_range, hkl=hkl, lattice=lattice, cif=cif, unit=unit
+            )
+        except InputError as err:  # the public name of the option is half_width
+            raise InputError(re.sub(r"\bwidth\b", "half_width", str(err))) from None
         cell = cell_parameters(lattice, cif) if hkl is not None else None
         params = {
             "rings": rings,
@@ -340,20 +306,7 @@ class AzimuthalProfiles(DetectorProcess):
             "min_coverage": float(min_coverage),
             "unit": unit,
         }
-        super().__init__(
-            h5_main,
-            params,
-            poni=poni,
-            mask=mask,
-            use_file_mask=use_file_mask,
-            dummy=dummy,
-            delta_dummy=delta_dummy,
-            correct_solid_angle=correct_solid_angle,
-            polarization_factor=polarization_factor,
-            error_model=error_model,
-            method=method,
-            **kwargs,
-        )
+        super().__init__(h5_main, params, **options)
 
     def _resolve_parameters(
         self, params: dict[str, Any], mask: np.ndarray | None
@@ -378,10 +331,10 @@ class AzimuthalProfiles(DetectorProcess):
                 )
         return params
 
-    def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
+    def _make_function(self, params, mask, *, dark, flat):
         from pyscatter.processes.profiles_worker import make_function
 
-        return make_function(params, mask, self._integrator(params))
+        return make_function(params, mask, self._integrator(params), dark=dark, flat=flat)
 
     def _outputs(self) -> list[Output]:
         if getattr(self, "_outputs_cache", None) is None:

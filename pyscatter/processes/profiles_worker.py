@@ -49,7 +49,9 @@ import scipy.sparse as sp
 from pyscatter.errors import InputError
 from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
-from pyscatter.processes.execution import FrameBlocks, FrameReader
+from pyscatter.processes.detector import read_arrays
+from pyscatter.processes.execution import FrameBlocks
+from pyscatter.processes.integration_worker import frame_reader
 
 log = logging.getLogger(__name__)
 
@@ -190,37 +192,45 @@ def stacked_integrator(
     azimuthal: np.ndarray,
     unit: str,
     mask: np.ndarray | None,
-    dummy: float | None,
-    delta_dummy: float | None,
-    correct_solid_angle: bool,
-    polarization_factor: float | None,
-    error_model: str | None,
+    params: dict[str, Any],
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+    dim: int = 1,
 ) -> BatchIntegrator:
     """A BatchIntegrator over a stacked matrix, with ``from_pyfai``'s corrections.
 
+    The corrections are those recorded in ``params`` (``dummy``, ``delta_dummy``,
+    ``correct_solid_angle``, ``polarization_factor``, ``error_model``) with the ``dark`` and
+    ``flat`` images (default: the detector's). With a dark and the Poisson model, a 2-D
+    (``dim=2``) integration adds max(dark, 0) to each pixel's variance, as pyFAI's
+    ``integrate2d_ng`` (and ``BatchIntegrator.from_pyfai``) does.
     Rows are ``i_radial * len(azimuthal) + i_azimuthal``; empty bins come out NaN.
     """
     detector = ai.detector
+    dummy, error_model = params["dummy"], params["error_model"]
     detector_dummy = None
     if dummy is None and detector.dummy is not None:
         detector_dummy = (detector.dummy, detector.delta_dummy)
+    poisson_offset = None
+    if error_model == "poisson" and dim == 2 and dark is not None:
+        poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
+    polarization = params["polarization_factor"]
     return BatchIntegrator(
         matrix,
         shape,
         radial=radial,
         unit=unit,
         azimuthal=azimuthal,
-        solid_angle=ai.solidAngleArray(shape, True) if correct_solid_angle else None,
-        polarization=None
-        if polarization_factor is None
-        else ai.polarization(shape, polarization_factor),
-        flat=detector.flatfield,
-        dark=detector.darkcurrent,
+        solid_angle=ai.solidAngleArray(shape, True) if params["correct_solid_angle"] else None,
+        polarization=None if polarization is None else ai.polarization(shape, polarization),
+        flat=detector.flatfield if flat is None else flat,
+        dark=detector.darkcurrent if dark is None else dark,
         mask=mask,
         dummy=dummy,
-        delta_dummy=delta_dummy,
+        delta_dummy=params["delta_dummy"],
         detector_dummy=detector_dummy,
         error_model=error_model,
+        poisson_offset=poisson_offset,
         empty=float("nan"),
     )
 
@@ -426,6 +436,8 @@ class RingProfiles:
         AzimuthalProfiles parameters (see :func:`ring_integrator`).
     mask : ndarray, shape (n_row, n_col), optional
         Non-zero = masked.
+    dark, flat : ndarray, shape (n_row, n_col), optional
+        Dark and flat images (default: the detector's).
 
     Attributes
     ----------
@@ -445,7 +457,15 @@ class RingProfiles:
     unit : str
     """
 
-    def __init__(self, ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        ai: Any,
+        params: dict[str, Any],
+        mask: np.ndarray | None,
+        *,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+    ) -> None:
         matrix, sub_radial, chi, unit = ring_matrix(ai, params, mask)
         self.radial = np.array([ring["q"] for ring in params["rings"]], dtype=np.float64)
         self.azimuthal = np.asarray(chi, dtype=np.float64)
@@ -466,11 +486,10 @@ class RingProfiles:
             azimuthal=self.azimuthal,
             unit=unit,
             mask=mask,
-            dummy=params["dummy"],
-            delta_dummy=params["delta_dummy"],
-            correct_solid_angle=params["correct_solid_angle"],
-            polarization_factor=params["polarization_factor"],
-            error_model=params["error_model"],
+            params=params,
+            dark=dark,
+            flat=flat,
+            dim=2,
         )
         static = self.integrator.static_normalization()[: matrix.shape[0]].reshape(self._cube)
         self.expected = expected_normalization(static)
@@ -561,15 +580,23 @@ def ring_matrix(
     return sp.vstack(pieces, format="csr"), np.array(centres), chi, unit
 
 
-def ring_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> RingProfiles:
+def ring_integrator(
+    ai: Any,
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+) -> RingProfiles:
     """The profiles of all rings: radial axis = rings, azimuthal axis = chi.
 
     ``params`` as recorded by AzimuthalProfiles (frame_shape, method, rings, npt_azim, unit,
     dummy, delta_dummy, correct_solid_angle, polarization_factor, error_model, n_radial,
     min_coverage); without ``n_radial`` and ``min_coverage`` (hand-made parameters) one bin
-    per ring and no coverage test, as earlier versions.
+    per ring and no coverage test, as earlier versions. ``dark`` and ``flat``: images
+    (default: the detector's).
     """
-    return RingProfiles(ai, params, mask)
+    return RingProfiles(ai, params, mask, dark=dark, flat=flat)
 
 
 def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.ndarray | None:
@@ -582,11 +609,7 @@ def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.nda
 
 
 def block_function(
-    integrator: BatchIntegrator | RingProfiles,
-    source: str,
-    shape: tuple[int, int],
-    *,
-    radial_slow: bool,
+    integrator: BatchIntegrator | RingProfiles, params: dict[str, Any], *, radial_slow: bool
 ):
     """Read positions [start, stop) into a reused buffer and integrate them in one call
     (a :class:`~pyscatter.processes.execution.FrameBlocks`).
@@ -594,43 +617,57 @@ def block_function(
     The kernel gives (n, n_azimuthal, n_radial); the outputs ``Intensity`` and
     ``Intensity_Sigma`` are (n, n_radial * n_azimuthal) with the radial axis slow
     (``radial_slow``, e.g. ring then chi) or (n, n_azimuthal * n_radial) (sector then q).
+    Both are divided by the normalisation of each position (monitor × transmission ×
+    exposure time of ``params``, as AzimuthalIntegration and pyFAI's
+    ``normalization_factor``): every output is linear in the frame.
     """
 
     def flat(values: np.ndarray, n: int) -> np.ndarray:
         return (values.transpose(0, 2, 1) if radial_slow else values).reshape(n, -1)
 
-    def process(frames: np.ndarray, _extra: Any) -> dict[str, np.ndarray]:
+    def process(frames: np.ndarray, factor: np.ndarray | None) -> dict[str, np.ndarray]:
         n = frames.shape[0]
         res = integrator.integrate(frames)
         out = {"Intensity": flat(res.intensity, n)}
         if res.sigma is not None:
             out["Intensity_Sigma"] = flat(res.sigma, n)
+        if factor is not None:
+            for key in out:
+                out[key] = out[key] / factor[:, None]
         return out
 
-    compute = FrameBlocks(FrameReader(source, shape), process)
+    compute = FrameBlocks(frame_reader(params), process)
     compute.radial = integrator.radial  # type: ignore[attr-defined]
     compute.azimuthal = integrator.azimuthal  # type: ignore[attr-defined]
     return compute
 
 
 def build(spec, h5: h5py.File):
-    """Block function of an AzimuthalProfiles spec; ``h5`` gives the masks."""
+    """Block function of an AzimuthalProfiles spec; ``h5`` gives the masks, dark and flat."""
     params = spec.params
-    return make_function(params, read_mask(h5, params["mask_datasets"], _shape(params)))
+    return make_function(params, **read_arrays(h5, params))
 
 
 def _shape(params: dict[str, Any]) -> tuple[int, int]:
     return int(params["frame_shape"][0]), int(params["frame_shape"][1])
 
 
-def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = None):
+def make_function(
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    ai: Any = None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+):
     """The block function of the profiles of ``params`` with the combined ``mask``.
 
-    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
+    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
+    ``dark``, ``flat``: images (default: the detector's).
     """
     if ai is None:
         ai = integrator_from_config(params["geometry"])
-    integrator = ring_integrator(ai, params, mask)
-    compute = block_function(integrator, params["source"], _shape(params), radial_slow=True)
+    integrator = ring_integrator(ai, params, mask, dark=dark, flat=flat)
+    compute = block_function(integrator, params, radial_slow=True)
     compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix
     return compute

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -13,7 +12,7 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output
-from pyscatter.processes.integration import DEFAULT_METHOD, UNITS
+from pyscatter.processes.integration import UNITS, check_bins
 from pyscatter.processes.profiles import UNIT_LABELS, DetectorProcess
 
 _DIM_NAMES = {"q_nm^-1": "q", "q_A^-1": "q", "2th_deg": "2theta", "2th_rad": "2theta", "r_mm": "r"}
@@ -53,7 +52,7 @@ class SectorIntegration(DetectorProcess):
         Free sectors as azimuth ranges ``(start, stop)`` in degrees, ``start < stop``, at most
         360° wide (e.g. ``(170, 190)`` crosses ±180°); the centre of each is its middle.
     npt : int
-        Radial bins.
+        Radial bins, 1 to :data:`~pyscatter.processes.integration.MAX_NPT`.
     unit : str
         pyFAI radial unit: ``q_nm^-1``, ``q_A^-1``, ``2th_deg``, ``2th_rad``, ``r_mm``.
     radial_range : (float, float), optional
@@ -62,11 +61,11 @@ class SectorIntegration(DetectorProcess):
         same ``npt``). Recorded in the parameters. A range given here is integrated with a
         guard bin on each side, so that its first and last bins hold only their own pixels
         (pyFAI alone adds pixels from up to one bin below the range to the first bin).
-    poni, mask, use_file_mask, dummy, delta_dummy, correct_solid_angle, polarization_factor, \
-error_model, method
-        As in :class:`~pyscatter.processes.profiles.AzimuthalProfiles` (1-D CSR method).
-    **kwargs
-        Execution options of :class:`~pyscatter.processes.base.ScatterProcess`.
+    **options
+        The detector set-up as in :class:`~pyscatter.processes.profiles.AzimuthalProfiles`
+        (:data:`~pyscatter.processes.options.DETECTOR_OPTIONS`; a 1-D CSR method, error model
+        ``"poisson"`` by default), then the execution options of
+        :class:`~pyscatter.processes.base.ScatterProcess`.
 
     Notes
     -----
@@ -99,21 +98,11 @@ error_model, method
         npt: int = 300,
         unit: str = "q_nm^-1",
         radial_range: tuple[float, float] | None = None,
-        poni: str | Path | dict | None = None,
-        mask: np.ndarray | None = None,
-        use_file_mask: bool = True,
-        dummy: float | None = None,
-        delta_dummy: float | None = None,
-        correct_solid_angle: bool = True,
-        polarization_factor: float | None = None,
-        error_model: str = "poisson",
-        method: Sequence[str] = DEFAULT_METHOD,
-        **kwargs: Any,
+        **options: Any,
     ) -> None:
         if unit not in UNITS:
             raise InputError(f"unsupported unit {unit!r}; expected one of {', '.join(UNITS)}")
-        if int(npt) != npt or int(npt) < 1:
-            raise InputError(f"npt must be a positive integer; got {npt!r}")
+        npt, _ = check_bins(npt, None)
         radial_range = _radial_range(radial_range)
         sectors = sector_layout(
             n_sectors=n_sectors,
@@ -133,20 +122,7 @@ error_model, method
             "guard_bins": radial_range is not None,
             "sectors": sectors,
         }
-        super().__init__(
-            h5_main,
-            params,
-            poni=poni,
-            mask=mask,
-            use_file_mask=use_file_mask,
-            dummy=dummy,
-            delta_dummy=delta_dummy,
-            correct_solid_angle=correct_solid_angle,
-            polarization_factor=polarization_factor,
-            error_model=error_model,
-            method=method,
-            **kwargs,
-        )
+        super().__init__(h5_main, params, **options)
 
     def _resolve_parameters(
         self, params: dict[str, Any], mask: np.ndarray | None
@@ -164,10 +140,10 @@ error_model, method
         )
         return dict(params, radial_range=[lo, hi])
 
-    def _make_function(self, params: dict[str, Any], mask: np.ndarray | None):
+    def _make_function(self, params, mask, *, dark, flat):
         from pyscatter.processes.sectors_worker import make_function
 
-        return make_function(params, mask, self._integrator(params))
+        return make_function(params, mask, self._integrator(params), dark=dark, flat=flat)
 
     def _outputs(self) -> list[Output]:
         if getattr(self, "_outputs_cache", None) is None:

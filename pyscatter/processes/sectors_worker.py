@@ -22,13 +22,13 @@ import scipy.sparse as sp
 
 from pyscatter.geometry import integrator_from_config
 from pyscatter.kernels.models import wrap_deg  # into [-180, 180), pyFAI's chi interval
+from pyscatter.processes.detector import read_arrays
 from pyscatter.processes.profiles_worker import (
     block_function,
     csr_method,
     guarded_matrix,
     pyfai_engine,
     pyfai_matrix,
-    read_mask,
     stacked_integrator,
 )
 
@@ -55,8 +55,18 @@ def sector_ranges(center_deg: float, width_deg: float) -> list[tuple[float, floa
     return [(lo, hi)]
 
 
-def sector_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None):
-    """One integrator for all sectors: radial axis = q, azimuthal axis = sector centres."""
+def sector_integrator(
+    ai: Any,
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+):
+    """One integrator for all sectors: radial axis = q, azimuthal axis = sector centres.
+
+    ``dark``, ``flat``: images (default: the detector's).
+    """
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
     method = csr_method(params["method"], 1)
     npt = int(params["npt"])
@@ -91,11 +101,9 @@ def sector_integrator(ai: Any, params: dict[str, Any], mask: np.ndarray | None):
         azimuthal=centres,
         unit=unit,
         mask=mask,
-        dummy=params["dummy"],
-        delta_dummy=params["delta_dummy"],
-        correct_solid_angle=params["correct_solid_angle"],
-        polarization_factor=params["polarization_factor"],
-        error_model=params["error_model"],
+        params=params,
+        dark=dark,
+        flat=flat,
     )
 
 
@@ -116,20 +124,26 @@ def default_radial_range(
     return float(engine.pos0_min * scale), float(engine.pos0_maxin * scale)
 
 
-def make_function(params: dict[str, Any], mask: np.ndarray | None, ai: Any = None):
+def make_function(
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    ai: Any = None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+):
     """The block function of the sectors of ``params`` with the combined ``mask``.
 
-    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one).
+    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
+    ``dark``, ``flat``: images (default: the detector's).
     """
     if ai is None:
         ai = integrator_from_config(params["geometry"])
-    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
-    integrator = sector_integrator(ai, params, mask)
-    return block_function(integrator, params["source"], shape, radial_slow=False)
+    integrator = sector_integrator(ai, params, mask, dark=dark, flat=flat)
+    return block_function(integrator, params, radial_slow=False)
 
 
 def build(spec, h5: h5py.File):
-    """Block function of a SectorIntegration spec; ``h5`` gives the masks."""
+    """Block function of a SectorIntegration spec; ``h5`` gives the masks, dark and flat."""
     params = spec.params
-    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
-    return make_function(params, read_mask(h5, params["mask_datasets"], shape))
+    return make_function(params, **read_arrays(h5, params))

@@ -30,7 +30,16 @@ def scan_file(tmp_path, base_file):
 
 
 def test_profiles_command_equals_the_api_and_resumes(scan_file, tmp_path, capsys):
-    args = ["profiles", str(scan_file), "--q", "0.45,0.8", "--width", "0.06", "--npt-azim", "60"]
+    args = [
+        "profiles",
+        str(scan_file),
+        "--q",
+        "0.45,0.8",
+        "--half-width",
+        "0.06",
+        "--npt-azim",
+        "60",
+    ]
     assert main([*args, "--no-progress"]) == 0
     out = capsys.readouterr().out.strip()
     assert out == f"{scan_file}:/Measurement_000/Channel_000/Raw_Data-AzimuthalProfiles_000"
@@ -145,3 +154,36 @@ def test_bad_input_exits_2_with_a_message(scan_file, capsys, argv, message):
 def test_missing_file_is_reported(tmp_path, capsys):
     assert main(["profiles", str(tmp_path / "nope.h5"), "--q", "0.4", "--width", "0.1"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_deprecated_spellings_are_the_same_options(scan_file, capsys):
+    """--width (profiles) and --polarization are deprecated spellings of --half-width and
+    --polarization-factor: the same parameters, so the second run reuses the first."""
+    new = ["--q", "0.45", "--half-width", "0.06", "--polarization-factor", "0.99"]
+    old = ["--q", "0.45", "--width", "0.06", "--polarization", "0.99"]
+    for flags in (new, old):
+        assert main(["profiles", str(scan_file), *flags, "--npt-azim", "36", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
+    assert out[0] == out[1] and out[1].endswith("AzimuthalProfiles_000")
+    text = captured.err
+    assert "--width is deprecated; write --half-width" in text
+    assert "--polarization is deprecated; write --polarization-factor" in text
+
+
+def test_profiles_and_sectors_take_every_detector_option(scan_file, tmp_path, capsys):
+    """The detector group is the same in integrate, profiles and sectors (one declaration)."""
+    from pyscatter.processes.options import DETECTOR_OPTIONS
+
+    for command in ("integrate", "profiles", "sectors"):
+        assert main([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        for option in DETECTOR_OPTIONS:
+            assert option.cli_flag in text, (command, option.cli_flag)
+    dark = tmp_path / "dark.npy"
+    np.save(dark, np.ones((96, 112), dtype=np.float32))
+    assert main(["sectors", str(scan_file), "--exposure-time", "2", "--no-progress"]) == 0
+    group = capsys.readouterr().out.strip().split(":", 1)[1]
+    with h5py.File(scan_file, "r") as h5:
+        params = json.loads(h5[group].attrs["parameters"])
+    assert params["normalization_constant"] == 2.0

@@ -31,7 +31,7 @@ POOLS: dict[str, list] = {
     ],
     "--radial-range": [("0.5", "3"), ("5", "1"), ("nan", "1"), ("1e6", "2e6"), ("-1", "1e9")],
     "--azimuth-range": [("-90", "90"), ("400", "500"), ("inf", "0"), ("0", "0")],
-    "--polarization": ["0.99", "2", "nan", "-1"],
+    "--polarization-factor": ["0.99", "2", "nan", "-1"],
     "--exposure-time": ["2", "nan", "0", "-1", "inf", "Counters/none"],
     "--max-mem-mb": ["64", "nan", "0", "-1", "inf", "1e30"],
     "--n-jobs": ["1", "0", "-2"],
@@ -44,7 +44,7 @@ NAMES = {  # how messages may name each option
     "--method": ("method",),
     "--radial-range": ("radial_range", "radial-range"),
     "--azimuth-range": ("azimuth_range", "azimuth-range"),
-    "--polarization": ("polarization",),
+    "--polarization-factor": ("polarization",),
     "--exposure-time": ("exposure_time", "exposure-time"),
     "--max-mem-mb": ("max-mem-mb",),
     "--n-jobs": ("n-jobs",),
@@ -93,7 +93,9 @@ def reference(scan, case: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
         unit=str(case.get("--unit", "q_nm^-1")),
         method=("bbox" if method[0] == "bbox" else method[0], "csr", "cython"),
         mask=scan.mask,
-        polarization_factor=float(case["--polarization"]) if "--polarization" in case else None,
+        polarization_factor=float(case["--polarization-factor"])
+        if "--polarization-factor" in case
+        else None,
     )
     if "--radial-range" in case:
         options["radial_range"] = tuple(float(v) for v in case["--radial-range"])

@@ -457,7 +457,7 @@ def test_oriented_ring_follows_maier_saupe():
 
 
 def test_ground_truth_peaks_at_the_director(scan_file, scan):
-    run_on_file(scan_file, AzimuthalProfiles, q=0.45, width=0.05, npt_azim=72, progress=False)
+    run_on_file(scan_file, AzimuthalProfiles, q=0.45, half_width=0.05, npt_azim=72, progress=False)
     ds = pyscatter.to_xarray(scan_file, "AzimuthalProfiles")
     for iy in range(2):
         for ix in range(3):
@@ -478,13 +478,13 @@ def test_hkl_rings_and_cif(scan_file, tmp_path):
         scan_file,
         AzimuthalProfiles,
         hkl=[(1, 0, 0)],
-        width=0.06,
+        half_width=0.06,
         lattice={"a": a},
         npt_azim=36,
         progress=False,
     )
     by_q = run_on_file(
-        scan_file, AzimuthalProfiles, q=0.45, width=0.06, npt_azim=36, progress=False
+        scan_file, AzimuthalProfiles, q=0.45, half_width=0.06, npt_azim=36, progress=False
     )
     cif = tmp_path / "cell.cif"
     cif.write_text(
@@ -497,7 +497,7 @@ def test_hkl_rings_and_cif(scan_file, tmp_path):
         scan_file,
         AzimuthalProfiles,
         hkl=[(1, 0, 0)],
-        width=0.06,
+        half_width=0.06,
         cif=cif,
         npt_azim=36,
         progress=False,
@@ -526,7 +526,7 @@ def test_extra_mask_gives_nan_bins_and_worker_path(scan_file, scan):
     extra[(chi > 20) & (chi < 60)] = True  # a wedge: every pixel of those chi bins masked
     with h5py.File(scan_file, "r+") as h5:
         proc = AzimuthalProfiles(
-            h5[RAW], q=0.45, width=0.06, npt_azim=36, mask=extra, progress=False
+            h5[RAW], q=0.45, half_width=0.06, npt_azim=36, mask=extra, progress=False
         )
         proc.compute()
         group = proc.h5_results_grp
@@ -557,11 +557,11 @@ def test_extra_mask_gives_nan_bins_and_worker_path(scan_file, scan):
 
 def test_reuse_and_001(scan_file):
     first = run_on_file(
-        scan_file, AzimuthalProfiles, q=0.45, width=0.06, npt_azim=30, progress=False
+        scan_file, AzimuthalProfiles, q=0.45, half_width=0.06, npt_azim=30, progress=False
     )
     assert first.group.endswith("Raw_Data-AzimuthalProfiles_000") and first.computed_positions == 6
     again = run_on_file(
-        scan_file, AzimuthalProfiles, q=0.45, width=0.06, npt_azim=30, progress=False
+        scan_file, AzimuthalProfiles, q=0.45, half_width=0.06, npt_azim=30, progress=False
     )
     assert again.reused and again.group == first.group and again.computed_positions == 0
     # override makes _001 (other parameters too, see test_hkl_rings_and_cif); blocks of 1
@@ -570,7 +570,7 @@ def test_reuse_and_001(scan_file):
         scan_file,
         AzimuthalProfiles,
         q=0.45,
-        width=0.06,
+        half_width=0.06,
         npt_azim=30,
         override=True,
         max_mem_mb=0.15,
@@ -587,34 +587,43 @@ def test_reuse_and_001(scan_file):
 def test_bad_parameters_are_named(scan_file):
     with pytest.raises(InputError, match="exactly one way"):
         run_on_file(
-            scan_file, AzimuthalProfiles, q=0.45, hkl=[(1, 0, 0)], width=0.1, progress=False
+            scan_file, AzimuthalProfiles, q=0.45, hkl=[(1, 0, 0)], half_width=0.1, progress=False
         )
     with pytest.raises(InputError, match="width"):
         run_on_file(scan_file, AzimuthalProfiles, q=0.45, progress=False)
     with pytest.raises(InputError, match="unit"):
-        run_on_file(scan_file, AzimuthalProfiles, q=0.45, width=0.1, unit="2th_deg", progress=False)
+        run_on_file(
+            scan_file, AzimuthalProfiles, q=0.45, half_width=0.1, unit="2th_deg", progress=False
+        )
     with pytest.raises(InputError, match="npt_azim"):
-        run_on_file(scan_file, AzimuthalProfiles, q=0.45, width=0.1, npt_azim=0, progress=False)
+        run_on_file(
+            scan_file, AzimuthalProfiles, q=0.45, half_width=0.1, npt_azim=0, progress=False
+        )
     for bad in (0, 101, 2.5, True, "8"):
         with pytest.raises(InputError, match="n_radial must be an integer from 1 to 100"):
             run_on_file(
-                scan_file, AzimuthalProfiles, q=0.45, width=0.1, n_radial=bad, progress=False
+                scan_file, AzimuthalProfiles, q=0.45, half_width=0.1, n_radial=bad, progress=False
             )
     for bad in (-0.1, 1.5, np.nan, None, "0.5"):
         with pytest.raises(InputError, match=r"min_coverage must be a number in \[0, 1\]"):
             run_on_file(
-                scan_file, AzimuthalProfiles, q=0.45, width=0.1, min_coverage=bad, progress=False
+                scan_file,
+                AzimuthalProfiles,
+                q=0.45,
+                half_width=0.1,
+                min_coverage=bad,
+                progress=False,
             )
     with pytest.raises(InputError, match="error_model"):
         run_on_file(
-            scan_file, AzimuthalProfiles, q=0.45, width=0.1, error_model=None, progress=False
+            scan_file, AzimuthalProfiles, q=0.45, half_width=0.1, error_model=None, progress=False
         )
     with pytest.raises(InputError, match="method"):
         run_on_file(
             scan_file,
             AzimuthalProfiles,
             q=0.45,
-            width=0.1,
+            half_width=0.1,
             method=("bbox", "histogram", "cython"),
             progress=False,
         )
@@ -681,7 +690,7 @@ def test_ring_outside_the_detector_is_refused(scan_file, scan):
     q = ai.array_from_unit(shape=scan.frame_shape, typ="center", unit="q_nm^-1", scale=True)
     lo, hi = q[~scan.mask].min(), q[~scan.mask].max()
     with pytest.raises(InputError) as info:
-        run_on_file(scan_file, AzimuthalProfiles, q=50.0, width=0.1, progress=False)
+        run_on_file(scan_file, AzimuthalProfiles, q=50.0, half_width=0.1, progress=False)
     message = str(info.value)
     assert "q = 50 " in message and "outside the q range the detector covers" in message
     assert f"{lo:.6g} to {hi:.6g} 1/nm" in message
