@@ -54,6 +54,7 @@ from pyscatter.translators.common import header_number
 from pyscatter.translators.geometry_readers import (  # re-exported: they used to live here
     SAXSLAB_GEOMETRY_KEYS,
     check_same_keys,
+    poni_geometry,
     raw_geometry,
     saxslab_geometry,
 )
@@ -156,7 +157,8 @@ class SaxslabTranslator(ImageStackTranslator):
     ) -> tuple[dict, str]:
         """:func:`saxslab_geometry` of the first image, for the frames as stored (``flip``)."""
         config = saxslab_geometry(header, frame_shape, flip, where=where)
-        return config, f"SAXSLAB header of {Path(where).name}"
+        # through pyFAI as a PONI config is: the geometry recorded as it always was
+        return poni_geometry(config, frame_shape, {}), f"SAXSLAB header of {Path(where).name}"
 
     def check_headers(self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path]) -> None:
         """Every image with the first one's :data:`SAXSLAB_GEOMETRY_KEYS`."""
