@@ -378,5 +378,4 @@ def _create_channel(
     dcpl.set_fill_value(np.zeros(1, dtype=np.uint64))
     space = h5py.h5s.create_simple((n_pos,))
     tid = h5py.h5t.py_create(np.dtype(np.uint64))
-    name = _flags_name(m, c).encode()
-    h5py.h5d.create(h5[_PROGRESS].id, name, tid, space, dcpl=dcpl)
+    h5py.h5d.create(h5[_PROGRESS].id, _flags_name(m, c).encode(), tid, space, dcpl=dcpl)

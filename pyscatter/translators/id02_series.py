@@ -78,6 +78,8 @@ def check_series(series: Any, positions: Any, grid: Any) -> None:
 
 
 def choose_series(series: str, files: list[LimaFile], positions: Any, grid: Any) -> str:
+    """``series="auto"`` resolved: ``"frames"`` for one file, one acquisition (one title) or
+    with positions/grid, ``"field"`` when every title names a field, else ``"time"``."""
     if series != "auto":
         return series
     if positions is not None or grid is not None or len(files) == 1:
@@ -146,8 +148,9 @@ def series_positions(
         if any(f.start_time is None for f in files):
             missing = next(f for f in files if f.start_time is None)
             raise InputError(f"{missing.path}: no start_time; series='time' needs one per file")
-        t0 = min(f.start_time for f in files)  # type: ignore[type-var]
-        values = np.array([[(f.start_time - t0).total_seconds()] for f in files])  # type: ignore[operator]
+        starts = [f.start_time for f in files if f.start_time is not None]
+        t0 = min(starts)
+        values = np.array([[(start - t0).total_seconds()] for start in starts])
         labels = [("Time", "s")]
         source = f"start_time of each file, seconds from {t0.isoformat()}"
     else:
@@ -181,7 +184,7 @@ def _file_order(values: np.ndarray, files: list[LimaFile]) -> list[int]:
     acquisition = sorted(
         range(n),
         key=lambda i: (
-            files[i].start_time.timestamp() if files[i].start_time else 0.0,
+            start.timestamp() if (start := files[i].start_time) is not None else 0.0,
             natural_key(str(files[i].path)),
         ),
     )
@@ -244,12 +247,14 @@ def mark_unwritten(pos: Positions, files: list[LimaFile]) -> Positions:
 
 
 def frame_times(files: list[LimaFile]) -> tuple[str, np.ndarray, str] | None:
-    if any(f.start_time is None for f in files):
+    """``(time origin, seconds of every frame from it, how)``; None when a file has no start."""
+    starts = [f.start_time for f in files if f.start_time is not None]
+    if len(starts) < len(files):
         return None
-    t0 = min(f.start_time for f in files)  # type: ignore[type-var]
+    t0 = min(starts)
     parts = []
-    for f in files:
-        start = (f.start_time - t0).total_seconds()  # type: ignore[operator]
+    for f, moment in zip(files, starts, strict=True):
+        start = (moment - t0).total_seconds()
         step = f.frame_period or 0.0
         parts.append(start + step * np.arange(f.n_frames))
     timed = all(f.frame_period for f in files)
@@ -339,6 +344,7 @@ def reorder_frames(per_frame: np.ndarray, counts: list[int], order: list[int]) -
 
 
 def scaler_files(scalers: Any) -> list[Path]:
+    """The ID02 scalers files named by ``scalers`` (paths, globs or a folder), or none."""
     if scalers is None:
         return []
     return expand_sources(scalers, extensions=(".h5", ".hdf5", ".nxs"))

@@ -176,9 +176,10 @@ def nexus_geometry(
         return None
     dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
     names = ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
-    fields = [_scalar(det, n) for n in names]
+    found = [_scalar(det, n) for n in names]
     wavelength = _wavelength_angstrom(inst)
-    if dist is None or any(f is None for f in fields) or wavelength is None:
+    fields = [f for f in found if f is not None]
+    if dist is None or len(fields) < len(names) or wavelength is None:
         return None
     centre_x, centre_y, size_x, size_y = fields
     px = size_x.converted(LENGTH_UNITS, "pixel size")
