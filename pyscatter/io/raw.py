@@ -38,7 +38,9 @@ same translation again after a kill: the partial file is repaired if needed
 (:func:`pyscatter.io.safety.repair`), every recorded frame is verified against its record, and only
 the other frames are read and written. A partial file from a different translation (other sources,
 options or positions) is discarded. Bad input (a frame of the wrong shape) removes the partial file;
-an interruption (Ctrl-C, a kill, an I/O error) keeps it for the next run.
+an interruption (Ctrl-C, a kill, an I/O error) keeps it for the next run. :func:`write_measurement`
+is :func:`pyscatter.io.measurements.write_measurements` with one measurement of one channel;
+that writer takes several (SPEC scans, MCA analysers) and resumes them measurement by measurement.
 """
 
 from __future__ import annotations

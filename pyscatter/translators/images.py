@@ -5,6 +5,15 @@ The translator streams the images one at a time into :func:`pyscatter.io.raw.wri
 the source files with their sizes and sha256, the positions source, the geometry, the image
 orientation and the options used.
 
+A format of one image per position subclasses :class:`ImageStackTranslator` and overrides its
+hooks instead of wrapping it, so it keeps every option (positions, snake, monitor, resume …):
+:meth:`~ImageStackTranslator.file_header` (what a file's header is),
+:meth:`~ImageStackTranslator.header_geometry` and :meth:`~ImageStackTranslator.check_headers`
+(the geometry of the first header, the same in every file),
+:meth:`~ImageStackTranslator.header_motors` (``motors=``) and
+:meth:`~ImageStackTranslator.extra_attributes`. :class:`pyscatter.translators.saxslab.SaxslabTranslator`
+is one.
+
 Examples
 --------
 >>> import numpy as np

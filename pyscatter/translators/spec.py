@@ -4,26 +4,16 @@ One SPEC scan becomes one USID measurement. Several scans (``scans=[1, 3]`` or `
 become ``Measurement_000``, ``Measurement_001`` … of **one** file, in the order asked, each
 recording its scan (``spec_scan = "3.1"``, number and order as silx numbers them) and command.
 
-Positions come from the scan command (``#S``) and the data columns (``#L``):
-
-* ``mesh``, ``dmesh``, ``hklmesh`` (any command ending in ``mesh``): a 2-D grid. SPEC moves the
-  *first* motor of the command fastest, so the dims are (second motor, first motor), slow to fast,
-  with sizes ``intervals + 1`` from the command. Nominal values are the means of the read-backs
-  of each level; the read-backs are kept as position values. An aborted mesh keeps its complete
-  rows (with a logged warning and ``spec_points_dropped``);
-* ``timescan``, ``loopscan``, ``tseries``: one dim ``Time`` in seconds (the ``Time`` column, else
-  ``Epoch`` or ``Seconds``, else the point index);
-* every other scan (``ascan``, ``dscan``, ``a2scan``, ``cscan``, ``uascan``, ``hklscan`` …): one dim
-  named after the column of the first motor of the command (the motor mnemonic is mapped to its
-  name through the file header's ``#o``/``#O`` lines), else after the first column, with the
-  measured values;
-* ``motors=["samy", "samz"]`` instead: these columns, slow to fast, with the grid they form
-  inferred as for image headers (:func:`pyscatter.translators.positions.infer_grid`).
+Positions come from the scan command (``#S``) and the data columns (``#L``): a ``mesh`` is a 2-D
+grid (its first motor fastest), a ``timescan`` a ``Time`` dim, any other scan the column of its
+first motor, or ``motors=[…]`` the columns given, with the grid inferred; see
+:mod:`pyscatter.translators.spec_scans`, which parses the scans with silx. An aborted mesh keeps
+its complete rows (``spec_points_dropped``).
 
 What becomes the main dataset of each scan:
 
 * with ``image_pattern``: one detector image per point (``Channel_000``, dims ``Row``, ``Col``),
-  read by fabio through the image translator's helpers;
+  read by fabio (:mod:`pyscatter.translators.common`);
 * MCA spectra (``@A`` lines): one ``Channel_NNN`` per analyser (several ``@A`` lines per point are
   several analysers), dim ``Channel`` whose values are the channel numbers (``#@CHANN``), or the
   energies ``a + b·ch + c·ch²`` when a ``#@CALIB a b c`` line gives a calibration (recorded as
@@ -40,6 +30,10 @@ Real BioCAT and APS files put no image names in the scan header: images are foun
 index from 0), ``{file}`` (the SPEC file name without its suffix) and any column whose name is a
 Python identifier (its value at that point, as an integer when integral), with format specs,
 relative to the SPEC file's folder: BioCAT writes ``GI2_A9_19_{scan:03d}_{point:04d}.tiff``.
+
+An interrupted translation resumes (``resume=True``): the scans already complete are kept, their
+images neither read nor hashed again, and the interrupted scan continues from its recorded frames
+(:mod:`pyscatter.io.measurements`).
 
 Examples
 --------
