@@ -38,7 +38,9 @@ same translation again after a kill: the partial file is repaired if needed
 (:func:`pyscatter.io.safety.repair`), every recorded frame is verified against its record, and only
 the other frames are read and written. A partial file from a different translation (other sources,
 options or positions) is discarded. Bad input (a frame of the wrong shape) removes the partial file;
-an interruption (Ctrl-C, a kill, an I/O error) keeps it for the next run.
+an interruption (Ctrl-C, a kill, an I/O error) keeps it for the next run. :func:`write_measurement`
+is :func:`pyscatter.io.measurements.write_measurements` with one measurement of one channel;
+that writer takes several (SPEC scans, MCA analysers) and resumes them measurement by measurement.
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pyscatter.errors import ExistingResultsError, InputError, PyscatterError
+from pyscatter.errors import ExistingResultsError, InputError
 from pyscatter.io.integrity import frame_crc, write_checksums
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
-from pyscatter.io.safety import _fsync_dir, chunk_flag, fsync, job_lock, repair, verify_flag
-from pyscatter.io.usid import Dim, compression_options, create_main, write_ancillary
+from pyscatter.io.safety import _fsync_dir, chunk_flag, fsync, job_lock, verify_flag
+from pyscatter.io.usid import Dim, compression_options, write_ancillary
 
 __all__ = [
     "MeasurementSpec",
@@ -228,22 +230,39 @@ def _attr_value(value: Any) -> Any:
 # --------------------------------------------------------------------------- layout
 
 
-def _build(h5: h5py.File, spec: MeasurementSpec, make_raw: Any, *, storage: str) -> h5py.Dataset:
-    """Everything but the frames: measurement attributes, ancillary datasets, mask, extras."""
-    meas = h5.create_group("Measurement_000")
-    for key, value in spec.attrs.items():
-        meas.attrs[key] = _attr_value(value)
-    meas.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    if spec.geometry is not None:
-        meas.attrs["geometry"] = json.dumps(spec.geometry, sort_keys=True, default=_json_default)
-    chan = meas.create_group("Channel_000")
+def _build(
+    h5: h5py.File,
+    spec: MeasurementSpec,
+    make_raw: Any,
+    *,
+    storage: str,
+    channel: str = "Measurement_000/Channel_000",
+) -> h5py.Dataset:
+    """Everything but the frames of one channel: its ancillary datasets, mask and extras, and,
+    for the first channel of a measurement, the measurement group with ``spec.attrs``.
+
+    The file's first channel (``Measurement_000/Channel_000``) also gets the ``Raw_Frames`` view
+    the file's ``@default`` points to.
+    """
+    meas_name, _, chan_name = channel.partition("/")
+    if meas_name not in h5:
+        meas = h5.create_group(meas_name)
+        for key, value in spec.attrs.items():
+            meas.attrs[key] = _attr_value(value)
+        meas.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        if spec.geometry is not None:
+            meas.attrs["geometry"] = json.dumps(
+                spec.geometry, sort_keys=True, default=_json_default
+            )
+    chan = h5[meas_name].create_group(chan_name)
     pos = write_ancillary(
         chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
     )
     sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
     raw = make_raw(chan, pos, sp)
     raw.attrs["storage"] = storage
-    _raw_view(h5, spec, raw)
+    if channel == "Measurement_000/Channel_000":
+        _raw_view(h5, spec, raw)
     if spec.mask is not None:
         mask = np.asarray(spec.mask)
         if mask.shape != spec.frame_shape:
@@ -405,39 +424,21 @@ def write_measurement(
     InputError
         A frame of the wrong shape, or too few/many frames.
     """
-    path = Path(path)
+    from pyscatter.io.measurements import ChannelData, MeasurementPlan, write_measurements
+
     chunked = spec.raw_filters is not None
-    if not chunked:
-        compression = raw_compression(compression, spec)
     storage = "copied chunks" if chunked else "encoded"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with job_lock(path, command=f"pyscatter translate into {path}"):
-        _check_target(path, overwrite)
-        tmp = partial_path(path)
-        key = _spec_key(spec, None if chunked else compression, storage)
-        h5 = _open_partial(tmp, key) if resume else None
-        try:
-            if h5 is None:
-                tmp.unlink(missing_ok=True)
-                h5 = _create_partial(tmp, spec, key, compression, storage)
-            with h5:
-                _fill(h5, spec, frames, path, progress=progress)
-                del h5[_PROGRESS]
-                del h5.attrs["translation_key"]
-            _finish(tmp, path)
-        except PyscatterError:
-            tmp.unlink(missing_ok=True)  # bad input: nothing worth resuming
-            raise
-        except BaseException:
-            if tmp.exists():
-                logger.warning(
-                    "translation into %s interrupted; its frames so far are kept in %s: run the "
-                    "same translation again to continue",
-                    path,
-                    tmp,
-                )
-            raise
-    return path
+    key = _spec_key(spec, None if chunked else raw_compression(compression, spec), storage)
+    channel = ChannelData(spec, frames)
+    return write_measurements(
+        path,
+        [MeasurementPlan(key, lambda: [channel])],
+        compression=compression,
+        overwrite=overwrite,
+        progress=progress,
+        resume=resume,
+        key=key,
+    )
 
 
 def _check_target(path: Path, overwrite: bool) -> None:
@@ -449,75 +450,9 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise InputError(f"output {path} is a folder; expected an HDF5 file name")
 
 
-def _create_partial(
-    tmp: Path, spec: MeasurementSpec, key: str, compression: str | None, storage: str
-) -> h5py.File:
-    h5 = h5py.File(tmp, "w")
-    try:
-        n_pos, n_spec = spec.n_positions, spec.n_spec
-
-        def make_raw(chan: h5py.Group, pos: Any, sp: Any) -> h5py.Dataset:
-            if spec.raw_filters is not None:
-                return _usid_links(_filtered_raw(chan, spec), spec, pos, sp)
-            return create_main(
-                chan,
-                "Raw_Data",
-                shape=(n_pos, n_spec),
-                dtype=spec.dtype,
-                quantity=spec.quantity,
-                units=spec.units,
-                position=pos,
-                spectroscopic=sp,
-                chunks=(1, n_spec),
-                compression=compression,
-            )
-
-        raw = _build(h5, spec, make_raw, storage=storage)
-        raw.attrs["compression"] = (
-            _filters_text(spec.raw_filters)
-            if spec.raw_filters is not None
-            else compression or "none"
-        )
-        group = h5.create_group(_PROGRESS)
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
-        dcpl.set_fill_value(np.zeros(1, dtype=np.uint64))
-        space = h5py.h5s.create_simple((n_pos,))
-        tid = h5py.h5t.py_create(np.dtype(np.uint64))
-        h5py.h5d.create(group.id, b"completed_frames", tid, space, dcpl=dcpl)
-        h5.attrs["translation_key"] = key  # last: its presence means "set-up complete"
-        fsync(h5)
-    except BaseException:
-        h5.close()
-        raise
-    return h5
-
-
 def _filters_text(filters: list[Filter] | None) -> str:
     names = {32008: "bitshuffle", 1: "gzip", 2: "shuffle", 32001: "blosc", 32004: "lz4"}
     return "+".join(names.get(code, f"filter {code}") for code, _, _ in filters or []) or "none"
-
-
-def _open_partial(tmp: Path, key: str) -> h5py.File | None:
-    """The partial file of this same translation, repaired and opened, or None."""
-    if not tmp.exists():
-        return None
-    try:
-        for message in repair(tmp):
-            logger.info("%s: %s", tmp, message)
-        h5 = h5py.File(tmp, "r+")
-    except Exception as err:  # noqa: BLE001 - anything wrong with it: start afresh
-        logger.warning("%s cannot be resumed (%s); starting afresh", tmp, err)
-        return None
-    if h5.attrs.get("translation_key") != key or _FLAGS not in h5:
-        h5.close()
-        logger.warning(
-            "%s is an unfinished translation of other sources or options; starting afresh", tmp
-        )
-        return None
-    logger.info("resuming the unfinished translation in %s", tmp)
-    return h5
 
 
 def _finish(tmp: Path, path: Path) -> None:
@@ -538,9 +473,9 @@ def _finish(tmp: Path, path: Path) -> None:
 class _Barrier:
     """Completion records written after the frames they cover reached the disk (rule 5)."""
 
-    def __init__(self, h5: h5py.File) -> None:
+    def __init__(self, h5: h5py.File, flags: str = _FLAGS) -> None:
         self.h5 = h5
-        self.flags = h5[_FLAGS]
+        self.flags = h5[flags]
         self.pending: list[tuple[int, int]] = []
         self.since = time.monotonic()
 
@@ -564,14 +499,23 @@ _END = object()
 
 
 def _fill(
-    h5: h5py.File, spec: MeasurementSpec, frames: Iterable[Any], path: Path, *, progress: bool
+    h5: h5py.File,
+    spec: MeasurementSpec,
+    frames: Iterable[Any],
+    path: Path,
+    *,
+    progress: bool,
+    raw_path: str = RAW_PATH,
+    flags: str = _FLAGS,
 ) -> None:
+    """Write the frames of ``raw_path`` not yet recorded in ``flags`` (verifying those that are),
+    then its ``Frame_Checksums`` and ``sha256``."""
     from pyscatter import progress as _progress
 
-    raw = h5[RAW_PATH]
+    raw = h5[raw_path]
     n_pos = spec.n_positions
     chunked = spec.raw_filters is not None
-    done = h5[_FLAGS][()]
+    done = h5[flags][()]
     random_access = isinstance(frames, Sequence) or (
         hasattr(frames, "__getitem__") and hasattr(frames, "__len__")
     )
@@ -579,7 +523,7 @@ def _fill(
         raise InputError(_count_message(path, len(frames), spec))  # type: ignore[arg-type]
     iterator = None if random_access else iter(frames)
     digest = hashlib.sha256()
-    barrier = _Barrier(h5)
+    barrier = _Barrier(h5, flags)
     resumed = 0
     buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
     crcs = np.zeros(n_pos, dtype=np.uint32)

@@ -108,6 +108,10 @@ class Translator(ABC):
     def translate(self, sources: Any, h5_path: str | os.PathLike, **options: Any) -> Path:
         """Translate ``sources`` into a new USID file ``h5_path``; returns its path."""
 
+    def provenance(self) -> dict[str, str]:
+        """The ``translator`` and ``tool`` attributes every translation records."""
+        return {"translator": self.name, "tool": f"pyscatter.translators.{self.name}"}
+
     @classmethod
     def summary(cls) -> str:
         """``name (ext, ext): description``, one line for lists of formats."""

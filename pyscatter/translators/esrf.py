@@ -18,7 +18,10 @@ Title          free text; ID02 users write the magnetic field in it (``sampleA_2
 ============== ===========================================================================
 
 Pixel coordinates follow pyFAI: the centre of pixel index ``i`` sits at ``i + 0.5``, so the pixel
-of index ``(Center_2 - 0.5, Center_1 - 0.5)`` has q = 0.
+of index ``(Center_2 - 0.5, Center_1 - 0.5)`` has q = 0. The geometry readers of these keys
+(:func:`esrf_geometry`, :func:`check_same_geometry`, :func:`geometry_record`) live in
+:mod:`pyscatter.translators.geometry_readers` and are re-exported here; :func:`header_text` and
+:func:`header_number` in :mod:`pyscatter.translators.common`.
 
 SPEC-era headers carry motor and counter values as parallel lists: ``motor_mne``/``motor_pos`` and
 ``counter_mne``/``counter_pos`` (see :func:`pyscatter.translators.positions.motor_positions`).
@@ -44,7 +47,7 @@ import datetime as _dt
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +56,19 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
-from pyscatter.geometry import check_geometry
 from pyscatter.io.raw import chunk_filters
 from pyscatter.translators.base import natural_key
+from pyscatter.translators.common import attr_text, header_number, header_text, nx_class
+from pyscatter.translators.geometry_readers import (  # re-exported: they used to live here
+    GEOMETRY_HINT,
+    GEOMETRY_KEYS,
+    check_same_geometry,
+    esrf_geometry,
+    geometry_record,
+)
 
 __all__ = [
+    "GEOMETRY_HINT",
     "GEOMETRY_KEYS",
     "LimaFile",
     "find_datasets",
@@ -67,6 +78,7 @@ __all__ = [
     "dummy_mask",
     "esrf_dummy",
     "esrf_geometry",
+    "geometry_record",
     "header_counters",
     "header_monitor",
     "header_number",
@@ -75,168 +87,11 @@ __all__ = [
     "parse_temperature_K",
 ]
 
-#: Every key the ESRF geometry needs.
-GEOMETRY_KEYS = ("SampleDistance", "WaveLength", "Center_1", "Center_2", "PSize_1", "PSize_2")
-#: Keys that say "this header describes a geometry": any of them makes every GEOMETRY_KEY required.
-#: (``PSize_*`` alone does not: many EDF writers record the pixel size and nothing else.)
-_GEOMETRY_TRIGGERS = ("SampleDistance", "WaveLength", "Center_1", "Center_2")
-#: How to give a geometry instead, for messages.
-GEOMETRY_HINT = (
-    "give the geometry with poni=FILE (command line --poni FILE), which overrides the header, "
-    "or translate without one with header_geometry=False"
-)
-
 # A number (optionally signed; "p" may stand for the decimal point, as in file names) followed by
 # a field unit; not preceded by a letter or digit (so "x2T" or "v1.2T" are not fields) and not
 # followed by a letter (so "3mTorr" is not one).
 _FIELD = re.compile(r"(?<![A-Za-z0-9.])([-+]?\d+(?:[.p]\d+)?)\s*(mT|T)(?![A-Za-z])")
 _TEMPERATURE = re.compile(r"(?<![A-Za-z0-9.])([-+]?\d+(?:[.p]\d+)?)\s*(mK|K)(?![A-Za-z])")
-
-
-def header_text(header: Mapping[str, Any], key: str) -> str | None:
-    """The value of ``key`` as stripped text (bytes decoded), or None when absent or empty."""
-    if key not in header:
-        return None
-    value = header[key]
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, (bytes, np.bytes_)):
-        value = value.decode("utf-8", errors="replace")
-    text = str(value).strip()
-    return text or None
-
-
-def header_number(header: Mapping[str, Any], key: str, *, where: str) -> float | None:
-    """The value of ``key`` as a finite float, or None when absent.
-
-    Raises
-    ------
-    FileFormatError
-        The key is present but not a finite number (the message names ``where`` and the key).
-    """
-    text = header_text(header, key)
-    if text is None:
-        return None
-    try:
-        value = float(text.split()[0])
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise FileFormatError(f"{where}: header key {key} = {text!r} is not a number")
-    return value
-
-
-def esrf_geometry(
-    header: Mapping[str, Any], frame_shape: Sequence[int], *, where: str
-) -> dict[str, Any] | None:
-    """pyFAI geometry config from the ESRF SAXS keys of ``header``, through ``setSPD``.
-
-    Parameters
-    ----------
-    header : mapping
-        An EDF header or the ``header/`` group of a LIMA file, as key → text.
-    frame_shape : (rows, cols)
-        Of the stored frames; becomes the detector shape.
-    where : str
-        The file the header comes from, for messages.
-
-    Returns
-    -------
-    dict or None
-        ``AzimuthalIntegrator.get_config()``; None when the header holds none of
-        ``SampleDistance``, ``WaveLength``, ``Center_1``, ``Center_2``.
-
-    Raises
-    ------
-    InputError
-        Some geometry keys present and others missing (the message names the missing ones and
-        how to give the geometry instead), a non-positive distance, wavelength or pixel size, or
-        detector rotations (``Rot_*``), which pyFAI's ``setSPD`` does not implement.
-    FileFormatError
-        A geometry key that is not a number.
-    """
-    if not any(header_text(header, k) is not None for k in _GEOMETRY_TRIGGERS):
-        return None
-    missing = [k for k in GEOMETRY_KEYS if header_text(header, k) is None]
-    if missing:
-        present = [k for k in GEOMETRY_KEYS if k not in missing]
-        raise InputError(
-            f"{where}: the ESRF header gives {', '.join(present)} but not "
-            f"{', '.join(missing)}, so the geometry is incomplete; {GEOMETRY_HINT}"
-        )
-    values = {k: header_number(header, k, where=where) for k in GEOMETRY_KEYS}
-    for key in ("SampleDistance", "WaveLength", "PSize_1", "PSize_2"):
-        if not values[key] > 0:  # type: ignore[operator]
-            raise InputError(f"{where}: header key {key} = {values[key]} must be positive (metres)")
-    rotations = {k: header_number(header, k, where=where) for k in ("Rot_1", "Rot_2", "Rot_3")}
-    if any(r for r in rotations.values()):
-        raise InputError(
-            f"{where}: the ESRF header has detector rotations "
-            f"({', '.join(f'{k}={v}' for k, v in rotations.items() if v)}), which pyFAI's setSPD "
-            f"does not implement; {GEOMETRY_HINT}"
-        )
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-
-    ai = AzimuthalIntegrator()
-    ai.setSPD(
-        SampleDistance=values["SampleDistance"],
-        Center_1=values["Center_1"],
-        Center_2=values["Center_2"],
-        PSize_1=values["PSize_1"],
-        PSize_2=values["PSize_2"],
-        WaveLength=values["WaveLength"],
-    )
-    ai.detector.max_shape = tuple(int(s) for s in frame_shape)
-    return check_geometry(ai, where=f"{where} (ESRF header)")
-
-
-def check_same_geometry(
-    headers: Sequence[Mapping[str, Any]], files: Sequence[str | os.PathLike]
-) -> None:
-    """Refuse a stack whose ESRF header geometry changes from one file to the next.
-
-    One translation records one geometry, that of the first header (per-position geometry is
-    not supported); a later header with another value of a geometry key (compared as numbers
-    when both are numbers) would be silently ignored, so it is an error instead.
-
-    Parameters
-    ----------
-    headers : sequence of mappings
-        The header of every file, in order.
-    files : sequence of paths
-        Every file of the stack, the first included (for messages).
-
-    Raises
-    ------
-    InputError
-        Naming the first differing file, the key and both values.
-    """
-    keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
-    reference = {k: header_text(headers[0], k) for k in keys}
-    for path, header in zip(files[1:], headers[1:], strict=True):
-        for key in keys:
-            value = header_text(header, key)
-            if not _same_value(value, reference[key]):
-                raise InputError(
-                    f"{path}: header key {key} = {value} differs from {reference[key]} in "
-                    f"{Path(files[0]).name}; one translation holds one geometry: translate the "
-                    "files of each geometry separately, or give poni=FILE (--poni FILE)"
-                )
-
-
-def _same_value(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    try:
-        return float(a.split()[0]) == float(b.split()[0])
-    except (ValueError, IndexError):
-        return a == b
-
-
-def geometry_record(header: Mapping[str, Any]) -> dict[str, str]:
-    """The ESRF geometry, binning and dummy keys found in ``header`` (text), for the attributes."""
-    keys = (*GEOMETRY_KEYS, "BSize_1", "BSize_2", "Dummy", "DDummy", "Rot_1", "Rot_2", "Rot_3")
-    return {k: text for k in keys if (text := header_text(header, k)) is not None}
 
 
 def esrf_dummy(header: Mapping[str, Any], *, where: str) -> tuple[float, float] | None:
@@ -412,11 +267,6 @@ class LimaFile:
         return self.chunks == (1, *self.frame_shape)
 
 
-def _nx_class(obj: Any) -> str:
-    value = obj.attrs.get("NX_class", "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _entry(h5: h5py.File) -> h5py.Group | None:
     default = h5.attrs.get("default")
     if isinstance(default, bytes):
@@ -424,7 +274,7 @@ def _entry(h5: h5py.File) -> h5py.Group | None:
     if isinstance(default, str) and isinstance(h5.get(default), h5py.Group):
         return h5[default]
     entries = sorted(
-        (k for k in h5 if isinstance(h5.get(k), h5py.Group) and _nx_class(h5[k]) == "NXentry"),
+        (k for k in h5 if isinstance(h5.get(k), h5py.Group) and nx_class(h5[k]) == "NXentry"),
         key=natural_key,
     )
     if entries:
@@ -436,12 +286,12 @@ def _detectors(entry: h5py.Group) -> dict[str, h5py.Group]:
     """NXdetector groups holding a 3-D ``data`` dataset, inside the entry's NXinstrument groups."""
     found: dict[str, h5py.Group] = {}
     for inst in entry.values():
-        if not isinstance(inst, h5py.Group) or _nx_class(inst) != "NXinstrument":
+        if not isinstance(inst, h5py.Group) or nx_class(inst) != "NXinstrument":
             continue
         for det in inst.values():
             if (
                 isinstance(det, h5py.Group)
-                and _nx_class(det) == "NXdetector"
+                and nx_class(det) == "NXdetector"
                 and isinstance(det.get("data"), h5py.Dataset)
                 and det["data"].ndim == 3
             ):
@@ -456,9 +306,7 @@ def _detectors(entry: h5py.Group) -> dict[str, h5py.Group]:
 
 
 def is_lima(h5: h5py.File) -> bool:
-    creator = h5.attrs.get("creator", "")
-    if isinstance(creator, bytes):
-        creator = creator.decode(errors="replace")
+    creator = attr_text(h5, "creator")
     entry = _entry(h5)
     if entry is None:
         return False

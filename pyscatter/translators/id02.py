@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,54 +64,50 @@ from pyscatter.io.raw import (
     write_virtual_measurement,
 )
 from pyscatter.io.usid import Dim, compression_options
-from pyscatter.translators.base import Translator, check_output, expand_sources, natural_key
+from pyscatter.translators.base import Translator, check_output, expand_sources
+from pyscatter.translators.common import (
+    HDF5_SIGNATURE,
+    attr_text,
+    check_link,
+    check_scan_options,
+    describe,
+    file_record,
+    image_dims,
+    load_mask,
+    versions,
+)
 from pyscatter.translators.esrf import (
-    GEOMETRY_KEYS,
     LimaFile,
     _detectors,
     _entry,
     dummy_mask,
     esrf_dummy,
-    esrf_geometry,
-    find_datasets,
-    geometry_record,
-    header_number,
     is_lima,
-    parse_field_mT,
-    parse_temperature_K,
     read_lima,
 )
-from pyscatter.translators.images import (
-    _describe,
-    _file_record,
-    _load_mask,
-    _poni_geometry,
-    _versions,
+from pyscatter.translators.geometry_readers import (
+    GEOMETRY_KEYS,
+    check_same_geometry,
+    esrf_header_geometry,
+    geometry_record,
+    poni_geometry,
 )
-from pyscatter.translators.positions import (
-    INCOMPLETE,
-    Positions,
-    grid_positions,
-    index_positions,
-    infer_grid,
-    read_positions_csv,
+from pyscatter.translators.id02_series import (
+    SERIES,
+    check_series,
+    choose_series,
+    frame_times,
+    lima_monitor,
+    mark_unwritten,
+    reorder_frames,
+    scaler_files,
+    series_positions,
 )
+from pyscatter.translators.positions import Positions
 
 __all__ = ["ID02Translator", "LimaFile", "SERIES", "read_lima"]
 
 logger = logging.getLogger(__name__)
-
-#: Accepted ``series`` values (besides comma-separated title quantities like "field,temperature").
-SERIES = ("auto", "field", "temperature", "time", "frames")
-#: Quantities read from titles: name → (dim name, unit, parser).
-_TITLE_QUANTITIES = {
-    "field": ("Field", "mT", parse_field_mT),
-    "temperature": ("Temperature", "K", parse_temperature_K),
-}
-#: ``link`` values.
-LINKS = (False, True, "chunks", "vds")
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
 
 # --------------------------------------------------------------------------- frames
 
@@ -190,7 +185,7 @@ class ID02Translator(Translator):
             if not path.is_file() or not path.name.lower().endswith(self.extensions):
                 return False
             with open(path, "rb") as handle:
-                if handle.read(8) != _HDF5_SIGNATURE:
+                if handle.read(8) != HDF5_SIGNATURE:
                     return False
             with h5py.File(path, "r") as h5:
                 return not _not_lima(h5)
@@ -284,29 +279,18 @@ class ID02Translator(Translator):
         """
         h5_path = check_output(h5_path, overwrite)
         link = _check_options(link, compression, incomplete, snake, series, positions, grid)
-        scaler_files = _scaler_files(scalers)
-        excluded = {os.path.realpath(p) for p in scaler_files} | {os.path.realpath(h5_path)}
-        for extra in (positions, poni, mask):
-            if isinstance(extra, (str, os.PathLike)):
-                excluded.add(os.path.realpath(extra))
-        paths = [
-            p
-            for p in expand_sources(sources, extensions=self.extensions)
-            if os.path.realpath(p) not in excluded
-        ]
-        if not paths:
-            raise InputError(f"no LIMA files in {sources!r}")
-        files = [_read_id02(p, detector) for p in paths]
+        scalers_found = scaler_files(scalers)
+        files = self._files(sources, detector, scalers_found, (h5_path, positions, poni, mask))
         _check_consistent(files, link)
-        first = files[0]
-        chosen = _choose_series(series, files, positions, grid)
-        monitor_values, monitor_source = _monitor(files, monitor, scaler_files)
-        pos, order_files = _series_positions(chosen, files, positions, grid, snake, incomplete)
+        chosen = choose_series(series, files, positions, grid)
+        monitor_values, monitor_source = lima_monitor(files, monitor, scalers_found)
+        pos, order_files = series_positions(chosen, files, positions, grid, snake, incomplete)
         if order_files is not None:
             if monitor_values is not None:
-                monitor_values = _reorder(monitor_values, [f.n_frames for f in files], order_files)
+                counts = [f.n_frames for f in files]
+                monitor_values = reorder_frames(monitor_values, counts, order_files)
             files = [files[i] for i in order_files]
-        pos = _mark_unwritten(pos, files)
+        pos = mark_unwritten(pos, files)
         geometry, geometry_source = self._geometry(files, poni, header_geometry)
         mask_arr, dummies = _mask(files, mask)
         options = dict(
@@ -320,74 +304,44 @@ class ID02Translator(Translator):
             header_geometry=header_geometry,
             mask=mask,
             monitor=monitor,
-            scalers=[str(p) for p in scaler_files] or None,
+            scalers=[str(p) for p in scalers_found] or None,
             link=link,
             compression=compression,
         )
         attrs = self._attributes(files, chosen, link, pos, options, geometry_source, dummies)
-        pos.with_valid_dataset()
-        extra = dict(pos.extra)
-        extra_attrs: dict[str, dict[str, Any]] = {
-            k: {"units": u} for k, u in pos.extra_units.items()
-        }
-        times = _frame_times(files)
-        if times is not None:
-            origin, per_frame, how = times
-            extra["Time"] = pos.arrange(per_frame)
-            extra_attrs["Time"] = {"units": "s", "time_origin": origin, "source": how}
-            attrs["time_origin"] = origin
-        if monitor_values is not None:
-            extra["Monitor"] = pos.arrange(monitor_values)
-            extra_attrs["Monitor"] = {"units": "counts", "source": monitor_source}
-            attrs["monitor"] = monitor
-            attrs["monitor_source"] = monitor_source
-        rows, cols = first.frame_shape
+        extra, extra_attrs = _extras(pos, files, attrs, monitor, monitor_values, monitor_source)
         spec = MeasurementSpec(
             position_dims=pos.dims,
-            spec_dims=[Dim("Row", "pixel", np.arange(rows)), Dim("Col", "pixel", np.arange(cols))],
-            dtype=first.dtype,
+            spec_dims=image_dims(files[0].frame_shape),
+            dtype=files[0].dtype,
             position_values=pos.values,
             attrs=attrs,
             geometry=geometry,
             mask=mask_arr,
             extra=extra,
             extra_attrs=extra_attrs,
-            raw_filters=first.filters if link == "chunks" else None,
+            raw_filters=files[0].filters if link == "chunks" else None,
         )
-        logger.info(
-            "translating %d LIMA files (%d positions of %s %s, series %s, link %s) into %s",
-            len(files),
-            pos.n_positions,
-            first.frame_shape,
-            first.dtype,
-            chosen,
-            link,
-            h5_path,
+        return _write(
+            h5_path, spec, files, pos, chosen, link, compression, overwrite, progress, resume
         )
-        if link == "vds":
-            logger.warning(
-                "%s: Raw_Data will be a virtual dataset over the LIMA files: nothing is copied, "
-                "but HDF5 maps their 3-D frames onto 2-D rows element by element, so reading it "
-                "is about 15× slower than a copy (benchmarks/bench_translate.py); link=True "
-                "copies the compressed chunks as fast, self-contained and read at full speed",
-                h5_path,
-            )
-            return write_virtual_measurement(
-                h5_path, spec, _virtual_mappings(files, pos), overwrite=overwrite
-            )
-        frames = _LimaFrames(files, pos, chunks=link == "chunks")
-        try:
-            return write_measurement(
-                h5_path,
-                spec,
-                frames,
-                compression=compression,
-                overwrite=overwrite,
-                progress=progress,
-                resume=resume,
-            )
-        finally:
-            frames.close()
+
+    def _files(
+        self, sources: Any, detector: str | None, scalers: list[Path], not_lima: tuple
+    ) -> list[LimaFile]:
+        """The LIMA files of ``sources`` (minus scalers, the output and other option files)."""
+        excluded = {os.path.realpath(p) for p in scalers}
+        for extra in not_lima:
+            if isinstance(extra, (str, os.PathLike)):
+                excluded.add(os.path.realpath(extra))
+        paths = [
+            p
+            for p in expand_sources(sources, extensions=self.extensions)
+            if os.path.realpath(p) not in excluded
+        ]
+        if not paths:
+            raise InputError(f"no LIMA files in {sources!r}")
+        return [_read_id02(p, detector) for p in paths]
 
     def _attributes(
         self,
@@ -403,7 +357,7 @@ class ID02Translator(Translator):
         first = files[0]
         records = [
             {
-                **_file_record(f.path),
+                **file_record(f.path),
                 "title": f.title,
                 "start_time": f.start_time.isoformat() if f.start_time else None,
                 "frames": f.n_frames,
@@ -413,16 +367,15 @@ class ID02Translator(Translator):
             for f in files
         ]
         attrs: dict[str, Any] = {
-            "translator": self.name,
-            "tool": f"pyscatter.translators.{self.name}",
+            **self.provenance(),
             "instrument": "ESRF ID02",
-            "versions": _versions(),
+            "versions": versions(),
             "sources": records,
             "n_sources": len(files),
             "series": chosen,
             "link": str(link),
             "orientation": "as stored by LIMA",
-            "options": {k: _describe(v) for k, v in options.items()},
+            "options": {k: describe(v) for k, v in options.items()},
             **pos.record(),
         }
         esrf = geometry_record(first.header)
@@ -443,28 +396,97 @@ class ID02Translator(Translator):
     def _geometry(
         self, files: list[LimaFile], poni: Any, header_geometry: bool
     ) -> tuple[dict | None, str | None]:
+        """``poni``, else the ESRF header of the first file (every file must agree), else none."""
         first = files[0]
         if poni is not None:
-            return _poni_geometry(poni, first.frame_shape, first.header), "poni"
+            return poni_geometry(poni, first.frame_shape, first.header), "poni"
         if not header_geometry:
             return None, None
-        config = esrf_geometry(first.header, first.frame_shape, where=str(first.path))
-        if config is None:
+        found = esrf_header_geometry(first.header, first.frame_shape, where=str(first.path))
+        if found is None:
             return None, None
-        reference = {k: first.header.get(k) for k in GEOMETRY_KEYS}
-        for f in files[1:]:
-            other = {k: f.header.get(k) for k in GEOMETRY_KEYS}
-            if other != reference:
-                changed = [k for k in GEOMETRY_KEYS if other[k] != reference[k]]
-                raise InputError(
-                    f"{f.path}: header geometry differs from {first.path.name} "
-                    f"({', '.join(f'{k}: {reference[k]} vs {other[k]}' for k in changed)}); one "
-                    "file holds one geometry: translate them separately, or give poni=FILE"
-                )
-        return config, (
-            f"ESRF header of {first.path.name} (SampleDistance, WaveLength, Center_1/2, "
-            "PSize_1/2 via pyFAI setSPD)"
+        check_same_geometry([f.header for f in files], [f.path for f in files])
+        return found
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _extras(
+    pos: Positions,
+    files: list[LimaFile],
+    attrs: dict[str, Any],
+    monitor: str | None,
+    monitor_values: np.ndarray | None,
+    monitor_source: str | None,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Per-position datasets (``valid_positions``, ``Time``, ``Monitor`` …) and their attributes;
+    ``attrs`` gets ``time_origin`` and the monitor's name and source."""
+    pos.with_valid_dataset()
+    extra = dict(pos.extra)
+    extra_attrs: dict[str, dict[str, Any]] = {k: {"units": u} for k, u in pos.extra_units.items()}
+    times = frame_times(files)
+    if times is not None:
+        origin, per_frame, how = times
+        extra["Time"] = pos.arrange(per_frame)
+        extra_attrs["Time"] = {"units": "s", "time_origin": origin, "source": how}
+        attrs["time_origin"] = origin
+    if monitor_values is not None:
+        extra["Monitor"] = pos.arrange(monitor_values)
+        extra_attrs["Monitor"] = {"units": "counts", "source": monitor_source}
+        attrs["monitor"] = monitor
+        attrs["monitor_source"] = monitor_source
+    return extra, extra_attrs
+
+
+def _write(
+    h5_path: Path,
+    spec: MeasurementSpec,
+    files: list[LimaFile],
+    pos: Positions,
+    chosen: str,
+    link: Any,
+    compression: str | None,
+    overwrite: bool,
+    progress: bool,
+    resume: bool,
+) -> Path:
+    """Frames decoded, copied as chunks or mapped virtually, into ``h5_path``."""
+    first = files[0]
+    logger.info(
+        "translating %d LIMA files (%d positions of %s %s, series %s, link %s) into %s",
+        len(files),
+        pos.n_positions,
+        first.frame_shape,
+        first.dtype,
+        chosen,
+        link,
+        h5_path,
+    )
+    if link == "vds":
+        logger.warning(
+            "%s: Raw_Data will be a virtual dataset over the LIMA files: nothing is copied, "
+            "but HDF5 maps their 3-D frames onto 2-D rows element by element, so reading it "
+            "is about 15× slower than a copy (benchmarks/bench_translate.py); link=True "
+            "copies the compressed chunks as fast, self-contained and read at full speed",
+            h5_path,
         )
+        return write_virtual_measurement(
+            h5_path, spec, _virtual_mappings(files, pos), overwrite=overwrite
+        )
+    frames = _LimaFrames(files, pos, chunks=link == "chunks")
+    try:
+        return write_measurement(
+            h5_path,
+            spec,
+            frames,
+            compression=compression,
+            overwrite=overwrite,
+            progress=progress,
+            resume=resume,
+        )
+    finally:
+        frames.close()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -476,10 +498,8 @@ _ESRF_KEYS = (*GEOMETRY_KEYS, "Title", "Dummy", "DDummy", "BSize_1", "BSize_2", 
 
 def _not_lima(h5: h5py.File) -> str:
     """Why ``h5`` is not an ID02/LIMA file (empty text when it is one)."""
-    creator = h5.attrs.get("creator", "")
-    if isinstance(creator, bytes):
-        creator = creator.decode(errors="replace")
-    if str(creator).startswith("LIMA") and is_lima(h5):
+    creator = attr_text(h5, "creator")
+    if creator.startswith("LIMA") and is_lima(h5):
         return ""
     entry = _entry(h5)
     detectors = _detectors(entry).values() if entry is not None else ()
@@ -513,41 +533,12 @@ def _read_id02(path: Path, detector: str | None) -> LimaFile:
 
 
 def _check_options(link, compression, incomplete, snake, series, positions, grid) -> Any:
-    if link not in LINKS and not (isinstance(link, str) and link in ("true", "false")):
-        raise InputError(
-            f"unsupported link={link!r}; expected False, True (copy compressed chunks), "
-            "'chunks' or 'vds' (virtual dataset)"
-        )
-    link = {True: "chunks", "true": "chunks", "false": False}.get(link, link)
+    link = check_link(link)
     if link is False:
         compression_options(compression)
-    if incomplete not in INCOMPLETE:
-        raise InputError(
-            f"unsupported incomplete={incomplete!r}; expected one of {', '.join(INCOMPLETE)}"
-        )
-    if snake not in (True, False, "auto"):
-        raise InputError(f"unsupported snake={snake!r}; expected True, False or 'auto'")
-    if not isinstance(series, str):
-        raise InputError(f"series must be a string, got {series!r}")
-    quantities = [q.strip() for q in series.split(",")]
-    if series not in SERIES and not all(q in _TITLE_QUANTITIES for q in quantities):
-        raise InputError(
-            f"unsupported series={series!r}; expected one of {', '.join(SERIES)} or title "
-            f"quantities slow to fast like 'temperature,field'"
-        )
-    if positions is not None and grid is not None:
-        raise InputError("give at most one of positions, grid")
-    if (positions is not None or grid is not None) and series not in ("auto", "frames"):
-        raise InputError(
-            f"positions/grid apply to the frames (series='frames'), not to series={series!r}"
-        )
+    check_scan_options(incomplete, snake)
+    check_series(series, positions, grid)
     return link
-
-
-def _scaler_files(scalers: Any) -> list[Path]:
-    if scalers is None:
-        return []
-    return expand_sources(scalers, extensions=(".h5", ".hdf5", ".nxs"))
 
 
 def _check_consistent(files: list[LimaFile], link: Any) -> None:
@@ -579,175 +570,9 @@ def _check_consistent(files: list[LimaFile], link: Any) -> None:
                 )
 
 
-def _choose_series(series: str, files: list[LimaFile], positions: Any, grid: Any) -> str:
-    if series != "auto":
-        return series
-    if positions is not None or grid is not None or len(files) == 1:
-        return "frames"
-    titles = {f.title for f in files}
-    if len(titles) == 1:
-        return "frames"  # one acquisition split over several files
-    try:
-        fields = [parse_field_mT(f.title) for f in files]
-    except InputError:
-        fields = [None]
-    if all(v is not None for v in fields) and len(set(fields)) > 1:
-        return "field"
-    if all(f.start_time is not None for f in files):
-        return "time"
-    return "frames"
-
-
-def _file_quantity(f: LimaFile, quantity: str) -> float:
-    dim, unit, parse = _TITLE_QUANTITIES[quantity]
-    for text in (f.title, f.path.stem):
-        try:
-            value = parse(text)
-        except InputError as err:
-            raise InputError(f"{f.path}: {err}") from err
-        if value is not None:
-            return value
-    example = "250mT or 1.2T" if quantity == "field" else "300K"
-    raise InputError(
-        f"{f.path}: no {quantity} in its title {f.title!r} or its name (expected e.g. "
-        f"{example}); pick another series (time, frames) or rename"
-    )
-
-
-def _series_positions(
-    series: str,
-    files: list[LimaFile],
-    positions: Any,
-    grid: Any,
-    snake: Any,
-    incomplete: str,
-) -> tuple[Positions, list[int] | None]:
-    """Positions over the frames, and the order of the files (None: as given)."""
-    n_total = sum(f.n_frames for f in files)
-    if series == "frames":
-        if positions is not None:
-            labels, values = read_positions_csv(positions)
-            written = np.concatenate([f.written for f in files])
-            # an aborted acquisition: the scan log lists the frames measured, LIMA allocated all
-            measured = int(np.argmin(written)) if not written.all() else n_total
-            if values.shape[0] != n_total and not (
-                values.shape[0] == measured and not written[measured:].any()
-            ):
-                raise InputError(
-                    f"positions file {positions}: {values.shape[0]} rows for {n_total} frames "
-                    f"({measured} written before the first missing one) of all files, in order"
-                )
-            src = f"positions file {Path(positions).resolve()}"
-            return infer_grid(values, labels, source=src, snake=snake, incomplete=incomplete), None
-        if grid is not None:
-            return grid_positions(
-                grid, n_total, what="frames", snake=snake is True, incomplete=incomplete
-            ), None
-        return index_positions(n_total, "Frame", source="frames of the files in order"), None
-    if series == "time":
-        if any(f.start_time is None for f in files):
-            missing = next(f for f in files if f.start_time is None)
-            raise InputError(f"{missing.path}: no start_time; series='time' needs one per file")
-        t0 = min(f.start_time for f in files)  # type: ignore[type-var]
-        values = np.array([[(f.start_time - t0).total_seconds()] for f in files])  # type: ignore[operator]
-        labels = [("Time", "s")]
-        source = f"start_time of each file, seconds from {t0.isoformat()}"
-    else:
-        quantities = [q.strip() for q in series.split(",")]
-        values = np.array([[_file_quantity(f, q) for q in quantities] for f in files])
-        labels = [_TITLE_QUANTITIES[q][:2] for q in quantities]
-        source = f"{series} written in each file's Title (else its name)"
-    order = _file_order(values, files)
-    values = values[order]
-    if values.shape[1] == 1:
-        outer = Positions([Dim(*labels[0], values[:, 0])], values=values, source=source)
-        if len(set(values[:, 0])) < len(values):
-            outer.notes.append(
-                f"{labels[0][0]} repeats (e.g. a hysteresis loop): files kept in acquisition "
-                "order, not sorted"
-            )
-            logger.info("%s", outer.notes[-1])
-    else:
-        outer = infer_grid(values, labels, source=source, snake=False, incomplete="error")
-        if outer.dims[0].name == "Position":
-            raise InputError(
-                f"the files' {series} values do not form a grid "
-                f"({', '.join(f.path.name for f in files)}); pick series with one quantity"
-            )
-    return _with_frames(outer, [files[i] for i in order]), order
-
-
-def _file_order(values: np.ndarray, files: list[LimaFile]) -> list[int]:
-    """Sorted by the values (slow first); acquisition order when a 1-D value repeats."""
-    n = len(files)
-    acquisition = sorted(
-        range(n),
-        key=lambda i: (
-            files[i].start_time.timestamp() if files[i].start_time else 0.0,
-            natural_key(str(files[i].path)),
-        ),
-    )
-    if values.shape[1] == 1 and len(set(values[:, 0])) < n:
-        return acquisition
-    rank = {i: r for r, i in enumerate(acquisition)}
-    return sorted(range(n), key=lambda i: (*values[i], rank[i]))
-
-
-def _with_frames(outer: Positions, files: list[LimaFile]) -> Positions:
-    """The series dims, then ``Frame`` when files hold several frames."""
-    per_file = max(f.n_frames for f in files)
-    offsets = np.cumsum([0] + [f.n_frames for f in files])
-    if per_file == 1:
-        outer.order = None
-        return outer
-    order = np.full(outer.n_positions * per_file, -1, dtype=np.int64)
-    for i, f in enumerate(files):
-        order[i * per_file : i * per_file + f.n_frames] = offsets[i] + np.arange(f.n_frames)
-    frame = Dim("Frame", "", np.arange(per_file, dtype=np.float64))
-    values = None
-    if outer.values is not None:
-        values = np.column_stack(
-            [np.repeat(outer.values, per_file, axis=0), np.tile(frame.values, len(files))]
-        )
-    pos = Positions(
-        [*outer.dims, frame],
-        values=values,
-        source=outer.source + "; frames of each file",
-        order=order,
-        notes=outer.notes,
-    )
-    short = [f.path.name for f in files if f.n_frames < per_file]
-    if short:
-        note = (
-            f"files hold different numbers of frames; the missing frames of {', '.join(short)} "
-            "are marked false in valid_positions"
-        )
-        pos.notes.append(note)
-        logger.warning("%s", note)
-    return pos
-
-
-def _mark_unwritten(pos: Positions, files: list[LimaFile]) -> Positions:
-    """Positions whose frame was never written (an aborted acquisition) become missing."""
-    written = np.concatenate([f.written for f in files])
-    order = pos.order if pos.order is not None else np.arange(pos.n_positions, dtype=np.int64)
-    ok = order >= 0
-    lost = ok & ~written[np.where(ok, order, 0)]
-    if lost.any():
-        pos.order = np.where(lost, -1, order)
-        names = [f.path.name for f in files if not f.written.all()]
-        note = (
-            f"{int(lost.sum())} frames were never written (an aborted acquisition) in "
-            f"{', '.join(names)}; they are marked false in valid_positions and stored as zeros"
-        )
-        pos.notes.append(note)
-        logger.warning("%s", note)
-    return pos
-
-
 def _mask(files: list[LimaFile], mask: Any) -> tuple[np.ndarray | None, tuple[float, float] | None]:
     first = files[0]
-    mask_arr = _load_mask(mask, first.frame_shape)
+    mask_arr = load_mask(mask, first.frame_shape)
     dummies = esrf_dummy(first.header, where=str(first.path))
     if dummies is None:
         return mask_arr, None
@@ -763,101 +588,6 @@ def _mask(files: list[LimaFile], mask: Any) -> tuple[np.ndarray | None, tuple[fl
         frames.close()
     from_dummy = dummy_mask(frame, *dummies).astype(np.uint8)
     return (from_dummy if mask_arr is None else (mask_arr | from_dummy)), dummies
-
-
-def _frame_times(files: list[LimaFile]) -> tuple[str, np.ndarray, str] | None:
-    if any(f.start_time is None for f in files):
-        return None
-    t0 = min(f.start_time for f in files)  # type: ignore[type-var]
-    parts = []
-    for f in files:
-        start = (f.start_time - t0).total_seconds()  # type: ignore[operator]
-        step = f.frame_period or 0.0
-        parts.append(start + step * np.arange(f.n_frames))
-    timed = all(f.frame_period for f in files)
-    how = "start_time of each file" + (
-        " + frame number × (exposure_time + latency_time) of its acquisition group"
-        if timed
-        else " (no frame timing recorded: every frame of a file gets its start time)"
-    )
-    return t0.isoformat(), np.concatenate(parts), how
-
-
-_MONITOR_HINTS = re.compile(r"^(Intensity\d|I\d|HS32C|mon|monitor)", re.IGNORECASE)
-
-
-def _monitor(
-    files: list[LimaFile], monitor: str | None, scalers: list[Path]
-) -> tuple[np.ndarray | None, str | None]:
-    """Per-frame monitor values (all frames of the files in order) and where they come from."""
-    counts = [f.n_frames for f in files]
-    if scalers:
-        if monitor is None:
-            candidates: set[str] = set()
-            with h5py.File(scalers[0], "r") as h5:
-                h5.visititems(
-                    lambda p, o: (
-                        candidates.add(p.rsplit("/", 1)[-1])
-                        if isinstance(o, h5py.Dataset)
-                        and o.ndim == 1
-                        and _MONITOR_HINTS.match(p.rsplit("/", 1)[-1])
-                        else None
-                    )
-                )
-            raise InputError(
-                f"scalers given but no monitor: pass monitor=NAME (e.g. one of "
-                f"{', '.join(sorted(candidates)) or 'the datasets of ' + str(scalers[0])})"
-            )
-        arrays, where = [], []
-        for path in scalers:
-            try:
-                with h5py.File(path, "r") as h5:
-                    found = find_datasets(h5, monitor)
-                    if not found:
-                        raise InputError(f"{path}: no 1-D dataset named {monitor!r}")
-                    arrays.append(np.asarray(found[0][()], dtype=np.float64))
-                    where.append(f"{path.name}:{found[0].name}")
-            except OSError as err:
-                raise FileFormatError(f"{path}: cannot open it as HDF5 ({err})") from err
-        if len(arrays) == len(files):
-            for path, arr, n in zip(scalers, arrays, counts, strict=True):
-                if arr.size != n:
-                    raise InputError(
-                        f"{path}: {monitor} has {arr.size} values for {n} frames of its LIMA file"
-                    )
-            return np.concatenate(arrays), "scalers " + ", ".join(where)
-        if len(arrays) == 1 and arrays[0].size == sum(counts):
-            return arrays[0], "scalers " + where[0]
-        raise InputError(
-            f"{len(scalers)} scalers files with {[a.size for a in arrays]} {monitor} values for "
-            f"{len(files)} LIMA files of {counts} frames: give one scalers file per LIMA file, "
-            "or one for all frames"
-        )
-    if monitor is None:
-        return None, None
-    values = []
-    for f in files:
-        with h5py.File(f.path, "r") as h5:
-            found = [d for d in find_datasets(h5, monitor) if d.size == f.n_frames]
-            if found:
-                values.append(np.asarray(found[0][()], dtype=np.float64))
-                continue
-        number = header_number(f.header, monitor, where=str(f.path))
-        if number is None:
-            keys = ", ".join(sorted(f.header)) or "none"
-            raise InputError(
-                f"{f.path}: no monitor {monitor!r}: no dataset of that name with one value per "
-                f"frame, no such header key (its keys: {keys}); give the scalers files with "
-                "scalers=PATHS"
-            )
-        values.append(np.full(f.n_frames, number))
-    return np.concatenate(values), f"{monitor!r} in each LIMA file (dataset, else header key)"
-
-
-def _reorder(per_frame: np.ndarray, counts: list[int], order: list[int]) -> np.ndarray:
-    """Per-frame values of files in one order → the same files in ``order``."""
-    parts = np.split(per_frame, np.cumsum(counts)[:-1])
-    return np.concatenate([parts[i] for i in order])
 
 
 def _virtual_mappings(files: list[LimaFile], pos: Positions) -> list[VirtualFrames]:

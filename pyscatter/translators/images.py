@@ -5,6 +5,15 @@ The translator streams the images one at a time into :func:`pyscatter.io.raw.wri
 the source files with their sizes and sha256, the positions source, the geometry, the image
 orientation and the options used.
 
+A format of one image per position subclasses :class:`ImageStackTranslator` and overrides its
+hooks instead of wrapping it, so it keeps every option (positions, snake, monitor, resume …):
+:meth:`~ImageStackTranslator.file_header` (what a file's header is),
+:meth:`~ImageStackTranslator.header_geometry` and :meth:`~ImageStackTranslator.check_headers`
+(the geometry of the first header, the same in every file),
+:meth:`~ImageStackTranslator.header_motors` (``motors=``) and
+:meth:`~ImageStackTranslator.extra_attributes`. :class:`pyscatter.translators.saxslab.SaxslabTranslator`
+is one.
+
 Examples
 --------
 >>> import numpy as np
@@ -23,32 +32,43 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pyscatter.errors import FileFormatError, InputError, PyscatterError
-from pyscatter.geometry import check_geometry, short_error
+from pyscatter.errors import InputError
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
-from pyscatter.translators.esrf import (
+from pyscatter.translators.common import (
+    FLIPS,
+    check_flip,
+    check_scan_options,
+    describe,
+    file_record,
+    flip_frame,
+    image_dims,
+    load_mask,
+    orientation,
+    read_frame,
+    read_header,
+    read_image,
+    versions,
+)
+from pyscatter.translators.esrf import dummy_mask, esrf_dummy, header_monitor
+from pyscatter.translators.geometry_readers import (
     check_same_geometry,
-    dummy_mask,
-    esrf_dummy,
-    esrf_geometry,
+    esrf_header_geometry,
     geometry_record,
-    header_monitor,
+    poni_geometry,
 )
 from pyscatter.translators.positions import (
-    INCOMPLETE,
     Positions,
     grid_positions,
     index_positions,
@@ -62,13 +82,6 @@ __all__ = ["FLIPS", "ImageStackTranslator", "read_header", "read_image"]
 
 logger = logging.getLogger(__name__)
 
-#: Accepted ``flip`` values and the orientation each records (relative to fabio's array).
-FLIPS: dict[str | None, str] = {
-    None: "as read by fabio",
-    "ud": "flipped up-down relative to fabio's array",
-    "lr": "flipped left-right relative to fabio's array",
-}
-
 #: First bytes of each format family, by file name ending.
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".edf": (b"{",),
@@ -78,85 +91,6 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".cbf": (b"###CBF",),
     ".img": (b"{", b"RAXIS", b"OD SAPPHIRE"),
 }
-
-
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """One single-frame image as fabio reads it: ``(data, header)``.
-
-    Raises
-    ------
-    FileFormatError
-        Missing, unreadable, truncated or corrupt file (the message names it and fabio's error).
-    InputError
-        A file with several frames.
-    """
-    import fabio
-
-    path = _existing(path)
-    try:
-        with fabio.open(str(path)) as image:
-            data = image.data
-            if getattr(image, "incomplete_file", False):
-                raise FileFormatError(
-                    f"{path}: truncated image (fewer data bytes than its header says)"
-                )
-            nframes = int(getattr(image, "nframes", 1) or 1)
-            header = dict(image.header)
-    except PyscatterError:
-        raise
-    except Exception as err:  # noqa: BLE001 - fabio raises anything from KeyError to AssertionError
-        raise _unreadable(path, err) from err
-    if data is None or np.ndim(data) != 2:
-        raise FileFormatError(f"{path}: fabio read no 2-D image from it")
-    if nframes != 1:
-        raise InputError(
-            f"{path}: holds {nframes} frames; the images translator takes one frame per file"
-        )
-    return np.asarray(data), header
-
-
-def read_header(path: str | os.PathLike) -> dict:
-    """The header of an image, without its data (fabio ``openheader``).
-
-    Raises
-    ------
-    FileFormatError
-        Missing or unreadable file.
-    """
-    import fabio
-
-    path = _existing(path)
-    try:
-        return dict(fabio.openheader(str(path)).header)
-    except Exception as err:  # noqa: BLE001 - see read_image
-        raise _unreadable(path, err) from err
-
-
-def _existing(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    return path
-
-
-def _unreadable(path: Path, err: Exception) -> FileFormatError:
-    return FileFormatError(f"{path}: not an image fabio can read ({type(err).__name__}: {err})")
-
-
-def _file_record(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as err:
-        raise FileFormatError(f"{path}: cannot read it ({err})") from err
-    return {
-        "name": path.name,
-        "path": str(path.resolve()),
-        "size": path.stat().st_size,
-        "sha256": digest.hexdigest(),
-    }
 
 
 @dataclass
@@ -170,12 +104,14 @@ class _Stack:
     first: np.ndarray | None = None
     first_header: dict = field(default_factory=dict)
     array: np.ndarray | None = None
+    #: the header of one file as the translator reads it (:meth:`ImageStackTranslator.file_header`)
+    header_of: Callable[[Path], dict] = read_header
     _headers: list[dict] | None = None
 
     def headers(self) -> list[dict]:
         """The header of every file, read once (geometry check, motors and monitor share it)."""
         if self._headers is None:
-            self._headers = [self.first_header] + [read_header(f) for f in self.files[1:]]
+            self._headers = [self.first_header] + [self.header_of(f) for f in self.files[1:]]
         return self._headers
 
     @property
@@ -186,29 +122,6 @@ class _Stack:
 
     def what(self) -> str:
         return "frames" if self.array is not None else "images"
-
-
-def _orientation(flip: str | None, from_array: bool) -> str:
-    if not from_array:
-        return FLIPS[flip]
-    return "as given" if flip is None else FLIPS[flip].replace("fabio's array", "the given array")
-
-
-def _flip(frame: np.ndarray, flip: str | None) -> np.ndarray:
-    if flip == "ud":
-        return np.flipud(frame)
-    if flip == "lr":
-        return np.fliplr(frame)
-    return frame
-
-
-def _check_flip(flip: Any) -> str | None:
-    if flip in (None, "none"):
-        return None
-    if flip not in FLIPS:
-        allowed = ", ".join(repr(k) for k in FLIPS)
-        raise InputError(f"unsupported flip {flip!r}; expected one of {allowed}")
-    return flip
 
 
 class ImageStackTranslator(Translator):
@@ -343,113 +256,30 @@ class ImageStackTranslator(Translator):
             A missing, truncated or corrupt image or positions file (named in the message).
         """
         h5_path = check_output(h5_path, overwrite)
-        flip = _check_flip(flip)
-        compression_options(compression)  # validates the name before any slow work
-        chosen = [
-            k
-            for k, v in (("positions", positions), ("motors", motors), ("grid", grid))
-            if v is not None
-        ]
-        if len(chosen) > 1:
-            raise InputError(
-                f"give at most one of positions, motors, grid; got {', '.join(chosen)}"
-            )
-        if dummy is not None and not isinstance(dummy, (int, float, np.number)):
-            raise InputError(f"dummy must be a number, got {dummy!r}")
-        if incomplete not in INCOMPLETE:
-            raise InputError(
-                f"unsupported incomplete={incomplete!r}; expected one of {', '.join(INCOMPLETE)}"
-            )
-        if snake not in (True, False, "auto"):
-            raise InputError(f"unsupported snake={snake!r}; expected True, False or 'auto'")
-
-        if frames is not None:
-            if sources is not None:
-                raise InputError("give either sources (image files) or frames (an array), not both")
-            stack = _array_stack(frames)
-        else:
-            exclude = {
-                os.path.realpath(p)
-                for p in (positions, poni, mask)
-                if isinstance(p, (str, os.PathLike))
-            }
-            files = [
-                f
-                for f in expand_sources(sources, extensions=self.extensions)
-                if os.path.realpath(f) not in exclude
-            ]
-            if not files:
-                raise InputError(f"no image files in {sources!r}")
-            first, header = read_image(files[0])
-            stack = _Stack(
-                len(files), first.shape, first.dtype, files=files, first=first, first_header=header
-            )
+        flip = check_flip(flip)
+        _check_options(positions, motors, grid, dummy, incomplete, snake, compression)
+        stack = self._stack(sources, frames, (positions, poni, mask))
         pos = self._positions(stack, positions, motors, grid, snake, incomplete)
-        where = str(stack.files[0]) if stack.files else "frames"
-        geometry, geometry_source = _geometry(
-            poni, stack.frame_shape, stack.first_header, header_geometry, flip, where
-        )
-        if geometry_source not in (None, "poni"):  # a header geometry: the same in every file
-            check_same_geometry(stack.headers(), stack.files)
-        mask_arr = _load_mask(mask, stack.frame_shape)
-        if mask_arr is not None:
-            mask_arr = _flip(mask_arr, flip)
-        dummies = None
-        if dummy is None and stack.first_header:
-            dummies = esrf_dummy(stack.first_header, where=where)
-        if dummies is not None and stack.first is not None:
-            from_header = _flip(dummy_mask(stack.first, *dummies), flip).astype(np.uint8)
-            mask_arr = from_header if mask_arr is None else (mask_arr | from_header)
+        geometry, geometry_source = self._geometry(stack, poni, header_geometry, flip)
+        mask_arr, dummies = _mask(stack, mask, flip, dummy)
         monitor_values = self._monitor(stack, monitor)
-        # checksums last: every cheap check above has passed (a big stack takes a while)
-        records = [_file_record(f) for f in stack.files]
-
-        attrs: dict[str, Any] = {
-            "translator": self.name,
-            "tool": f"pyscatter.translators.{self.name}",
-            "versions": _versions(),
-            "sources": records,
-            "n_sources": stack.n,
-            "orientation": _orientation(flip, stack.array is not None),
-            "flip": flip or "none",
-            "options": _options_record(
-                positions,
-                motors,
-                grid,
-                poni,
-                mask,
-                flip,
-                dummy,
-                compression,
-                frames,
-                snake=snake,
-                incomplete=incomplete,
-                monitor=monitor,
-                header_geometry=header_geometry,
-            ),
-            **pos.record(),
-        }
-        if geometry_source:
-            attrs["geometry_source"] = geometry_source
-        esrf = geometry_record(stack.first_header) if stack.first_header else {}
-        if esrf:
-            attrs["esrf_header"] = esrf
-        if stack.array is not None:
-            attrs["frames_source"] = f"in-memory array {tuple(stack.array.shape)} {stack.dtype}"
-        if dummy is not None:
-            attrs["dummy"] = float(dummy)
-        elif dummies is not None:
-            attrs["dummy"], attrs["delta_dummy"] = dummies
-            attrs["dummy_source"] = (
-                f"ESRF header of {stack.files[0].name}: Dummy/DDummy; the pixels of that image "
-                "holding it are in Mask"
-            )
-        if poni is not None:
-            attrs["poni"] = (
-                str(Path(poni).resolve()) if isinstance(poni, (str, os.PathLike)) else "dict"
-            )
-        if pos.extra_units:
-            attrs["measured_units"] = pos.extra_units
+        options = _options_record(
+            positions,
+            motors,
+            grid,
+            poni,
+            mask,
+            flip,
+            dummy,
+            compression,
+            frames,
+            snake=snake,
+            incomplete=incomplete,
+            monitor=monitor,
+            header_geometry=header_geometry,
+        )
+        # checksums last (in _attributes): every cheap check above has passed
+        attrs = self._attributes(stack, pos, flip, options, geometry_source, dummy, dummies, poni)
         pos.with_valid_dataset()
         extra = dict(pos.extra)
         extra_attrs = {k: {"units": u} for k, u in pos.extra_units.items()}
@@ -460,10 +290,9 @@ class ImageStackTranslator(Translator):
                 "source": f"header {monitor!r} of each image (counter_mne/counter_pos or key)",
             }
             attrs["monitor"] = monitor
-        rows, cols = stack.frame_shape
         spec = MeasurementSpec(
             position_dims=pos.dims,
-            spec_dims=[Dim("Row", "pixel", np.arange(rows)), Dim("Col", "pixel", np.arange(cols))],
+            spec_dims=image_dims(stack.frame_shape),
             dtype=stack.dtype,
             position_values=pos.values,
             attrs=attrs,
@@ -490,6 +319,152 @@ class ImageStackTranslator(Translator):
             resume=resume,
         )
 
+    # ------------------------------------------------------------------ hooks for subclasses
+
+    def file_header(self, path: Path, header: dict) -> dict:
+        """The header of one source image as this format reads it.
+
+        Parameters
+        ----------
+        path : Path
+            The image file.
+        header : dict
+            What fabio read from it.
+
+        Returns
+        -------
+        dict
+            ``header`` here; a subclass adds what fabio does not read (the SAXSLAB XML …).
+            Geometry, motors and monitor are read from what this returns.
+        """
+        return header
+
+    def header_geometry(
+        self, header: Mapping[str, Any], frame_shape: tuple[int, int], flip: str | None, where: str
+    ) -> tuple[dict, str] | None:
+        """The geometry of the first image's header and where it comes from, or None.
+
+        Called without ``poni`` (and with ``header_geometry=True``). Here: the ESRF SAXS keys
+        (:func:`~pyscatter.translators.geometry_readers.esrf_header_geometry`), which refuse
+        ``flip``. ``where`` is the first image's path.
+        """
+        return esrf_header_geometry(header, frame_shape, where=where, flip=flip)
+
+    def check_headers(self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path]) -> None:
+        """Refuse a stack whose headers disagree on the geometry read from the first one.
+
+        Called when the geometry comes from :meth:`header_geometry`. Here: the ESRF keys
+        (:func:`~pyscatter.translators.geometry_readers.check_same_geometry`).
+        """
+        check_same_geometry(headers, files)
+
+    def header_motors(
+        self, headers: Sequence[Mapping[str, Any]], motors: Any, files: Sequence[Path]
+    ) -> tuple[list[tuple[str, str]], np.ndarray, str]:
+        """Motor values of every image: ``(labels, values, where they come from)``.
+
+        Here: the SPEC-era ``motor_mne``/``motor_pos`` keys
+        (:func:`~pyscatter.translators.positions.motor_positions`).
+        """
+        labels, values = motor_positions(headers, motors, files)
+        return labels, values, "motor_mne/motor_pos headers"
+
+    def extra_attributes(self, first: Path | None, header: Mapping[str, Any]) -> dict[str, Any]:
+        """More ``Measurement_000`` attributes from the first image (its path and header).
+
+        Here: the ESRF geometry keys of the header, as ``esrf_header``, when it has any.
+        """
+        esrf = geometry_record(header) if header else {}
+        return {"esrf_header": esrf} if esrf else {}
+
+    # ------------------------------------------------------------------ steps
+
+    def _stack(self, sources: Any, frames: Any, not_images: Sequence[Any]) -> _Stack:
+        """The images (files, minus those given as positions, poni or mask) or the array."""
+        if frames is not None:
+            if sources is not None:
+                raise InputError("give either sources (image files) or frames (an array), not both")
+            return _array_stack(frames)
+        exclude = {os.path.realpath(p) for p in not_images if isinstance(p, (str, os.PathLike))}
+        files = [
+            f
+            for f in expand_sources(sources, extensions=self.extensions)
+            if os.path.realpath(f) not in exclude
+        ]
+        if not files:
+            raise InputError(f"no image files in {sources!r}")
+        first, header = read_image(files[0])
+        return _Stack(
+            len(files),
+            first.shape,
+            first.dtype,
+            files=files,
+            first=first,
+            first_header=self.file_header(files[0], header),
+            header_of=lambda path: self.file_header(path, read_header(path)),
+        )
+
+    def _geometry(
+        self, stack: _Stack, poni: Any, header_geometry: bool, flip: str | None
+    ) -> tuple[dict | None, str | None]:
+        """The geometry and where it comes from: ``poni``, else the header, else none."""
+        if poni is not None:
+            return poni_geometry(poni, stack.frame_shape, stack.first_header), "poni"
+        if not header_geometry or not stack.first_header:
+            return None, None
+        where = str(stack.files[0]) if stack.files else "frames"
+        found = self.header_geometry(stack.first_header, stack.frame_shape, flip, where)
+        if found is None:
+            return None, None
+        self.check_headers(stack.headers(), stack.files)  # one geometry for every file
+        return found
+
+    def _attributes(
+        self,
+        stack: _Stack,
+        pos: Positions,
+        flip: str | None,
+        options: dict,
+        geometry_source: str | None,
+        dummy: float | None,
+        dummies: tuple[float, float] | None,
+        poni: Any,
+    ) -> dict[str, Any]:
+        """``Measurement_000`` attributes: provenance (sources with checksums), options, sources
+        of the geometry and dummy."""
+        attrs: dict[str, Any] = {
+            **self.provenance(),
+            "versions": versions(),
+            "sources": [file_record(f) for f in stack.files],
+            "n_sources": stack.n,
+            "orientation": orientation(flip, stack.array is not None),
+            "flip": flip or "none",
+            "options": options,
+            **pos.record(),
+        }
+        if geometry_source:
+            attrs["geometry_source"] = geometry_source
+        attrs.update(
+            self.extra_attributes(stack.files[0] if stack.files else None, stack.first_header)
+        )
+        if stack.array is not None:
+            attrs["frames_source"] = f"in-memory array {tuple(stack.array.shape)} {stack.dtype}"
+        if dummy is not None:
+            attrs["dummy"] = float(dummy)
+        elif dummies is not None:
+            attrs["dummy"], attrs["delta_dummy"] = dummies
+            attrs["dummy_source"] = (
+                f"ESRF header of {stack.files[0].name}: Dummy/DDummy; the pixels of that image "
+                "holding it are in Mask"
+            )
+        if poni is not None:
+            attrs["poni"] = (
+                str(Path(poni).resolve()) if isinstance(poni, (str, os.PathLike)) else "dict"
+            )
+        if pos.extra_units:
+            attrs["measured_units"] = pos.extra_units
+        return attrs
+
     # ------------------------------------------------------------------ positions
 
     def _positions(
@@ -515,13 +490,12 @@ class ImageStackTranslator(Translator):
         if motors is not None:
             if stack.array is not None:
                 raise InputError("motors= reads image headers; in-memory frames have none")
-            headers = stack.headers()
-            labels, values = motor_positions(headers, motors, stack.files)
+            labels, values, how = self.header_motors(stack.headers(), motors, stack.files)
             names = ",".join(name for name, _ in labels)
             return infer_grid(
                 values,
                 labels,
-                source=f"motors {names} (motor_mne/motor_pos headers)",
+                source=f"motors {names} ({how})",
                 snake=snake,
                 incomplete=incomplete,
             )
@@ -604,162 +578,63 @@ class _Frames:
             return None  # never measured: zeros
         stack = self.stack
         if self.flat is not None:
-            return _flip(self.flat[index], self.flip)
+            return flip_frame(self.flat[index], self.flip)
         if index == 0 and stack.first is not None:
             frame = stack.first
         else:
-            path = stack.files[index]
-            frame, _ = read_image(path)
-            if frame.shape != stack.frame_shape:
-                raise InputError(
-                    f"{path}: image of shape {frame.shape}; the first image "
-                    f"({stack.files[0].name}) is {stack.frame_shape}"
-                )
-            if frame.dtype.kind != stack.dtype.kind or not np.can_cast(frame.dtype, stack.dtype):
-                raise InputError(
-                    f"{path}: image of dtype {frame.dtype}; the first image "
-                    f"({stack.files[0].name}) is {stack.dtype}, and every image must fit it"
-                )
-        return _flip(frame, self.flip)
+            frame = read_frame(stack.files[index], stack.frame_shape, stack.dtype, stack.files[0])
+        return flip_frame(frame, self.flip)
 
 
-# --------------------------------------------------------------------------- geometry and mask
+# --------------------------------------------------------------------------- options and mask
 
 
-def _geometry(
-    poni: Any,
-    frame_shape: tuple[int, int],
-    header: Mapping[str, Any],
-    header_geometry: bool,
-    flip: str | None,
-    where: str,
-) -> tuple[dict | None, str | None]:
-    """The geometry and where it comes from: ``poni``, else the ESRF header, else none."""
-    if poni is not None:
-        return _poni_geometry(poni, frame_shape, header), "poni"
-    if not header_geometry or not header:
-        return None, None
-    config = esrf_geometry(header, frame_shape, where=where)
-    if config is None:
-        return None, None
-    if flip is not None:
-        raise InputError(
-            f"{where}: the ESRF header geometry refers to the image as stored, but flip={flip!r} "
-            "was asked; give the geometry of the flipped images with poni=FILE (--poni FILE), or "
-            "drop flip"
-        )
-    return (
-        config,
-        f"ESRF header of {Path(where).name} (SampleDistance, WaveLength, Center_1/2, PSize_1/2 via pyFAI setSPD)",
-    )
+def _check_options(positions, motors, grid, dummy, incomplete, snake, compression) -> None:
+    compression_options(compression)  # validates the name before any slow work
+    chosen = [
+        k
+        for k, v in (("positions", positions), ("motors", motors), ("grid", grid))
+        if v is not None
+    ]
+    if len(chosen) > 1:
+        raise InputError(f"give at most one of positions, motors, grid; got {', '.join(chosen)}")
+    if dummy is not None and not isinstance(dummy, (int, float, np.number)):
+        raise InputError(f"dummy must be a number, got {dummy!r}")
+    check_scan_options(incomplete, snake)
 
 
-def _poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, Any]) -> dict:
-    """pyFAI config of ``poni``, checked against (and completed with) the frames' shape."""
-    import pyFAI
-
-    if isinstance(poni, Mapping):
-        where = "poni (dict)"
-        try:
-            ai = pyFAI.load(dict(poni))
-        except Exception as err:  # noqa: BLE001 - pyFAI raises many kinds
-            raise InputError(f"{where}: not a pyFAI geometry config ({short_error(err)})") from err
-    else:
-        where = str(poni)
-        if not Path(poni).is_file():
-            raise InputError(f"PONI file not found: {poni}")
-        try:
-            ai = pyFAI.load(str(poni))
-        except Exception as err:  # noqa: BLE001
-            raise FileFormatError(
-                f"{poni}: not a PONI file pyFAI can read ({short_error(err)})"
-            ) from err
-    det = ai.detector
-    shape = det.shape if det.shape is not None else det.max_shape
-    if shape is None:
-        det.max_shape = frame_shape
-    elif tuple(shape) != tuple(frame_shape):
-        raise InputError(
-            f"{where}: detector {det.name!r} is {tuple(shape)} pixels (rows, cols); "
-            f"the frames are {tuple(frame_shape)}"
-        )
-    _check_pixel_size(where, det, header)
-    return check_geometry(ai, where=where)
-
-
-def _check_pixel_size(where: str, det: Any, header: Mapping[str, Any]) -> None:
-    """ESRF ``PSize_1`` (fast, columns) / ``PSize_2`` (rows) in metres against the detector."""
-    for key, pixel in (("PSize_1", det.pixel2), ("PSize_2", det.pixel1)):
-        try:
-            value = float(header[key])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 0 < value < 1e-2 and pixel and not math.isclose(value, pixel, rel_tol=0.01):
-            raise InputError(
-                f"{where}: detector pixel {pixel} m; the image header says {key} = {value} m"
-            )
-
-
-def _load_mask(mask: Any, frame_shape: tuple[int, int]) -> np.ndarray | None:
-    if mask is None:
-        return None
-    if isinstance(mask, (str, os.PathLike)):
-        where = str(mask)
-        data, _ = read_image(mask)
-    else:
-        where = "mask array"
-        data = np.asarray(mask)
-    if data.shape != tuple(frame_shape):
-        raise InputError(
-            f"{where}: mask of shape {data.shape}; the frames are {tuple(frame_shape)}"
-        )
-    return (data != 0).astype(np.uint8)
+def _mask(
+    stack: _Stack, mask: Any, flip: str | None, dummy: float | None
+) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+    """The mask (flipped like the frames) with the first image's ESRF dummy pixels added."""
+    mask_arr = load_mask(mask, stack.frame_shape)
+    if mask_arr is not None:
+        mask_arr = flip_frame(mask_arr, flip)
+    dummies = None
+    if dummy is None and stack.first_header:
+        where = str(stack.files[0]) if stack.files else "frames"
+        dummies = esrf_dummy(stack.first_header, where=where)
+    if dummies is not None and stack.first is not None:
+        from_header = flip_frame(dummy_mask(stack.first, *dummies), flip).astype(np.uint8)
+        mask_arr = from_header if mask_arr is None else (mask_arr | from_header)
+    return mask_arr, dummies
 
 
 # --------------------------------------------------------------------------- provenance
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("pyscatter", "fabio", "pyFAI", "numpy", "h5py"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    import pyscatter
-
-    out["pyscatter"] = pyscatter.__version__
-    return out
-
-
-def _describe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return str(Path(value).resolve())
-    if isinstance(value, np.ndarray):
-        return f"array {tuple(value.shape)} {value.dtype}"
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
-    return repr(value)
 
 
 def _options_record(
     positions, motors, grid, poni, mask, flip, dummy, compression, frames, **more
 ) -> dict:
     return {
-        **{k: _describe(v) for k, v in more.items()},
-        "positions": _describe(positions),
-        "motors": _describe(motors),
-        "grid": _describe(grid),
-        "poni": _describe(poni),
-        "mask": _describe(mask),
+        **{k: describe(v) for k, v in more.items()},
+        "positions": describe(positions),
+        "motors": describe(motors),
+        "grid": describe(grid),
+        "poni": describe(poni),
+        "mask": describe(mask),
         "flip": flip,
-        "dummy": _describe(dummy),
+        "dummy": describe(dummy),
         "compression": compression,
-        "frames": _describe(frames),
+        "frames": describe(frames),
     }

@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,22 +70,21 @@ from pyscatter.io.raw import (
 )
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, single_source
-from pyscatter.translators.images import (
-    _check_flip,
-    _file_record,
-    _flip,
-    _load_mask,
-    _orientation,
-    _poni_geometry,
-    _versions,
+from pyscatter.translators.common import (
+    HDF5_SIGNATURE,
+    attr_text,
+    check_flip,
+    check_link,
+    describe,
+    file_record,
+    flip_frame,
+    image_dims,
+    load_mask,
+    orientation,
+    versions,
 )
-from pyscatter.translators.nexus_geometry import (
-    fit2d_geometry,
-    instrument_groups,
-    nexus_geometry,
-    pixel_mask,
-    units_of,
-)
+from pyscatter.translators.geometry_readers import fit2d_geometry, nexus_geometry, poni_geometry
+from pyscatter.translators.nexus_geometry import instrument_groups, pixel_mask, units_of
 from pyscatter.translators.positions import (
     Positions,
     grid_positions,
@@ -100,9 +99,6 @@ logger = logging.getLogger(__name__)
 
 #: What one frame of the signal is.
 KINDS = ("image", "spectrum")
-#: ``link`` values: decode and encode again, copy the compressed chunks, or a virtual dataset.
-LINKS = (False, "chunks", "vds")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _EIGER_LINK = re.compile(r"^data_\d{6}$")
 
 
@@ -166,7 +162,7 @@ def _from_dataset(h5: h5py.File, path: Path, dataset: str) -> _Signal:
         [obj],
         f"{path}:{obj.name}",
         entry=_entry_of(obj),
-        interpretation=_attr_str(obj, "interpretation"),
+        interpretation=attr_text(obj, "interpretation"),
     )
 
 
@@ -178,11 +174,6 @@ def _dangling(h5: h5py.File, dataset: str) -> str:
         if isinstance(link, h5py.ExternalLink):
             return f" (an external link to {link.filename}:{link.path}, which cannot be opened)"
     return ""
-
-
-def _attr_str(obj: Any, key: str) -> str:
-    value = obj.attrs.get(key, "")
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _from_nxdata(path: Path, group: h5py.Group) -> _Signal:
@@ -199,7 +190,7 @@ def _from_nxdata(path: Path, group: h5py.Group) -> _Signal:
         entry=_entry_of(group),
         axis_names=list(nx.axes_dataset_names),
         nxdata=group,
-        interpretation=_attr_str(signal, "interpretation") or str(nx.interpretation or ""),
+        interpretation=attr_text(signal, "interpretation") or str(nx.interpretation or ""),
     )
 
 
@@ -413,17 +404,12 @@ class _Frames:
                 f"{dset.file.filename}:{dset.name}: frame {index} cannot be read ({err}); the "
                 "file may be truncated or corrupt"
             ) from err
-        return _flip(frame, self.flip) if len(self.frame_shape) == 2 else frame
+        return flip_frame(frame, self.flip) if len(self.frame_shape) == 2 else frame
 
 
 def _check_link(link: Any, signal: _Signal, lead: tuple[int, ...], flip: str | None) -> Any:
     """``link`` normalised (False, "chunks", "vds") and checked against the signal."""
-    link = {True: "chunks", "true": "chunks", "false": False}.get(link, link)
-    if link not in LINKS:
-        raise InputError(
-            f"unsupported link={link!r}; expected False, True (copy compressed chunks), "
-            "'chunks' or 'vds' (virtual dataset)"
-        )
+    link = check_link(link)
     if link is False:
         return link
     if flip is not None:
@@ -482,7 +468,7 @@ class NexusTranslator(Translator):
             if not (path.is_file() and path.name.lower().endswith(self.extensions)):
                 return False
             with open(path, "rb") as handle:
-                return handle.read(8) == _HDF5_MAGIC
+                return handle.read(8) == HDF5_SIGNATURE
         except Exception:  # noqa: BLE001 - can_read never raises
             return False
 
@@ -566,7 +552,7 @@ class NexusTranslator(Translator):
 
         h5_path = check_output(h5_path, overwrite)
         path = single_source(sources, "nexus", "an HDF5 file")
-        flip = _check_flip(flip)
+        flip = check_flip(flip)
         compression_options(compression)
         if not path.is_file():
             raise FileFormatError(f"{path}: no such file")
@@ -627,34 +613,30 @@ class NexusTranslator(Translator):
         geometry, geometry_source, mask_arr, mask_source = None, "none", None, "none"
         if kind == "image":
             if poni is not None:
-                geometry, geometry_source = _poni_geometry(poni, frame_shape, {}), "poni"
+                geometry, geometry_source = poni_geometry(poni, frame_shape, {}), "poni"
             elif signal.entry is not None:
                 geometry = nexus_geometry(signal.entry, frame_shape, flip)
                 if geometry is not None:
                     geometry_source = f"NeXus detector fields of {signal.entry.name}"
             if mask is not None:
-                mask_arr, mask_source = _load_mask(mask, frame_shape), "mask option"
+                mask_arr, mask_source = load_mask(mask, frame_shape), "mask option"
             elif signal.entry is not None:
                 found = pixel_mask(instrument_groups(signal.entry)[1], frame_shape)
                 if found is not None:
                     mask_arr, mask_source = found
             if mask_arr is not None:
-                mask_arr = _flip(mask_arr, flip)
-            spec_dims = [
-                Dim("Row", "pixel", np.arange(frame_shape[0])),
-                Dim("Col", "pixel", np.arange(frame_shape[1])),
-            ]
+                mask_arr = flip_frame(mask_arr, flip)
+            spec_dims = image_dims(frame_shape)
         else:
             if any(v is not None for v in (poni, mask, flip)):
                 raise InputError(
                     f"{signal.where}: poni, mask and flip apply to images, not spectra"
                 )
             spec_dims = [Dim("Channel", "channel", np.arange(frame_shape[0]))]
-        records = [_file_record(path)] + [_file_record(f) for f in signal.files]
+        records = [file_record(path)] + [file_record(f) for f in signal.files]
         attrs: dict[str, Any] = {
-            "translator": self.name,
-            "tool": f"pyscatter.translators.{self.name}",
-            "versions": dict(_versions(), silx=_version("silx")),
+            **self.provenance(),
+            "versions": versions("silx"),
             "sources": records,
             "n_sources": len(records),
             "nexus_signal": signal.where,
@@ -662,15 +644,15 @@ class NexusTranslator(Translator):
             "positions_source": pos.source,
             "geometry_source": geometry_source,
             "mask_source": mask_source,
-            "orientation": _orientation(flip, False),
+            "orientation": orientation(flip, False),
             "flip": flip or "none",
             "options": {
                 "dataset": dataset,
-                "axes": _describe(axes),
-                "grid": _describe(grid),
+                "axes": describe(axes),
+                "grid": describe(grid),
                 "kind": kind,
-                "poni": _describe(poni),
-                "mask": _describe(mask),
+                "poni": describe(poni),
+                "mask": describe(mask),
                 "flip": flip,
                 "dummy": dummy,
                 "compression": compression,
@@ -691,26 +673,3 @@ class NexusTranslator(Translator):
             extra=pos.extra,
         )
         return spec, lead, frame_shape
-
-
-def _describe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return str(Path(value).resolve())
-    if isinstance(value, np.ndarray):
-        return f"array {tuple(value.shape)} {value.dtype}"
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, Sequence):
-        return [_describe(v) for v in value]
-    return repr(value)
-
-
-def _version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"

@@ -23,6 +23,7 @@ import numpy as np
 
 from pyscatter.errors import FileFormatError
 from pyscatter.geometry import fit2d_config as fit2d_geometry  # the name translators import
+from pyscatter.translators.common import attr_text, flip_centre, nx_class
 
 __all__ = [
     "ENERGY_UNITS",
@@ -70,10 +71,10 @@ _KEV_ANGSTROM = 12.398419843320026  # h c in keV·Å
 
 
 def units_of(dset: h5py.Dataset) -> str:
+    """The ``@units`` (else ``@unit``) attribute of ``dset``, stripped; ``""`` when absent."""
     for key in ("units", "unit"):
         if key in dset.attrs:
-            value = dset.attrs[key]
-            return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+            return attr_text(dset, key).strip()
     return ""
 
 
@@ -136,19 +137,15 @@ def _centre_pixels(item: _Field, pixel_m: float) -> float:
     return item.converted(LENGTH_UNITS, "beam centre", also=PIXEL_UNITS) / pixel_m
 
 
-def _find_nx(group: h5py.Group, nx_class: str) -> h5py.Group | None:
+def _find_nx(group: h5py.Group, wanted: str) -> h5py.Group | None:
     for obj in group.values():
-        if isinstance(obj, h5py.Group) and _nx_class(obj) == nx_class:
+        if isinstance(obj, h5py.Group) and nx_class(obj) == wanted:
             return obj
     return None
 
 
-def _nx_class(obj: Any) -> str:
-    value = obj.attrs.get("NX_class", "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def instrument_groups(entry: h5py.Group) -> tuple[h5py.Group | None, h5py.Group | None]:
+    """The NXinstrument and its NXdetector in ``entry`` (by name, else by ``NX_class``)."""
     inst = entry.get("instrument")
     if not isinstance(inst, h5py.Group):
         inst = _find_nx(entry, "NXinstrument")
@@ -179,19 +176,16 @@ def nexus_geometry(
         return None
     dist = _scalar(det, "detector_distance") or _scalar(det, "distance")
     names = ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
-    fields = [_scalar(det, n) for n in names]
+    found = [_scalar(det, n) for n in names]
     wavelength = _wavelength_angstrom(inst)
-    if dist is None or any(f is None for f in fields) or wavelength is None:
+    fields = [f for f in found if f is not None]
+    if dist is None or len(fields) < len(names) or wavelength is None:
         return None
     centre_x, centre_y, size_x, size_y = fields
     px = size_x.converted(LENGTH_UNITS, "pixel size")
     py = size_y.converted(LENGTH_UNITS, "pixel size")
     cx, cy = _centre_pixels(centre_x, px), _centre_pixels(centre_y, py)
-    rows, cols = frame_shape
-    if flip == "lr":
-        cx = cols - cx
-    elif flip == "ud":
-        cy = rows - cy
+    cx, cy = flip_centre(cx, cy, frame_shape, flip)
     return fit2d_geometry(
         distance_mm=dist.converted(LENGTH_UNITS, "distance") * 1e3,
         center_x=cx,
@@ -206,6 +200,8 @@ def nexus_geometry(
 def pixel_mask(
     det: h5py.Group | None, frame_shape: tuple[int, int]
 ) -> tuple[np.ndarray, str] | None:
+    """The detector's ``pixel_mask`` (Eiger ``detectorSpecific/``, NXmx) of the frames' shape,
+    nonzero = masked, and where it was; None without one."""
     if det is None:
         return None
     for path in ("detectorSpecific/pixel_mask", "pixel_mask"):

@@ -10,8 +10,11 @@ the array:
   (``flipud`` of the transpose) before using the pair as (x, y); both describe the same point,
   so in fabio's array the first number is the row and the second the column.
 
-:class:`SaxslabTranslator` is the image translator with that geometry filled in (``poni=``
-overrides it); the header is recorded as ``saxslab_header``.
+:class:`SaxslabTranslator` is the image translator (every option of it: positions, snake,
+monitor, resume …) whose hooks read that header: the geometry (``poni=`` overrides it), numeric
+parameters as ``monitor``/``motors``, and the header recorded as ``saxslab_header``.
+The readers :func:`saxslab_geometry` and :func:`raw_geometry` live in
+:mod:`pyscatter.translators.geometry_readers` (re-exported here).
 
 RAW's reduced profiles (``.dat``: a ``### DATA:`` block of q, I(q), σ, then a ``### HEADER:``
 block of JSON, each line commented) carry the calibration RAW used: :func:`read_raw_dat` reads
@@ -44,13 +47,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import h5py
 import numpy as np
 
-from pyscatter.errors import FileFormatError, InputError
-from pyscatter.translators.base import check_output, expand_sources
-from pyscatter.translators.images import ImageStackTranslator, _check_flip, read_image
-from pyscatter.translators.nexus import fit2d_geometry
+from pyscatter.errors import FileFormatError
+from pyscatter.translators.common import header_number
+from pyscatter.translators.geometry_readers import (  # re-exported: they used to live here
+    SAXSLAB_GEOMETRY_KEYS,
+    check_same_keys,
+    poni_geometry,
+    raw_geometry,
+    saxslab_geometry,
+)
+from pyscatter.translators.images import ImageStackTranslator
+from pyscatter.translators.positions import parse_label
 
 __all__ = [
     "RawProfile",
@@ -65,15 +74,6 @@ logger = logging.getLogger(__name__)
 
 #: The TIFF tag SAXSLAB writes its XML into (Artist), as RAW reads it.
 SAXSLAB_TAG = 315
-#: Header keys that must agree between the images of one stack.
-_GEOMETRY_KEYS = (
-    "wavelength",
-    "detector_dist",
-    "det_pixel_size",
-    "pixelsize",
-    "beamcenter_actual",
-    "beamcenter_nominal",
-)
 
 
 # --------------------------------------------------------------------------- SAXSLAB TIFF
@@ -114,72 +114,22 @@ def read_saxslab_header(path: str | os.PathLike) -> dict[str, str]:
     }
 
 
-def _numbers(header: Mapping[str, str], key: str, count: int, where: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(header[key]).split()]
-    except (KeyError, ValueError) as err:
-        raise FileFormatError(f"{where}: SAXSLAB header {key!r}: {err}") from err
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise FileFormatError(
-            f"{where}: SAXSLAB header {key} = {header[key]!r}; expected {count} numbers"
-        )
-    return values
-
-
-def saxslab_geometry(
-    header: Mapping[str, str],
-    frame_shape: tuple[int, int],
-    flip: str | None = None,
-    *,
-    where: str = "SAXSLAB header",
-) -> dict[str, Any]:
-    """pyFAI geometry of a SAXSLAB header, for the image in fabio's orientation (or ``flip``-ped).
-
-    Parameters
-    ----------
-    header : mapping
-        :func:`read_saxslab_header`.
-    frame_shape : (int, int)
-        (rows, cols) of the image as fabio reads it.
-    flip : {None, "ud", "lr"}
-        The orientation the frames are stored in; the beam centre is mirrored to match.
-
-    Raises
-    ------
-    FileFormatError
-        A geometry key missing or not numeric (``where`` names the file).
-    """
-    key = "wavelength" if "wavelength" in header else "saxsconf_wavelength"
-    (wavelength,) = _numbers(header, key, 1, where)
-    (distance_mm,) = _numbers(header, "detector_dist", 1, where)
-    if "det_pixel_size" in header:
-        px_m, py_m = _numbers(header, "det_pixel_size", 2, where)
-    else:
-        px_mm, py_mm = _numbers(header, "pixelsize", 2, where)
-        px_m, py_m = px_mm * 1e-3, py_mm * 1e-3
-    centre = "beamcenter_actual" if "beamcenter_actual" in header else "beamcenter_nominal"
-    row, col = _numbers(header, centre, 2, where)
-    rows, cols = frame_shape
-    if flip == "lr":
-        col = cols - col
-    elif flip == "ud":
-        row = rows - row
-    return fit2d_geometry(
-        distance_mm=distance_mm,
-        center_x=col,
-        center_y=row,
-        pixel_x_um=px_m * 1e6,
-        pixel_y_um=py_m * 1e6,
-        wavelength_angstrom=wavelength,
-        frame_shape=frame_shape,
-    )
-
-
 class SaxslabTranslator(ImageStackTranslator):
-    """SAXSLAB/Xenocs TIFF images: the image translator with the header's geometry.
+    """SAXSLAB/Xenocs TIFF images: the image translator with the geometry of their XML header.
 
-    Pick it with ``format="saxslab"``: the ``images`` translator reads the same files (without
-    their geometry) and comes first when the format is guessed.
+    Every option of :meth:`ImageStackTranslator.translate` applies (positions, grid, snake,
+    incomplete, monitor, flip, resume …). What differs, through the image translator's hooks:
+
+    * each image's header is fabio's plus its ``<SAXSLABparameters>``
+      (:func:`read_saxslab_header`); an image without them is refused;
+    * the geometry comes from the first header (:func:`saxslab_geometry`, mirrored with ``flip``)
+      unless ``poni`` is given, and every image must agree on :data:`SAXSLAB_GEOMETRY_KEYS`;
+    * ``monitor`` and ``motors`` may name any numeric SAXSLAB parameter (``saxsconf_Izero``,
+      ``ysam``, ``zsam`` …);
+    * the first image's SAXSLAB parameters are recorded as ``saxslab_header`` (JSON).
+
+    Pick it with ``format="saxslab"``, or let the format be guessed: a TIFF carrying a SAXSLAB
+    header is read by this translator before the plain image stack.
     """
 
     priority = 10  # a TIFF with a SAXSLAB header is read with its geometry, not as a bare image
@@ -198,79 +148,43 @@ class SaxslabTranslator(ImageStackTranslator):
         except Exception:  # noqa: BLE001 - can_read never raises
             return False
 
-    def translate(  # type: ignore[override]  # keyword options of this format only
-        self,
-        sources: Any,
-        h5_path: str | os.PathLike,
-        *,
-        positions: str | os.PathLike | None = None,
-        motors: Sequence[str] | str | None = None,
-        grid: Mapping[str, int] | str | None = None,
-        poni: str | os.PathLike | Mapping[str, Any] | None = None,
-        mask: str | os.PathLike | np.ndarray | None = None,
-        flip: str | None = None,
-        dummy: float | None = None,
-        overwrite: bool = False,
-        compression: str | None = "bslz4",
-        progress: bool = False,
-    ) -> Path:
-        """As :meth:`ImageStackTranslator.translate`, with ``poni`` from the SAXSLAB header.
+    def file_header(self, path: Path, header: dict) -> dict:
+        """fabio's header with the image's SAXSLAB parameters (which win on a common key)."""
+        return {**header, **read_saxslab_header(path)}
 
-        The geometry comes from the first image's header; every image must carry the same
-        geometry keys (:data:`_GEOMETRY_KEYS`). A given ``poni`` overrides it. The header of the
-        first image is recorded as ``saxslab_header`` (JSON), and ``geometry_source``.
+    def header_geometry(
+        self, header: Mapping[str, Any], frame_shape: tuple[int, int], flip: str | None, where: str
+    ) -> tuple[dict, str]:
+        """:func:`saxslab_geometry` of the first image, for the frames as stored (``flip``)."""
+        config = saxslab_geometry(header, frame_shape, flip, where=where)
+        # through pyFAI as a PONI config is: the geometry recorded as it always was
+        return poni_geometry(config, frame_shape, {}), f"SAXSLAB header of {Path(where).name}"
 
-        Raises
-        ------
-        FileFormatError
-            An image without a SAXSLAB header.
-        InputError
-            Images whose headers disagree on the geometry; see also the images translator.
-        """
-        h5_path = check_output(h5_path, overwrite)
-        flip = _check_flip(flip)
-        files = expand_sources(sources, extensions=self.extensions)
-        headers = [read_saxslab_header(f) for f in files]
-        first = headers[0]
-        for path, header in zip(files[1:], headers[1:], strict=True):
-            differ = [k for k in _GEOMETRY_KEYS if header.get(k) != first.get(k)]
-            if differ:
-                raise InputError(
-                    f"{path}: SAXSLAB geometry ({', '.join(differ)}) differs from "
-                    f"{files[0].name}'s; translate them separately or give poni="
-                )
-        source = "poni option"
-        if poni is None:
-            shape = read_image(files[0])[0].shape
-            poni = saxslab_geometry(first, shape, flip, where=str(files[0]))
-            source = f"SAXSLAB header of {files[0].name}"
-        tmp = h5_path.with_name(f".{h5_path.name}.saxslab.partial")
-        try:
-            super().translate(
-                files,
-                tmp,
-                positions=positions,
-                motors=motors,
-                grid=grid,
-                poni=poni,
-                mask=mask,
-                flip=flip,
-                dummy=dummy,
-                overwrite=True,
-                compression=compression,
-                progress=progress,
-            )
-            with h5py.File(tmp, "r+") as h5:
-                meas = h5["Measurement_000"]
-                meas.attrs["translator"] = self.name
-                meas.attrs["tool"] = f"pyscatter.translators.{self.name}"
-                meas.attrs["geometry_source"] = source
-                meas.attrs["saxslab_header"] = json.dumps(first, sort_keys=True)
-            os.replace(tmp, h5_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return h5_path
+    def check_headers(self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path]) -> None:
+        """Every image with the first one's :data:`SAXSLAB_GEOMETRY_KEYS`."""
+        check_same_keys(headers, files, SAXSLAB_GEOMETRY_KEYS, "SAXSLAB")
+
+    def header_motors(
+        self, headers: Sequence[Mapping[str, Any]], motors: Any, files: Sequence[Path]
+    ) -> tuple[list[tuple[str, str]], np.ndarray, str]:
+        """Numeric SAXSLAB parameters of every image (``"ysam,zsam"``, slow to fast)."""
+        if isinstance(motors, str):
+            motors = [m for m in motors.split(",") if m.strip()]
+        labels = [parse_label(m, what="motor") for m in motors]
+        values = np.full((len(headers), len(labels)), math.nan)
+        for i, (header, path) in enumerate(zip(headers, files, strict=True)):
+            for k, (name, _) in enumerate(labels):
+                value = header_number(header, name, where=str(path))
+                if value is None:
+                    raise FileFormatError(f"{path}: no SAXSLAB parameter {name!r} for motors=")
+                values[i, k] = value
+        return labels, values, "SAXSLAB header parameters"
+
+    def extra_attributes(self, first: Path | None, header: Mapping[str, Any]) -> dict[str, Any]:
+        """The first image's SAXSLAB parameters as ``saxslab_header`` (JSON, sorted keys)."""
+        if first is None:
+            return {}
+        return {"saxslab_header": json.dumps(read_saxslab_header(first), sort_keys=True)}
 
 
 # --------------------------------------------------------------------------- BioXTAS RAW
@@ -333,35 +247,3 @@ def read_raw_dat(path: str | os.PathLike) -> RawProfile:
             raise FileFormatError(f"{path}: the HEADER block is not JSON ({err})") from err
     table = np.asarray(rows, dtype=np.float64)
     return RawProfile(table[:, 0], table[:, 1], table[:, 2], header)
-
-
-def raw_geometry(header: Mapping[str, Any], frame_shape: tuple[int, int]) -> dict[str, Any]:
-    """pyFAI geometry of RAW's ``calibration_params``, for the image as RAW loaded it.
-
-    Parameters
-    ----------
-    header : mapping
-        :attr:`RawProfile.header` (or its ``calibration_params``).
-    frame_shape : (int, int)
-        (rows, cols).
-
-    Raises
-    ------
-    FileFormatError
-        A calibration key missing.
-    """
-    cal = header.get("calibration_params", header)
-    try:
-        return fit2d_geometry(
-            distance_mm=float(cal["Sample-to-detector distance (mm)"]),
-            center_x=float(cal["Beam_Center_X"]),
-            center_y=float(cal["Beam_Center_Y"]),
-            pixel_x_um=float(cal["Detector_X_Pixel_Size"]),
-            pixel_y_um=float(cal["Detector_Y_Pixel_Size"]),
-            wavelength_angstrom=float(cal["Wavelength (A)"]),
-            frame_shape=frame_shape,
-            tilt_deg=float(cal.get("Detector Tilt", 0.0)),
-            tilt_plane_deg=float(cal.get("Detector Tilt Plane Rotation", 0.0)),
-        )
-    except KeyError as err:
-        raise FileFormatError(f"RAW calibration_params lack {err}; have {sorted(cal)}") from err
