@@ -61,7 +61,6 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -121,6 +120,9 @@ def canonical_json(parameters: dict[str, Any]) -> str:
 
 
 def versions() -> dict[str, str]:
+    """Versions of pyscatter and the packages its results depend on (recorded on each group)."""
+    from importlib import metadata
+
     out = {}
     for name in ("pyscatter", "pyFAI", "pyUSID", "numpy", "h5py", "scipy", "fabio"):
         try:
@@ -250,8 +252,9 @@ class ScatterProcess:
     parameters_hash : str
         sha256 of the canonical parameters and the source's fingerprint: what duplicates match.
     duplicate_h5_groups, partial_h5_groups : list of h5py.Group
-        Results groups of the same hash found when the process was made: complete (every
-        block flag verifies) and partial (a run to resume).
+        Results groups of the same hash: complete (every block flag verifies against its data)
+        and partial (a run to resume). Looked up when first asked for (verifying reads every
+        output of a complete group) and again by :meth:`compute`, under the file's lock.
     h5_results_grp : h5py.Group or None
         The results group once :meth:`compute` (or :meth:`reuse`) found or made it.
     summary : RunSummary or None
@@ -306,7 +309,7 @@ class ScatterProcess:
         self.positions_per_block()  # a budget that cannot hold one position fails here
         self.h5_results_grp: h5py.Group | None = None
         self.summary: RunSummary | None = None
-        self.duplicate_h5_groups, self.partial_h5_groups = self._check_for_duplicates()
+        self._duplicates: tuple[list[h5py.Group], list[h5py.Group]] | None = None
 
     # ----------------------------------------------------------------- subclass hooks
     @classmethod
@@ -362,8 +365,22 @@ class ScatterProcess:
         )
         return [parent[k] for k in names]
 
-    def _check_for_duplicates(self):
-        """Exact tool name, parameters and source: (complete groups, partial groups)."""
+    @property
+    def duplicate_h5_groups(self) -> list[h5py.Group]:
+        """Complete results groups of these parameters on this source (oldest first)."""
+        return (self._duplicates or self._check_for_duplicates())[0]
+
+    @property
+    def partial_h5_groups(self) -> list[h5py.Group]:
+        """Partial results groups of these parameters on this source: runs to resume."""
+        return (self._duplicates or self._check_for_duplicates())[1]
+
+    def _check_for_duplicates(self) -> tuple[list[h5py.Group], list[h5py.Group]]:
+        """Exact tool name, parameters and source: (complete groups, partial groups).
+
+        Reads the file now (a complete group is verified block by block against its flags)
+        and remembers the answer for :attr:`duplicate_h5_groups` and :attr:`partial_h5_groups`.
+        """
         complete, partial = [], []
         for group in self._candidate_groups():
             if group.attrs.get("parameters_hash") != self.parameters_hash:
@@ -374,7 +391,8 @@ class ScatterProcess:
                 complete.append(group)
             else:
                 partial.append(group)
-        return complete, partial
+        self._duplicates = (complete, partial)
+        return self._duplicates
 
     # ----------------------------------------------------------------- blocks
     def positions_per_block(self) -> int:
