@@ -1,5 +1,10 @@
 """A lazy :class:`sidpy.Dataset` over a USID main dataset (``sidpy.Dataset.from_array`` of an
-h5py dataset would read everything). Dimensions are plain arrays converted only here."""
+h5py dataset would read everything). Dimensions are plain arrays converted only here.
+
+sidpy and dask are imported when :func:`to_sidpy` is called, never at import: they cost seconds
+(sidpy imports dask.array and scikit-learn). sidpy needs no numpy shim; pyUSID, which pyscatter
+does not import, is the one that calls the ``np.product`` numpy 2 removed.
+"""
 
 from __future__ import annotations
 
