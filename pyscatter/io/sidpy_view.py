@@ -16,7 +16,7 @@ __all__ = ["to_sidpy"]
 
 
 def to_sidpy(dset: h5py.Dataset, *, title: str | None = None):
-    """Lazy N-d sidpy view of a main dataset: (*position dims, *spectroscopic dims).
+    """Lazy N-d sidpy view of a main dataset: (position dims…, spectroscopic dims…).
 
     The file must stay open while the view is used; nothing is read until computed.
     """

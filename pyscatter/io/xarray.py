@@ -64,7 +64,7 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     """The results of ``process`` in ``path`` as an :class:`xarray.Dataset`.
 
     Variables are the main datasets of the results group (``Intensity``, ``Intensity_Sigma``…)
-    with dims (*position dims, *result dims); coordinates carry units in ``attrs["units"]``;
+    with dims (position dims…, result dims…); coordinates carry units in ``attrs["units"]``;
     measured motor values are coordinates ``<dim>_measured`` over the position dims. Positions not
     yet complete (a run still going, or interrupted) are NaN in float variables and False in the
     boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims; a computed position
