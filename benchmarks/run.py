@@ -20,6 +20,9 @@ memory       peak RSS of the process on a raw dataset many times its ``max_mem_m
              the integrator's set-up.
 scaling      1k vs 10k small frames: throughput and peak RSS; 1 vs 2 workers (``bench_scaling``,
              a child process per run).
+startup      fresh processes: ``import pyscatter.processes`` / ``.base`` / ``.integration`` and a
+             no-op ``pyscatter integrate`` (results complete) against ``import
+             pyFAI.integrator.azimuthal, h5py`` (``bench_startup``).
 
 Usage::
 
@@ -44,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
+import pyscatter  # noqa: F401  (registers the HDF5 filters the scans are written with)
 
-FIGURES = ("integration", "bandwidth", "fitting", "end_to_end", "memory", "scaling")
+FIGURES = ("integration", "bandwidth", "fitting", "end_to_end", "memory", "scaling", "startup")
 RESULTS = common.HERE / "RESULTS.md"
 
 
@@ -66,6 +69,7 @@ class Config:
     scaling_shape: tuple[int, int] = (256, 256)
     scaling_rounds: int = 3
     scaling_max_mem_mb: float = 64
+    startup_repeats: int = 5
 
 
 QUICK = Config(
@@ -83,6 +87,7 @@ QUICK = Config(
     scaling_shape=(64, 64),
     scaling_rounds=1,
     scaling_max_mem_mb=4,
+    startup_repeats=2,
 )
 
 
@@ -281,6 +286,12 @@ class Bench:
             small, large, cfg.scaling_rounds, max_mem_mb=cfg.scaling_max_mem_mb
         )
         return bench_scaling.rows(result, cfg.scaling_shape)
+
+    # ------------------------------------------------------------------ start-up
+    def startup(self) -> list[common.Row]:
+        import bench_startup
+
+        return bench_startup.rows(bench_startup.measure(self.workdir, self.config.startup_repeats))
 
 
 def bytes_per_frame(batch: Any, itemsize: int) -> tuple[float, dict[str, float]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
 
-import pyscatter  # noqa: E402  (the numpy-2 shim before autodoc imports pyUSID)
+import pyscatter  # noqa: E402  (its version below; registers the HDF5 filters)
 
 # numexpr announces its thread count at INFO, traitlets every notebook it executes, and silx
 # that pyopencl (optional) is missing

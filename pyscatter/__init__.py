@@ -1,6 +1,5 @@
 """pyscatter: hyperspectral X-ray and neutron scattering in one resumable USID HDF5 file."""
 
-from pyscatter import _compat  # noqa: F401  (numpy-2 shim, before anything imports pyUSID)
 from pyscatter._filters import register_hdf5_filters
 from pyscatter.errors import PyscatterError
 

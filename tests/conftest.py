@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
+import pyscatter  # noqa: F401  (registers the HDF5 filters of compressed Raw_Data)
+
+# pyUSID stays the independent validator and reader of our files, in the tests only. Its last
+# release (0.0.12) predates numpy 2 and calls ``np.product``, which numpy 2 removed (e.g. in
+# ``USIDataset.get_n_dim_form`` and ``hdf_utils.write_main_dataset``). The package itself never
+# imports pyUSID, so the shim lives here, for the test session, not in pyscatter.
+if not hasattr(np, "product"):
+    setattr(np, "product", np.prod)  # noqa: B010 (ruff's numpy-2 rule would "fix" it into a no-op)
 
 SHARED_DATA = Path(
     os.environ.get("PYSCATTER_TEST_DATA")

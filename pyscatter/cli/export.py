@@ -36,13 +36,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from pyscatter.io.export import export
-    from pyscatter.processes.registry import process_name_of
 
     written = export(
         args.file,
         args.to,
         args.output,
-        process=process_name_of(args.process),
+        process=args.process,  # a step name is resolved by export (pyscatter.io.results)
         index=args.index,
         overwrite=args.overwrite,
     )

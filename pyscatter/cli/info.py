@@ -28,7 +28,8 @@ def register(sub) -> None:
 def describe(path: str, *, parameters: bool = False) -> str:
     """The text ``pyscatter info`` prints."""
     from pyscatter.io import safety
-    from pyscatter.io.record import verified_positions
+    from pyscatter.io.record import FLAGS, verified_positions
+    from pyscatter.io.results import all_results
     from pyscatter.io.usid import dims_of, main_datasets
     from pyscatter.io.xarray import open_for_reading
 
@@ -48,15 +49,10 @@ def describe(path: str, *, parameters: bool = False) -> str:
             lines.append(
                 f"  {dset.name}  {dset.shape} {dset.dtype}  positions: {pos}  values: {spec}"
             )
-        groups = []
-        h5.visititems(
-            lambda _n, o: (
-                groups.append(o)
-                if hasattr(o, "attrs") and "process" in o.attrs and "parameters_hash" in o.attrs
-                else None
-            )
-        )
-        for group in groups:
+        for group in all_results(h5):
+            if FLAGS not in group or "n_positions" not in group.attrs:
+                lines.append(f"  {group.name}: {group.attrs['process']} (no completion record)")
+                continue
             done = int(verified_positions(group).sum())
             total = int(group.attrs["n_positions"])
             if done == total:
@@ -68,7 +64,7 @@ def describe(path: str, *, parameters: bool = False) -> str:
             lines.append(
                 f"  {group.name}: {group.attrs['process']} {done}/{total} positions, {state}"
             )
-            if parameters:
+            if parameters and "parameters" in group.attrs:
                 params = json.loads(group.attrs["parameters"])
                 for key in sorted(params):
                     value = params[key]

@@ -105,7 +105,9 @@ def export(
         ``path``, ``<stem>.nc``, ``<stem>_nxcansas.h5`` or the folder ``<stem>_<to>/``, with
         ``_<process>`` after the stem for other processes than AzimuthalIntegration.
     process : str
-        Process name as recorded in the file (``AzimuthalIntegration``, ``ProfileFit`` …).
+        Process name as recorded in the file (``AzimuthalIntegration``, ``ProfileFit`` …) or
+        its pipeline step name (``integrate``, ``sectors`` …); the default output names use the
+        recorded name.
     index : int
         Which results group of that process, in file order (-1: the latest).
     overwrite : bool
@@ -123,10 +125,12 @@ def export(
     ExistingResultsError
         An output file exists and ``overwrite`` is false.
     """
+    from pyscatter.io.results import process_name
     from pyscatter.io.xarray import to_xarray
 
     if to not in WRITERS:
         raise InputError(f"unsupported export format {to!r}; expected one of {', '.join(FORMATS)}")
+    process = process_name(process)  # "sectors" and "SectorIntegration": the same files
     ds = to_xarray(path, process, index=index)
     ds.attrs["source_file"] = str(Path(path).resolve())
     stem = Path(path).stem + ("" if process == "AzimuthalIntegration" else f"_{process}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from pyscatter.errors import FileFormatError
 from pyscatter.io.record import FLAGS, verified_positions
+from pyscatter.io.results import all_results, find_results
 from pyscatter.io.safety import LockInfo, lock_holder, read_status
 
 __all__ = ["LiveFile", "open"]
@@ -79,18 +80,15 @@ class LiveFile(h5py.File):
         return read_status(self.path)
 
     def results(self, process: str | None = None) -> list[h5py.Group]:
-        """Every results group (of ``process``, e.g. ``"AzimuthalIntegration"``), in file order."""
+        """Every results group with a completion record, in file order.
+
+        ``process`` keeps those of one process, by recorded name (``"AzimuthalIntegration"``)
+        or pipeline step name (``"integrate"``); see :mod:`pyscatter.io.results`.
+        """
 
         def find() -> list[h5py.Group]:
-            found: list[h5py.Group] = []
-
-            def visit(_name: str, obj: Any) -> None:
-                if isinstance(obj, h5py.Group) and FLAGS in obj and "process" in obj.attrs:
-                    if process is None or obj.attrs["process"] == process:
-                        found.append(obj)
-
-            self.visititems(visit)
-            return found
+            groups = all_results(self) if process is None else find_results(self, process)
+            return [g for g in groups if FLAGS in g]
 
         return _retry(find, self.path)
 

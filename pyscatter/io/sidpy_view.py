@@ -1,5 +1,10 @@
 """A lazy :class:`sidpy.Dataset` over a USID main dataset (``sidpy.Dataset.from_array`` of an
-h5py dataset would read everything). Dimensions are plain arrays converted only here."""
+h5py dataset would read everything). Dimensions are plain arrays converted only here.
+
+sidpy and dask are imported when :func:`to_sidpy` is called, never at import: they cost seconds
+(sidpy imports dask.array and scikit-learn). sidpy needs no numpy shim; pyUSID, which pyscatter
+does not import, is the one that calls the ``np.product`` numpy 2 removed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ __all__ = ["to_sidpy"]
 
 
 def to_sidpy(dset: h5py.Dataset, *, title: str | None = None):
-    """Lazy N-d sidpy view of a main dataset: (*position dims, *spectroscopic dims).
+    """Lazy N-d sidpy view of a main dataset: (position dims…, spectroscopic dims…).
 
     The file must stay open while the view is used; nothing is read until computed.
     """

@@ -13,6 +13,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.record import verified_positions
+from pyscatter.io.results import find_results, process_name, results_group
 from pyscatter.io.usid import dims_of, is_main
 
 __all__ = [
@@ -59,23 +60,11 @@ def open_for_reading(path: str | os.PathLike) -> Iterator[h5py.File]:
         h5.close()
 
 
-def find_results(h5: h5py.File, process: str) -> list[h5py.Group]:
-    """Every results group of ``process`` (e.g. ``"AzimuthalIntegration"``), in file order."""
-    found: list[h5py.Group] = []
-
-    def visit(_name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Group) and obj.attrs.get("process") == process:
-            found.append(obj)
-
-    h5.visititems(visit)
-    return found
-
-
 def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *, index: int = -1):
     """The results of ``process`` in ``path`` as an :class:`xarray.Dataset`.
 
     Variables are the main datasets of the results group (``Intensity``, ``Intensity_Sigma``…)
-    with dims (*position dims, *result dims); coordinates carry units in ``attrs["units"]``;
+    with dims (position dims…, result dims…); coordinates carry units in ``attrs["units"]``;
     measured motor values are coordinates ``<dim>_measured`` over the position dims. Positions not
     yet complete (a run still going, or interrupted) are NaN in float variables and False in the
     boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims; a computed position
@@ -87,25 +76,22 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     ----------
     path : path
     process : str
-        Process name, e.g. ``"AzimuthalIntegration"``, ``"OrderParameter"``.
+        Process name, e.g. ``"AzimuthalIntegration"``, ``"OrderParameter"``, or its pipeline
+        step name (``"integrate"``, ``"order"``); see :mod:`pyscatter.io.results`.
     index : int
         Which results group of that process, in file order (-1: the latest).
+
+    Raises
+    ------
+    InputError
+        No such file, no results of ``process`` (the message lists those present) or no
+        group at ``index``.
     """
     import xarray as xr
 
     with open_for_reading(path) as h5:
-        groups = find_results(h5, process)
-        if not groups:
-            present = sorted({str(g.attrs["process"]) for g in _all_results(h5)})
-            raise InputError(
-                f"{path}: no results of {process!r}; present: {', '.join(present) or 'none'}"
-            )
-        try:
-            group = groups[index]
-        except IndexError:
-            raise InputError(
-                f"{path}: {len(groups)} results of {process!r}; no index {index}"
-            ) from None
+        group = results_group(h5, process, index=index, path=str(path))
+        process = process_name(process)
         ok = verified_positions(group)
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {}
@@ -185,13 +171,3 @@ def status_flags(group: h5py.Group, dtype: np.dtype) -> dict[str, Any]:
 
 def _grid_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
     return np.indices(shape)[axis].ravel()
-
-
-def _all_results(h5: h5py.File) -> list[h5py.Group]:
-    found: list[h5py.Group] = []
-    h5.visititems(
-        lambda _n, o: (
-            found.append(o) if isinstance(o, h5py.Group) and "process" in o.attrs else None
-        )
-    )
-    return found

@@ -160,7 +160,7 @@ def _open(path: str | os.PathLike):
 
 
 def _fit_group(h5, group: str | None, index: int):
-    from pyscatter.io.xarray import find_results
+    from pyscatter.io.results import find_results
 
     if group is not None:
         if group not in h5:
@@ -342,7 +342,8 @@ def write_orientation_figures(
     """
     from pathlib import Path
 
-    from pyscatter.io.xarray import find_results, to_xarray
+    from pyscatter.io.results import find_results
+    from pyscatter.io.xarray import to_xarray
 
     path = Path(path)
     with _open(path) as h5:

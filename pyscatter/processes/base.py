@@ -1,10 +1,42 @@
 """The one pyscatter base of every process: resumable, crash-safe, parallel.
 
-``ScatterProcess`` subclasses :class:`pyUSID.Process` and replaces what pyUSID gets wrong for
-this use (see docs/design.md): duplicates are matched by exact tool name, canonical JSON parameters
-and the source's fingerprint; work is cut into blocks of positions sized from ``max_mem_mb``;
-each block is computed by one vectorised call in a worker that built its heavy objects once,
-and written by this process alone, following docs/crash_safety.md:
+:class:`ScatterProcess` is pyscatter's own template of a process (it owes nothing to
+``pyUSID.Process``, whose duplicate detection and per-row workers do not fit this use; see
+docs/design.md). The contract a subclass fulfils:
+
+``process_name`` (class attribute)
+    The name results groups record (``@process``) and name themselves by:
+    ``<source>-<process_name>_<NNN>`` beside the source dataset; ``@tool`` is
+    ``pyscatter.<process_name>``.
+``factory`` (class attribute)
+    ``"module:function"``; the function takes a :class:`~pyscatter.processes.execution.TaskSpec`
+    and returns the block function ``f(h5_file, start, stop) -> {output name: array}`` (or a
+    :class:`~pyscatter.processes.execution.FrameBlocks`). Workers import only that module, so
+    it stays light; each worker builds the function once per spec.
+``__init__``
+    Validates the physics parameters into a JSON-able dict and passes it, with the source main
+    dataset and the execution options, to ``ScatterProcess.__init__``.
+:meth:`~ScatterProcess._outputs`
+    The main datasets written (:class:`Output`: name, quantity, units, spectroscopic dims,
+    dtype), one row per source position.
+:meth:`~ScatterProcess._bytes_per_position`
+    Peak bytes one position costs a worker; with ``max_mem_mb`` it sets the block size.
+:meth:`~ScatterProcess._setup_extra` (optional)
+    Writes extra inputs (a dark frame, a mask, a model) into the results group before it is
+    linked into the file.
+``default_source`` (optional classmethod)
+    The source main dataset :func:`run_on_file` picks when none is named.
+
+What the base provides: :meth:`~ScatterProcess.compute` (reuse, resume or compute, then return
+the results group), :meth:`~ScatterProcess.reuse` (reuse only, for read-only files) and
+:meth:`~ScatterProcess.test` (compute some positions without writing). Duplicates are matched by
+the exact tool name, the canonical JSON of the parameters and the source's fingerprint
+(``@parameters_hash``, see :func:`source_fingerprint`); a complete group of the same hash is
+reused only if every block flag verifies against its data, and a partial one is resumed.
+
+Work is cut into blocks of positions sized from ``max_mem_mb``; each block is computed by one
+vectorised call in a worker that built its heavy objects once, and written by this process
+alone, following docs/crash_safety.md:
 
 1. one job per file (``<file>.lock``); repairs happen in :func:`run_on_file` before opening;
 2. every output is created once, unlinked, with space allocated early and never filled, then
@@ -13,6 +45,8 @@ and written by this process alone, following docs/crash_safety.md:
    + fsync;
 4. on resume a block counts as done only if its flag matches the data read back; every other
    block is recomputed from its inputs alone, so the results are bit-identical.
+
+Importing this module imports h5py and numpy, not pyUSID, sidpy, dask or scikit-learn.
 """
 
 from __future__ import annotations
@@ -20,7 +54,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import io
 import json
 import logging
 import os
@@ -28,14 +61,12 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
-import pyscatter  # noqa: F401  (numpy-2 shim before pyUSID)
 from pyscatter.errors import InputError
 from pyscatter.io import safety
 from pyscatter.io.integrity import require_pyscatter_file
@@ -48,9 +79,6 @@ from pyscatter.processes.execution import (
     positions_per_block,
     run_blocks,
 )
-
-with contextlib.redirect_stdout(io.StringIO()):
-    from pyUSID.processing.process import Process
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +120,9 @@ def canonical_json(parameters: dict[str, Any]) -> str:
 
 
 def versions() -> dict[str, str]:
+    """Versions of pyscatter and the packages its results depend on (recorded on each group)."""
+    from importlib import metadata
+
     out = {}
     for name in ("pyscatter", "pyFAI", "pyUSID", "numpy", "h5py", "scipy", "fabio"):
         try:
@@ -173,13 +204,15 @@ def _job_lock(path: str, command: str | None = None) -> Iterator[None]:
             del _HELD_LOCKS[key]
 
 
-class ScatterProcess(Process):
-    """Base of every pyscatter process.
+class ScatterProcess:
+    """Base of every pyscatter process: the template a process fills in (see the module doc).
 
-    Subclasses set ``process_name`` and ``factory`` (``"module:function"`` building the worker's
-    block function from a :class:`TaskSpec`), and implement :meth:`_outputs` and
-    :meth:`_bytes_per_position`. Their ``__init__`` validates physics parameters into a
-    JSON-able dict and passes it as ``parameters``.
+    A subclass sets ``process_name`` and ``factory`` (``"module:function"`` building the
+    worker's block function from a :class:`TaskSpec`), implements :meth:`_outputs` and
+    :meth:`_bytes_per_position`, may implement :meth:`_setup_extra` and a ``default_source``
+    classmethod, and validates its physics parameters in ``__init__`` into a JSON-able dict
+    passed on as ``parameters``. Constructing a process reads the file (which groups of these
+    parameters exist) and writes nothing; :meth:`compute` writes.
 
     Parameters
     ----------
@@ -209,6 +242,28 @@ class ScatterProcess(Process):
         In a serial run, read the next block of frames in a thread while this one is computed
         (frame-reading processes; two read buffers count against ``max_mem_mb``). The results
         are the same bits either way.
+
+    Attributes
+    ----------
+    h5_main : h5py.Dataset
+        The source main dataset.
+    parameters, parms_dict : dict
+        The canonical parameters (``parms_dict`` is the same dict, under pyUSID's name).
+    parameters_hash : str
+        sha256 of the canonical parameters and the source's fingerprint: what duplicates match.
+    duplicate_h5_groups, partial_h5_groups : list of h5py.Group
+        Results groups of the same hash: complete (every block flag verifies against its data)
+        and partial (a run to resume). Looked up when first asked for (verifying reads every
+        output of a complete group) and again by :meth:`compute`, under the file's lock.
+    h5_results_grp : h5py.Group or None
+        The results group once :meth:`compute` (or :meth:`reuse`) found or made it.
+    summary : RunSummary or None
+        What the last :meth:`compute` did.
+
+    Raises
+    ------
+    InputError
+        ``h5_main`` is not a USID main dataset, or ``max_mem_mb`` cannot hold one position.
     """
 
     process_name: ClassVar[str] = ""
@@ -231,47 +286,46 @@ class ScatterProcess(Process):
         progress: bool = True,
         read_ahead: bool = True,
     ) -> None:
+        if not is_main(h5_main):
+            raise InputError(
+                f"{getattr(h5_main, 'name', h5_main)} is not a USID main dataset (a 2-D dataset "
+                "with quantity, units and Position/Spectroscopic ancillary references)"
+            )
         max_mem_mb = check_max_mem_mb(max_mem_mb)
         self.parameters = json.loads(canonical_json(parameters))
         self.parameters_json = canonical_json(self.parameters)
+        self.parms_dict = self.parameters
         self.n_jobs = int(n_jobs)
         self.scheduler = scheduler
         self.cluster = cluster
         self.progress = progress
         self.read_ahead = bool(read_ahead)
         self.max_mem_mb = float(max_mem_mb)
-        self._source = h5_main
+        self.h5_main = self._source = h5_main
         self.fingerprint = source_fingerprint(h5_main)
         self.parameters_hash = hashlib.sha256(
             (self.parameters_json + "|" + self.fingerprint).encode()
         ).hexdigest()
-        self._init_pyusid_state(h5_main)
-
-    def _init_pyusid_state(self, h5_main: h5py.Dataset) -> None:
-        """The state of a :class:`pyUSID.Process`, without running its ``__init__``.
-
-        pyUSID's constructor wraps the source in a ``USIDataset``, whose sort-order check loops
-        in Python over every spectroscopic index (1.5–3 s for an Eiger 1M frame), probes MPI and
-        prints advice on stdout; everything it would compute, pyscatter replaces (duplicates,
-        memory, cores, compute). Only the source's shape of a main dataset is checked here.
-        """
-        if not is_main(h5_main):
-            raise InputError(
-                f"{getattr(h5_main, 'name', h5_main)} is not a USID main dataset (a 2-D dataset "
-                "with quantity, units and Position/Spectroscopic ancillary references)"
-            )
-        self.h5_main = h5_main
-        self.parms_dict = self.parameters
-        self.verbose = False
-        self.mpi_comm, self.mpi_rank, self.mpi_size = None, 0, 1
-        self._cores = self.n_jobs
-        self._max_pos_per_read = self.positions_per_block()
-        self._status_dset_name = FLAGS
-        self._results = None
-        self.h5_results_grp = None
-        self.duplicate_h5_groups, self.partial_h5_groups = self._check_for_duplicates()
+        self.positions_per_block()  # a budget that cannot hold one position fails here
+        self.h5_results_grp: h5py.Group | None = None
+        self.summary: RunSummary | None = None
+        self._duplicates: tuple[list[h5py.Group], list[h5py.Group]] | None = None
 
     # ----------------------------------------------------------------- subclass hooks
+    @classmethod
+    def default_source(cls, h5: h5py.File) -> h5py.Dataset:
+        """The source main dataset in ``h5`` when none is named (override in a subclass).
+
+        Raises
+        ------
+        InputError
+            Always here: this process has no default source; name one.
+        """
+        raise InputError(
+            f"{h5.filename}: {cls.process_name or cls.__name__} has no default source; "
+            "name the source main dataset (source=..., --source PATH)"
+        )
+
     def _outputs(self) -> list[Output]:
         raise NotImplementedError
 
@@ -311,8 +365,22 @@ class ScatterProcess(Process):
         )
         return [parent[k] for k in names]
 
-    def _check_for_duplicates(self):
-        """Exact tool name, parameters and source: (complete groups, partial groups)."""
+    @property
+    def duplicate_h5_groups(self) -> list[h5py.Group]:
+        """Complete results groups of these parameters on this source (oldest first)."""
+        return (self._duplicates or self._check_for_duplicates())[0]
+
+    @property
+    def partial_h5_groups(self) -> list[h5py.Group]:
+        """Partial results groups of these parameters on this source: runs to resume."""
+        return (self._duplicates or self._check_for_duplicates())[1]
+
+    def _check_for_duplicates(self) -> tuple[list[h5py.Group], list[h5py.Group]]:
+        """Exact tool name, parameters and source: (complete groups, partial groups).
+
+        Reads the file now (a complete group is verified block by block against its flags)
+        and remembers the answer for :attr:`duplicate_h5_groups` and :attr:`partial_h5_groups`.
+        """
         complete, partial = [], []
         for group in self._candidate_groups():
             if group.attrs.get("parameters_hash") != self.parameters_hash:
@@ -323,7 +391,8 @@ class ScatterProcess(Process):
                 complete.append(group)
             else:
                 partial.append(group)
-        return complete, partial
+        self._duplicates = (complete, partial)
+        return self._duplicates
 
     # ----------------------------------------------------------------- blocks
     def positions_per_block(self) -> int:
@@ -456,15 +525,17 @@ class ScatterProcess(Process):
         return f"{self.group_prefix}{index:03d}"
 
     # ----------------------------------------------------------------- run
-    def compute(self, override: bool = False, *args, **kwargs) -> h5py.Group:  # noqa: ARG002
+    def compute(self, override: bool = False) -> h5py.Group:
         """Compute every position not yet complete and return the results group.
 
         Same parameters on the same source reuse a complete group (nothing is computed) unless
-        ``override``; a partial group is resumed.
+        ``override``; a partial group is resumed. What was done is left in :attr:`summary`.
+        The file is locked for the run (one job per file, reentrant within this process).
         """
         path = self._source.file.filename
         with _job_lock(path, command=f"{self.process_name} {self.parameters_json}"):
             self.summary = self._compute_locked(override)
+        assert self.h5_results_grp is not None  # set by _compute_locked
         return self.h5_results_grp
 
     def reuse(self, override: bool = False) -> RunSummary | None:
@@ -639,6 +710,7 @@ def run_on_file(
             proc = process(dset, **kwargs)
             proc.compute(override=override)
             summary = proc.summary
+            assert summary is not None  # set by compute
             summary.repairs = repairs
             return summary
 

@@ -48,8 +48,9 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.record import FLAGS, completion
+from pyscatter.io.results import results_by_start_time, results_group
 from pyscatter.io.usid import Dim, create_main, dims_of, is_main, main_datasets, write_ancillary
-from pyscatter.io.xarray import find_results, open_for_reading
+from pyscatter.io.xarray import open_for_reading
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.decomposition_worker import NMF_METHODS, make_function, nnls_project
 
@@ -76,12 +77,8 @@ MODEL_GROUP = "Model"
 def default_spectra(h5: h5py.File, *, one_d: bool = False) -> h5py.Dataset:
     """The latest (by start time) AzimuthalIntegration ``Intensity``; else a ``Raw_Data`` of
     1-D spectra (e.g. MCA spectra, or I(q) written directly). ``one_d`` skips cakes."""
-    groups = find_results(h5, "AzimuthalIntegration")
-    order = sorted(
-        range(len(groups)), key=lambda i: (str(groups[i].attrs.get("start_time", "")), i)
-    )
-    for i in reversed(order):
-        dset = groups[i].get("Intensity")
+    for group in reversed(results_by_start_time(h5, "AzimuthalIntegration")):
+        dset = group.get("Intensity")
         if dset is not None and (not one_d or len(dims_of(dset, "Spectroscopic")) == 1):
             return dset
     for dset in main_datasets(h5):
@@ -271,10 +268,7 @@ def read_model(path, process: str = "Decomposition", *, index: int = -1):
     import xarray as xr
 
     with open_for_reading(path) as h5:
-        groups = find_results(h5, process)
-        if not groups:
-            raise InputError(f"{path}: no results of {process!r}")
-        model = groups[index][MODEL_GROUP]
+        model = results_group(h5, process, index=index, path=str(path))[MODEL_GROUP]
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {}
         mains = [model[k] for k in model if is_main(model[k])]

@@ -25,9 +25,8 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.record import FLAGS, completion
+from pyscatter.io.results import latest_results, require_complete
 from pyscatter.io.usid import Dim, is_main
-from pyscatter.io.xarray import find_results
 from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import MODELS, get_model
 from pyscatter.processes.base import Output, ScatterProcess
@@ -82,30 +81,6 @@ def model_name(model: str) -> str:
 def status_codes() -> dict[str, int]:
     """``{name: code}`` of :class:`FitStatus`, as recorded on results groups."""
     return {s.name: int(s.value) for s in FitStatus}
-
-
-def latest_results(h5: h5py.File, process: str) -> h5py.Group | None:
-    """The most recently started results group of ``process`` (file order breaks ties)."""
-    groups = find_results(h5, process)
-    if not groups:
-        return None
-    order = sorted(
-        range(len(groups)), key=lambda i: (str(groups[i].attrs.get("start_time", "")), i)
-    )
-    return groups[order[-1]]
-
-
-def require_complete(dset: h5py.Dataset, what: str) -> None:
-    """Refuse a source whose results group is not complete (a run still to resume)."""
-    group = dset.parent
-    if FLAGS not in group or "positions_per_chunk" not in group.attrs:
-        return  # not a process' results group (e.g. written by hand): nothing to check
-    done, total = completion(group)
-    if done != total:
-        raise InputError(
-            f"{dset.name}: only {done} of {total} positions of {group.name} are complete; "
-            f"finish (resume) {group.attrs.get('process', 'that process')} before {what}"
-        )
 
 
 def _chi_ranges(ranges: Sequence[Sequence[float]] | None) -> list[list[float]] | None:
@@ -258,7 +233,7 @@ class ProfileFit(ScatterProcess):
 
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
-        group = latest_results(h5, "AzimuthalProfiles")
+        group = latest_results(h5, "AzimuthalProfiles", complete=False)  # checked in __init__
         if group is None or "Intensity" not in group:
             raise InputError(
                 f"{h5.filename}: no AzimuthalProfiles results to fit; extract azimuthal "

@@ -21,11 +21,12 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.results import latest_results, require_complete
 from pyscatter.io.usid import dims_of
 from pyscatter.kernels.models import get_model
 from pyscatter.kernels.order import ModelFreeStatus
 from pyscatter.processes.base import Output, ScatterProcess
-from pyscatter.processes.fitting import latest_results, require_complete, status_codes
+from pyscatter.processes.fitting import status_codes
 from pyscatter.processes.fitting_worker import profile_layout
 
 __all__ = ["OrderParameter", "fit_status_dataset"]
@@ -98,7 +99,7 @@ class OrderParameter(ScatterProcess):
 
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
-        group = latest_results(h5, "ProfileFit")
+        group = latest_results(h5, "ProfileFit", complete=False)  # checked in __init__
         if group is None:
             raise InputError(
                 f"{h5.filename}: no ProfileFit results; fit the azimuthal profiles first "

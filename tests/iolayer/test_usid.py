@@ -1,4 +1,4 @@
-"""The USID layer: pyUSID works under numpy 2 through pyscatter; what we write, pyUSID and sidpy read."""
+"""The USID layer: what we write, pyUSID and sidpy read (pyUSID under numpy 2: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (installs the numpy-2 shim before pyUSID)
+import pyscatter  # noqa: F401  (HDF5 filters of compressed Raw_Data)
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim, create_main, read_nd, write_ancillary
 
@@ -27,7 +27,7 @@ def test_pyusid_write_main_dataset_and_usidataset_work_under_numpy2(tmp_path):
             [usid.Dimension("q", "1/nm", np.linspace(0, 1, 5))],
             slow_to_fast=True,
         )
-        nd = usid.USIDataset(main).get_n_dim_form()  # np.product inside pyUSID
+        nd = usid.USIDataset(main).get_n_dim_form()  # np.product inside pyUSID: conftest shim
         np.testing.assert_array_equal(nd, data.reshape(2, 3, 5))
 
 
