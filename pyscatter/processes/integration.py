@@ -189,7 +189,7 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
         )
         self.setup = setup
         self._shape = setup.frame_shape
-        radial_range, azimuth_range = check_ranges(
+        radial, azimuth = check_ranges(
             setup.integrator, setup.frame_shape, unit, radial_range, azimuth_range
         )
         params = {
@@ -198,8 +198,8 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
             "npt_azim": None if npt_azim is None else int(npt_azim),
             **setup.record(),
             "engine": engine,
-            "radial_range": radial_range,
-            "azimuth_range": azimuth_range,
+            "radial_range": radial,
+            "azimuth_range": azimuth,
         }
         super().__init__(h5_main, params, **execution)
 
