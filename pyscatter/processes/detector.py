@@ -561,13 +561,38 @@ def read_arrays(h5: h5py.File, params: dict[str, Any]) -> dict[str, np.ndarray |
     """``mask`` (union of ``mask_datasets``, True = masked), ``dark`` and ``flat`` of the
     worker parameters, read from the file (None where not set)."""
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
-    mask = None
-    for path in params.get("mask_datasets", []):
-        m = np.asarray(h5[path][()]).reshape(shape) != 0
-        mask = m if mask is None else (mask | m)
+    mask = read_mask(h5, params.get("mask_datasets", []), shape)
     dark, flat = (params.get(k) for k in ("dark_dataset", "flat_dataset"))
     return {
         "mask": mask,
         "dark": None if dark is None else h5[dark][()],
         "flat": None if flat is None else h5[flat][()],
     }
+
+
+def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.ndarray | None:
+    """Union of the mask datasets at ``paths`` (non-zero = masked), or None."""
+    mask = None
+    for path in paths:
+        m = np.asarray(h5[path][()]).reshape(shape) != 0
+        mask = m if mask is None else (mask | m)
+    return mask
+
+
+class SetupHooks:
+    """The hooks of a process holding a :class:`DetectorSetup` in ``self.setup`` (a mixin put
+    before :class:`~pyscatter.processes.base.ScatterProcess`): the worker parameters say where
+    the stored mask, dark and flat are, and the results group stores them."""
+
+    setup: DetectorSetup
+    parameters: dict[str, Any]
+    _source: h5py.Dataset
+
+    def _worker_parameters(self) -> str:
+        params = dict(self.parameters, source=self._source.name)
+        group = getattr(self, "h5_results_grp", None)
+        return json.dumps(worker_parameters(params, group), sort_keys=True)
+
+    def _setup_extra(self, group: h5py.Group) -> None:
+        self.setup.store(group)
+        self.setup.warn_negative_pixels(self._source)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any
@@ -18,6 +17,7 @@ from pyscatter.processes.detector import (  # noqa: F401  (their historical home
     ERROR_MODELS,
     NEGATIVE_FRACTION_WARNING,
     DetectorSetup,
+    SetupHooks,
     frame_shape,
     load_geometry,
     normalization_parameters,
@@ -72,6 +72,17 @@ def check_bins(npt: Any, npt_azim: Any) -> tuple[int, int | None]:
     return out[0], out[1]  # type: ignore[return-value]
 
 
+def range_pair(name: str, value: Any) -> tuple[float, float]:
+    """``value`` as a range (lo, hi) of finite floats with lo < hi; ``name`` for the error."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} = {value!r}; expected two numbers (min, max)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InputError(f"{name} = ({lo}, {hi}); expected finite numbers with min < max")
+    return lo, hi
+
+
 def _detector_extent(ai: Any, shape: tuple[int, int], unit: str) -> tuple[tuple, list[tuple]]:
     """(min, max) of the radial position (in ``unit``) over the pixels, and of chi (degrees)
     in pyFAI's two conventions, (-180, 180] and [0, 360)."""
@@ -102,12 +113,7 @@ def check_ranges(
         if value is None:
             out.append(None)
             continue
-        try:
-            lo, hi = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} = {value!r}; expected two numbers (min, max)") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise InputError(f"{name} = ({lo}, {hi}); expected finite numbers with min < max")
+        lo, hi = range_pair(name, value)
         if name == "azimuth_range" and (lo < -180 or hi > 360):
             raise InputError(
                 f"{name} = ({lo:g}, {hi:g}) deg; expected within [-180, 360] deg (pyFAI's chi)"
@@ -122,7 +128,7 @@ def check_ranges(
     return out[0], out[1]
 
 
-class AzimuthalIntegration(ScatterProcess):
+class AzimuthalIntegration(SetupHooks, ScatterProcess):
     """Integrate every frame azimuthally with pyFAI's geometry and sparse matrices.
 
     Parameters
@@ -183,7 +189,7 @@ class AzimuthalIntegration(ScatterProcess):
         )
         self.setup = setup
         self._shape = setup.frame_shape
-        radial_range, azimuth_range = check_ranges(
+        radial, azimuth = check_ranges(
             setup.integrator, setup.frame_shape, unit, radial_range, azimuth_range
         )
         params = {
@@ -192,8 +198,8 @@ class AzimuthalIntegration(ScatterProcess):
             "npt_azim": None if npt_azim is None else int(npt_azim),
             **setup.record(),
             "engine": engine,
-            "radial_range": radial_range,
-            "azimuth_range": azimuth_range,
+            "radial_range": radial,
+            "azimuth_range": azimuth,
         }
         super().__init__(h5_main, params, **execution)
 
@@ -203,15 +209,6 @@ class AzimuthalIntegration(ScatterProcess):
         if not raws:
             raise InputError(f"{h5.filename}: no Raw_Data main dataset; translate the data first")
         return raws[0]
-
-    def _worker_parameters(self) -> str:
-        params = dict(self.parameters, source=self._source.name)
-        group = getattr(self, "h5_results_grp", None)
-        return json.dumps(worker_parameters(params, group), sort_keys=True)
-
-    def _setup_extra(self, group: h5py.Group) -> None:
-        self.setup.store(group)
-        self.setup.warn_negative_pixels(self._source)
 
     def _local_function(self):
         """Built once in this process from the set-up's integrator, masks, dark and flat."""

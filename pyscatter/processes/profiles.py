@@ -5,7 +5,7 @@ a q range, or from a reflection (hkl) of a crystal cell (lattice parameters or a
 d_hkl by pyFAI's ``Cell``, q = 2π/d). Each ring is integrated in ``n_radial`` radial sub-bins
 of equal width (pyFAI's 2-D CSR integration over the ring with one guard bin on each side:
 pyFAI's first bin also takes pixels from below its range, see
-:mod:`pyscatter.processes.profiles_worker`) and ``npt_azim`` chi bins over [-180°, 180°]. With
+:mod:`pyscatter.kernels.rings`) and ``npt_azim`` chi bins over [-180°, 180°]. With
 pyFAI's sums S_k, V_k, N_k of sub-bin k in a chi bin (Poisson variance max(raw, 1))::
 
     I(chi)      = (1/n) Σ_k S_k / N_k                the mean over q of the sub-bin means
@@ -20,7 +20,6 @@ stacked sparse matrix applied to a block of frames at once.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output, ScatterProcess
-from pyscatter.processes.detector import DetectorSetup, split_options, worker_parameters
+from pyscatter.processes.detector import DetectorSetup, SetupHooks, split_options
 from pyscatter.processes.integration import AzimuthalIntegration
 from pyscatter.processes.options import DETECTOR_OPTIONS
 
@@ -69,7 +68,7 @@ def _half_width(half_width: Any, width: Any) -> Any:
     return width
 
 
-class DetectorProcess(ScatterProcess):
+class DetectorProcess(SetupHooks, ScatterProcess):
     """Shared by processes that integrate raw detector frames with a stacked pyFAI matrix.
 
     Takes the detector set-up (:class:`~pyscatter.processes.detector.DetectorSetup`, the
@@ -103,15 +102,6 @@ class DetectorProcess(ScatterProcess):
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
         return AzimuthalIntegration.default_source(h5)
-
-    def _worker_parameters(self) -> str:
-        params = dict(self.parameters, source=self._source.name)
-        group = getattr(self, "h5_results_grp", None)
-        return json.dumps(worker_parameters(params, group), sort_keys=True)
-
-    def _setup_extra(self, group: h5py.Group) -> None:
-        self.setup.store(group)
-        self.setup.warn_negative_pixels(self._source)
 
     def _resolve_parameters(
         self, params: dict[str, Any], mask: np.ndarray | None

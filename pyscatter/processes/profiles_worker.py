@@ -1,376 +1,42 @@
-"""Worker side of azimuthal profiles and sectors (no pyUSID): pyFAI matrices, stacked.
-
-Every ring (or sector) is one pyFAI CSR integration: a 2-D one with ``n_radial`` radial
-sub-bins of equal width across [q − w, q + w] and ``npt_azim`` azimuthal bins for a ring, a
-1-D one restricted to an azimuth range for a sector. Their sparse matrices are stacked into
-one, wrapped in one :class:`~pyscatter.kernels.integrate.BatchIntegrator`, so a block of
-frames is read and converted once for all rings; each row of the stacked matrix is summed
-exactly as alone, so the result is the same as one ``BatchIntegrator`` per ring, bit for bit.
-
-Radial sub-bins (rings). The rows of the stacked ring matrix are (ring, sub-bin k, chi). The
-profile of a ring is the mean over its sub-bins of the sub-bin means, with fixed equal
-weights::
-
-    I(chi)      = (1/n) Σ_k S_k(chi) / N_k(chi)
-    sigma(chi)² = (Σ_k V_k / N_k² + 2 Σ_{k<l} C_kl / (N_k N_l)) / n²
-
-(S, V, N: pyFAI's signal, variance and normalization sums; C_kl the covariance of S_k and S_l
-from the pixels that pixel splitting shares between them, see :func:`shared_pixel_matrices`;
-taken as 0 for the "azimuthal" error model), defined only where every sub-bin is covered:
-N_k(chi) ≥ ``min_coverage`` × E_k, E_k the median over chi of the sub-bin's normalization
-with the static mask (over the chi bins it reaches at all: the unobstructed expectation).
-Other chi bins are NaN. A single bin over the window averages whatever pixels
-remain: where a module gap, a beamstop edge or the frame edge takes away part of the window
-at some chi, the ring's steep radial profile biases that bin. Each narrow sub-bin is nearly
-flat radially, and its weight does not depend on chi, so a partially covered ring is either
-unbiased or NaN. See :func:`combine_sub_bins`.
-
-Guard bins. With a ``radial_range``, pyFAI's CSR matrices (pyFAI 2026.9, "no" and "bbox"
-splitting) put the pixels lying up to one bin *below* the range into the first bin (a
-truncation towards zero of a negative bin index), and bbox splitting folds the parts of pixels
-beyond the upper edge into the last bin. With a single radial bin over [q − w, q + w] the
-"ring" would take pixels down to q − 3w (with n sub-bins, the first one those down to
-q − w − 2w/n). Every radial range here is therefore integrated with one extra bin of the same
-width on each side, and those two guard bins are dropped: the bins kept hold exactly the
-pixels (or pixel fractions) inside them, also when they are narrower than a pixel.
+"""Worker side of :class:`~pyscatter.processes.profiles.AzimuthalProfiles` and the sectors
+(no pyUSID): reads the masks, dark, flat and frames, and calls the kernels of
+:mod:`pyscatter.kernels.rings` (the ring matrices, their guard bins, the sub-bin combination
+and the chi-bin correlation), re-exported here under their historical names.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from pyscatter.errors import InputError
 from pyscatter.geometry import integrator_from_config
-from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
-from pyscatter.processes.detector import read_arrays
+from pyscatter.kernels.integrate import BatchIntegrator
+from pyscatter.kernels.rings import (  # noqa: F401  (re-exported: their historical home)
+    RingProfiles,
+    chi_correlation,
+    combine_sub_bins,
+    coverage_counts,
+    csr_method,
+    expected_normalization,
+    guarded_matrix,
+    pyfai_engine,
+    pyfai_matrix,
+    recorded_shape,
+    ring_matrix,
+    shared_pixel_matrices,
+    stacked_integrator,
+)
+from pyscatter.processes.detector import read_arrays, read_mask  # noqa: F401  (read_mask re-exported)
 from pyscatter.processes.execution import FrameBlocks
 from pyscatter.processes.integration_worker import frame_reader
 
 log = logging.getLogger(__name__)
-
-
-def csr_method(method: Any, dim: int) -> tuple[str, str, str]:
-    """The Cython CSR method of pyFAI matching ``method`` (split, "csr", "cython")."""
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
-    from pyFAI.method_registry import IntegrationMethod
-
-    chosen = IntegrationMethod.select_one_available(tuple(method), dim=dim, degradable=False)
-    if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
-        raise InputError(
-            f"unsupported method {tuple(method)!r}; expected a {dim}-D CSR method with splitting "
-            f"one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
-        )
-    return chosen.split_lower, "csr", "cython"
-
-
-def pyfai_engine(
-    ai: Any,
-    shape: tuple[int, int],
-    *,
-    npt: int,
-    unit: str,
-    method: tuple[str, str, str],
-    mask: np.ndarray | None,
-    radial_range: tuple[float, float] | None,
-    azimuth_range: tuple[float, float] | None = None,
-    npt_azim: int | None = None,
-) -> tuple[Any, Any]:
-    """Let pyFAI build its Cython CSR engine for one integration (as ``from_pyfai`` does).
-
-    Returns pyFAI's result on a blank frame and the engine (its matrix and ranges).
-    """
-    from pyFAI.method_registry import IntegrationMethod
-
-    probe = np.zeros(shape, dtype=np.float32)
-    options = dict(
-        unit=unit,
-        method=method,
-        mask=mask,
-        radial_range=radial_range,
-        azimuth_range=azimuth_range,
-        correctSolidAngle=False,
-    )
-    if npt_azim is None:
-        dim, res = 1, ai.integrate1d_ng(probe, int(npt), **options)
-    else:
-        dim, res = 2, ai.integrate2d_ng(probe, int(npt), int(npt_azim), **options)
-    key = IntegrationMethod.select_method(dim, method[0], "csr", "cython")[0]
-    return res, ai.engines[key].engine
-
-
-def pyfai_matrix(
-    ai: Any,
-    shape: tuple[int, int],
-    *,
-    npt: int,
-    unit: str,
-    method: tuple[str, str, str],
-    mask: np.ndarray | None,
-    radial_range: tuple[float, float] | None,
-    azimuth_range: tuple[float, float] | None = None,
-    npt_azim: int | None = None,
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray | None, str]:
-    """pyFAI's CSR matrix (pixels → bins) of one integration, as ``from_pyfai`` takes it.
-
-    Returns (matrix float32 (n_bins, n_pix), radial centres, azimuthal centres or None, unit).
-    For 2-D the rows are ``i_q * npt_azim + i_chi``.
-    """
-    res, engine = pyfai_engine(
-        ai,
-        shape,
-        npt=npt,
-        unit=unit,
-        method=method,
-        mask=mask,
-        radial_range=radial_range,
-        azimuth_range=azimuth_range,
-        npt_azim=npt_azim,
-    )
-    if npt_azim is None:
-        azimuthal, unit_name = None, str(res.unit)
-    else:
-        azimuthal, unit_name = np.asarray(res.azimuthal, dtype=np.float64), str(res.radial_unit)
-    matrix = sp.csr_matrix(
-        (
-            np.array(engine.data, dtype=np.float32),
-            np.array(engine.indices),
-            np.array(engine.indptr),
-        ),
-        shape=(engine.output_size, shape[0] * shape[1]),
-    )
-    return matrix, np.asarray(res.radial, dtype=np.float64), azimuthal, unit_name
-
-
-def guarded_matrix(
-    ai: Any,
-    shape: tuple[int, int],
-    *,
-    npt: int,
-    unit: str,
-    method: tuple[str, str, str],
-    mask: np.ndarray | None,
-    radial_range: tuple[float, float],
-    azimuth_range: tuple[float, float] | None = None,
-    npt_azim: int | None = None,
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray | None, str]:
-    """:func:`pyfai_matrix` over ``radial_range`` without pyFAI's edge effects (guard bins).
-
-    Integrates ``npt + 2`` bins over the range widened by one bin on each side and keeps the
-    ``npt`` inner ones (see the module docstring). Same returns as :func:`pyfai_matrix`.
-    """
-    lo, hi = float(radial_range[0]), float(radial_range[1])
-    step = (hi - lo) / int(npt)
-    matrix, radial, azimuthal, unit_name = pyfai_matrix(
-        ai,
-        shape,
-        npt=int(npt) + 2,
-        unit=unit,
-        method=method,
-        mask=mask,
-        radial_range=(lo - step, hi + step),
-        azimuth_range=azimuth_range,
-        npt_azim=npt_azim,
-    )
-    n_azim = 1 if npt_azim is None else int(npt_azim)
-    inner = matrix[n_azim : (int(npt) + 1) * n_azim]  # rows i_q * n_azim + i_chi
-    return sp.csr_matrix(inner), radial[1:-1].copy(), azimuthal, unit_name
-
-
-def stacked_integrator(
-    ai: Any,
-    shape: tuple[int, int],
-    matrix: sp.csr_matrix,
-    *,
-    radial: np.ndarray,
-    azimuthal: np.ndarray,
-    unit: str,
-    mask: np.ndarray | None,
-    params: dict[str, Any],
-    dark: np.ndarray | None = None,
-    flat: np.ndarray | None = None,
-    dim: int = 1,
-) -> BatchIntegrator:
-    """A BatchIntegrator over a stacked matrix, with ``from_pyfai``'s corrections.
-
-    The corrections are those recorded in ``params`` (``dummy``, ``delta_dummy``,
-    ``correct_solid_angle``, ``polarization_factor``, ``error_model``) with the ``dark`` and
-    ``flat`` images (default: the detector's). With a dark and the Poisson model, a 2-D
-    (``dim=2``) integration adds max(dark, 0) to each pixel's variance, as pyFAI's
-    ``integrate2d_ng`` (and ``BatchIntegrator.from_pyfai``) does.
-    Rows are ``i_radial * len(azimuthal) + i_azimuthal``; empty bins come out NaN.
-    """
-    detector = ai.detector
-    dummy, error_model = params["dummy"], params["error_model"]
-    detector_dummy = None
-    if dummy is None and detector.dummy is not None:
-        detector_dummy = (detector.dummy, detector.delta_dummy)
-    poisson_offset = None
-    if error_model == "poisson" and dim == 2 and dark is not None:
-        poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
-    polarization = params["polarization_factor"]
-    return BatchIntegrator(
-        matrix,
-        shape,
-        radial=radial,
-        unit=unit,
-        azimuthal=azimuthal,
-        solid_angle=ai.solidAngleArray(shape, True) if params["correct_solid_angle"] else None,
-        polarization=None if polarization is None else ai.polarization(shape, polarization),
-        flat=detector.flatfield if flat is None else flat,
-        dark=detector.darkcurrent if dark is None else dark,
-        mask=mask,
-        dummy=dummy,
-        delta_dummy=params["delta_dummy"],
-        detector_dummy=detector_dummy,
-        error_model=error_model,
-        poisson_offset=poisson_offset,
-        empty=float("nan"),
-    )
-
-
-def shared_pixel_matrices(
-    matrix: sp.csr_matrix, n_rings: int, n_radial: int, n_chi: int
-) -> list[sp.csr_matrix]:
-    """sqrt(c_k,p · c_k+d,p): the pixels p that sub-bins k and k + d of a (ring, chi) share.
-
-    Pixel splitting (bbox) puts a pixel wider than a sub-bin into neighbouring sub-bins, whose
-    sums S_k are then correlated: Cov(S_k, S_l) = Σ_p c_k,p c_l,p var_p. The kernel's Poisson
-    variance sum of a row with entries sqrt(c_k,p c_l,p) is that covariance. One matrix per
-    distance d = 1, 2, … while some pixel is shared (a pixel's sub-bins are contiguous), each
-    with the rows of ``matrix`` ((i_ring * n_radial + k) * n_chi + i_chi), empty where
-    k + d ≥ n_radial.
-    """
-    csr = sp.csr_matrix(matrix)
-    rows = np.arange(csr.shape[0]).reshape(n_rings, n_radial, n_chi)
-    out = []
-    for d in range(1, n_radial):
-        lower = rows[:, : n_radial - d].reshape(-1)
-        product = sp.csr_matrix(csr[lower].multiply(csr[lower + d * n_chi]))
-        product.eliminate_zeros()
-        if product.nnz == 0:
-            break
-        product.data = np.sqrt(product.data)
-        place = sp.csr_matrix(
-            (np.ones(lower.size, dtype=np.float32), (lower, np.arange(lower.size))),
-            shape=(csr.shape[0], lower.size),
-        )
-        out.append(sp.csr_matrix(place @ product))
-    return out
-
-
-def combine_sub_bins(
-    intensity: np.ndarray,
-    sigma: np.ndarray | None,
-    normalization: np.ndarray,
-    expected: np.ndarray,
-    min_coverage: float,
-    shared: Sequence[np.ndarray] = (),
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Ring profiles from their radial sub-bins: the equal-weight mean of the sub-bin means.
-
-    ``I = (1/n) Σ_k I_k`` over the ``n`` sub-bins of a ring, and its standard error
-
-        sigma² = (Σ_k sigma_k² + 2 Σ_{k<l} C_kl / (N_k N_l)) / n²
-
-    (C_kl the covariance of the sums S_k and S_l from shared pixels, ``shared``), at chi bins
-    where every sub-bin is covered, ``N_k ≥ min_coverage · E_k`` (and not empty); NaN
-    elsewhere. The weights depend neither on chi nor on the coverage, so a chi bin that part
-    of the window is missing from is NaN, not biased.
-
-    Parameters
-    ----------
-    intensity : ndarray, shape (n, n_ring, n_radial, n_chi)
-        Mean of each sub-bin (S_k / N_k), NaN where empty.
-    sigma : ndarray, same shape, or None
-        Standard error of each sub-bin mean, sqrt(V_k) / N_k.
-    normalization : ndarray, same shape
-        N_k, the normalization sum (coverage) of each sub-bin in each frame.
-    expected : ndarray, shape (n_ring, n_radial)
-        E_k, the unobstructed normalization of each sub-bin.
-    min_coverage : float
-        Fraction of E_k in [0, 1] below which a sub-bin does not count as covered.
-    shared : sequence of ndarray, shapes (n, n_ring, n_radial − d, n_chi) for d = 1, 2, …
-        C_k,k+d; none (sub-bins sharing no pixel) by default.
-
-    Returns
-    -------
-    intensity, sigma : ndarray, shape (n, n_ring, n_chi), float32
-        The ring profiles and their standard errors (sigma None when ``sigma`` is None).
-    """
-    n_radial = intensity.shape[2]
-    covered = np.isfinite(intensity) & (
-        normalization >= float(min_coverage) * expected[None, :, :, None]
-    )
-    complete = covered.all(axis=2)
-    out_i = np.where(complete, intensity.sum(axis=2) / n_radial, np.nan).astype(np.float32)
-    if sigma is None:
-        return out_i, None
-    if n_radial == 1:
-        return out_i, np.where(complete, sigma[:, :, 0], np.nan).astype(np.float32)
-    total = np.square(sigma).sum(axis=2)
-    with np.errstate(divide="ignore", invalid="ignore"):  # empty sub-bins: NaN, not complete
-        for d, covariance in enumerate(shared, start=1):
-            pair = normalization[:, :, :-d] * normalization[:, :, d:]
-            total += 2 * (covariance / pair).sum(axis=2)
-    combined = np.sqrt(total) / n_radial
-    return out_i, np.where(complete, combined, np.nan).astype(np.float32)
-
-
-def chi_correlation(
-    matrix: sp.csr_matrix, n_rings: int, n_radial: int, n_chi: int
-) -> list[sp.csr_matrix]:
-    """Correlation of the chi bins of each ring profile from the pixels they share.
-
-    Pixel splitting puts a pixel wider (in chi) than a chi bin into neighbouring bins, so
-    their means are correlated. A ring profile is linear in the pixels, ``I_a = Σ_p w_ap x_p``
-    with ``w_ap = (1/n) Σ_k c_kap / N_ka`` (``c`` the entries of ``matrix``, ``N_ka = Σ_p
-    c_kap`` the sub-bin's weight, k over the ``n`` radial sub-bins), so ``Cov(I_a, I_b) =
-    Σ_p w_ap w_bp var_p``. With pixel variances equal over the few pixels of two neighbouring
-    bins (a smooth ring: the variance changes little across a bin), the correlation is
-    geometric: ``R_ab = Σ_p w_ap w_bp / sqrt(Σ_p w_ap² Σ_p w_bp²)``, and ``R_ab σ_a σ_b`` is
-    the covariance of the measured profile with its propagated ``σ``.
-
-    Parameters
-    ----------
-    matrix : scipy.sparse matrix, shape (n_rings * n_radial * n_chi, n_pix)
-        Rows ``(i_ring * n_radial + k) * n_chi + i_chi``, as :func:`ring_matrix` stacks them.
-    n_rings, n_radial, n_chi : int
-
-    Returns
-    -------
-    list of scipy.sparse.csr_matrix, each (n_chi, n_chi)
-        Per ring, symmetric with a unit diagonal (0 on the diagonal of a bin without pixels);
-        banded, plus the corners that join chi = -180 and 180.
-    """
-    csr = sp.csr_matrix(matrix, dtype=np.float64)
-    weight = np.asarray(csr.sum(axis=1)).ravel()
-    inv = np.divide(1.0, weight, out=np.zeros_like(weight), where=weight > 0)
-    scaled = sp.diags(inv) @ csr
-    rows = np.arange(csr.shape[0]).reshape(n_rings, n_radial, n_chi)
-    out = []
-    for ring in range(n_rings):
-        combine = sp.csr_matrix(
-            (
-                np.full(n_radial * n_chi, 1.0 / n_radial),
-                (np.tile(np.arange(n_chi), n_radial), rows[ring].ravel()),
-            ),
-            shape=(n_chi, csr.shape[0]),
-        )
-        w = sp.csr_matrix(combine @ scaled)
-        cov = sp.csr_matrix(w @ w.T)
-        diag = cov.diagonal()
-        scale = np.divide(1.0, np.sqrt(diag), out=np.zeros_like(diag), where=diag > 0)
-        corr = sp.csr_matrix(sp.diags(scale) @ cov @ sp.diags(scale))
-        corr.eliminate_zeros()
-        out.append(corr)
-    return out
 
 
 def recorded_profile_parameters(profiles: h5py.Dataset) -> dict[str, Any] | None:
@@ -397,187 +63,12 @@ def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
     masks = [params["mask_file_dataset"]] if params.get("mask_file_dataset") else []
     if "Mask" in group:
         masks.append(group["Mask"].name)
-    shape = _shape(params)
+    shape = recorded_shape(params)
     mask = read_mask(profiles.file, [m for m in masks if m in profiles.file], shape)
     matrix, sub_radial, chi, _ = ring_matrix(
         integrator_from_config(params["geometry"]), params, mask
     )
     return chi_correlation(matrix, len(params["rings"]), sub_radial.shape[1], chi.size)
-
-
-def expected_normalization(static: np.ndarray) -> np.ndarray:
-    """E_k: the median over chi of each sub-bin's static normalization, shape (n_ring, n_radial).
-
-    ``static`` has shape (n_ring, n_radial, n_chi). The median is over the chi bins that the
-    sub-bin reaches at all (N > 0), so a ring partly off the detector is measured against its
-    visible arc; 0 for a sub-bin without any pixel.
-    """
-    out = np.zeros(static.shape[:2])
-    for index in np.ndindex(*static.shape[:2]):
-        reached = static[index][static[index] > 0]
-        if reached.size:
-            out[index] = np.median(reached)
-    return out
-
-
-class RingProfiles:
-    """The profiles of all rings of a parameter set: one stacked sub-bin integrator.
-
-    ``integrate(frames)`` gives an :class:`~pyscatter.kernels.integrate.IntegrationResult`
-    with ``intensity`` and ``sigma`` of shape (n, n_chi, n_ring), ``radial`` the ring centres
-    and ``azimuthal`` the chi bin centres (degrees), like a BatchIntegrator whose radial bins
-    are the rings.
-
-    Parameters
-    ----------
-    ai : pyFAI.integrator.azimuthal.AzimuthalIntegrator
-        The geometry.
-    params : dict
-        AzimuthalProfiles parameters (see :func:`ring_integrator`).
-    mask : ndarray, shape (n_row, n_col), optional
-        Non-zero = masked.
-    dark, flat : ndarray, shape (n_row, n_col), optional
-        Dark and flat images (default: the detector's).
-
-    Attributes
-    ----------
-    integrator : BatchIntegrator
-        Over the stacked sub-bin matrix (rows ``(i_ring * n_radial + k) * n_chi + i_chi``)
-        followed, for the Poisson model, by the shared-pixel matrices of
-        :func:`shared_pixel_matrices`.
-    radial : ndarray, shape (n_ring,)
-        Ring centres.
-    azimuthal : ndarray, shape (n_chi,)
-        Chi bin centres in degrees.
-    sub_radial : ndarray, shape (n_ring, n_radial)
-        Sub-bin centres.
-    expected : ndarray, shape (n_ring, n_radial)
-        E_k of :func:`combine_sub_bins`.
-    min_coverage : float
-    unit : str
-    """
-
-    def __init__(
-        self,
-        ai: Any,
-        params: dict[str, Any],
-        mask: np.ndarray | None,
-        *,
-        dark: np.ndarray | None = None,
-        flat: np.ndarray | None = None,
-    ) -> None:
-        matrix, sub_radial, chi, unit = ring_matrix(ai, params, mask)
-        self.radial = np.array([ring["q"] for ring in params["rings"]], dtype=np.float64)
-        self.azimuthal = np.asarray(chi, dtype=np.float64)
-        self.sub_radial = sub_radial
-        self.min_coverage = float(params.get("min_coverage", 0.0))
-        self.unit = unit
-        self._cube = (self.radial.size, sub_radial.shape[1], self.azimuthal.size)
-        shared = []
-        if params["error_model"] == "poisson":
-            shared = shared_pixel_matrices(matrix, *self._cube)
-        self.n_shared = len(shared)
-        stacked = sp.vstack([matrix, *shared], format="csr")
-        self.integrator = stacked_integrator(
-            ai,
-            _shape(params),
-            stacked,
-            radial=np.arange(stacked.shape[0] // self.azimuthal.size, dtype=np.float64),
-            azimuthal=self.azimuthal,
-            unit=unit,
-            mask=mask,
-            params=params,
-            dark=dark,
-            flat=flat,
-            dim=2,
-        )
-        static = self.integrator.static_normalization()[: matrix.shape[0]].reshape(self._cube)
-        self.expected = expected_normalization(static)
-        self._check_complete(static)
-
-    @property
-    def n_bins(self) -> int:
-        """Rows of the stacked matrix (sub-bins and shared-pixel rows)."""
-        return int(self.integrator.n_bins)
-
-    def _check_complete(self, static: np.ndarray) -> None:
-        """Log a warning for rings complete at fewer than half the chi bins they reach."""
-        covered = (static > 0) & (static >= self.min_coverage * self.expected[:, :, None])
-        complete = covered.all(axis=1).sum(axis=1)
-        reached = (static > 0).any(axis=1).sum(axis=1)
-        for q, n_complete, n_reached in zip(self.radial, complete, reached, strict=True):
-            if n_complete < 0.5 * n_reached:
-                log.warning(
-                    "ring at q = %g %s: only %d of the %d chi bins it reaches are covered in all "
-                    "%d radial sub-bins (the others are NaN); use fewer sub-bins (n_radial), "
-                    "bbox pixel splitting, or a ring inside the detector's q range",
-                    q,
-                    self.unit,
-                    n_complete,
-                    n_reached,
-                    self.sub_radial.shape[1],
-                )
-
-    def integrate(self, frames: Any) -> IntegrationResult:
-        """Profiles of a block of frames (see the class docstring)."""
-        intensity, sigma, normalization, variance = self.integrator.sums(frames)
-        n = intensity.shape[0]
-        size = int(np.prod(self._cube))
-        shape = (n, *self._cube)
-        shared = []
-        if variance is not None:
-            for d in range(1, self.n_shared + 1):
-                block = variance[:, d * size : (d + 1) * size].reshape(shape)
-                shared.append(block[:, :, :-d])
-        profile, profile_sigma = combine_sub_bins(
-            intensity[:, :size].reshape(shape),
-            None if sigma is None else sigma[:, :size].reshape(shape),
-            normalization[:, :size].reshape(shape),
-            self.expected,
-            self.min_coverage,
-            shared,
-        )
-        return IntegrationResult(
-            radial=self.radial.copy(),
-            azimuthal=self.azimuthal.copy(),
-            intensity=np.ascontiguousarray(profile.transpose(0, 2, 1)),
-            sigma=None
-            if profile_sigma is None
-            else np.ascontiguousarray(profile_sigma.transpose(0, 2, 1)),
-            unit=self.unit,
-        )
-
-
-def ring_matrix(
-    ai: Any, params: dict[str, Any], mask: np.ndarray | None
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, str]:
-    """The stacked CSR matrix of all rings' radial sub-bins (guard bins dropped).
-
-    Each ring [q_min, q_max] is ``params["n_radial"]`` equal sub-bins (1 when absent, the
-    single bin of earlier versions). Returns the matrix with rows
-    ``(i_ring * n_radial + k) * npt_azim + i_chi``, the sub-bin centres (n_ring, n_radial),
-    the chi centres (degrees) and pyFAI's unit name.
-    """
-    method = csr_method(params["method"], 2)
-    n_radial = int(params.get("n_radial", 1))
-    pieces, centres, chi, unit = [], [], None, str(params["unit"])
-    for ring in params["rings"]:
-        matrix, radial, azimuthal, unit = guarded_matrix(
-            ai,
-            _shape(params),
-            npt=n_radial,
-            npt_azim=params["npt_azim"],
-            unit=params["unit"],
-            method=method,
-            mask=mask,
-            radial_range=(ring["q_min"], ring["q_max"]),
-            azimuth_range=(-180.0, 180.0),
-        )
-        pieces.append(matrix)
-        centres.append(radial)
-        chi = azimuthal
-    assert chi is not None
-    return sp.vstack(pieces, format="csr"), np.array(centres), chi, unit
 
 
 def ring_integrator(
@@ -594,18 +85,24 @@ def ring_integrator(
     dummy, delta_dummy, correct_solid_angle, polarization_factor, error_model, n_radial,
     min_coverage); without ``n_radial`` and ``min_coverage`` (hand-made parameters) one bin
     per ring and no coverage test, as earlier versions. ``dark`` and ``flat``: images
-    (default: the detector's).
+    (default: the detector's). Logs a warning for each ring covered in all its sub-bins at
+    fewer than half the chi bins it reaches.
     """
-    return RingProfiles(ai, params, mask, dark=dark, flat=flat)
-
-
-def read_mask(h5: h5py.File, paths: list[str], shape: tuple[int, int]) -> np.ndarray | None:
-    """Union of the mask datasets at ``paths`` (non-zero = masked), or None."""
-    mask = None
-    for path in paths:
-        m = np.asarray(h5[path][()]).reshape(shape) != 0
-        mask = m if mask is None else (mask | m)
-    return mask
+    rings = RingProfiles(ai, params, mask, dark=dark, flat=flat)
+    counts = zip(rings.radial, rings.complete_bins, rings.reached_bins, strict=True)
+    for q, n_complete, n_reached in counts:
+        if n_complete < 0.5 * n_reached:
+            log.warning(
+                "ring at q = %g %s: only %d of the %d chi bins it reaches are covered in all "
+                "%d radial sub-bins (the others are NaN); use fewer sub-bins (n_radial), "
+                "bbox pixel splitting, or a ring inside the detector's q range",
+                q,
+                rings.unit,
+                n_complete,
+                n_reached,
+                rings.sub_radial.shape[1],
+            )
+    return rings
 
 
 def block_function(
@@ -642,14 +139,29 @@ def block_function(
     return compute
 
 
-def build(spec, h5: h5py.File):
-    """Block function of an AzimuthalProfiles spec; ``h5`` gives the masks, dark and flat."""
-    params = spec.params
-    return make_function(params, **read_arrays(h5, params))
+def matrix_function(
+    make_integrator: Callable[..., Any],
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    ai: Any = None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+    radial_slow: bool,
+):
+    """The block function of ``make_integrator(ai, params, mask, dark=, flat=)``
+    (:func:`ring_integrator`, :func:`~pyscatter.kernels.sectors.sector_integrator`).
 
-
-def _shape(params: dict[str, Any]) -> tuple[int, int]:
-    return int(params["frame_shape"][0]), int(params["frame_shape"][1])
+    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
+    ``dark``, ``flat``: images (default: the detector's); ``radial_slow`` as in
+    :func:`block_function`. The function carries ``.n_bins``, the rows of the matrix.
+    """
+    if ai is None:
+        ai = integrator_from_config(params["geometry"])
+    integrator = make_integrator(ai, params, mask, dark=dark, flat=flat)
+    compute = block_function(integrator, params, radial_slow=radial_slow)
+    compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix
+    return compute
 
 
 def make_function(
@@ -660,14 +172,13 @@ def make_function(
     dark: np.ndarray | None = None,
     flat: np.ndarray | None = None,
 ):
-    """The block function of the profiles of ``params`` with the combined ``mask``.
+    """The block function of the profiles of ``params`` with the combined ``mask``
+    (:func:`matrix_function` of :func:`ring_integrator`)."""
+    return matrix_function(
+        ring_integrator, params, mask, ai, dark=dark, flat=flat, radial_slow=True
+    )
 
-    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
-    ``dark``, ``flat``: images (default: the detector's).
-    """
-    if ai is None:
-        ai = integrator_from_config(params["geometry"])
-    integrator = ring_integrator(ai, params, mask, dark=dark, flat=flat)
-    compute = block_function(integrator, params, radial_slow=True)
-    compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix
-    return compute
+
+def build(spec, h5: h5py.File):
+    """Block function of an AzimuthalProfiles spec; ``h5`` gives the masks, dark and flat."""
+    return make_function(spec.params, **read_arrays(h5, spec.params))

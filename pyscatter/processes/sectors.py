@@ -12,7 +12,7 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output
-from pyscatter.processes.integration import UNITS, check_bins
+from pyscatter.processes.integration import UNITS, check_bins, range_pair
 from pyscatter.processes.profiles import UNIT_LABELS, DetectorProcess
 
 _DIM_NAMES = {"q_nm^-1": "q", "q_A^-1": "q", "2th_deg": "2theta", "2th_rad": "2theta", "r_mm": "r"}
@@ -129,7 +129,7 @@ class SectorIntegration(DetectorProcess):
     ) -> dict[str, Any]:
         if params["radial_range"] is not None:
             return params
-        from pyscatter.processes.sectors_worker import default_radial_range
+        from pyscatter.kernels.sectors import default_radial_range
 
         lo, hi = default_radial_range(
             self._integrator(params),
@@ -162,15 +162,7 @@ class SectorIntegration(DetectorProcess):
 
 
 def _radial_range(radial_range: Any) -> tuple[float, float] | None:
-    if radial_range is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in radial_range)
-    except (TypeError, ValueError):
-        raise InputError(f"radial_range must be (min, max); got {radial_range!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InputError(f"radial_range must be finite with min < max; got {radial_range!r}")
-    return lo, hi
+    return None if radial_range is None else range_pair("radial_range", radial_range)
 
 
 def _finite(value: Any, name: str) -> float:
@@ -218,7 +210,7 @@ def sector_layout(
         range with start >= stop, or two sectors with the same centre.
     """
     from pyscatter.kernels.models import wrap_deg
-    from pyscatter.processes.sectors_worker import sector_centers, sector_ranges
+    from pyscatter.kernels.sectors import sector_centers, sector_ranges
 
     chosen = [
         name

@@ -1,15 +1,8 @@
 """Worker side of :class:`~pyscatter.processes.sectors.SectorIntegration` (no pyUSID).
 
-Each sector is pyFAI's 1-D CSR integration restricted to an azimuth range, over a common
-radial range: pyFAI's own range for the whole detector by default (the same bins as a full 1-D
-integration), or the range asked, then with a guard bin on each side (see
-:mod:`pyscatter.processes.profiles_worker`).
-pyFAI takes ranges
-inside its chi interval [-180°, 180°) only (a range crossing ±180° gives a partial result and
-a warning), so a sector crossing ±180° is split into two ranges and their matrices are summed:
-Σ signal, Σ normalization and Σ variance add, which is the integration of the union (equal to
-pyFAI with its chi discontinuity moved to 0, to float precision). The sector matrices are
-stacked into one integrator whose azimuthal axis is the sectors.
+Reads the masks, dark and flat and calls the kernels of :mod:`pyscatter.kernels.sectors` (one
+pyFAI 1-D CSR matrix per sector, the sectors crossing ±180° as the sum of two ranges, stacked
+into one integrator), re-exported here under their historical names.
 """
 
 from __future__ import annotations
@@ -18,110 +11,16 @@ from typing import Any
 
 import h5py
 import numpy as np
-import scipy.sparse as sp
 
-from pyscatter.geometry import integrator_from_config
-from pyscatter.kernels.models import wrap_deg  # into [-180, 180), pyFAI's chi interval
-from pyscatter.processes.detector import read_arrays
-from pyscatter.processes.profiles_worker import (
-    block_function,
-    csr_method,
-    guarded_matrix,
-    pyfai_engine,
-    pyfai_matrix,
-    stacked_integrator,
+from pyscatter.kernels.sectors import (  # noqa: F401  (re-exported: their historical home)
+    default_radial_range,
+    sector_centers,
+    sector_integrator,
+    sector_matrix,
+    sector_ranges,
 )
-
-
-def sector_centers(n_sectors: int, offset_deg: float) -> np.ndarray:
-    """Centres ``offset + k·360/n`` (k = 0 … n − 1) wrapped into [-180, 180), increasing."""
-    raw = float(offset_deg) + 360.0 * np.arange(int(n_sectors)) / int(n_sectors)
-    return np.sort(wrap_deg(raw))
-
-
-def sector_ranges(center_deg: float, width_deg: float) -> list[tuple[float, float]] | None:
-    """Azimuth ranges (degrees, each inside [-180, 180]) covering one sector; None: all chi.
-
-    ``center_deg`` lies in [-180, 180) and ``width_deg`` in (0, 360]; a sector crossing ±180°
-    gives two ranges.
-    """
-    if width_deg >= 360.0:
-        return None
-    lo, hi = center_deg - 0.5 * width_deg, center_deg + 0.5 * width_deg
-    if hi > 180.0:
-        return [(lo, 180.0), (-180.0, hi - 360.0)]
-    if lo < -180.0:
-        return [(lo + 360.0, 180.0), (-180.0, hi)]
-    return [(lo, hi)]
-
-
-def sector_integrator(
-    ai: Any,
-    params: dict[str, Any],
-    mask: np.ndarray | None,
-    *,
-    dark: np.ndarray | None = None,
-    flat: np.ndarray | None = None,
-):
-    """One integrator for all sectors: radial axis = q, azimuthal axis = sector centres.
-
-    ``dark``, ``flat``: images (default: the detector's).
-    """
-    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
-    method = csr_method(params["method"], 1)
-    npt = int(params["npt"])
-    pieces, radial, unit = [], None, params["unit"]
-    for sector in params["sectors"]:
-        ranges = sector["ranges"] or [None]
-        total = None
-        for rng in ranges:
-            matrix, radial, _, unit = (guarded_matrix if params["guard_bins"] else pyfai_matrix)(
-                ai,
-                shape,
-                npt=npt,
-                unit=params["unit"],
-                method=method,
-                mask=mask,
-                radial_range=tuple(params["radial_range"]),
-                azimuth_range=None if rng is None else tuple(rng),
-            )
-            total = matrix if total is None else (total + matrix)
-        pieces.append(total)
-    assert radial is not None
-    n_sec = len(pieces)
-    stacked = sp.vstack(pieces, format="csr")  # rows sector * npt + i_q
-    # BatchIntegrator's 2-D rows are i_q * n_azimuthal + i_azimuthal
-    order = (np.arange(n_sec)[None, :] * npt + np.arange(npt)[:, None]).ravel()
-    centres = np.array([s["center"] for s in params["sectors"]], dtype=np.float64)
-    return stacked_integrator(
-        ai,
-        shape,
-        stacked[order],
-        radial=radial,
-        azimuthal=centres,
-        unit=unit,
-        mask=mask,
-        params=params,
-        dark=dark,
-        flat=flat,
-    )
-
-
-def default_radial_range(
-    ai: Any, shape: tuple[int, int], *, unit: str, method: Any, mask: np.ndarray | None
-) -> tuple[float, float]:
-    """The radial range pyFAI's full 1-D integration takes: its pixels' extent, in ``unit``.
-
-    Passed back to pyFAI as ``radial_range`` it gives the very same bins and matrix (the
-    extent of the unmasked pixels: nothing lies outside, so no guard bins are needed).
-    """
-    import pyFAI.units
-
-    _, engine = pyfai_engine(
-        ai, shape, npt=2, unit=unit, method=csr_method(method, 1), mask=mask, radial_range=None
-    )
-    scale = pyFAI.units.to_unit(unit).scale
-    return float(engine.pos0_min * scale), float(engine.pos0_maxin * scale)
+from pyscatter.processes.detector import read_arrays
+from pyscatter.processes.profiles_worker import matrix_function
 
 
 def make_function(
@@ -132,18 +31,14 @@ def make_function(
     dark: np.ndarray | None = None,
     flat: np.ndarray | None = None,
 ):
-    """The block function of the sectors of ``params`` with the combined ``mask``.
-
-    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
-    ``dark``, ``flat``: images (default: the detector's).
-    """
-    if ai is None:
-        ai = integrator_from_config(params["geometry"])
-    integrator = sector_integrator(ai, params, mask, dark=dark, flat=flat)
-    return block_function(integrator, params, radial_slow=False)
+    """The block function of the sectors of ``params`` with the combined ``mask``
+    (:func:`~pyscatter.processes.profiles_worker.matrix_function` of
+    :func:`~pyscatter.kernels.sectors.sector_integrator`)."""
+    return matrix_function(
+        sector_integrator, params, mask, ai, dark=dark, flat=flat, radial_slow=False
+    )
 
 
 def build(spec, h5: h5py.File):
     """Block function of a SectorIntegration spec; ``h5`` gives the masks, dark and flat."""
-    params = spec.params
-    return make_function(params, **read_arrays(h5, params))
+    return make_function(spec.params, **read_arrays(h5, spec.params))
