@@ -67,7 +67,7 @@ class Document:
     problems: list[tuple[int | None, str]] = field(default_factory=list)
 
     def line(self, path: tuple) -> int | None:
-        """The line of the key at ``path``, or of its nearest parent (None without lines: a dict)."""
+        """The line of the key at ``path`` or of its nearest parent (None for a dict: no lines)."""
         path = tuple(str(p) for p in path)
         while path and path not in self.lines:
             path = path[:-1]
