@@ -13,7 +13,8 @@ So the same command, run again after a kill, continues where it stopped. The who
 validated before anything runs: an unknown key or parameter, a value of the wrong type or a
 missing file gives one message naming the file, the line and what is allowed. Relative paths
 are relative to the folder of the YAML file. :data:`EXAMPLE` is a commented template
-(``pyscatter run --example``).
+(``pyscatter run --example``). :func:`validate_step` checks one step the same way (the command
+of a plugin step, ``pyscatter STEP FILE --set key=value``, uses it).
 
 Examples
 --------
