@@ -13,7 +13,8 @@ So the same command, run again after a kill, continues where it stopped. The who
 validated before anything runs: an unknown key or parameter, a value of the wrong type or a
 missing file gives one message naming the file, the line and what is allowed. Relative paths
 are relative to the folder of the YAML file. :data:`EXAMPLE` is a commented template
-(``pyscatter run --example``).
+(``pyscatter run --example``). :func:`validate_step` checks one step the same way (the command
+of a plugin step, ``pyscatter STEP FILE --set key=value``, uses it).
 
 Examples
 --------
@@ -31,7 +32,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +40,39 @@ import numpy as np
 import yaml
 
 from pyscatter.errors import InputError, PyscatterError
+from pyscatter.pipeline_checks import (
+    MAX_PIPELINE_BYTES,
+    Document,
+    ImageFile,
+    NoAliasLoader,
+    check_execution_section,
+    check_options,
+    load_document,
+    read_array,
+    resolve_path,
+    unknown_message,
+)
 from pyscatter.processes.options import (
     EXECUTION,
     RUN_OPTIONS,
-    check_execution,
-    cluster_problems,
-    hint_names,
-    is_array_hint,
-    is_path_hint,
     keyword_parameters,
     label,
     step_parameters,
-    type_problem,
 )
 
 __all__ = [
     "EXAMPLE",
+    "MAX_PIPELINE_BYTES",
     "Pipeline",
     "Step",
     "StepSummary",
+    "STEP_KEYS",
     "TranslateStep",
     "run_pipeline",
     "translation_differences",
     "validate_pipeline",
+    "validate_step",
+    "yaml_value",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +122,9 @@ _STEP_KEYS = {
     "override": (label(EXECUTION["override"]), (bool,)),
     "execution": ("a mapping like the top-level execution:", (dict,)),
 }
+STEP_KEYS = tuple(_STEP_KEYS)
+"""The keys a step takes besides the parameters of its process (``source``, ``override``,
+``execution``)."""
 #: Translator options the pipeline sets itself, or that make no sense in a file.
 _TRANSLATE_RESERVED = ("sources", "h5_path", "frames", "format")
 #: Translators that record exactly one source record per source named.
@@ -135,7 +149,11 @@ class TranslateStep:
 
 @dataclass
 class Step:
-    """One validated processing step."""
+    """One validated processing step.
+
+    ``params`` are the checked parameters of ``process``; a parameter that takes an array and
+    was given as a file name is kept as that file until :meth:`arguments` reads it.
+    """
 
     name: str
     process: type
@@ -144,6 +162,18 @@ class Step:
     override: bool
     execution: dict[str, Any]
     line: int | None
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``process``: ``params`` with image and .npy files read.
+
+        Raises
+        ------
+        InputError
+            A file that is neither a .npy file nor an image fabio reads.
+        """
+        return {
+            k: read_array(v.path) if isinstance(v, ImageFile) else v for k, v in self.params.items()
+        }
 
 
 @dataclass
@@ -172,131 +202,6 @@ class StepSummary:
     computed_positions: int = 0
     total_positions: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class _ImageFile:
-    """A process parameter that takes an array, given as an image or .npy file."""
-
-    path: Path
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-@dataclass
-class _Doc:
-    data: Any
-    where: str
-    base: Path
-    lines: dict[tuple, int] = field(default_factory=dict)
-    problems: list[tuple[int | None, str]] = field(default_factory=list)
-
-    def line(self, path: tuple) -> int | None:
-        path = tuple(str(p) for p in path)
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path)
-
-    def problem(self, path: tuple, message: str) -> None:
-        self.problems.append((self.line(path), message))
-
-    def raise_problems(self) -> None:
-        if not self.problems:
-            return
-        text = "\n".join(
-            f"{self.where}:{line}: {msg}" if line else f"{self.where}: {msg}"
-            for line, msg in sorted(self.problems, key=lambda p: p[0] or 0)
-        )
-        raise InputError(text)
-
-
-def _load(spec: str | os.PathLike | Mapping, base_dir: str | os.PathLike | None) -> _Doc:
-    """The pipeline as data with the line of every key (a path, YAML text, or a dict)."""
-    if isinstance(spec, Mapping):
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        return _Doc(dict(spec), "pipeline", base.resolve())
-    is_text = isinstance(spec, str) and ("\n" in spec or (": " in spec and not _is_file(spec)))
-    if not is_text:
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"pipeline file not found: {path}")
-        size = path.stat().st_size
-        if size > MAX_PIPELINE_BYTES:
-            raise InputError(
-                f"{path}: {size} bytes; a pipeline file is at most {MAX_PIPELINE_BYTES} bytes"
-            )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise InputError(f"{path}: not a UTF-8 text file ({err.reason})") from None
-        where = str(path)
-        base = Path(base_dir) if base_dir is not None else path.resolve().parent
-    else:
-        text, where = str(spec), "pipeline"
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-    if len(text) > MAX_PIPELINE_BYTES:
-        raise InputError(
-            f"{where}: {len(text)} characters; a pipeline is at most {MAX_PIPELINE_BYTES}"
-        )
-    loader = _NoAliasLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise InputError(f"{where}{at}: not valid YAML: {problem}") from err
-    finally:
-        loader.dispose()
-    doc = _Doc(data, where, base.resolve())
-    if node is not None:
-        _index_lines(node, (), doc)
-    return doc
-
-
-MAX_PIPELINE_BYTES = 1 << 20
-"""Largest pipeline file (1 MiB): pipelines are a few hundred bytes."""
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses anchors and aliases (no "billion laughs")."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "YAML anchors and aliases (&name, *name) are not allowed in a pipeline; "
-                "write the values out",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-def _is_file(text: str) -> bool:
-    try:
-        return Path(text).is_file()
-    except OSError:  # e.g. a name too long to be a path
-        return False
-
-
-def _index_lines(node: yaml.Node, path: tuple, doc: _Doc) -> None:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                doc.problems.append((key.start_mark.line + 1, f"duplicate key {name!r}"))
-            seen.add(name)
-            doc.lines[(*path, name)] = key.start_mark.line + 1
-            _index_lines(value, (*path, name), doc)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index_lines(item, (*path, str(i)), doc)
 
 
 # --------------------------------------------------------------------------- validation
@@ -331,14 +236,14 @@ def validate_pipeline(
         Every problem found, one per line, each as ``FILE:LINE: what is wrong; what is
         allowed``.
     """
-    doc = _load(spec, base_dir)
+    doc = load_document(spec, base_dir)
     data = doc.data
     if not isinstance(data, dict):
         doc.problem((), f"a pipeline is a mapping with keys {', '.join(_TOP)}; got {data!r}")
         doc.raise_problems()
     for key in data:
         if key not in _TOP:
-            doc.problem((key,), _unknown("key", key, _TOP))
+            doc.problem((key,), unknown_message("key", key, _TOP))
     output = data.get("output")
     out_path = Path()
     if not isinstance(output, str) or not output:
@@ -348,11 +253,11 @@ def validate_pipeline(
             f"`output: scan.h5`; got {output!r}",
         )
     else:
-        out_path = _resolve(doc, output)
+        out_path = resolve_path(doc, output)
     translate = None
     if data.get("translate") is not None:
         translate = _check_translate(doc, data["translate"], check_files)
-    execution = _check_execution(doc, data.get("execution"), ("execution",))
+    execution = check_execution_section(doc, data.get("execution"), ("execution",))
     steps_data = data.get("steps", [])
     steps: list[Step] = []
     if steps_data is None:
@@ -374,40 +279,7 @@ def validate_pipeline(
     return Pipeline(doc.where, out_path, translate, execution, steps)
 
 
-def _unknown(what: str, name: Any, allowed: Mapping | list) -> str:
-    return f"unknown {what} {name!r}; allowed: {', '.join(map(str, allowed))}"
-
-
-def _resolve(doc: _Doc, text: str) -> Path:
-    path = Path(os.path.expanduser(text))
-    return path if path.is_absolute() else doc.base / path
-
-
-def _check_execution(doc: _Doc, value: Any, path: tuple) -> dict[str, Any]:
-    """An ``execution:`` mapping, checked by the declaration of the execution options."""
-    out: dict[str, Any] = {}
-    if value is None:
-        return out
-    if not isinstance(value, dict):
-        doc.problem(path, f"{path[-1]}: expected a mapping of {', '.join(RUN_OPTIONS)}")
-        return out
-    for key, item in value.items():
-        where = (*path, key)
-        if key not in RUN_OPTIONS:
-            doc.problem(where, _unknown("execution option", key, RUN_OPTIONS))
-            continue
-        try:
-            out[key] = check_execution(key, item)
-        except InputError as err:
-            doc.problem(where, f"{key}: {err}")
-            continue
-        if key == "cluster" and item:
-            for sub, message in cluster_problems(item):
-                doc.problem((*where, sub) if sub else where, message)
-    return out
-
-
-def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep | None:
+def _check_translate(doc: Document, value: Any, check_files: bool) -> TranslateStep | None:
     from pyscatter.translators import expand_sources, get_translator, guess_translator
 
     path = ("translate",)
@@ -426,7 +298,7 @@ def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep 
             f"sources: expected a file, glob pattern or folder, or a list of them; got {raw!r}",
         )
         items = []
-    patterns = [str(_resolve(doc, s)) for s in items]
+    patterns = [str(resolve_path(doc, s)) for s in items]
     translator = None
     if fmt != "auto":
         try:
@@ -446,7 +318,7 @@ def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep 
         doc.problem((*path, "overwrite"), f"overwrite: expected true or false, got {overwrite!r}")
     options = {k: v for k, v in value.items() if k not in ("format", "sources", "overwrite")}
     if translator is not None:
-        options = _check_options(
+        options = check_options(
             doc,
             options,
             keyword_parameters(translator.translate, _TRANSLATE_RESERVED),
@@ -461,51 +333,7 @@ def _check_translate(doc: _Doc, value: Any, check_files: bool) -> TranslateStep 
     )
 
 
-def _check_options(
-    doc: _Doc,
-    options: dict[str, Any],
-    allowed: dict[str, inspect.Parameter],
-    path: tuple,
-    owner: str,
-    check_files: bool,
-) -> dict[str, Any]:
-    """Names and types of keyword options against a signature; file options resolved."""
-    out = {}
-    for key, value in options.items():
-        where = (*path, key)
-        if key not in allowed:
-            doc.problem(
-                where, f"{owner} has no parameter {key!r}; its parameters are: {', '.join(allowed)}"
-            )
-            continue
-        annotation = allowed[key].annotation
-        problem = type_problem(annotation, value)
-        if problem and isinstance(value, str) and "float" in hint_names(annotation):
-            try:  # YAML 1.1 reads 1e-3 (no dot) as text
-                value, problem = float(value), None
-            except ValueError:
-                pass
-        if problem:
-            doc.problem(where, f"{key}: {problem}")
-            continue
-        if isinstance(value, str) and (is_path_hint(annotation) or is_array_hint(annotation)):
-            file = _resolve(doc, value)
-            if check_files and not file.exists():
-                doc.problem(where, f"{key}: no such file: {file}")
-            value = file if is_path_hint(annotation) else _ImageFile(file)
-        elif isinstance(value, list) and is_array_hint(annotation):
-            try:
-                value = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
-                doc.problem(
-                    where, f"{key}: expected an image file or a rectangular array of numbers"
-                )
-                continue
-        out[key] = value
-    return out
-
-
-def _check_step(doc: _Doc, item: Any, index: int, check_files: bool) -> Step | None:
+def _check_step(doc: Document, item: Any, index: int, check_files: bool) -> Step | None:
     from pyscatter.processes.registry import get_process
 
     if not (isinstance(item, dict) and len(item) == 1):
@@ -530,7 +358,7 @@ def _check_step(doc: _Doc, item: Any, index: int, check_files: bool) -> Step | N
     for key, (allowed_text, types) in _STEP_KEYS.items():
         if key in params and not isinstance(params[key], types):
             doc.problem((*path, key), f"{key}: expected {allowed_text}, got {params[key]!r}")
-    execution = _check_execution(doc, params.get("execution"), (*path, "execution"))
+    execution = check_execution_section(doc, params.get("execution"), (*path, "execution"))
     physics = {k: v for k, v in params.items() if k not in _STEP_KEYS}
     for key in [k for k in physics if k in RUN_OPTIONS]:
         doc.problem(
@@ -541,7 +369,7 @@ def _check_step(doc: _Doc, item: Any, index: int, check_files: bool) -> Step | N
         del physics[key]
     allowed = step_parameters(process)
     owner = f"step {name!r} ({process.__name__})"
-    checked = _check_options(doc, physics, allowed, path, owner, check_files)
+    checked = check_options(doc, physics, allowed, path, owner, check_files)
     missing = [
         n for n, p in allowed.items() if p.default is inspect.Parameter.empty and n not in physics
     ]
@@ -556,6 +384,80 @@ def _check_step(doc: _Doc, item: Any, index: int, check_files: bool) -> Step | N
         execution,
         doc.line(path),
     )
+
+
+def validate_step(
+    name: str,
+    parameters: Mapping[str, Any] | None,
+    *,
+    where: str = "step",
+    base_dir: str | os.PathLike | None = None,
+    check_files: bool = True,
+) -> Step:
+    """Check one step exactly as :func:`validate_pipeline` checks ``- name: {parameters}``.
+
+    Parameters
+    ----------
+    name : str
+        A step of :mod:`pyscatter.processes.registry` (``integrate``, a plugin's step, …).
+    parameters : mapping or None
+        Its parameters, and optionally the step keys :data:`STEP_KEYS`.
+    where : str
+        What the messages name as the origin of the parameters (e.g. ``"--set"``).
+    base_dir : path, optional
+        Folder relative file paths are resolved against (default: the current folder).
+    check_files : bool
+        Also check that the files named exist.
+
+    Returns
+    -------
+    Step
+        Its :meth:`Step.arguments` are the keyword arguments of its process.
+
+    Raises
+    ------
+    InputError
+        Every problem at once, each as ``WHERE: what is wrong; what is allowed``: an unknown
+        step or parameter (the message lists the allowed ones), a value of the wrong type, a
+        missing required parameter, a missing file.
+
+    Examples
+    --------
+    >>> validate_step("fit", {"model": "maier_saupe"}).params
+    {'model': 'maier_saupe'}
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    item = {name: parameters}
+    doc = Document(item, where, base.resolve())
+    step = _check_step(doc, item, 0, check_files)
+    doc.raise_problems()
+    if step is None:  # pragma: no cover - _check_step reported why
+        raise InputError(f"{where}: the parameters of step {name!r} are not valid")
+    return step
+
+
+def yaml_value(text: str) -> Any:
+    """A value written in YAML as in a pipeline: ``"0.5"`` → 0.5, ``"[1, 2]"`` → [1, 2].
+
+    Blank text is None; anchors and aliases are refused, as in a pipeline file.
+
+    Raises
+    ------
+    InputError
+        Text that is not a YAML value (the message says why).
+
+    Examples
+    --------
+    >>> yaml_value("[0.45, 0.8]"), yaml_value("true"), yaml_value("abc"), yaml_value(" ")
+    ([0.45, 0.8], True, 'abc', None)
+    """
+    if not text.strip():
+        return None
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err)
+        raise InputError(f"not a YAML value ({problem})") from None
 
 
 # --------------------------------------------------------------------------- translate: skip?
@@ -651,7 +553,7 @@ def _options_differences(step: TranslateStep, recorded: Any) -> list[str]:
         n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty
     }
     effective.update(
-        {k: (v.path if isinstance(v, _ImageFile) else v) for k, v in step.options.items()}
+        {k: (v.path if isinstance(v, ImageFile) else v) for k, v in step.options.items()}
     )
     diffs = []
     for key, value in recorded.items():
@@ -724,7 +626,7 @@ def _run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
             )
         log.warning("translate: replacing %s (%s)", pipe.output, "; ".join(diffs))
         overwrite = True
-    options = {k: (v.path if isinstance(v, _ImageFile) else v) for k, v in step.options.items()}
+    options = {k: (v.path if isinstance(v, ImageFile) else v) for k, v in step.options.items()}
     options.setdefault("progress", pipe.execution.get("progress", True))
     fmt = step.translator.name if step.translator is not None else step.format
     t0 = time.perf_counter()
@@ -736,27 +638,11 @@ def _run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
     )
 
 
-def _read_array(path: Path) -> Any:
-    import numpy as np
-
-    if path.suffix.lower() == ".npy":
-        return np.load(path)
-    import fabio
-
-    try:
-        with fabio.open(str(path)) as image:
-            return image.data
-    except Exception as err:
-        raise InputError(f"{path}: not an image fabio reads ({err})") from err
-
-
 def _run_step(pipe: Pipeline, step: Step) -> StepSummary:
     from pyscatter.processes.base import run_on_file
 
     where = f"{pipe.where}:{step.line}" if step.line else pipe.where
-    params = {
-        k: _read_array(v.path) if isinstance(v, _ImageFile) else v for k, v in step.params.items()
-    }
+    params = step.arguments()
     defaults = {name: EXECUTION[name].default for name in RUN_OPTIONS}
     execution = {**defaults, **pipe.execution, **step.execution}
     if step.source is not None:

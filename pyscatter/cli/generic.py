@@ -70,12 +70,9 @@ def run(args: argparse.Namespace) -> int:
     step = validated_step(args.step, parse_settings(args.settings))
     if args.source is not None:
         _check_source(args.file, args.source)
-    from pyscatter.pipeline import _ImageFile, _read_array
     from pyscatter.processes.base import run_on_file
 
-    params = {
-        k: _read_array(v.path) if isinstance(v, _ImageFile) else v for k, v in step.params.items()
-    }
+    params = step.arguments()
     summary = run_on_file(
         args.file,
         step.process,
@@ -117,10 +114,10 @@ def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
         Not ``KEY=VALUE``, a key given twice, an execution option or step key (they have
         options of their own), or a value that is not YAML.
     """
-    import yaml
+    from pyscatter.pipeline import STEP_KEYS, yaml_value
+    from pyscatter.processes.options import EXECUTION_OPTIONS
 
-    from pyscatter.pipeline import _EXECUTION_TYPES, _STEP_KEYS, _NoAliasLoader
-
+    reserved = {*STEP_KEYS, *(option.name for option in EXECUTION_OPTIONS)}
     out: dict[str, Any] = {}
     for text in settings:
         key, sep, value = text.partition("=")
@@ -129,14 +126,13 @@ def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
             raise InputError(f"--set {text!r}: expected KEY=VALUE, e.g. --set scale=2.5")
         if key in out:
             raise InputError(f"--set {key}: given twice")
-        if key in _STEP_KEYS or key in _EXECUTION_TYPES:
+        if key in reserved:
             flag = "--no-progress" if key == "progress" else f"--{key.replace('_', '-')}"
             raise InputError(f"--set {key}: not a parameter of the process; use {flag} instead")
         try:
-            out[key] = yaml.load(value, Loader=_NoAliasLoader) if value.strip() else None
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or str(err)
-            raise InputError(f"--set {key}={value}: not a YAML value ({problem})") from None
+            out[key] = yaml_value(value)
+        except InputError as err:
+            raise InputError(f"--set {key}={value}: {err}") from None
     return out
 
 
@@ -151,26 +147,21 @@ def validated_step(name: str, params: dict[str, Any], *, check_files: bool = Tru
         Every problem at once: unknown parameters (the message lists the allowed ones), values
         of the wrong type, missing required parameters, missing files.
     """
-    from pyscatter.pipeline import _check_step, _Doc
+    from pyscatter.pipeline import validate_step
 
-    doc = _Doc({name: params}, "--set", Path.cwd())
-    step = _check_step(doc, {name: params}, 0, check_files)
-    doc.raise_problems()
-    if step is None:  # pragma: no cover - _check_step reported why
-        raise InputError(f"--set: the parameters of step {name!r} are not valid")
-    return step
+    return validate_step(name, params, where="--set", check_files=check_files)
 
 
 def parameters_help(step: str) -> str:
     """The keyword parameters of step ``step`` (imports its process), for ``--help``."""
-    from pyscatter.pipeline import _EXECUTION_TYPES, _keyword_parameters
+    from pyscatter.processes.options import step_parameters
     from pyscatter.processes.registry import get_process
 
     try:
         process = get_process(step)
     except InputError as err:
         return f"parameters: unknown ({err})\n"
-    params = _keyword_parameters(process.__init__, ("self", "h5_main", *_EXECUTION_TYPES))
+    params = step_parameters(process)
     lines = [f"parameters of {process.__name__} (--set KEY=VALUE):"]
     for name, p in params.items():
         hint = (

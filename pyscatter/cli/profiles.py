@@ -3,8 +3,8 @@
 Rings are given as centres (``--q``, repeatable or comma-separated, with ``--half-width``), as
 q ranges (``--q-range LO HI``, repeatable) or as reflections (``--hkl 1,0,0`` with
 ``--half-width`` and ``--lattice a=5.411`` or ``--cif FILE``). ``--width`` is the deprecated
-spelling of ``--half-width`` (the same value: each ring is [q - w, q + w]). Resumable: the same command continues an
-interrupted run, and reuses a complete one.
+spelling of ``--half-width`` (the same value: each ring is [q - w, q + w]). Resumable: the same
+command continues an interrupted run, and reuses a complete one.
 """
 
 from __future__ import annotations

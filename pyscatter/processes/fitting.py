@@ -60,8 +60,8 @@ _QUANTITIES = {
 def model_name(model: str) -> str:
     """The canonical name of ``model``, as recorded: ``maier_saupe``, ``pseudo_voigt``.
 
-    The command line's dashed spellings (``maier-saupe``, ``pseudo-voigt``) and any case are
-    accepted as aliases, so every spelling records the same parameters (and reuses the same
+    The older dashed spellings (``maier-saupe``, ``pseudo-voigt``) and any case are accepted
+    as aliases, so every spelling records the same parameters (and reuses the same
     results).
 
     Raises

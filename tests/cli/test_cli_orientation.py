@@ -30,15 +30,15 @@ def test_profiles_fit_order_plot_chain(scan_file, small_scan, tmp_path, capsys):
             path,
             "--q",
             ",".join(str(r.q_nm) for r in rings),
-            "--width",
+            "--half-width",
             ",".join(str(2 * r.width_nm) for r in rings),
-            "--polarization",
+            "--polarization-factor",
             "0.99",
             "--no-progress",
         ]
     )
     assert code == 0, capsys.readouterr().err
-    assert main(["fit", path, "--model", "maier-saupe", "--no-progress"]) == 0
+    assert main(["fit", path, "--model", "maier_saupe", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith("Intensity-ProfileFit_000")
     figures = tmp_path / "figures"

@@ -50,7 +50,9 @@ def test_profiles_command_equals_the_api_and_resumes(scan_file, tmp_path, capsys
     other = shutil.copy(scan_file, tmp_path / "other.h5")
     with h5py.File(other, "r+") as h5:
         del h5["Measurement_000/Channel_000/Raw_Data-AzimuthalProfiles_000"]
-    run_on_file(other, AzimuthalProfiles, q=[0.45, 0.8], width=0.06, npt_azim=60, progress=False)
+    run_on_file(
+        other, AzimuthalProfiles, q=[0.45, 0.8], half_width=0.06, npt_azim=60, progress=False
+    )
     np.testing.assert_array_equal(
         pyscatter.to_xarray(other, "AzimuthalProfiles")["Intensity"].values, ds["Intensity"].values
     )
@@ -72,7 +74,7 @@ def test_profiles_hkl_and_q_range(scan_file, capsys):
                 "1,0,0",
                 "--lattice",
                 f"a={a}",
-                "--width",
+                "--half-width",
                 "0.05",
                 "--npt-azim",
                 "36",
@@ -136,10 +138,13 @@ def test_sectors_command(scan_file, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["profiles", "{f}", "--hkl", "1,0", "--lattice", "a=5", "--width", "0.1"], "--hkl"),
-        (["profiles", "{f}", "--hkl", "1,0,0", "--lattice", "x=5", "--width", "0.1"], "--lattice"),
+        (["profiles", "{f}", "--hkl", "1,0", "--lattice", "a=5", "--half-width", "0.1"], "--hkl"),
+        (
+            ["profiles", "{f}", "--hkl", "1,0,0", "--lattice", "x=5", "--half-width", "0.1"],
+            "--lattice",
+        ),
         (["profiles", "{f}", "--q", "0.45"], "width"),
-        (["profiles", "{f}", "--q", "abc", "--width", "0.1"], "--q"),
+        (["profiles", "{f}", "--q", "abc", "--half-width", "0.1"], "--q"),
         (["profiles", "{f}"], "exactly one way"),
         (["sectors", "{f}", "--n-sectors", "0"], "n_sectors"),
         (["sectors", "{f}", "--width", "500"], "width_deg"),
@@ -152,7 +157,7 @@ def test_bad_input_exits_2_with_a_message(scan_file, capsys, argv, message):
 
 
 def test_missing_file_is_reported(tmp_path, capsys):
-    assert main(["profiles", str(tmp_path / "nope.h5"), "--q", "0.4", "--width", "0.1"]) == 2
+    assert main(["profiles", str(tmp_path / "nope.h5"), "--q", "0.4", "--half-width", "0.1"]) == 2
     assert "no such file" in capsys.readouterr().err
 
 

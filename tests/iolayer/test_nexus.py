@@ -45,7 +45,7 @@ def test_order_parameter_map_is_the_default_plot(scan_file):
     from pyscatter.processes.order import OrderParameter
     from pyscatter.processes.profiles import AzimuthalProfiles
 
-    run_on_file(scan_file, AzimuthalProfiles, q=[0.45], width=0.03, progress=False)
+    run_on_file(scan_file, AzimuthalProfiles, q=[0.45], half_width=0.03, progress=False)
     run_on_file(scan_file, ProfileFit, progress=False)
     order = run_on_file(scan_file, OrderParameter, progress=False)
     ds = pyscatter.to_xarray(scan_file, "OrderParameter")

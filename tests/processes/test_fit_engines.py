@@ -11,7 +11,9 @@ from pyscatter.processes.profiles import AzimuthalProfiles
 
 
 def test_batched_and_scipy_engines_agree(scan_file):
-    run_on_file(scan_file, AzimuthalProfiles, q=[0.45], width=0.03, npt_azim=90, progress=False)
+    run_on_file(
+        scan_file, AzimuthalProfiles, q=[0.45], half_width=0.03, npt_azim=90, progress=False
+    )
     fast = run_on_file(scan_file, ProfileFit, model="maier_saupe", progress=False)
     slow = run_on_file(scan_file, ProfileFit, model="maier_saupe", engine="scipy", progress=False)
     assert fast.group != slow.group  # the engine is a recorded parameter

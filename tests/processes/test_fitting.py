@@ -169,7 +169,7 @@ def test_process_equals_kernel_in_blocks(tmp_path, model):
 
 def test_fit_recovers_truth_and_normalises(profiles_file):
     path, _, _ = profiles_file
-    summary = run_on_file(path, ProfileFit, model="maier-saupe", progress=False)
+    summary = run_on_file(path, ProfileFit, model="maier_saupe", progress=False)
     out = read_group(path, summary.group)
     truth = truth_params().reshape(12, 2, 5)
     ok = out["status"] == FitStatus.OK

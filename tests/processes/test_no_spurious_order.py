@@ -18,7 +18,7 @@ def test_isotropic_positions_of_a_large_noisy_map_have_s_near_zero(tmp_path):
     # found by the notebooks: at (5, 7) kappa = 0, yet a noise bump was fitted with S = 0.88
     scan = datasets.oriented_map((12, 16), frame_shape=(96, 112), kappa_max=12, rng=5)
     path = write_scan(tmp_path / "map.h5", scan)
-    run_on_file(path, AzimuthalProfiles, q=[0.45], width=0.06, npt_azim=180, progress=False)
+    run_on_file(path, AzimuthalProfiles, q=[0.45], half_width=0.06, npt_azim=180, progress=False)
     run_on_file(path, ProfileFit, model="maier_saupe", progress=False)
     run_on_file(path, OrderParameter, progress=False)
     ds = pyscatter.to_xarray(path, "OrderParameter")

@@ -47,7 +47,7 @@ def chain(tmp_path_factory):
         path,
         AzimuthalProfiles,
         q=[r.q_nm for r in scan.rings],
-        width=[2 * r.width_nm for r in scan.rings],  # +-2 sigma of each Gaussian ring
+        half_width=[2 * r.width_nm for r in scan.rings],  # +-2 sigma of each Gaussian ring
         npt_azim=180,
         polarization_factor=datasets.POLARIZATION_FACTOR,
         progress=False,
@@ -319,7 +319,7 @@ def monte_carlo(tmp_path_factory):
             path,
             AzimuthalProfiles,
             q=[r.q_nm for r in MC_RINGS],
-            width=[2 * r.width_nm for r in MC_RINGS],
+            half_width=[2 * r.width_nm for r in MC_RINGS],
             npt_azim=npt_azim,
             polarization_factor=datasets.POLARIZATION_FACTOR,
             progress=False,

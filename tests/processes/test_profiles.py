@@ -135,7 +135,7 @@ def test_profiles_equal_pyfai_per_position(scan_file, scan):
         scan_file,
         AzimuthalProfiles,
         q=[0.45, 0.8],
-        width=[0.06, 0.05],
+        half_width=[0.06, 0.05],
         npt_azim=90,
         n_radial=3,
         polarization_factor=0.99,
