@@ -32,11 +32,6 @@ by ``NX_class`` (``ESRF-ID02/eiger2`` on some ID02 files, ``instrument/id02-eige
 
 Examples
 --------
->>> header = {"Center_1": "60.5", "Center_2": "40.5", "PSize_1": "7.5e-05",
-...           "PSize_2": "7.5e-05", "SampleDistance": "2.0", "WaveLength": "1e-10"}
->>> config = esrf_geometry(header, (80, 120), where="example")
->>> round(config["poni1"], 7), round(config["poni2"], 7), config["dist"]
-(0.0030375, 0.0045375, 2.0)
 >>> parse_field_mT("sampleA_250mT_001"), parse_field_mT("scan_1.2T"), parse_field_mT("x_-50mT")
 (250.0, 1200.0, -50.0)
 """
