@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
 	$(PY) -m pytest -q --doctest-modules pyscatter  # the examples in the docstrings
+	$(VENV)/bin/mypy  # the whole package (pyproject.toml [tool.mypy])
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
