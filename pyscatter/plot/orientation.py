@@ -184,7 +184,9 @@ def _fit_group(h5, group: str | None, index: int):
 
 def _flat_position(position: int | Sequence[int], shape: tuple[int, ...]) -> int:
     n = int(np.prod(shape))
-    if isinstance(position, (int, np.integer)) and not isinstance(position, bool):
+    if isinstance(position, bool):
+        raise InputError(f"position must be an integer or a tuple of indices; got {position}")
+    if isinstance(position, (int, np.integer)):
         if not 0 <= position < n:
             raise InputError(f"position must lie in [0, {n}); got {position}")
         return int(position)

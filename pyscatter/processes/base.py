@@ -268,7 +268,8 @@ class ScatterProcess:
 
     process_name: ClassVar[str] = ""
     factory: ClassVar[str] = ""
-    nexus_signal: ClassVar[str | None] = None
+    #: The output the NeXus view plots (a class default; an instance may set its own).
+    nexus_signal: str | None = None
     #: Raw input per block (MiB) beyond which a larger block gains nothing: frame processes
     #: integrate 16 frames at a time, and a bigger block only costs fresh memory (page faults,
     #: ~0.5 s per 175 MiB on a virtual machine) and a longer wait for the first block.
