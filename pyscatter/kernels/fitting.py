@@ -30,7 +30,6 @@ from typing import cast
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, stats
 
 from pyscatter.errors import InputError
 from pyscatter.kernels.levenberg_marquardt import covariance, levenberg_marquardt, sandwich
@@ -387,6 +386,8 @@ def _f_test_p(gain, extra, noise2, dof):
     ``(gain / extra) / noise2 ~ F(extra, dof)`` with ``noise2`` the estimated noise variance
     (weighted units) on ``dof`` degrees of freedom. NaN (no gain, no noise) counts as chance.
     """
+    from scipy import stats  # ~0.4 s to import: only when a model-selection test runs
+
     with np.errstate(all="ignore"):
         stat = (gain / extra) / noise2
         p = stats.f.sf(np.where(np.isfinite(stat), stat, 0.0), extra, np.maximum(dof, 1.0))
@@ -616,6 +617,8 @@ def fit_profiles_reference(
     Jacobian at the optimum, ``s`` the reduced chi^2 that scaled ``P``, or 1 if absolute),
     written out in dense matrices.
     """
+    from scipy import optimize
+
     mdl, chi, y, w, valid, corr_sparse, absolute, start = _inputs(
         chi_deg, profiles, sigma, model, max_iter, absolute_sigma, p0, isotropy_alpha, correlation
     )
