@@ -6,7 +6,7 @@ then runs :func:`~pyscatter.processes.base.run_on_file` with ``AzimuthalIntegrat
 file (one worker, the given ``max_mem_mb``). The kernel's peak-RSS counter (``VmHWM``) is reset
 at three marks so each phase has its own peak:
 
-- set-up: opening the file, pyUSID's checks and building the integrator (pyFAI's geometry
+- set-up: opening the file, the source checks and building the integrator (pyFAI's geometry
   arrays and CSR matrix, the batched integrator), up to the first block;
 - blocks: reading, integrating and writing every block of positions.
 
@@ -21,7 +21,7 @@ of the process is changed, except that ``trim_after_setup`` calls glibc's ``mall
 there, to show what returning pyFAI's freed set-up memory to the system would gain.
 
 Whole process (``--whole``): the peak resident set of an entire ``pyscatter integrate`` command
-(a child process started from the shell's view: interpreter, imports, pyUSID, pyFAI, the
+(a child process started from the shell's view: interpreter, imports, pyFAI, the
 integrator, the blocks), read from the kernel's accounting of the finished child
 (``wait4``'s ``ru_maxrss``), for several ``--max-mem-mb``; and of a child that only imports
 what the command imports, the fixed cost no budget can lower.
