@@ -41,7 +41,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 
 RAW = "Measurement_000/Channel_000/Raw_Data"
 NPT = 1000
@@ -120,7 +119,7 @@ def measure(path: Path, repeats: int, *, threads: int) -> dict:
     ``threads``: pyFAI's OpenMP threads on both sides; with more than one, the process also
     reads ahead (its default), else it reads and integrates in turn.
     """
-    import hdf5plugin  # noqa: F401  (imports are not timed: pyUSID alone takes seconds)
+    import hdf5plugin  # noqa: F401  (imports are not timed: pyFAI alone takes 1-2 s)
     import pyFAI  # noqa: F401
     from threadpoolctl import threadpool_limits
 

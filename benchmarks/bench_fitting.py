@@ -26,7 +26,6 @@ import warnings
 import numpy as np
 from scipy import optimize
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.kernels.fitting import FitStatus, fit_profiles, fit_profiles_reference
 from pyscatter.kernels.models import get_model, wrap_deg
 

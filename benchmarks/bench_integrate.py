@@ -31,7 +31,6 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import pyscatter  # noqa: E402, F401  (numpy-2 shim first)
 from pyscatter.kernels.integrate import BatchIntegrator  # noqa: E402
 
 SHAPE = (1065, 1030)

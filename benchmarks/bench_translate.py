@@ -36,7 +36,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.translators import translate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "translators"))

@@ -89,7 +89,7 @@ def reset_peak() -> None:
 def process_marks(cls: Any, after_build: Callable[[Any, Any], None] | None = None):
     """Time stamps of a process's phases while the block is active (instrumentation only).
 
-    Wraps ``cls.__init__`` (parameter checks, pyUSID's ``Process.__init__``), the first call of
+    Wraps ``cls.__init__`` (parameter and source checks), the first call of
     ``cls._local_function`` (building the integrator) and ``pyscatter.io.safety.write_status``
     (called once per block written) and yields a dict that receives ``init_start``,
     ``init_end``, ``build_start``, ``build_end``, ``block_size`` and ``blocks`` (one
@@ -341,7 +341,6 @@ def write_ring_scan(
     """
     import pyFAI
 
-    import pyscatter  # noqa: F401  (numpy-2 shim first)
     from pyscatter.io import raw as raw_io
     from pyscatter.io.usid import Dim
 

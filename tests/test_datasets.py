@@ -9,7 +9,6 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter import datasets as ds
 from pyscatter import datasets_model as ds_model
 from pyscatter.errors import ExistingResultsError, InputError

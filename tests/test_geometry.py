@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter import datasets
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.geometry import (

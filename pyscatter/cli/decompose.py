@@ -42,7 +42,8 @@ def register(sub) -> None:
 
 def results_index(path: str, process: str, group: str) -> int:
     """Index (file order, as ``to_xarray`` counts) of the results group ``group``."""
-    from pyscatter.io.xarray import find_results, open_for_reading
+    from pyscatter.io.results import find_results
+    from pyscatter.io.xarray import open_for_reading
 
     with open_for_reading(path) as h5:
         names = [g.name for g in find_results(h5, process)]

@@ -54,7 +54,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import h5py
 import numpy as np
@@ -377,10 +377,24 @@ def _json_default(obj: Any) -> Any:
 # --------------------------------------------------------------------------- writing frames
 
 
+class FrameSequence(Protocol):
+    """Frames by position index (``len`` and ``[i]``): only those still to write are read."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def _random_access(frames: Iterable[Any] | FrameSequence) -> TypeGuard[FrameSequence]:
+    return isinstance(frames, Sequence) or (
+        hasattr(frames, "__getitem__") and hasattr(frames, "__len__")
+    )
+
+
 def write_measurement(
     path: str | os.PathLike,
     spec: MeasurementSpec,
-    frames: Iterable[Any],
+    frames: Iterable[Any] | FrameSequence,
     *,
     compression: str | None = "bslz4",
     overwrite: bool = False,
@@ -501,7 +515,7 @@ _END = object()
 def _fill(
     h5: h5py.File,
     spec: MeasurementSpec,
-    frames: Iterable[Any],
+    frames: Iterable[Any] | FrameSequence,
     path: Path,
     *,
     progress: bool,
@@ -516,12 +530,10 @@ def _fill(
     n_pos = spec.n_positions
     chunked = spec.raw_filters is not None
     done = h5[flags][()]
-    random_access = isinstance(frames, Sequence) or (
-        hasattr(frames, "__getitem__") and hasattr(frames, "__len__")
-    )
-    if random_access and len(frames) != n_pos:  # type: ignore[arg-type]
-        raise InputError(_count_message(path, len(frames), spec))  # type: ignore[arg-type]
-    iterator = None if random_access else iter(frames)
+    table = frames if _random_access(frames) else None
+    if table is not None and len(table) != n_pos:
+        raise InputError(_count_message(path, len(table), spec))
+    iterator = None if table is not None else iter(frames)
     digest = hashlib.sha256()
     barrier = _Barrier(h5, flags)
     resumed = 0
@@ -540,8 +552,8 @@ def _fill(
                     resumed += 1
                     bar.update(1)
                     continue
-            if iterator is None:
-                item = frames[i]  # type: ignore[index]
+            if table is not None:
+                item = table[i]
             stored = _write_item(raw, i, item, spec, path)
             digest.update(stored.data)
             crcs[i] = _decoded_crc(raw, i, chunked, buf, stored)

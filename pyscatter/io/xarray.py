@@ -121,14 +121,7 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             data_vars[name] = xr.Variable(dims, values.reshape(shape), attrs=var_attrs)
             for d in pos + spec:
                 coords[d.name] = xr.Variable(d.name, d.values, attrs={"units": d.units})
-            measured = h5[dset.attrs["Position_Values"]][()]
-            for k, d in enumerate(pos):
-                if not np.array_equal(measured[:, k], d.values[_grid_index(pos_shape, k)]):
-                    coords[f"{d.name}_measured"] = xr.Variable(
-                        [p.name for p in pos],
-                        measured[:, k].reshape(pos_shape),
-                        attrs={"units": d.units},
-                    )
+            coords.update(_measured_coords(h5, dset, pos))
         if position_dims:
             coords[COMPLETE] = xr.Variable(
                 position_dims,
@@ -144,6 +137,22 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             "n_positions": int(ok.size),
         }
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _measured_coords(h5: h5py.File, dset: h5py.Dataset, pos: list) -> dict[str, Any]:
+    """``<dim>_measured`` coordinates of ``dset``'s position dims whose recorded motor values
+    are not the grid's."""
+    import xarray as xr
+
+    pos_shape = tuple(len(d) for d in pos)
+    measured = h5[dset.attrs["Position_Values"]][()]
+    coords: dict[str, Any] = {}
+    for k, d in enumerate(pos):
+        if not np.array_equal(measured[:, k], d.values[_grid_index(pos_shape, k)]):
+            coords[f"{d.name}_measured"] = xr.Variable(
+                [p.name for p in pos], measured[:, k].reshape(pos_shape), attrs={"units": d.units}
+            )
+    return coords
 
 
 def status_flags(group: h5py.Group, dtype: np.dtype) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from typing import cast
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, stats
 
 from pyscatter.errors import InputError
 from pyscatter.kernels.levenberg_marquardt import covariance, levenberg_marquardt, sandwich
@@ -387,6 +386,8 @@ def _f_test_p(gain, extra, noise2, dof):
     ``(gain / extra) / noise2 ~ F(extra, dof)`` with ``noise2`` the estimated noise variance
     (weighted units) on ``dof`` degrees of freedom. NaN (no gain, no noise) counts as chance.
     """
+    from scipy import stats  # ~0.4 s to import: only when a model-selection test runs
+
     with np.errstate(all="ignore"):
         stat = (gain / extra) / noise2
         p = stats.f.sf(np.where(np.isfinite(stat), stat, 0.0), extra, np.maximum(dof, 1.0))
@@ -642,26 +643,20 @@ def fit_profiles_reference(
         if use.sum() <= k or skip[i]:
             continue
         options = {"method": "trf", "bounds": (lower, upper)} if bounded else {"method": "lm"}
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore", optimize.OptimizeWarning)
-                popt, pcov, info, _, _ = optimize.curve_fit(
-                    func,
-                    chi[use],
-                    y[i, use],
-                    p0=np.clip(start[i], lower, upper),
-                    sigma=None if sigma is None else 1.0 / np.sqrt(w[i, use]),
-                    absolute_sigma=absolute,
-                    jac=jac,
-                    full_output=True,
-                    ftol=1e-12,
-                    xtol=1e-12,
-                    gtol=1e-12,
-                    maxfev=100 * max_iter,
-                    **options,
-                )
-        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        fitted = _curve_fit(
+            func,
+            jac,
+            chi[use],
+            y[i, use],
+            p0=np.clip(start[i], lower, upper),
+            sigma=None if sigma is None else 1.0 / np.sqrt(w[i, use]),
+            absolute_sigma=absolute,
+            maxfev=100 * max_iter,
+            **options,
+        )
+        if fitted is None:
             continue
+        popt, pcov, info = fitted
         params[i] = popt
         chi2[i] = np.sum(w[i, use] * (y[i, use] - func(chi[use], *popt)) ** 2)
         cov[i] = pcov
@@ -672,3 +667,19 @@ def fit_profiles_reference(
         converged[i] = True
         n_iter[i] = info.get("nfev", 0)
     return _finalise(mdl, y, w, bg, params, cov, chi2, converged, n_iter, absolute, isotropy_alpha)
+
+
+def _curve_fit(func, jac, x, y, **options) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """:func:`scipy.optimize.curve_fit` to tolerances 1e-12 with the analytic Jacobian:
+    ``(popt, pcov, infodict)``, or None where it fails; its warnings silenced."""
+    from scipy import optimize  # ~0.2 s to import: only the reference fit needs it
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            popt, pcov, info, _, _ = optimize.curve_fit(
+                func, x, y, jac=jac, full_output=True, ftol=1e-12, xtol=1e-12, gtol=1e-12, **options
+            )
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return None
+    return popt, pcov, info

@@ -17,7 +17,7 @@ from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import integrate, special
+from scipy import special
 
 from pyscatter.errors import InputError
 from pyscatter.kernels.fitting import FitStatus
@@ -415,6 +415,8 @@ def order_parameter_from_model(
     >>> round(float(order_parameter_from_model("maier_saupe", [1.0, 16.0, 0.0, 0.0, 0.0])), 6)
     0.902703
     """
+    from scipy import integrate
+
     model = get_model(model_name)
     p, single = _params_2d(model, params, "params")
     if isinstance(n_theta, bool) or not isinstance(n_theta, (int, np.integer)) or n_theta < 3:

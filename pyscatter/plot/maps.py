@@ -211,12 +211,7 @@ def plot_map(
     if str(da.name).lower() == "status":
         values = np.where(values < 0, np.nan, values)  # NOT_COMPUTED (-1): missing, not a code
     if da.ndim == 1:
-        dim = da.dims[0]
-        x = np.asarray(da.coords[dim].values if dim in da.coords else np.arange(da.size))
-        ax.plot(x, values, "o-")
-        ax.set_xlabel(_label(dim, coord_units(da, dim)))
-        ax.set_ylabel(_label(str(da.name), units))
-        ax.set_title(title if title is not None else map_title(da))
+        _plot_line(ax, da, values, title)
         return fig
     scale = colour_scale(str(da.name), units, values)
     scale.update(
@@ -239,6 +234,16 @@ def plot_map(
         bar = fig.colorbar(mesh, ax=ax)
         bar.set_label(_label(str(da.attrs.get("long_name", da.name)), units))
     return fig
+
+
+def _plot_line(ax, da, values: np.ndarray, title: str | None) -> None:
+    """:func:`plot_map` of a result over one position dim: a line with markers."""
+    dim = da.dims[0]
+    x = np.asarray(da.coords[dim].values if dim in da.coords else np.arange(da.size))
+    ax.plot(x, values, "o-")
+    ax.set_xlabel(_label(dim, coord_units(da, dim)))
+    ax.set_ylabel(_label(str(da.name), da.attrs.get("units")))
+    ax.set_title(title if title is not None else map_title(da))
 
 
 def coord_values(da, dim: str) -> np.ndarray:

@@ -107,6 +107,12 @@ def plot_director_map(
         ax.set_title(label)
         ax.set_xlim(cell_edges(x)[[0, -1]])
         ax.set_ylim(cell_edges(y)[[0, -1]])
+    _draw_sticks(ax, x, y, angle, white=bool(background))
+    return fig
+
+
+def _draw_sticks(ax, x: np.ndarray, y: np.ndarray, angle: np.ndarray, *, white: bool) -> None:
+    """Headless arrows at angle ``angle`` (radians), one per cell of the (y, x) grid; NaN: none."""
     gx, gy = np.meshgrid(x, y)
     u = np.ma.masked_invalid(np.cos(angle))
     v = np.ma.masked_invalid(np.sin(angle))
@@ -123,11 +129,10 @@ def plot_director_map(
         headlength=0,
         headaxislength=0,
         width=0.006,
-        color="white" if background else "black",
+        color="white" if white else "black",
         edgecolor="black",
         linewidth=0.4,
     )
-    return fig
 
 
 def _axes_labels(ax, da, xdim: str, ydim: str) -> None:
@@ -184,7 +189,9 @@ def _fit_group(h5, group: str | None, index: int):
 
 def _flat_position(position: int | Sequence[int], shape: tuple[int, ...]) -> int:
     n = int(np.prod(shape))
-    if isinstance(position, (int, np.integer)) and not isinstance(position, bool):
+    if isinstance(position, bool):
+        raise InputError(f"position must be an integer or a tuple of indices; got {position}")
+    if isinstance(position, (int, np.integer)):
         if not 0 <= position < n:
             raise InputError(f"position must lie in [0, {n}); got {position}")
         return int(position)
@@ -239,7 +246,6 @@ def plot_profile_fit(
         are marked with crosses.
     """
     from pyscatter.io.usid import dims_of
-    from pyscatter.kernels.fitting import FitStatus
     from pyscatter.kernels.models import get_model
     from pyscatter.processes.fitting_worker import excluded_bins
 
@@ -264,34 +270,46 @@ def plot_profile_fit(
         status = int(fit["status"][flat, int(ring)])
         r2 = float(fit["R2"][flat, int(ring)])
         units = str(profiles.attrs.get("units", ""))
-        where = np.unravel_index(flat, tuple(len(d) for d in pos_dims))
-        place = ", ".join(
-            f"{d.name} = {d.values[i]:.4g} {d.units}" for d, i in zip(pos_dims, where, strict=True)
-        )
-        ring_label = (
-            f"{spec[0].name} = {spec[0].values[int(ring)]:.4g} {spec[0].units}"
-            if len(spec) == 2
-            else f"profile {ring}"
-        )
+        place, ring_label = _where_labels(pos_dims, spec, flat, int(ring))
     fig, ax = new_axes(ax, figsize=(7.0, 4.2))
     ax.errorbar(chi, y, yerr=sigma, fmt="o", ms=3, lw=0.8, color="0.3", label="measured")
     if excluded.any():  # bins left out of the fit, marked over the data
         ax.plot(chi[excluded], y[excluded], "x", color="C1", ms=5, label="excluded from the fit")
     fine = np.linspace(chi.min(), chi.max(), 8 * chi.size + 1)
     curve = _curve(model, params, status, fine)
+    ax.plot(fine, curve, "-", color="C3", label=_fit_label(model, params, status, r2))
+    ax.set_xlabel("chi (deg)")
+    ax.set_ylabel(f"Intensity ({units})" if units else "Intensity")
+    ax.set_title(f"{place}; {ring_label}", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _where_labels(pos_dims: list, spec: list, flat: int, ring: int) -> tuple[str, str]:
+    """The position (``Y = 1 mm, X = 2 mm``) and the ring of one profile, as plot titles say."""
+    where = np.unravel_index(flat, tuple(len(d) for d in pos_dims))
+    place = ", ".join(
+        f"{d.name} = {d.values[i]:.4g} {d.units}" for d, i in zip(pos_dims, where, strict=True)
+    )
+    ring_label = (
+        f"{spec[0].name} = {spec[0].values[ring]:.4g} {spec[0].units}"
+        if len(spec) == 2
+        else f"profile {ring}"
+    )
+    return place, ring_label
+
+
+def _fit_label(model, params: np.ndarray, status: int, r2: float) -> str:
+    """Legend of a fitted curve: model, status, strength and centre, R2."""
+    from pyscatter.kernels.fitting import FitStatus
+
     shown = ", ".join(
         f"{n} = {v:.4g}"
         for n, v in zip(model.param_names, params, strict=True)
         if n in (model.strength, model.center) and np.isfinite(v)
     )
     label = f"{model.name} fit ({FitStatus(status).name}" + (f", {shown}" if shown else "")
-    label += f", R2 = {r2:.4f})" if np.isfinite(r2) else ")"
-    ax.plot(fine, curve, "-", color="C3", label=label)
-    ax.set_xlabel("chi (deg)")
-    ax.set_ylabel(f"Intensity ({units})" if units else "Intensity")
-    ax.set_title(f"{place}; {ring_label}", fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
+    return label + (f", R2 = {r2:.4f})" if np.isfinite(r2) else ")")
 
 
 #: At most this many maps per figure kind when a scan has more than two position dims

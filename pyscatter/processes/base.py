@@ -72,7 +72,7 @@ from pyscatter.io import safety
 from pyscatter.io.integrity import require_pyscatter_file
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
-from pyscatter.io.usid import Dim, create_main, dims_of, is_main, write_ancillary
+from pyscatter.io.usid import Dim, create_main, dims_of, is_main, main_datasets, write_ancillary
 from pyscatter.processes.execution import (
     TaskSpec,
     check_max_mem_mb,
@@ -268,7 +268,8 @@ class ScatterProcess:
 
     process_name: ClassVar[str] = ""
     factory: ClassVar[str] = ""
-    nexus_signal: ClassVar[str | None] = None
+    #: The output the NeXus view plots (a class default; an instance may set its own).
+    nexus_signal: str | None = None
     #: Raw input per block (MiB) beyond which a larger block gains nothing: frame processes
     #: integrate 16 frames at a time, and a bigger block only costs fresh memory (page faults,
     #: ~0.5 s per 175 MiB on a virtual machine) and a longer wait for the first block.
@@ -706,13 +707,34 @@ def run_on_file(
         for line in repairs:
             log.warning("%s: %s", path, line)
         with safety.open_for_writing(path) as h5:
-            dset = h5[source] if source else process.default_source(h5)
+            dset = _source_dataset(h5, path, process, source)
             proc = process(dset, **kwargs)
             proc.compute(override=override)
             summary = proc.summary
             assert summary is not None  # set by compute
             summary.repairs = repairs
             return summary
+
+
+def _source_dataset(
+    h5: h5py.File, path: str, process: type[ScatterProcess], source: str | None
+) -> Any:
+    """The object at ``source`` in ``h5``, or the process's default source when none is named.
+
+    Raises
+    ------
+    InputError
+        Nothing at ``source`` (the message lists the file's main datasets).
+    """
+    if not source:
+        return process.default_source(h5)
+    if source not in h5:
+        present = [d.name for d in main_datasets(h5)]
+        raise InputError(
+            f"{path}: no source {source!r} in the file; its main datasets are: "
+            + (", ".join(present) if present else "none")
+        )
+    return h5[source]
 
 
 def _writable(path: str) -> bool:
@@ -732,7 +754,7 @@ def _reuse_read_only(
     from pyscatter.errors import FileFormatError
 
     with h5py.File(path, "r") as h5:
-        dset = h5[source] if source else process.default_source(h5)
+        dset = _source_dataset(h5, path, process, source)
         proc = process(dset, **kwargs)
         summary = proc.reuse(override)
     if summary is None:

@@ -341,7 +341,7 @@ def run_blocks(
         func = local if local is not None else build(spec, h5)
         h5 = h5 if h5 is not None else _reader(spec.path)
         blocks = list(blocks)
-        if read_ahead and len(blocks) > 1 and callable(getattr(func, "read", None)):
+        if read_ahead and len(blocks) > 1 and isinstance(func, FrameBlocks):
             yield from ReadAhead(func.read, h5, blocks).results(func.compute)
         else:
             for index, start, stop in blocks:
@@ -381,7 +381,10 @@ def temporary_security():
 
 #: No HTTP routes on the scheduler and workers: no dashboard, no /info, /json or metrics pages
 #: (served without encryption or authentication to anyone who can reach the port).
-_NO_HTTP = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+_NO_HTTP: dict[str, list[str]] = {
+    "distributed.scheduler.http.routes": [],
+    "distributed.worker.http.routes": [],
+}
 
 
 def start_local_cluster(n_workers: int):

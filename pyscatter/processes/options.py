@@ -152,8 +152,8 @@ EXECUTION_OPTIONS: tuple[Option, ...] = (
         "float",
         512,
         "MiB for one worker's block of positions: read buffers, working copies, results "
-        "(sets positions per block; one must fit). Not a process limit: imports (~370 MiB) "
-        "and set-up (~210 MiB for an Eiger 1M integrator) come on top (default 512)",
+        "(sets positions per block; one must fit). Not a process limit: imports (~150 MiB) "
+        "and set-up (~190 MiB for an Eiger 1M integrator) come on top (default 512)",
         cli={"type": float},
         check=_max_mem_mb,
     ),

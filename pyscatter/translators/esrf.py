@@ -345,6 +345,39 @@ def _written_frames(dset: h5py.Dataset) -> np.ndarray:
     return written
 
 
+def _pick_detector(path: Path, dets: dict[str, h5py.Group], detector: str | None) -> h5py.Group:
+    """The detector group ``detector`` names, or the only one of ``dets``."""
+    if detector is not None:
+        chosen = [
+            g for name, g in dets.items() if name == detector or name.endswith("/" + detector)
+        ]
+        if not chosen:
+            raise InputError(
+                f"{path}: no detector {detector!r}; its detectors are: "
+                f"{', '.join(n.rsplit('/', 1)[-1] for n in dets)}"
+            )
+        return chosen[0]
+    if len(dets) > 1:
+        raise InputError(
+            f"{path} has several detectors ({', '.join(n.rsplit('/', 1)[-1] for n in dets)}); "
+            "pick one with detector=NAME"
+        )
+    return next(iter(dets.values()))
+
+
+def _frame_period(det: h5py.Group) -> float | None:
+    """Exposure plus latency time (s) of a LIMA detector group's acquisition, if recorded."""
+    acq = det.get("acquisition")
+    if not (isinstance(acq, h5py.Group) and "exposure_time" in acq):
+        return None
+    try:
+        return float(acq["exposure_time"][()]) + float(
+            acq["latency_time"][()] if "latency_time" in acq else 0.0
+        )
+    except (TypeError, ValueError):
+        return None
+
+
 def read_lima(path: str | os.PathLike, *, detector: str | None = None) -> LimaFile:
     """Metadata of one LIMA HDF5 file (nothing of the frames is read).
 
@@ -374,28 +407,12 @@ def read_lima(path: str | os.PathLike, *, detector: str | None = None) -> LimaFi
     with h5:
         entry = _entry(h5)
         dets = _detectors(entry) if entry is not None else {}
-        if not dets:
+        if entry is None or not dets:
             raise FileFormatError(
                 f"{path}: no LIMA detector data (an NXdetector group with a 3-D 'data' dataset "
                 "under an NXinstrument of the entry, or entry/measurement/data)"
             )
-        if detector is not None:
-            chosen = [
-                g for name, g in dets.items() if name == detector or name.endswith("/" + detector)
-            ]
-            if not chosen:
-                raise InputError(
-                    f"{path}: no detector {detector!r}; its detectors are: "
-                    f"{', '.join(n.rsplit('/', 1)[-1] for n in dets)}"
-                )
-            det = chosen[0]
-        elif len(dets) > 1:
-            raise InputError(
-                f"{path} has several detectors ({', '.join(n.rsplit('/', 1)[-1] for n in dets)}); "
-                "pick one with detector=NAME"
-            )
-        else:
-            det = next(iter(dets.values()))
+        det = _pick_detector(path, dets, detector)
         dset = det["data"]
         header: dict[str, str] = {}
         if isinstance(det.get("header"), h5py.Group):
@@ -411,15 +428,7 @@ def read_lima(path: str | os.PathLike, *, detector: str | None = None) -> LimaFi
             start = _parse_time(_text(entry["start_time"][()]))
         if start is None and "file_time" in h5.attrs:
             start = _parse_time(_text(h5.attrs["file_time"]))
-        period = None
-        acq = det.get("acquisition")
-        if isinstance(acq, h5py.Group) and "exposure_time" in acq:
-            try:
-                period = float(acq["exposure_time"][()]) + float(
-                    acq["latency_time"][()] if "latency_time" in acq else 0.0
-                )
-            except (TypeError, ValueError):
-                period = None
+        period = _frame_period(det)
         return LimaFile(
             path=path,
             data_path=dset.name,

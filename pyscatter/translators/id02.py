@@ -598,12 +598,14 @@ def _virtual_mappings(files: list[LimaFile], pos: Positions) -> list[VirtualFram
     for g in range(pos.n_positions):
         index = pos.source_index(g)
         if index < 0:
-            run = _flush_run(run, files, mappings)
+            _flush_run(run, files, mappings)
+            run = None
             continue
         i = int(np.searchsorted(offsets, index, side="right")) - 1
         j = index - int(offsets[i])
         if not files[i].written[j]:
-            run = _flush_run(run, files, mappings)
+            _flush_run(run, files, mappings)
+            run = None
             continue
         if run is not None and run[0] == i and run[1] + run[2] == j and run[3] + run[2] == g:
             run[2] += 1
@@ -618,4 +620,3 @@ def _flush_run(run: list[int] | None, files: list[LimaFile], out: list[VirtualFr
     if run is not None:
         f = files[run[0]]
         out.append(VirtualFrames(str(f.path), f.data_path, f.shape, run[1], run[2], run[3]))
-    return None

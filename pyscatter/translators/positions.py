@@ -678,26 +678,42 @@ def infer_grid(
         )
         return Positions(dims, values=values, source=source)
     sizes = _planned_sizes(values) if d >= 2 and n >= 2 else None
-    if sizes is not None:
-        for sn in (False, True) if snake == "auto" else (bool(snake),):
-            arranged = _arranged_grid(values, sizes, sn)
-            if arranged is None:
-                continue
-            # a valid arrangement: now apply the incomplete policy (may warn, drop or raise)
-            order, kept, notes = _grid_order(n, sizes, sn, incomplete, names, source)
-            arranged = _arranged_grid(values, kept, sn, order=order)
-            assert arranged is not None  # a subset of a valid arrangement is valid
-            grid_values, levels = arranged
-            dims = [Dim(name, unit, lv) for (name, unit), lv in zip(labels, levels, strict=True)]
-            identity = bool((order == np.arange(order.size)).all())
-            return Positions(
-                dims,
-                values=grid_values,
-                source=source,
-                order=None if identity else order,
-                snake=sn,
-                notes=notes,
-            )
+    for sn in (False, True) if snake == "auto" else (bool(snake),):
+        if sizes is not None and _arranged_grid(values, sizes, sn) is not None:
+            return _planned_grid(values, labels, sizes, sn, incomplete, source)
+    return _ungridded(values, labels, source)
+
+
+def _planned_grid(
+    values: np.ndarray,
+    labels: Sequence[tuple[str, str]],
+    sizes: list[int],
+    snake: bool,
+    incomplete: str,
+    source: str,
+) -> Positions:
+    """The grid of planned ``sizes`` that ``values`` were found to fill, scanned ``snake`` or
+    not, with the ``incomplete`` policy applied (may warn, drop the last block or raise)."""
+    names = [name for name, _ in labels]
+    order, kept, notes = _grid_order(len(values), sizes, snake, incomplete, names, source)
+    arranged = _arranged_grid(values, kept, snake, order=order)
+    assert arranged is not None  # a subset of a valid arrangement is valid
+    grid_values, levels = arranged
+    dims = [Dim(name, unit, lv) for (name, unit), lv in zip(labels, levels, strict=True)]
+    identity = bool((order == np.arange(order.size)).all())
+    return Positions(
+        dims,
+        values=grid_values,
+        source=source,
+        order=None if identity else order,
+        snake=snake,
+        notes=notes,
+    )
+
+
+def _ungridded(values: np.ndarray, labels: Sequence[tuple[str, str]], source: str) -> Positions:
+    """One dim ``Position`` of index values, the measured columns kept as extras (and a warning)."""
+    names = [name for name, _ in labels]
     logger.warning(
         "%s: the %d positions of %s do not form a nested grid (slow to fast, each dimension "
         "constant over blocks of the faster ones, possibly a snake scan or an aborted last "

@@ -439,7 +439,7 @@ class SpecTranslator(Translator):
             chan_attrs = {
                 "mca_index": mca.index,
                 "mca_channels": [int(mca.channels[0]), int(mca.channels[-1])],
-                "mca_calibration": list(mca.calibration) if calibrated else "none",
+                "mca_calibration": list(mca.calibration) if mca.calibration is not None else "none",
                 "mca_axis": f"energy ({opts.energy_unit})" if calibrated else "channel number",
             }
             channels.append(ChannelData(spec, mca.spectra, chan_attrs))

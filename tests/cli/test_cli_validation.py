@@ -123,6 +123,15 @@ def test_method_allowed_values_are_listed(translated, capsys):
         assert allowed in err
 
 
+def test_integrate_refuses_a_source_not_in_the_file(tmp_path, translated, capsys):
+    path = shutil.copy(translated, tmp_path / "scan.h5")
+    with h5py.File(path, "r") as h5:
+        raw = h5["Measurement_000/Channel_000/Raw_Data"].name
+    err = refused(capsys, ["integrate", str(path), "--source", "/nope", "--no-progress"])
+    assert str(path) in err and "'/nope'" in err
+    assert f"main datasets are: {raw}" in err
+
+
 def _opencl_available() -> bool:
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401
     from pyFAI.method_registry import IntegrationMethod

@@ -7,7 +7,6 @@ import h5py
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.cli import main
 
 from ._cases import pick, rng

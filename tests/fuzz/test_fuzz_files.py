@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.pipeline import EXAMPLE, validate_pipeline
 from pyscatter.translators.positions import read_positions_csv

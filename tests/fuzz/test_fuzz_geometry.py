@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.geometry import GEOMETRY_LIMITS, integrator_from_config
 from pyscatter.processes.integration import load_geometry

@@ -24,7 +24,6 @@ from conftest import write_scan
 from numpy.testing import assert_array_equal
 from silx.io.nxdata import get_default
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.cli import main
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.integrity import CHECKSUMS, frame_crc, read_rows, verify_file

@@ -15,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (first: installs the numpy-2 shim)
 from pyscatter.errors import FileBusyError, FileFormatError, InputError
 from pyscatter.io import safety
 from pyscatter.io.safety import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter import datasets
 from pyscatter.datasets import Ring
 from pyscatter.errors import InputError

@@ -7,7 +7,6 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import optimize
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.kernels.fitting import FitResult, FitStatus, fit_profiles, fit_profiles_reference
 from pyscatter.kernels.models import MAIER_SAUPE, PSEUDO_VOIGT, get_model, wrap_deg

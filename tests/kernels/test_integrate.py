@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.kernels import integrate as integrate_module
 from pyscatter.kernels import integrate_sums

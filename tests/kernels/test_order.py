@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.kernels.fitting import FitStatus, fit_profiles
 from pyscatter.kernels.models import MAIER_SAUPE, PSEUDO_VOIGT

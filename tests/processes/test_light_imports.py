@@ -2,8 +2,9 @@
 
 pyUSID alone takes 4–11 s to import (sidpy → dask.array, scikit-learn, matplotlib); the package
 imports neither it nor sidpy, and keeps dask, scikit-learn, matplotlib, xarray, pandas and yaml
-for the calls that use them. Checked in a fresh interpreter (what a module imports, not how long
-it takes).
+for the calls that use them; likewise scipy.optimize and scipy.stats (~0.5 s together), which
+only the reference fits and the model-selection test need. Checked in a fresh interpreter (what
+a module imports, not how long it takes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ HEAVY = (
     "pandas",
     "yaml",
     "tqdm",
+    "scipy.optimize",
+    "scipy.stats",
+    "scipy.integrate",
 )
 MODULES = (
     "pyscatter",
@@ -39,6 +43,9 @@ MODULES = (
     "pyscatter.processes.peaks",
     "pyscatter.processes.decomposition",
     "pyscatter.processes.clustering",
+    "pyscatter.kernels.fitting",
+    "pyscatter.kernels.order",
+    "pyscatter.kernels.peaks",
     "pyscatter.io.results",
     "pyscatter.io.xarray",
     "pyscatter.io.reading",

@@ -14,7 +14,6 @@ import pyFAI
 import pytest
 from numpy.testing import assert_allclose
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.usid import dims_of, main_datasets
 from pyscatter.processes.base import run_on_file

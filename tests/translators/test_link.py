@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import InputError
 from pyscatter.io.integrity import verify_file
 from pyscatter.io.raw import MeasurementSpec, chunk_filters, partial_path, write_measurement

@@ -18,7 +18,6 @@ import pyFAI
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import ExistingResultsError, FileFormatError, InputError
 from pyscatter.io.usid import dims_of, main_datasets, read_nd
 from pyscatter.translators import guess_translator, translate

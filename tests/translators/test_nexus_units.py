@@ -17,7 +17,6 @@ from numpy.testing import assert_allclose
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import FileFormatError
 from pyscatter.translators import translate
 

@@ -20,7 +20,6 @@ import pyFAI
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.integrity import verify_file
 from pyscatter.io.raw import partial_path

@@ -21,7 +21,6 @@ import pytest
 from fabio.edfimage import EdfImage
 from numpy.testing import assert_array_equal
 
-import pyscatter  # noqa: F401  (numpy-2 shim first)
 from pyscatter.io import raw as raw_module
 from pyscatter.io.integrity import verify_file
 from pyscatter.io.raw import partial_path
