@@ -59,7 +59,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,6 +79,7 @@ from pyscatter.processes.execution import (
     positions_per_block,
     run_blocks,
 )
+from pyscatter.processes.requests import find_request, request_hash
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,9 @@ class ScatterProcess:
     #: integrate 16 frames at a time, and a bigger block only costs fresh memory (page faults,
     #: ~0.5 s per 175 MiB on a virtual machine) and a longer wait for the first block.
     block_input_mb: ClassVar[float | None] = None
+    #: The hash of the request that made this process (:func:`run_on_file` sets it), recorded
+    #: on a new results group as ``request_hash`` for :mod:`pyscatter.processes.requests`.
+    request_key: str | None = None
 
     def __init__(
         self,
@@ -326,6 +330,18 @@ class ScatterProcess:
             f"{h5.filename}: {cls.process_name or cls.__name__} has no default source; "
             "name the source main dataset (source=..., --source PATH)"
         )
+
+    @classmethod
+    def request_context(cls, h5_main: h5py.Dataset, kwargs: Mapping[str, Any]) -> dict | None:
+        """What, besides the source and ``kwargs``, decides this process's parameters, read
+        cheaply (no heavy imports); None (the default): no quick reuse for this process.
+
+        :func:`run_on_file` hashes the request (:mod:`pyscatter.processes.requests`) and reuses
+        complete results recorded under the same hash without constructing the process. A
+        subclass whose set-up is expensive returns everything its set-up reads from the file
+        besides the source; a subclass that cannot say returns None.
+        """
+        return None
 
     def _outputs(self) -> list[Output]:
         raise NotImplementedError
@@ -492,6 +508,8 @@ class ScatterProcess:
         attrs.create("end_time", np.bytes_(b""), dtype=END_TIME_DTYPE)
         attrs["num_source_dsets"] = 1
         attrs["source_000"] = self._source.ref
+        if self.request_key is not None:  # see pyscatter.processes.requests
+            attrs["request_hash"] = self.request_key
         for key, value in self.parameters.items():  # also flat, for pyUSID-style readers
             if isinstance(value, (int, float, str, bool)):
                 attrs[f"param_{key}"] = value
@@ -708,12 +726,30 @@ def run_on_file(
             log.warning("%s: %s", path, line)
         with safety.open_for_writing(path) as h5:
             dset = _source_dataset(h5, path, process, source)
+            key = request_hash(process, dset, kwargs)
+            quick = None if key is None or override else _quick_reuse(process, dset, key)
+            if quick is not None:
+                quick.repairs = repairs
+                return quick
             proc = process(dset, **kwargs)
+            proc.request_key = key
             proc.compute(override=override)
             summary = proc.summary
             assert summary is not None  # set by compute
             summary.repairs = repairs
             return summary
+
+
+def _quick_reuse(process: type[ScatterProcess], dset: h5py.Dataset, key: str) -> RunSummary | None:
+    """The summary of reusing the complete results this very request made, or None."""
+    group = find_request(process, dset, key)
+    if group is None:
+        return None
+    log.info(
+        "%s already holds these results for this request: reusing it (override to recompute)",
+        group.name,
+    )
+    return RunSummary(group.name, reused=True, total_positions=dset.shape[0])
 
 
 def _source_dataset(

@@ -293,6 +293,39 @@ def normalization_parameters(h5_main, monitor, transmission, exposure_time) -> d
     }
 
 
+def request_context(h5_main: h5py.Dataset, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a detector set-up reads from the file besides the source, read without pyFAI.
+
+    For :mod:`pyscatter.processes.requests`: the geometry, dummy and delta_dummy the translator
+    recorded, the file's ``Mask`` (name and content), the normalisation datasets' values and the
+    frame shape. None (no quick reuse) for a method whose implementation is not ``cython``: which
+    of those runs depends on this machine (OpenCL devices), so only pyFAI can say.
+    """
+    method = kwargs.get("method", DEFAULT_METHOD)
+    text = method if isinstance(method, str) else ",".join(str(m) for m in method)
+    parts = [p.strip().lower() for p in text.split(",")]
+    if len(parts) != 3 or parts[2] != "cython":
+        return None
+    recorded = {}
+    for obj in (h5_main, h5_main.parent, h5_main.parent.parent):
+        for key in ("geometry", "dummy", "delta_dummy"):
+            if key in obj.attrs:
+                value = obj.attrs[key]
+                recorded[f"{obj.name}@{key}"] = (
+                    value.tolist() if hasattr(value, "tolist") else value
+                )
+    mask = h5_main.parent.get("Mask")
+    return {
+        "recorded": recorded,
+        "file_mask": None if mask is None else [mask.name, _sha(mask[()])],
+        "normalization": normalization_parameters(
+            h5_main, kwargs.get("monitor"), kwargs.get("transmission"), kwargs.get("exposure_time")
+        ),
+        "frame_shape": list(frame_shape(h5_main)),
+        "detector_schema": SCHEMA_VERSION,
+    }
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -592,6 +625,11 @@ class SetupHooks:
         params = dict(self.parameters, source=self._source.name)
         group = getattr(self, "h5_results_grp", None)
         return json.dumps(worker_parameters(params, group), sort_keys=True)
+
+    @classmethod
+    def request_context(cls, h5_main: h5py.Dataset, kwargs: Mapping[str, Any]) -> dict | None:
+        """See :func:`request_context`."""
+        return request_context(h5_main, kwargs)
 
     def _setup_extra(self, group: h5py.Group) -> None:
         self.setup.store(group)
