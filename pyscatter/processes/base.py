@@ -51,7 +51,6 @@ Importing this module imports h5py and numpy, not pyUSID, sidpy, dask or scikit-
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -59,7 +58,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,6 +78,7 @@ from pyscatter.processes.execution import (
     positions_per_block,
     run_blocks,
 )
+from pyscatter.processes.guards import DeferredInterrupt, job_lock
 from pyscatter.processes.requests import find_request, request_hash
 
 log = logging.getLogger(__name__)
@@ -141,68 +141,6 @@ def source_fingerprint(dset: h5py.Dataset) -> str:
     if "parameters_hash" in parent.attrs:
         return f"{parent.attrs['tool']}:{parent.attrs['parameters_hash']}"
     return f"{dset.name}:{dset.shape}:{dset.dtype}"
-
-
-class _DeferredInterrupt:
-    """Ctrl-C during a run stops it between blocks, never inside a write or a finaliser.
-
-    The first SIGINT is remembered and raised as KeyboardInterrupt once the block being written
-    is flagged complete (a KeyboardInterrupt raised inside a finaliser is silently dropped by
-    Python, and one inside HDF5 calls leaves nothing to resume from). A second SIGINT raises at
-    once. Outside the main thread (no signal handlers there) it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def install(self) -> None:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return
-        self._previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("interrupt: stopping after the current block (Ctrl-C again to stop now)")
-
-    def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-
-_HELD_LOCKS: dict[str, int] = {}
-
-
-@contextlib.contextmanager
-def _job_lock(path: str, command: str | None = None) -> Iterator[None]:
-    """Reentrant within this process: a job that already holds the lock keeps it."""
-    key = os.path.realpath(path)
-    if key in _HELD_LOCKS:
-        _HELD_LOCKS[key] += 1
-        try:
-            yield
-        finally:
-            _HELD_LOCKS[key] -= 1
-        return
-    with safety.job_lock(key, command=command):
-        _HELD_LOCKS[key] = 1
-        try:
-            yield
-        finally:
-            del _HELD_LOCKS[key]
 
 
 class ScatterProcess:
@@ -552,7 +490,7 @@ class ScatterProcess:
         The file is locked for the run (one job per file, reentrant within this process).
         """
         path = self._source.file.filename
-        with _job_lock(path, command=f"{self.process_name} {self.parameters_json}"):
+        with job_lock(path, command=f"{self.process_name} {self.parameters_json}"):
             self.summary = self._compute_locked(override)
         assert self.h5_results_grp is not None  # set by _compute_locked
         return self.h5_results_grp
@@ -638,7 +576,7 @@ class ScatterProcess:
         bar = progress.bar(
             n_total, unit="pos", desc=self.process_name, enabled=self.progress, smoothing=0.1
         )
-        interrupt = _DeferredInterrupt()
+        interrupt = DeferredInterrupt()
         try:
             interrupt.install()
             results = run_blocks(
@@ -720,7 +658,7 @@ def run_on_file(
     require_pyscatter_file(path)  # never repair or write into another program's file
     if not _writable(path):
         return _reuse_read_only(path, process, source, override, kwargs)
-    with _job_lock(path, command=command):
+    with job_lock(path, command=command):
         repairs = safety.repair(path)
         for line in repairs:
             log.warning("%s: %s", path, line)

@@ -28,11 +28,11 @@ from pyscatter.translators.esrf import (
     parse_field_mT,
     parse_temperature_K,
 )
+from pyscatter.translators.grid_inference import infer_grid
 from pyscatter.translators.positions import (
     Positions,
     grid_positions,
     index_positions,
-    infer_grid,
     read_positions_csv,
 )
 

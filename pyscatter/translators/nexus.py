@@ -16,7 +16,7 @@ leading ones are the scan); of 2 dims a stack of spectra (last dim ``Channel``) 
 * ``axes={"Y": "/entry/sample/y", "X": "/entry/sample/x"}`` (names may carry units, ``"Y[mm]"``;
   else the dataset's ``@units``): one 1-D dataset per leading dim of its size, or one dataset of
   read-backs per dim with one value per frame, whose nested grid is inferred (jitter tolerated, see
-  :func:`pyscatter.translators.positions.infer_grid`) — the way to give a flat Eiger series its
+  :func:`pyscatter.translators.grid_inference.infer_grid`) — the way to give a flat Eiger series its
   grid with real motor values;
 * ``grid={"Y": 6, "X": 8}``: index dims over the frames (slow to fast);
 * the NXdata ``@axes`` of the leading dims, when they are 1-D datasets of the right size;
@@ -84,11 +84,11 @@ from pyscatter.translators.common import (
     versions,
 )
 from pyscatter.translators.geometry_readers import fit2d_geometry, nexus_geometry, poni_geometry
+from pyscatter.translators.grid_inference import infer_grid
 from pyscatter.translators.nexus_geometry import instrument_groups, pixel_mask, units_of
 from pyscatter.translators.positions import (
     Positions,
     grid_positions,
-    infer_grid,
     parse_grid,
     parse_label,
 )

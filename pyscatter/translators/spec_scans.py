@@ -14,7 +14,7 @@ Positions come from the scan command (``#S``) and the data columns (``#L``):
   name through the file header's ``#o``/``#O`` lines), else after the first column, with the
   measured values;
 * ``motors=["samy", "samz"]`` instead: these columns, slow to fast, with the grid they form
-  inferred as for image headers (:func:`pyscatter.translators.positions.infer_grid`).
+  inferred as for image headers (:func:`pyscatter.translators.grid_inference.infer_grid`).
 
 MCA spectra (``@A`` lines) become :class:`McaSpectra`, one per analyser; every data line is
 checked against the ``#L`` labels (:func:`pyscatter.translators.spec_lines.check_data_lines`).
@@ -36,7 +36,8 @@ import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.io.usid import Dim
-from pyscatter.translators.positions import Positions, infer_grid, parse_label
+from pyscatter.translators.grid_inference import infer_grid
+from pyscatter.translators.positions import Positions, parse_label
 from pyscatter.translators.spec_lines import check_data_lines
 
 __all__ = [

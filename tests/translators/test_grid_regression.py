@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pyscatter.translators.positions import grid_shape
+from pyscatter.translators.grid_inference import grid_shape
 
 
 @pytest.mark.parametrize("shape", [(8, 10), (3, 4), (6, 8), (2, 3, 4), (10, 1), (1, 7), (4, 4, 4)])

@@ -14,8 +14,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from pyscatter.errors import InputError
 from pyscatter.io.usid import main_datasets, read_nd
+from pyscatter.translators.grid_inference import infer_grid
 from pyscatter.translators.images import ImageStackTranslator
-from pyscatter.translators.positions import arrange_positions, grid_positions, infer_grid
+from pyscatter.translators.positions import arrange_positions, grid_positions
 
 SHAPE = (6, 5)
 
