@@ -7,11 +7,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.translators.grid_inference import grid_shape, infer_grid
 from pyscatter.translators.positions import (
     grid_positions,
-    grid_shape,
     index_positions,
-    infer_grid,
     motor_positions,
     parse_grid,
     parse_label,
