@@ -50,6 +50,7 @@ from pyscatter.kernels.integrate_sums import (
     azimuthal_sums,
     chunk_pixels,
     dummy_invalid,
+    may_be_invalid,
 )
 
 __all__ = [
@@ -289,6 +290,10 @@ class BatchIntegrator:
         self._csr = csr if self.error_model == "azimuthal" else None
         self._used = np.zeros(n_pix, dtype=bool)
         self._used[csr.indices] = True
+        # unused pixels, sorted (see _raw_invalid)
+        self._unused = np.flatnonzero(~self._used).astype(np.min_scalar_type(n_pix))
+        if self._dark is not None:  # an unused pixel's dark (NaN, say) must not be tested
+            self._dark = np.where(self._used, self._dark, np.float32(0))
         # Σ c·norm in float64 (as pyFAI sums), copying only the values of the matrix
         csc64 = sp.csc_matrix((csc.data.astype(np.float64), csc.indices, csc.indptr), csc.shape)
         self._norm_sum = csc64 @ self._norm.astype(np.float64)
@@ -664,10 +669,10 @@ class BatchIntegrator:
         """pyFAI's preproc for pixels p0:p1 of all frames, into x (signal) and v (variance).
 
         x and v are (p1 - p0, nf) float32; invalid pixels get 0 in both and are recorded.
+        Only used pixels are tested (:meth:`_raw_invalid`).
         """
-        check, dummy, delta = dummies
         np.copyto(x.T, frames[:, p0:p1], casting="unsafe")  # reads each frame contiguously
-        invalid = dummy_invalid(x, dummy, delta) if check else None
+        invalid = self._raw_invalid(x, p0, p1, frames.dtype, dummies, bad)
         if v is not None:
             np.maximum(x, np.float32(1), out=v)  # Poisson: raw counts, at least 1
             if self._poisson_offset is not None:
@@ -690,6 +695,40 @@ class BatchIntegrator:
             if v is not None:
                 v[invalid] = 0
             bad.add(rows + p0, invalid[rows])
+
+    def _raw_invalid(
+        self,
+        x: np.ndarray,
+        p0: int,
+        p1: int,
+        dtype: np.dtype,
+        dummies: tuple[bool, np.float32, np.float32],
+        bad: BadPixels,
+    ) -> np.ndarray | None:
+        """The dummy test of the raw piece x (pixels p0:p1), or None when nothing matches.
+
+        Only used pixels are tested: the unused ones (masked, out of range, zero
+        normalization: no matrix entry, their values never read) take the values of a used
+        one before the min/max pass that decides, so invalid values the mask already
+        excludes neither trigger the test nor are tested. The copy is made when the pass
+        finds a possible dummy or non-finite value, and before the pass for the rest of the
+        block once a piece needed it (``bad.fill_unused``): Eiger frames hold their dummy at
+        every gap.
+        """
+        check, dummy, delta = dummies
+        floats = not (np.issubdtype(dtype, np.integer) or dtype == np.bool_)
+        if not (check or floats):
+            return None
+        h0, h1 = np.searchsorted(self._unused, (p0, p1))
+        if not (h1 > h0 and bad.fill_unused):
+            if not may_be_invalid(x, dummy, delta, check, floats, one_side=True):
+                return None
+        if h1 > h0:
+            x[self._unused[h0:h1] - p0] = x[int(np.argmax(self._used[p0:p1]))]
+            bad.fill_unused = True
+        if not may_be_invalid(x, dummy, delta, check, floats):
+            return None
+        return dummy_invalid(x, dummy, delta, scanned=True) if check else None
 
     def _normalization(
         self, bad: tuple[np.ndarray, np.ndarray] | None

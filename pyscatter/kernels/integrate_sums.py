@@ -27,6 +27,7 @@ __all__ = [
     "azimuthal_sums",
     "chunk_pixels",
     "dummy_invalid",
+    "may_be_invalid",
     "online_variance",
     "padded_cumsum",
 ]
@@ -35,14 +36,44 @@ AZIMUTHAL_ELEMENTS = 1 << 19
 """(matrix entries × frames) per temporary of the azimuthal pass."""
 
 
-def dummy_invalid(values: np.ndarray, dummy: np.float32, delta: np.float32) -> np.ndarray | None:
-    """pyFAI's dummy test (``preproc``): equal when delta is 0, else ``|x − dummy| <= delta``.
+def may_be_invalid(
+    values: np.ndarray,
+    dummy: np.float32,
+    delta: np.float32,
+    check: bool,
+    floats: bool,
+    one_side: bool = False,
+) -> bool:
+    """False when no value can be a dummy (``check``) nor, for ``floats``, non-finite.
 
-    Returns None, after one max/min pass, when no value can match (the usual case).
+    A pass for the maximum or the minimum, the one on the dummy's side first (one pass in the
+    usual case for integer frames), and the other only if needed; floats take both.
+    ``one_side`` stops after the first pass (True: maybe) for integer frames.
     """
     d, dd = float(dummy), float(delta)
     margin = 1e-6 * (abs(d) + dd)  # far above float32 rounding of |x − dummy| near delta
-    if float(values.max()) < d - dd - margin or float(values.min()) > d + dd + margin:
+    below, above = d - dd - margin, d + dd + margin
+    if floats:
+        lo, hi = float(values.min()), float(values.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return True
+        return check and not (hi < below or lo > above)
+    if not check:
+        return False
+    if d >= 0:
+        return not (float(values.max()) < below or (not one_side and float(values.min()) > above))
+    return not (float(values.min()) > above or (not one_side and float(values.max()) < below))
+
+
+def dummy_invalid(
+    values: np.ndarray, dummy: np.float32, delta: np.float32, scanned: bool = False
+) -> np.ndarray | None:
+    """pyFAI's dummy test (``preproc``): equal when delta is 0, else ``|x − dummy| <= delta``.
+
+    Returns None, after a max/min pass (:func:`may_be_invalid`; skipped when ``scanned``
+    says it was done and found a possible dummy), when no value can match (the usual case).
+    """
+    if not scanned and not may_be_invalid(values, dummy, delta, True, False):
         return None
     if delta == 0:
         return values == dummy
@@ -50,11 +81,16 @@ def dummy_invalid(values: np.ndarray, dummy: np.float32, delta: np.float32) -> n
 
 
 class BadPixels:
-    """Pixels found invalid in some frames of a block: their indices and (k, nf) masks."""
+    """Pixels found invalid in some frames of a block: their indices and (k, nf) masks.
+
+    ``fill_unused`` tells the later pieces of the block that unused pixels held invalid
+    values in an earlier one (see ``BatchIntegrator._raw_invalid``).
+    """
 
     def __init__(self) -> None:
         self.pixels: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
+        self.fill_unused = False
 
     def add(self, pixels: np.ndarray, masks: np.ndarray) -> None:
         """Record ``pixels`` (k,) and their invalid frames ``masks`` (k, nf)."""

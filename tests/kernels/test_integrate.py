@@ -379,3 +379,71 @@ def test_sums_are_pyfais_normalization_and_variance(ai, data):
 def test_from_pyfai_refuses_a_method_pyfai_cannot_parse(ai, method):
     with pytest.raises(InputError, match="unsupported method"):
         BatchIntegrator.from_pyfai(ai, SHAPE, npt=20, method=method)
+
+
+def eiger_like(ai, data, dtype=np.uint32):
+    """Frames with the uint32 maximum (Eiger's invalid value) at every masked pixel and at a
+    few unmasked ones, the same frames with the masked ones zeroed, and the options."""
+    frames = data["frames"].astype(dtype)
+    invalid = np.iinfo(np.uint32).max
+    mask = data["mask"].copy()
+    rng = np.random.default_rng(7)
+    mask.flat[rng.choice(mask.size, 400, replace=False)] = True  # scattered dead pixels
+    stored, zeroed = frames.copy(), frames.copy()
+    stored[:, mask] = invalid
+    zeroed[:, mask] = 0
+    for out in (stored, zeroed):
+        out[1, 100, 40:44] = invalid  # invalid outside the mask, in one frame
+    options = {"npt": 120, "mask": mask, "dummy": invalid, "dark": data["dark"]}
+    return stored, zeroed, options
+
+
+@pytest.mark.parametrize("error_model", [None, "poisson", "azimuthal"])
+@pytest.mark.parametrize("dim", list(DIMS))
+def test_masked_invalid_pixels_neither_tested_nor_recorded(ai, data, monkeypatch, dim, error_model):
+    """Invalid values the mask excludes give the same bytes as zeros there, match pyFAI, and
+    are not tested: only the piece holding unmasked invalid pixels runs the exact dummy test,
+    and only those pixels are recorded as bad."""
+    monkeypatch.setattr(integrate_module, "chunk_pixels", lambda nf: 2048)
+    stored, zeroed, options = eiger_like(ai, data)
+    options = dict(options, error_model=error_model, **DIMS[dim])
+    recorded: list[np.ndarray] = []
+    tested: list[int] = []
+    original_add, original_test = integrate_sums.BadPixels.add, integrate_module.dummy_invalid
+
+    def spy_add(self, pixels, masks):
+        recorded.append(pixels)
+        original_add(self, pixels, masks)
+
+    def spy_test(values, *args, **kwargs):
+        found = original_test(values, *args, **kwargs)
+        if found is not None:
+            tested.append(values.shape[0])
+        return found
+
+    monkeypatch.setattr(integrate_sums.BadPixels, "add", spy_add)
+    monkeypatch.setattr(integrate_module, "dummy_invalid", spy_test)
+    bi = BatchIntegrator.from_pyfai(ai, SHAPE, **options)
+    res = bi.integrate(stored)
+    bad = np.concatenate(recorded)
+    assert_array_equal(np.unique(bad), 100 * SHAPE[1] + np.arange(40, 44))
+    assert len(tested) == 1  # one block, one piece (pixels 22040-22043 of 2048-pixel pieces)
+    recorded.clear()
+    again = bi.integrate(zeroed)
+    assert res.intensity.tobytes() == again.intensity.tobytes()
+    if error_model is not None:
+        assert res.sigma.tobytes() == again.sigma.tobytes()
+    assert_matches(res, integrate_reference(ai, stored, **options), error_model)
+
+
+def test_masked_non_finite_float_pixels_and_dark(ai, data):
+    """Float frames with NaN/inf where the mask excludes them, a NaN dark there: as pyFAI."""
+    stored, _, options = eiger_like(ai, data, dtype=np.float32)
+    stored[:, options["mask"]] = np.nan
+    stored[0, options["mask"]] = np.inf
+    dark = data["dark"].copy()
+    dark[options["mask"]] = np.nan
+    options = dict(options, dark=dark, error_model="poisson")
+    res = BatchIntegrator.from_pyfai(ai, SHAPE, **options).integrate(stored)
+    assert_matches(res, integrate_reference(ai, stored, **options), "poisson")
+    assert np.isfinite(res.intensity).all()
