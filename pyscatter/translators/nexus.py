@@ -85,7 +85,12 @@ from pyscatter.translators.common import (
 )
 from pyscatter.translators.geometry_readers import fit2d_geometry, nexus_geometry, poni_geometry
 from pyscatter.translators.grid_inference import infer_grid
-from pyscatter.translators.nexus_geometry import instrument_groups, pixel_mask, units_of
+from pyscatter.translators.nexus_geometry import (
+    instrument_groups,
+    invalid_value,
+    pixel_mask,
+    units_of,
+)
 from pyscatter.translators.positions import (
     Positions,
     grid_positions,
@@ -542,7 +547,9 @@ class NexusTranslator(Translator):
         flip : {None, "ud", "lr"}
             Store frames (and mask, and the beam centre read from the file) flipped.
         dummy : float, optional
-            Value of invalid pixels, recorded as the ``dummy`` attribute.
+            Value of invalid pixels, recorded as the ``dummy`` attribute; default: the
+            NXdetector's, when its ``saturation_value`` / ``underload_value`` leave exactly
+            one value of the integer dtype invalid (``nexus_geometry.invalid_value``).
         link : {False, True, "chunks", "vds"}
             False: decode the frames and encode them again (``compression``). True or
             ``"chunks"``: copy the compressed chunks as they are stored (one frame per chunk, one
@@ -674,7 +681,11 @@ class NexusTranslator(Translator):
             },
         }
         if dummy is not None:
-            attrs["dummy"] = float(dummy)
+            attrs["dummy"], attrs["dummy_source"] = float(dummy), "dummy option"
+        elif kind == "image" and signal.entry is not None:
+            found = invalid_value(instrument_groups(signal.entry)[1], signal.dtype)
+            if found is not None:  # the file's own invalid value (NXdetector fields)
+                attrs["dummy"], attrs["dummy_source"] = found
         if pos.extra_units:
             attrs["measured_units"] = pos.extra_units
         spec = MeasurementSpec(

@@ -31,6 +31,7 @@ __all__ = [
     "PIXEL_UNITS",
     "fit2d_geometry",
     "instrument_groups",
+    "invalid_value",
     "nexus_geometry",
     "pixel_mask",
     "units_of",
@@ -208,4 +209,33 @@ def pixel_mask(
         obj = det.get(path)
         if isinstance(obj, h5py.Dataset) and tuple(obj.shape) == tuple(frame_shape):
             return (obj[()] != 0).astype(np.uint8), f"{obj.name}"
+    return None
+
+
+def invalid_value(det: h5py.Group | None, dtype: np.dtype) -> tuple[float, str] | None:
+    """The one value marking invalid pixels of integer frames, from the NXdetector's
+    ``saturation_value`` / ``underload_value``, and where it was; None unless exact.
+
+    NXdetector: the valid pixels are those ``<= saturation_value`` and ``>= underload_value``.
+    That is a single invalid value (pyFAI's ``dummy``, no tolerance) only when it leaves one
+    value of the dtype out: ``saturation_value`` one below the dtype's maximum (the maximum is
+    the dummy, Eiger's convention: 2**32 − 1 for uint32) with no underload value above the
+    dtype's minimum, or the mirror case. Anything else (a range of invalid values, float
+    frames, no such field) gives None: no dummy is guessed.
+    """
+    if det is None or np.dtype(dtype).kind not in "ui":
+        return None
+    info = np.iinfo(dtype)
+    found = {}
+    for name in ("saturation_value", "underload_value"):
+        obj = det.get(name)
+        if isinstance(obj, h5py.Dataset) and obj.size == 1 and obj.dtype.kind in "uif":
+            found[name] = (int(np.asarray(obj[()]).ravel()[0]), obj.name)
+    saturation, underload = found.get("saturation_value"), found.get("underload_value")
+    low_ok = underload is None or underload[0] <= info.min
+    high_ok = saturation is None or saturation[0] >= info.max
+    if saturation is not None and saturation[0] == info.max - 1 and low_ok:
+        return float(info.max), f"{saturation[1]} + 1 (the {np.dtype(dtype)} maximum)"
+    if underload is not None and underload[0] == info.min + 1 and high_ok:
+        return float(info.min), f"{underload[1]} - 1 (the {np.dtype(dtype)} minimum)"
     return None
