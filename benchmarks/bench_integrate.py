@@ -18,6 +18,12 @@ largest relative deviation of intensity and sigma from pyFAI over the timed fram
 
 Run: ``.venv/bin/python benchmarks/bench_integrate.py`` (about a minute); ``--azimuthal`` adds
 the "azimuthal" error model (bbox), ``--repeat`` changes the number of timed rounds.
+
+``--invalid`` adds (``--invalid-only``: only) the invalid-pixel row (:func:`bench_invalid`): the
+same frames as Eiger files store them, the uint32 maximum at every masked pixel (the module
+gap, 38,110 pixels, and 1,000 scattered dead pixels) with that value as the dummy, against the same frames with those pixels zeroed
+(target: within 10 %) and against pyFAI ``integrate1d_ng`` per frame with the same mask and
+dummy; ms per frame, processor time (``time.process_time``: less moved by a busy machine).
 """
 
 from __future__ import annotations
@@ -98,14 +104,67 @@ def bench_case(ai, frames, split: str, error_model: str | None, repeat: int) -> 
     }
 
 
+def bench_invalid(
+    ai, frames, repeat: int, block: int = 16, n_dead: int = 1000, seed: int = 1
+) -> dict:
+    """ms per frame: stored invalid values inside the mask, zeroed, and pyFAI (see above)."""
+    invalid = np.iinfo(np.uint32).max
+    mask = ai.detector.mask.astype(bool)
+    mask[300, 400:410] = True  # the dead pixels of make_setup, masked too
+    # and scattered dead pixels as a real pixel_mask has them (here 0.1 %): every pixel piece
+    # of the kernel holds some, not only the pieces of the module gap
+    rng = np.random.default_rng(seed)
+    mask.flat[rng.choice(mask.size, n_dead, replace=False)] = True
+    stored, zeroed = frames[:block].copy(), frames[:block].copy()
+    stored[:, mask] = invalid
+    zeroed[:, mask] = 0
+    options = {"method": ("bbox", "csr", "cython"), "polarization_factor": 0.99}
+    options.update(mask=mask, dummy=invalid)
+    batch = BatchIntegrator.from_pyfai(ai, SHAPE, npt=NPT, **options)
+    ai.integrate1d_ng(stored[0], NPT, **options)  # pyFAI builds its engine
+    same = (
+        batch.integrate(stored).intensity.tobytes() == batch.integrate(zeroed).intensity.tobytes()
+    )
+    times: dict[str, list[float]] = {"stored": [], "zeroed": [], "pyfai": []}
+    for r in range(repeat):
+        for name, data in (("stored", stored), ("zeroed", zeroed))[:: 1 if r % 2 else -1]:
+            t0 = time.process_time()
+            batch.integrate(data)
+            times[name].append((time.process_time() - t0) / block)
+        t0 = time.process_time()
+        ai.integrate1d_ng(stored[r % block], NPT, **options)
+        times["pyfai"].append(time.process_time() - t0)
+    out = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    return {**out, "n_invalid": int(mask.sum()), "identical": same}
+
+
+def print_invalid(ai, frames, repeat: int) -> None:
+    r = bench_invalid(ai, frames, repeat)
+    print(
+        f"\ninvalid pixels: {r['n_invalid']} uint32-maximum pixels, all masked, dummy = 2**32-1, "
+        "bbox/csr, no sigma, blocks of 16 (ms per frame, processor time, median)"
+    )
+    print(
+        f"stored {r['stored']:.2f}  zeroed {r['zeroed']:.2f}  stored/zeroed "
+        f"{r['stored'] / r['zeroed']:.2f}  pyFAI {r['pyfai']:.2f}  pyFAI/stored "
+        f"{r['pyfai'] / r['stored']:.1f}x  identical output: {r['identical']}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds per case")
     parser.add_argument("--azimuthal", action="store_true", help="also the azimuthal error model")
+    parser.add_argument("--invalid", action="store_true", help="also the invalid-pixel row")
+    parser.add_argument("--invalid-only", action="store_true", help="only the invalid-pixel row")
     args = parser.parse_args(argv)
 
     t_start = time.perf_counter()
     ai, frames = make_setup(max(BLOCKS))
+    if args.invalid_only:
+        print_invalid(ai, frames, 3 * args.repeat)
+        return
     cases = [(split, em) for split in ("bbox", "no") for em in (None, "poisson")]
     if args.azimuthal:
         cases.append(("bbox", "azimuthal"))
@@ -132,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         "frames/s (median); x = batched / pyFAI per frame; dev = largest relative deviation "
         f"from pyFAI; total {time.perf_counter() - t_start:.0f} s"
     )
+    if args.invalid:
+        print_invalid(ai, frames, 3 * args.repeat)
 
 
 if __name__ == "__main__":
