@@ -30,6 +30,7 @@ pixel pieces and pyFAI's azimuthal variance are in :mod:`pyscatter.kernels.integ
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -88,32 +89,123 @@ def _csr_method(method: Any, dim: int) -> Any:
     return chosen
 
 
-def _pyfai_csr(
+def _build_csr(
     ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
-) -> tuple[sp.csr_matrix, Any, Any]:
-    """pyFAI's CSR matrix of a geometry, its Cython engine and the result of a blank frame.
+) -> dict[str, np.ndarray]:
+    """Let pyFAI build its Cython CSR engine (on a blank frame) and take its arrays.
 
-    ``geometry`` holds the options of ``integrate1d_ng`` / ``integrate2d_ng`` (a Cython CSR
-    ``method``); the blank frame makes pyFAI build and cache its engine.
+    Returns ``data`` (float32), ``indices``, ``indptr``, ``radial``, ``azimuthal`` (empty for
+    1-D), ``unit``, ``cmask`` (pyFAI's mask as packed bits, empty when it checks none),
+    ``n_pix`` and ``empty``: everything :meth:`BatchIntegrator.from_pyfai` takes from pyFAI's
+    engine and result, as plain arrays (what :mod:`pyscatter.io.matrix_cache` stores).
     """
     from pyFAI.method_registry import IntegrationMethod
 
     probe = np.zeros(shape, dtype=np.float32)
     if npt_azim is None:
         dim, res = 1, ai.integrate1d_ng(probe, int(npt), **geometry)
+        azimuthal, unit = np.zeros(0), str(res.unit)
     else:
         dim, res = 2, ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
+        azimuthal, unit = np.asarray(res.azimuthal, dtype=np.float64), str(res.radial_unit)
     key = IntegrationMethod.select_method(dim, geometry["method"][0], "csr", "cython")[0]
     engine = ai.engines[key].engine
-    matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
-        (
-            np.asarray(engine.data, dtype=np.float32),
-            np.asarray(engine.indices),
-            np.asarray(engine.indptr),
-        ),
-        shape=(engine.output_size, shape[0] * shape[1]),
+    n_pix = shape[0] * shape[1]
+    cmask = np.zeros(0, dtype=np.uint8)
+    if engine.check_mask:
+        cmask = np.packbits(np.asarray(engine.cmask).reshape(-1) != 0)
+    return {
+        "data": np.array(engine.data, dtype=np.float32),
+        "indices": np.array(engine.indices),
+        "indptr": np.array(engine.indptr),
+        "radial": np.asarray(res.radial, dtype=np.float64),
+        "azimuthal": azimuthal,
+        "unit": np.array(unit),
+        "cmask": cmask,
+        "n_pix": np.array(n_pix),
+        "empty": np.array(float(engine.empty)),
+    }
+
+
+def csr_key(
+    ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
+) -> str:
+    """The matrix cache key of pyFAI's CSR matrix of one integration.
+
+    Everything pyFAI builds it from: the geometry (``ai.get_config()``, its chi discontinuity
+    and empty value), the frame shape, the mask in effect (the one given, else the
+    detector's), the bins, the unit, the ranges, the pixel splitting and pyFAI's version.
+    """
+    import pyFAI
+
+    from pyscatter.io import matrix_cache
+
+    mask = geometry.get("mask")
+    if mask is None:
+        mask = ai.detector.mask
+    return matrix_cache.key(
+        "pyfai-csr",
+        pyfai=str(pyFAI.version),
+        geometry=json.loads(json.dumps(ai.get_config(), sort_keys=True, default=str)),
+        chi_disc_at_pi=bool(getattr(ai, "chiDiscAtPi", True)),
+        ai_empty=float(getattr(ai, "empty", 0.0) or 0.0),
+        shape=[int(shape[0]), int(shape[1])],
+        npt=int(npt),
+        npt_azim=None if npt_azim is None else int(npt_azim),
+        unit=str(geometry["unit"]),
+        split=str(geometry["method"][0]),
+        radial_range=_range(geometry.get("radial_range")),
+        azimuth_range=_range(geometry.get("azimuth_range")),
+        correct_solid_angle=bool(geometry.get("correctSolidAngle", False)),
+        mask=None if mask is None else (np.asarray(mask) != 0),
     )
-    return matrix, engine, res
+
+
+def _range(value: Any) -> list[float] | None:
+    return None if value is None else [float(v) for v in value]
+
+
+def pyfai_csr(
+    ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
+) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """pyFAI's CSR matrix of a geometry and what goes with it, from the matrix cache if there.
+
+    ``geometry`` holds the options of ``integrate1d_ng`` / ``integrate2d_ng`` (a Cython CSR
+    ``method``). On a miss pyFAI builds the matrix (:func:`_build_csr`) and it is stored
+    (:mod:`pyscatter.io.matrix_cache`, keyed by :func:`csr_key`); the arrays are pyFAI's, bit
+    for bit, either way. Returns the matrix (n_bins, n_pix) and a dict of ``radial``,
+    ``azimuthal`` (None for 1-D), ``unit``, ``cmask`` ((n_row, n_col) bool, or None when
+    pyFAI checks no mask) and ``empty``.
+    """
+    from pyscatter.io import matrix_cache
+
+    shape = (int(shape[0]), int(shape[1]))
+    n_pix = shape[0] * shape[1]
+    check = matrix_cache.csr_check(n_pix)
+
+    def consistent(arrays: dict[str, np.ndarray]) -> bool:
+        return check(arrays) and int(arrays["n_pix"]) == n_pix
+
+    arrays = matrix_cache.cached(
+        csr_key(ai, shape, npt, npt_azim, geometry),
+        lambda: _build_csr(ai, shape, npt, npt_azim, geometry),
+        consistent,
+    )
+    matrix = sp.csr_matrix(
+        (arrays["data"], arrays["indices"], arrays["indptr"]),
+        shape=(arrays["indptr"].size - 1, n_pix),
+    )
+    cmask = None
+    if arrays["cmask"].size:
+        cmask = np.unpackbits(arrays["cmask"], count=n_pix).astype(bool).reshape(shape)
+    info = {
+        "radial": arrays["radial"],
+        "azimuthal": None if npt_azim is None else arrays["azimuthal"],
+        "unit": str(arrays["unit"]),
+        "cmask": cmask,
+        "empty": float(arrays["empty"]),
+    }
+    return matrix, info
 
 
 class BatchIntegrator:
@@ -377,11 +469,7 @@ class BatchIntegrator:
             azimuth_range=azimuth_range,
             correctSolidAngle=False,
         )
-        matrix, engine, res = _pyfai_csr(ai, shape, npt, npt_azim, geometry)
-        if dim == 1:
-            azimuthal, unit_name = None, str(res.unit)
-        else:
-            azimuthal, unit_name = res.azimuthal, str(res.radial_unit)
+        matrix, csr = pyfai_csr(ai, shape, npt, npt_azim, geometry)  # cached by geometry
         detector = ai.detector
         poisson_offset = None
         if (
@@ -398,9 +486,9 @@ class BatchIntegrator:
         return cls(
             matrix,
             shape,
-            radial=res.radial,
-            unit=unit_name,
-            azimuthal=azimuthal,
+            radial=csr["radial"],
+            unit=csr["unit"],
+            azimuthal=csr["azimuthal"],
             solid_angle=ai.solidAngleArray(shape, correct_solid_angle)
             if correct_solid_angle
             else None,
@@ -409,13 +497,13 @@ class BatchIntegrator:
             else ai.polarization(shape, polarization_factor),
             flat=detector.flatfield if flat is None else flat,
             dark=detector.darkcurrent if dark is None else dark,
-            mask=np.asarray(engine.cmask) if engine.check_mask else None,
+            mask=csr["cmask"],
             dummy=dummy,
             delta_dummy=delta_dummy,
             detector_dummy=detector_dummy,
             error_model=error_model,
             poisson_offset=poisson_offset,
-            empty=engine.empty,
+            empty=csr["empty"],
             block_frames=block_frames,
         )
 
