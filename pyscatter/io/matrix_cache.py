@@ -136,9 +136,10 @@ def load(
         return None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         return _reject(path, f"unreadable ({err})")
-    if str(arrays.pop("__key__", "")) != entry_key or int(
-        arrays.pop("__format__", -1)
-    ) != FORMAT_VERSION:
+    if (
+        str(arrays.pop("__key__", "")) != entry_key
+        or int(arrays.pop("__format__", -1)) != FORMAT_VERSION
+    ):
         return _reject(path, "another key or format")
     try:
         good = True if check is None else bool(check(arrays))

@@ -175,22 +175,45 @@ def pyfai_csr(
     (:mod:`pyscatter.io.matrix_cache`, keyed by :func:`csr_key`); the arrays are pyFAI's, bit
     for bit, either way. Returns the matrix (n_bins, n_pix) and a dict of ``radial``,
     ``azimuthal`` (None for 1-D), ``unit``, ``cmask`` ((n_row, n_col) bool, or None when
-    pyFAI checks no mask) and ``empty``.
+    pyFAI checks no mask), ``empty`` and ``key`` (the cache key).
     """
     from pyscatter.io import matrix_cache
 
     shape = (int(shape[0]), int(shape[1]))
+    entry_key = csr_key(ai, shape, npt, npt_azim, geometry)
+    arrays = matrix_cache.cached(
+        entry_key,
+        lambda: _build_csr(ai, shape, npt, npt_azim, geometry),
+        _csr_check(shape),
+    )
+    return _csr_entry(arrays, shape, npt_azim is not None, entry_key)
+
+
+def load_csr(entry_key: str, shape: tuple[int, int], two_d: bool):
+    """:func:`pyfai_csr`'s matrix and dict from the matrix cache alone (no pyFAI), or None."""
+    from pyscatter.io import matrix_cache
+
+    shape = (int(shape[0]), int(shape[1]))
+    arrays = matrix_cache.load(entry_key, _csr_check(shape))
+    return None if arrays is None else _csr_entry(arrays, shape, two_d, entry_key)
+
+
+def _csr_check(shape: tuple[int, int]):
+    from pyscatter.io import matrix_cache
+
     n_pix = shape[0] * shape[1]
     check = matrix_cache.csr_check(n_pix)
 
     def consistent(arrays: dict[str, np.ndarray]) -> bool:
         return check(arrays) and int(arrays["n_pix"]) == n_pix
 
-    arrays = matrix_cache.cached(
-        csr_key(ai, shape, npt, npt_azim, geometry),
-        lambda: _build_csr(ai, shape, npt, npt_azim, geometry),
-        consistent,
-    )
+    return consistent
+
+
+def _csr_entry(
+    arrays: dict[str, np.ndarray], shape: tuple[int, int], two_d: bool, entry_key: str
+) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    n_pix = shape[0] * shape[1]
     matrix = sp.csr_matrix(
         (arrays["data"], arrays["indices"], arrays["indptr"]),
         shape=(arrays["indptr"].size - 1, n_pix),
@@ -200,12 +223,77 @@ def pyfai_csr(
         cmask = np.unpackbits(arrays["cmask"], count=n_pix).astype(bool).reshape(shape)
     info = {
         "radial": arrays["radial"],
-        "azimuthal": None if npt_azim is None else arrays["azimuthal"],
+        "azimuthal": arrays["azimuthal"] if two_d else None,
         "unit": str(arrays["unit"]),
         "cmask": cmask,
         "empty": float(arrays["empty"]),
+        "key": entry_key,
     }
     return matrix, info
+
+
+_NONE = np.zeros(0, dtype=np.float32)
+
+
+def pyfai_inputs(
+    ai: Any,
+    shape: tuple[int, int],
+    *,
+    npt: int,
+    unit: str = "q_nm^-1",
+    npt_azim: int | None = None,
+    method: Any = ("bbox", "csr", "cython"),
+    mask: np.ndarray | None = None,
+    correct_solid_angle: bool = True,
+    polarization_factor: float | None = None,
+    error_model: str | None = None,
+    radial_range: tuple[float, float] | None = None,
+    azimuth_range: tuple[float, float] | None = None,
+) -> tuple[sp.csr_matrix, dict[str, Any], dict[str, np.ndarray]]:
+    """Everything :meth:`BatchIntegrator.from_pyfai` takes from pyFAI, once.
+
+    Returns the matrix and dict of :func:`pyfai_csr` (from the matrix cache when it holds
+    them) and the per-pixel arrays of the geometry as plain arrays (empty when unused):
+    ``solid_angle``, ``polarization``, ``detector_flat``, ``detector_dark``,
+    ``detector_dummy`` ((dummy, delta) with NaN for no delta, or empty), ``poisson_dark``
+    (pyFAI's 2-D path adds max(dark, 0) to the Poisson variance) and ``csr_key``. These can be
+    stored (a worker then needs no pyFAI: :meth:`BatchIntegrator.from_inputs`).
+    """
+    shape = check_frame_shape(shape)
+    dim = 1 if npt_azim is None else 2
+    chosen = _csr_method(method, dim)
+    geometry = dict(
+        unit=unit,
+        method=(chosen.split_lower, "csr", "cython"),
+        mask=mask,
+        radial_range=radial_range,
+        azimuth_range=azimuth_range,
+        correctSolidAngle=False,
+    )
+    matrix, csr = pyfai_csr(ai, shape, npt, npt_azim, geometry)  # cached by geometry
+    detector = ai.detector
+
+    def array(value: Any) -> np.ndarray:
+        return _NONE if value is None else np.asarray(value)
+
+    dummy = _NONE
+    if detector.dummy is not None:
+        delta = detector.delta_dummy
+        dummy = np.array([detector.dummy, np.nan if delta is None else delta], dtype=np.float64)
+    inputs = {
+        "solid_angle": array(ai.solidAngleArray(shape, True) if correct_solid_angle else None),
+        "polarization": array(
+            None if polarization_factor is None else ai.polarization(shape, polarization_factor)
+        ),
+        "detector_flat": array(detector.flatfield),
+        "detector_dark": array(detector.darkcurrent),
+        "detector_dummy": dummy,
+        "poisson_dark": np.array(
+            error_model == "poisson" and dim == 2 and not chosen.manage_variance
+        ),
+        "csr_key": np.array(csr["key"]),
+    }
+    return matrix, csr, inputs
 
 
 class BatchIntegrator:
@@ -457,46 +545,75 @@ class BatchIntegrator:
         InputError
             For a non-CSR method, an unknown error model or arrays of the wrong size.
         """
-        shape = check_frame_shape(shape)
         error_model = check_error_model(error_model)
-        dim = 1 if npt_azim is None else 2
-        chosen = _csr_method(method, dim)
-        geometry = dict(
+        matrix, csr, inputs = pyfai_inputs(
+            ai,
+            shape,
+            npt=npt,
             unit=unit,
-            method=(chosen.split_lower, "csr", "cython"),
+            npt_azim=npt_azim,
+            method=method,
             mask=mask,
+            correct_solid_angle=correct_solid_angle,
+            polarization_factor=polarization_factor,
+            error_model=error_model,
             radial_range=radial_range,
             azimuth_range=azimuth_range,
-            correctSolidAngle=False,
         )
-        matrix, csr = pyfai_csr(ai, shape, npt, npt_azim, geometry)  # cached by geometry
-        detector = ai.detector
+        return cls.from_inputs(
+            matrix,
+            csr,
+            inputs,
+            shape,
+            dummy=dummy,
+            delta_dummy=delta_dummy,
+            dark=dark,
+            flat=flat,
+            error_model=error_model,
+            block_frames=block_frames,
+        )
+
+    @classmethod
+    def from_inputs(
+        cls,
+        matrix: sp.csr_matrix,
+        csr: dict[str, Any],
+        inputs: dict[str, np.ndarray],
+        shape: tuple[int, int],
+        *,
+        dummy: float | None = None,
+        delta_dummy: float | None = None,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+        error_model: str | None = None,
+        block_frames: int = 16,
+    ) -> BatchIntegrator:
+        """The integrator of :meth:`from_pyfai` from what :func:`pyfai_inputs` returned (or
+        loaded from the matrix cache): no pyFAI call. The other parameters as in
+        :meth:`from_pyfai`."""
+
+        def array(name: str) -> np.ndarray | None:
+            value = inputs[name]
+            return value if value.size else None
+
         poisson_offset = None
-        if (
-            error_model == "poisson"
-            and dim == 2
-            and not chosen.manage_variance
-            and dark is not None
-        ):
+        if error_model == "poisson" and bool(inputs["poisson_dark"]) and dark is not None:
             # integrate2d_ng: variance = max(data, 1) + max(dark, 0) with the dark as passed
             poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
         detector_dummy = None
-        if dummy is None and detector.dummy is not None:
-            detector_dummy = (detector.dummy, detector.delta_dummy)
+        if dummy is None and inputs["detector_dummy"].size:
+            value, delta = (float(v) for v in inputs["detector_dummy"])
+            detector_dummy = (value, None if np.isnan(delta) else delta)
         return cls(
             matrix,
             shape,
             radial=csr["radial"],
             unit=csr["unit"],
             azimuthal=csr["azimuthal"],
-            solid_angle=ai.solidAngleArray(shape, correct_solid_angle)
-            if correct_solid_angle
-            else None,
-            polarization=None
-            if polarization_factor is None
-            else ai.polarization(shape, polarization_factor),
-            flat=detector.flatfield if flat is None else flat,
-            dark=detector.darkcurrent if dark is None else dark,
+            solid_angle=array("solid_angle"),
+            polarization=array("polarization"),
+            flat=array("detector_flat") if flat is None else flat,
+            dark=array("detector_dark") if dark is None else dark,
             mask=csr["cmask"],
             dummy=dummy,
             delta_dummy=delta_dummy,
