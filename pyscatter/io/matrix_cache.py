@@ -135,18 +135,21 @@ def load(
         STATS["misses"] += 1
         return None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        return _reject(path, f"unreadable ({err})")
+        _reject(path, f"unreadable ({err})")
+        return None
     if (
         str(arrays.pop("__key__", "")) != entry_key
         or int(arrays.pop("__format__", -1)) != FORMAT_VERSION
     ):
-        return _reject(path, "another key or format")
+        _reject(path, "another key or format")
+        return None
     try:
         good = True if check is None else bool(check(arrays))
-    except (KeyError, ValueError, TypeError, IndexError) as err:
-        good, _ = False, err
+    except (KeyError, ValueError, TypeError, IndexError):
+        good = False
     if not good:
-        return _reject(path, "arrays fail their check")
+        _reject(path, "arrays fail their check")
+        return None
     try:
         os.utime(path)  # least recently used: loading counts as a use
     except OSError:
@@ -159,11 +162,7 @@ def _reject(path: Path, why: str) -> None:
     log.warning("matrix cache: ignoring %s: %s; building the matrix again", path, why)
     STATS["rejected"] += 1
     STATS["misses"] += 1
-    try:
-        path.unlink()
-    except OSError:
-        pass
-    return None
+    _unlink(path)
 
 
 def store(entry_key: str, arrays: Mapping[str, np.ndarray]) -> Path | None:
@@ -181,12 +180,10 @@ def store(entry_key: str, arrays: Mapping[str, np.ndarray]) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{entry_key[:16]}-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                __key__=np.array(entry_key),
-                __format__=np.array(FORMAT_VERSION),
-                **{name: np.asarray(value) for name, value in arrays.items()},
-            )
+            payload = {name: np.asarray(value) for name, value in arrays.items()}
+            payload["__key__"] = np.array(entry_key)
+            payload["__format__"] = np.array(FORMAT_VERSION)
+            np.savez(fh, allow_pickle=False, **payload)  # type: ignore[arg-type]
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

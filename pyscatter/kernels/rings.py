@@ -48,12 +48,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
-from pyscatter.kernels.integrate import (
-    SPLITTINGS,
-    BatchIntegrator,
-    IntegrationResult,
-    pyfai_csr,
-)
+from pyscatter.kernels.csr import pyfai_csr
+from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
 
 
 def csr_method(method: Any, dim: int) -> tuple[str, str, str]:
@@ -113,7 +109,7 @@ def pyfai_matrix(
     ``options``: the keywords of :func:`pyfai_engine`. Returns (matrix float32 (n_bins, n_pix),
     radial centres, azimuthal centres or None, unit). For 2-D the rows are
     ``i_q * npt_azim + i_chi``. Loaded from the matrix cache when it holds it
-    (:func:`~pyscatter.kernels.integrate.pyfai_csr`: the same arrays as pyFAI's, bit for bit).
+    (:func:`~pyscatter.kernels.csr.pyfai_csr`: the same arrays as pyFAI's, bit for bit).
     """
     npt_azim = options.get("npt_azim")
     geometry = dict(

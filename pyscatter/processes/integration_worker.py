@@ -7,7 +7,7 @@ reads a block of frames into a reused buffer and integrates the whole block in o
 The batched integrator comes from the matrix cache (:mod:`pyscatter.io.matrix_cache`) when it
 holds it: the first process to build it (the parent, which builds it for the result axes
 before any worker starts) stores pyFAI's matrix and the per-pixel corrections of the geometry
-(:func:`~pyscatter.kernels.integrate.pyfai_inputs`) under a key of the recorded parameters and
+(:func:`~pyscatter.kernels.csr.pyfai_inputs`) under a key of the recorded parameters and
 the mask, and every worker loads them without importing pyFAI (1–2 s a process, most of a
 worker's set-up). On a miss (cache disabled, evicted) the worker lets pyFAI build them, as
 before; the integrator is the same either way.
@@ -116,7 +116,7 @@ def batch_integrator(ai: Any, params: dict[str, Any], options: dict[str, Any]) -
     """The batched integrator of ``options``: from the matrix cache without pyFAI when it holds
     it, else from pyFAI (``ai``, or one made from the recorded geometry), then stored."""
     from pyscatter.io import matrix_cache
-    from pyscatter.kernels.integrate import load_csr, pyfai_inputs
+    from pyscatter.kernels.csr import load_csr, pyfai_inputs
 
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
     keywords = {k: options[k] for k in ("dummy", "delta_dummy", "dark", "flat", "error_model")}
@@ -125,7 +125,8 @@ def batch_integrator(ai: Any, params: dict[str, Any], options: dict[str, Any]) -
     if inputs is not None:
         loaded = load_csr(str(inputs["csr_key"]), shape, options["npt_azim"] is not None)
         if loaded is not None:
-            return BatchIntegrator.from_inputs(*loaded, inputs, shape, **keywords)
+            matrix, csr = loaded
+            return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
     if ai is None:
         ai = integrator_from_config(params["geometry"])
     pyfai_options = {k: v for k, v in options.items() if k not in keywords}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pyscatter.io import matrix_cache
-from pyscatter.kernels import integrate as kernel
+from pyscatter.kernels import csr as kernel
 from pyscatter.kernels.integrate import BatchIntegrator
 from pyscatter.processes.base import run_on_file
 from pyscatter.processes.integration import AzimuthalIntegration
