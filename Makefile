@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
-	$(PY) -m pytest -q --doctest-modules pyscatter  # the examples in the docstrings
+	PYSCATTER_CACHE=off $(PY) -m pytest -q --doctest-modules pyscatter  # the docstrings; no matrix cache in ~
 	$(VENV)/bin/mypy  # the whole package (pyproject.toml [tool.mypy])
 
 bench: $(STAMP)

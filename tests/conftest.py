@@ -6,7 +6,10 @@ that holds the repository.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,10 @@ import pyscatter  # noqa: F401  (registers the HDF5 filters of compressed Raw_Da
 # imports pyUSID, so the shim lives here, for the test session, not in pyscatter.
 if not hasattr(np, "product"):
     setattr(np, "product", np.prod)  # noqa: B010 (ruff's numpy-2 rule would "fix" it into a no-op)
+
+# the matrix cache (pyscatter.io.matrix_cache) of the whole session: never the user's home
+os.environ["PYSCATTER_CACHE"] = tempfile.mkdtemp(prefix="pyscatter-test-cache-")
+atexit.register(shutil.rmtree, os.environ["PYSCATTER_CACHE"], ignore_errors=True)
 
 SHARED_DATA = Path(
     os.environ.get("PYSCATTER_TEST_DATA")

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from pyscatter.errors import InputError
 from pyscatter.kernels.checks import check_frame_shape
+from pyscatter.kernels.csr import pyfai_inputs
 from pyscatter.kernels.integrate_reference import (
     ERROR_MODELS,
     SPLITTINGS,
@@ -70,51 +71,6 @@ def _pixel_array(name: str, value: Any, n_pix: int) -> np.ndarray | None:
     if arr.size != n_pix:
         raise InputError(f"{name} has {arr.size} pixels ({arr.shape}); expected {n_pix}")
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
-
-
-def _csr_method(method: Any, dim: int) -> Any:
-    """pyFAI's ``IntegrationMethod`` of ``method``, which must be a ``dim``-D CSR method."""
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # noqa: F401  (method registry)
-    from pyFAI.method_registry import IntegrationMethod
-
-    try:
-        chosen = IntegrationMethod.select_one_available(method, dim=dim, degradable=False)
-    except (TypeError, ValueError, AttributeError):  # not a method pyFAI can parse
-        chosen = None
-    if chosen is None or chosen.algo_lower != "csr" or chosen.split_lower not in SPLITTINGS:
-        raise InputError(
-            f"unsupported method {method!r} for the batched integrator; expected a {dim}-D CSR "
-            f"method with splitting one of {', '.join(SPLITTINGS)}, e.g. ('bbox', 'csr', 'cython')"
-        )
-    return chosen
-
-
-def _pyfai_csr(
-    ai: Any, shape: tuple[int, int], npt: int, npt_azim: int | None, geometry: dict[str, Any]
-) -> tuple[sp.csr_matrix, Any, Any]:
-    """pyFAI's CSR matrix of a geometry, its Cython engine and the result of a blank frame.
-
-    ``geometry`` holds the options of ``integrate1d_ng`` / ``integrate2d_ng`` (a Cython CSR
-    ``method``); the blank frame makes pyFAI build and cache its engine.
-    """
-    from pyFAI.method_registry import IntegrationMethod
-
-    probe = np.zeros(shape, dtype=np.float32)
-    if npt_azim is None:
-        dim, res = 1, ai.integrate1d_ng(probe, int(npt), **geometry)
-    else:
-        dim, res = 2, ai.integrate2d_ng(probe, int(npt), int(npt_azim), **geometry)
-    key = IntegrationMethod.select_method(dim, geometry["method"][0], "csr", "cython")[0]
-    engine = ai.engines[key].engine
-    matrix = sp.csr_matrix(  # pyFAI's arrays, not copied: the constructor copies them
-        (
-            np.asarray(engine.data, dtype=np.float32),
-            np.asarray(engine.indices),
-            np.asarray(engine.indptr),
-        ),
-        shape=(engine.output_size, shape[0] * shape[1]),
-    )
-    return matrix, engine, res
 
 
 class BatchIntegrator:
@@ -323,7 +279,8 @@ class BatchIntegrator:
         azimuth_range: tuple[float, float] | None = None,
         block_frames: int = 16,
     ) -> BatchIntegrator:
-        """Let pyFAI build its CSR matrix and corrections once, and wrap them.
+        """Let pyFAI build its CSR matrix and corrections once (or load them from the matrix
+        cache, :mod:`pyscatter.io.matrix_cache`), and wrap them.
 
         Parameters
         ----------
@@ -370,57 +327,82 @@ class BatchIntegrator:
         InputError
             For a non-CSR method, an unknown error model or arrays of the wrong size.
         """
-        shape = check_frame_shape(shape)
         error_model = check_error_model(error_model)
-        dim = 1 if npt_azim is None else 2
-        chosen = _csr_method(method, dim)
-        geometry = dict(
+        matrix, csr, inputs = pyfai_inputs(
+            ai,
+            shape,
+            npt=npt,
             unit=unit,
-            method=(chosen.split_lower, "csr", "cython"),
+            npt_azim=npt_azim,
+            method=method,
             mask=mask,
+            correct_solid_angle=correct_solid_angle,
+            polarization_factor=polarization_factor,
+            error_model=error_model,
             radial_range=radial_range,
             azimuth_range=azimuth_range,
-            correctSolidAngle=False,
         )
-        matrix, engine, res = _pyfai_csr(ai, shape, npt, npt_azim, geometry)
-        if dim == 1:
-            azimuthal, unit_name = None, str(res.unit)
-        else:
-            azimuthal, unit_name = res.azimuthal, str(res.radial_unit)
-        detector = ai.detector
+        return cls.from_inputs(
+            matrix,
+            csr,
+            inputs,
+            shape,
+            dummy=dummy,
+            delta_dummy=delta_dummy,
+            dark=dark,
+            flat=flat,
+            error_model=error_model,
+            block_frames=block_frames,
+        )
+
+    @classmethod
+    def from_inputs(
+        cls,
+        matrix: sp.csr_matrix,
+        csr: dict[str, Any],
+        inputs: dict[str, np.ndarray],
+        shape: tuple[int, int],
+        *,
+        dummy: float | None = None,
+        delta_dummy: float | None = None,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+        error_model: str | None = None,
+        block_frames: int = 16,
+    ) -> BatchIntegrator:
+        """The integrator of :meth:`from_pyfai` from what :func:`pyfai_inputs` returned (or
+        loaded from the matrix cache): no pyFAI call. The other parameters as in
+        :meth:`from_pyfai`."""
+
+        def array(name: str) -> np.ndarray | None:
+            value = inputs[name]
+            return value if value.size else None
+
         poisson_offset = None
-        if (
-            error_model == "poisson"
-            and dim == 2
-            and not chosen.manage_variance
-            and dark is not None
-        ):
+        if error_model == "poisson" and bool(inputs["poisson_dark"]) and dark is not None:
             # integrate2d_ng: variance = max(data, 1) + max(dark, 0) with the dark as passed
             poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
         detector_dummy = None
-        if dummy is None and detector.dummy is not None:
-            detector_dummy = (detector.dummy, detector.delta_dummy)
+        if dummy is None and inputs["detector_dummy"].size:
+            value, delta = (float(v) for v in inputs["detector_dummy"])
+            detector_dummy = (value, None if np.isnan(delta) else delta)
         return cls(
             matrix,
             shape,
-            radial=res.radial,
-            unit=unit_name,
-            azimuthal=azimuthal,
-            solid_angle=ai.solidAngleArray(shape, correct_solid_angle)
-            if correct_solid_angle
-            else None,
-            polarization=None
-            if polarization_factor is None
-            else ai.polarization(shape, polarization_factor),
-            flat=detector.flatfield if flat is None else flat,
-            dark=detector.darkcurrent if dark is None else dark,
-            mask=np.asarray(engine.cmask) if engine.check_mask else None,
+            radial=csr["radial"],
+            unit=csr["unit"],
+            azimuthal=csr["azimuthal"],
+            solid_angle=array("solid_angle"),
+            polarization=array("polarization"),
+            flat=array("detector_flat") if flat is None else flat,
+            dark=array("detector_dark") if dark is None else dark,
+            mask=csr["cmask"],
             dummy=dummy,
             delta_dummy=delta_dummy,
             detector_dummy=detector_dummy,
             error_model=error_model,
             poisson_offset=poisson_offset,
-            empty=engine.empty,
+            empty=csr["empty"],
             block_frames=block_frames,
         )
 

@@ -48,6 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.csr import pyfai_csr
 from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
 
 
@@ -107,22 +108,22 @@ def pyfai_matrix(
 
     ``options``: the keywords of :func:`pyfai_engine`. Returns (matrix float32 (n_bins, n_pix),
     radial centres, azimuthal centres or None, unit). For 2-D the rows are
-    ``i_q * npt_azim + i_chi``.
+    ``i_q * npt_azim + i_chi``. Loaded from the matrix cache when it holds it
+    (:func:`~pyscatter.kernels.csr.pyfai_csr`: the same arrays as pyFAI's, bit for bit).
     """
-    res, engine = pyfai_engine(ai, shape, **options)
-    if options.get("npt_azim") is None:
-        azimuthal, unit_name = None, str(res.unit)
-    else:
-        azimuthal, unit_name = np.asarray(res.azimuthal, dtype=np.float64), str(res.radial_unit)
-    matrix = sp.csr_matrix(
-        (
-            np.array(engine.data, dtype=np.float32),
-            np.array(engine.indices),
-            np.array(engine.indptr),
-        ),
-        shape=(engine.output_size, shape[0] * shape[1]),
+    npt_azim = options.get("npt_azim")
+    geometry = dict(
+        unit=options["unit"],
+        method=tuple(options["method"]),
+        mask=options.get("mask"),
+        radial_range=options.get("radial_range"),
+        azimuth_range=options.get("azimuth_range"),
+        correctSolidAngle=False,
     )
-    return matrix, np.asarray(res.radial, dtype=np.float64), azimuthal, unit_name
+    matrix, csr = pyfai_csr(ai, shape, int(options["npt"]), npt_azim, geometry)
+    radial = np.asarray(csr["radial"], dtype=np.float64)
+    azimuthal = None if npt_azim is None else np.asarray(csr["azimuthal"], dtype=np.float64)
+    return matrix, radial, azimuthal, str(csr["unit"])
 
 
 def guarded_matrix(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from pyscatter.kernels.csr import csr_key
 from pyscatter.kernels.integrate import BatchIntegrator
 from pyscatter.kernels.models import wrap_deg  # into [-180, 180), pyFAI's chi interval
 from pyscatter.kernels.rings import (
@@ -127,12 +128,31 @@ def default_radial_range(
     """The radial range pyFAI's full 1-D integration takes: its pixels' extent, in ``unit``.
 
     Passed back to pyFAI as ``radial_range`` it gives the very same bins and matrix (the
-    extent of the unmasked pixels: nothing lies outside, so no guard bins are needed).
+    extent of the unmasked pixels: nothing lies outside, so no guard bins are needed). Kept in
+    the matrix cache (:mod:`pyscatter.io.matrix_cache`) under the key of pyFAI's matrix it
+    comes from: pyFAI builds a whole CSR engine to find it.
     """
     import pyFAI.units
 
-    _, engine = pyfai_engine(
-        ai, shape, npt=2, unit=unit, method=csr_method(method, 1), mask=mask, radial_range=None
+    from pyscatter.io import matrix_cache
+
+    method = csr_method(method, 1)
+    geometry = dict(
+        unit=unit,
+        method=method,
+        mask=mask,
+        radial_range=None,
+        azimuth_range=None,
+        correctSolidAngle=False,
     )
-    scale = pyFAI.units.to_unit(unit).scale
-    return float(engine.pos0_min * scale), float(engine.pos0_maxin * scale)
+
+    def build() -> dict[str, np.ndarray]:
+        _, engine = pyfai_engine(
+            ai, shape, npt=2, unit=unit, method=method, mask=mask, radial_range=None
+        )
+        scale = pyFAI.units.to_unit(unit).scale
+        return {"extent": np.array([engine.pos0_min * scale, engine.pos0_maxin * scale])}
+
+    key = matrix_cache.key("radial-extent", csr=csr_key(ai, shape, 2, None, geometry))
+    extent = matrix_cache.cached(key, build, lambda a: a["extent"].shape == (2,))["extent"]
+    return float(extent[0]), float(extent[1])

@@ -351,13 +351,18 @@ def run_blocks(
 
 
 def _run_joblib(spec, blocks, n_jobs):
-    from joblib import Parallel, delayed
+    """joblib's loky workers, each with one OpenMP/BLAS thread (``inner_max_num_threads``):
+    one single-threaded worker per core, as the dask workers; the parent builds the block
+    function first, so the workers load their matrices from the matrix cache."""
+    from joblib import Parallel, delayed, parallel_config
 
     if n_jobs < 1 and n_jobs != -1:
         raise InputError(f"n_jobs must be a positive number of workers or -1; got {n_jobs}")
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
     tasks = (delayed(compute_block)(spec, *b) for b in blocks)
-    for index, out, _seconds in parallel(tasks):
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
+    for index, out, seconds in results:
+        log.debug("block %d computed in a worker in %.3f s", index, seconds)
         yield index, out
 
 

@@ -1,9 +1,16 @@
 """Worker side of :class:`~pyscatter.processes.integration.AzimuthalIntegration` (no pyUSID).
 
-``build(spec)`` runs once per worker and spec: it makes the pyFAI geometry, reads the mask,
-dark and flat from the file, and lets pyFAI build its sparse matrix once; the returned
-:class:`~pyscatter.processes.execution.FrameBlocks` reads a block of frames into a reused
-buffer and integrates the whole block in one call.
+``build(spec)`` runs once per worker and spec: it reads the mask, dark and flat from the
+file and makes the integrator; the returned :class:`~pyscatter.processes.execution.FrameBlocks`
+reads a block of frames into a reused buffer and integrates the whole block in one call.
+
+The batched integrator comes from the matrix cache (:mod:`pyscatter.io.matrix_cache`) when it
+holds it: the first process to build it (the parent, which builds it for the result axes
+before any worker starts) stores pyFAI's matrix and the per-pixel corrections of the geometry
+(:func:`~pyscatter.kernels.csr.pyfai_inputs`) under a key of the recorded parameters and
+the mask, and every worker loads them without importing pyFAI (1–2 s a process, most of a
+worker's set-up). On a miss (cache disabled, evicted) the worker lets pyFAI build them, as
+before; the integrator is the same either way.
 """
 
 from __future__ import annotations
@@ -44,8 +51,7 @@ def build(spec, h5: h5py.File):
     """Block function of an integration spec; ``h5`` gives the mask, dark and flat."""
 
     params = spec.params
-    ai = integrator_from_config(params["geometry"])
-    return make_function(ai, params, integrator_options(params, read_arrays(h5, params)))
+    return make_function(None, params, integrator_options(params, read_arrays(h5, params)))
 
 
 def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):
@@ -69,17 +75,84 @@ def frame_reader(params: dict[str, Any]) -> FrameReader:
     return FrameReader(params["source"], tuple(params["frame_shape"]), read_factor)
 
 
+_INPUT_KEYS = (
+    "solid_angle",
+    "polarization",
+    "detector_flat",
+    "detector_dark",
+    "detector_dummy",
+    "poisson_dark",
+    "csr_key",
+)
+
+
+def setup_key(params: dict[str, Any], options: dict[str, Any]) -> str:
+    """The matrix cache key of an integration's pyFAI inputs, from the recorded parameters and
+    the mask alone (no pyFAI import: its version comes from the package metadata)."""
+    from importlib import metadata
+
+    from pyscatter.io import matrix_cache
+
+    mask = options.get("mask")
+    return matrix_cache.key(
+        "integration-inputs",
+        pyfai=metadata.version("pyFAI"),
+        geometry=params["geometry"],
+        frame_shape=[int(n) for n in params["frame_shape"]],
+        npt=options["npt"],
+        unit=options["unit"],
+        npt_azim=options["npt_azim"],
+        method=list(options["method"]),
+        radial_range=options["radial_range"],
+        azimuth_range=options["azimuth_range"],
+        correct_solid_angle=bool(options["correct_solid_angle"]),
+        polarization_factor=options["polarization_factor"],
+        error_model=options["error_model"],
+        mask=None if mask is None else (np.asarray(mask) != 0),
+    )
+
+
+def batch_integrator(ai: Any, params: dict[str, Any], options: dict[str, Any]) -> BatchIntegrator:
+    """The batched integrator of ``options``: from the matrix cache without pyFAI when it holds
+    it, else from pyFAI (``ai``, or one made from the recorded geometry), then stored."""
+    from pyscatter.io import matrix_cache
+    from pyscatter.kernels.csr import load_csr, pyfai_inputs
+
+    shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
+    keywords = {k: options[k] for k in ("dummy", "delta_dummy", "dark", "flat", "error_model")}
+    key = setup_key(params, options) if matrix_cache.directory() is not None else None
+    inputs = None if key is None else matrix_cache.load(key, lambda a: set(_INPUT_KEYS) <= set(a))
+    if inputs is not None:
+        loaded = load_csr(str(inputs["csr_key"]), shape, options["npt_azim"] is not None)
+        if loaded is not None:
+            matrix, csr = loaded
+            return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
+    if ai is None:
+        ai = integrator_from_config(params["geometry"])
+    pyfai_options = {k: v for k, v in options.items() if k not in keywords}
+    matrix, csr, inputs = pyfai_inputs(
+        ai, shape, **pyfai_options, error_model=options["error_model"]
+    )
+    if key is not None:
+        matrix_cache.store(key, inputs)
+    return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
+
+
 def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameBlocks:
     """The block function: read a block of frames (and its normalization), integrate it at once.
 
-    The function carries the result axes as ``.radial`` and ``.azimuthal``.
+    ``ai``: the pyFAI integrator of ``params["geometry"]``, or None to make one only if needed
+    (the batched integrator loaded from the matrix cache needs none). The function carries the
+    result axes as ``.radial`` and ``.azimuthal``.
     """
     shape = tuple(params["frame_shape"])
     axes: Any = None  # what gives the result axes
     if params["engine"] == "batched":
-        engine = BatchIntegrator.from_pyfai(ai, shape, **options)
+        engine = batch_integrator(ai, params, options)
         integrate, axes = engine.integrate, engine
     else:
+        if ai is None:
+            ai = integrator_from_config(params["geometry"])
 
         def integrate(frames):
             return integrate_reference(ai, frames, **options)

@@ -194,3 +194,26 @@ def _try_run(path):
     except Exception as exc:  # returned to the parent for its assertions
         return type(exc).__name__, str(exc)
     return None
+
+
+def thread_probe(spec, h5):
+    """A factory of block functions that report the thread limits of the worker they run in."""
+
+    def probe(h5file, start, stop):
+        value = float(os.environ.get("OMP_NUM_THREADS", "nan"))
+        return {"omp": [[value]] * (stop - start)}
+
+    return probe
+
+
+def test_joblib_workers_run_one_openmp_thread_each(scan_file):
+    """Two workers on any machine: one OpenMP/BLAS thread each, no oversubscription."""
+    import numpy as np
+
+    from pyscatter.processes.execution import TaskSpec, run_blocks
+
+    spec = TaskSpec(f"{__name__}:thread_probe", str(scan_file), "{}", token="threads")
+    blocks = [(i, i, i + 1) for i in range(6)]
+    out = dict(run_blocks(spec, blocks, n_jobs=2))
+    assert sorted(out) == list(range(6))
+    assert all(np.asarray(o["omp"]).ravel().tolist() == [1.0] for o in out.values())
