@@ -45,6 +45,8 @@ from __future__ import annotations
 import common  # first: sets OMP_NUM_THREADS before numpy and pyFAI load
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -290,7 +292,8 @@ def diffmap_config(inputs: Inputs, path: Path) -> Path:
 
     argv = ["--no-gui", "-p", str(inputs.poni), "-m", str(inputs.mask), "-c", str(NPT)]
     argv += ["-t", str(inputs.n), "-r", "1"]
-    _options, config = DiffMap().parse(argv, with_config=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its options
+        _options, config = DiffMap().parse(argv, with_config=True)
     config.ai.unit = UNIT
     config.ai.method = tuple(METHOD.split(","))
     config.ai.correct_solid_angle = True
@@ -623,7 +626,9 @@ def integration_rows(result: dict[str, Any], *, full_size: int) -> list[common.R
             target="≤ pyFAI + max_mem_mb",
             passed=ours_peak <= bound,
             note=(
-                f"largest over the rounds and the two commands (translate "
+                f"median seconds: translate {_med([r.parts[0] for r in runs['pyscatter']]):.1f}, "
+                f"integrate {_med([r.parts[1] for r in runs['pyscatter']]):.1f}; "
+                f"peak: largest over the rounds and the two commands (translate "
                 f"{max(r.parts[0].peak_mb for r in runs['pyscatter']):.0f} MiB, integrate "
                 f"{max(r.parts[1].peak_mb for r in runs['pyscatter']):.0f} MiB); pyFAI-diffmap {_peak(runs['diffmap']):.0f} MiB, naive script "
                 f"{_peak(runs['naive']):.0f} MiB; max_mem_mb {MAX_MEM_MB:g} (the default)"
@@ -725,7 +730,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes, rounds = ((9, 100), 3) if args.quick else ((9, FULL_SIZE), 5)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="pyscatter-commands-", dir=args.workdir) as tmp:
-        table = measure(Path(tmp), sizes, rounds, (15, 20))
+        table = measure(
+            Path(tmp), sizes, rounds, (15, 20), say=lambda m: print(m, file=sys.stderr, flush=True)
+        )
     print(common.format_table(table))
     print()
     for row in table:
