@@ -49,7 +49,16 @@ import numpy as np
 
 import pyscatter  # noqa: F401  (registers the HDF5 filters the scans are written with)
 
-FIGURES = ("integration", "bandwidth", "fitting", "end_to_end", "memory", "scaling", "startup")
+FIGURES = (
+    "integration",
+    "bandwidth",
+    "fitting",
+    "end_to_end",
+    "memory",
+    "scaling",
+    "startup",
+    "commands",
+)
 RESULTS = common.HERE / "RESULTS.md"
 
 
@@ -70,6 +79,9 @@ class Config:
     scaling_rounds: int = 3
     scaling_max_mem_mb: float = 64
     startup_repeats: int = 5
+    commands_sizes: tuple[int, ...] = (9, 1000)  # Eiger-like frames (see bench_commands.py)
+    commands_rounds: int = 5
+    commands_oriented: tuple[int, int] = (15, 20)  # positions of the orientation chain
 
 
 QUICK = Config(
@@ -88,6 +100,8 @@ QUICK = Config(
     scaling_rounds=1,
     scaling_max_mem_mb=4,
     startup_repeats=2,
+    commands_sizes=(9, 100),
+    commands_rounds=3,
 )
 
 
@@ -292,6 +306,19 @@ class Bench:
         import bench_startup
 
         return bench_startup.rows(bench_startup.measure(self.workdir, self.config.startup_repeats))
+
+    # ------------------------------------------------------------------ commands
+    def commands(self) -> list[common.Row]:
+        import bench_commands
+
+        cfg = self.config
+        return bench_commands.measure(
+            self.workdir / "commands",
+            cfg.commands_sizes,
+            cfg.commands_rounds,
+            cfg.commands_oriented,
+            say=say,
+        )
 
 
 def bytes_per_frame(batch: Any, itemsize: int) -> tuple[float, dict[str, float]]:
