@@ -26,17 +26,19 @@ from typing import Any
 import h5py
 
 from pyscatter.errors import InputError
-from pyscatter.io.record import FLAGS, completion
+from pyscatter.io.record import FLAGS, completion, verified_positions
 
 __all__ = [
     "all_results",
     "find_results",
     "is_complete",
+    "is_verified_complete",
     "latest_results",
     "process_name",
     "require_complete",
     "results_by_start_time",
     "results_group",
+    "source_results",
 ]
 
 
@@ -139,6 +141,25 @@ def is_complete(group: h5py.Group) -> bool:
         return True
     done, total = completion(group)
     return done == total
+
+
+def source_results(source: h5py.Dataset, process: str) -> list[h5py.Group]:
+    """The results groups ``<source>-<process>_NNN`` beside ``source``, in index order.
+
+    These are the groups a process writes from this very source (its duplicates, its resumable
+    runs, the next free index); ``process`` is the recorded process name.
+    """
+    prefix = f"{source.name.rsplit('/', 1)[-1]}-{process}_"
+    parent = source.parent
+    names = sorted(k for k in parent if k.startswith(prefix) and k[len(prefix) :].isdigit())
+    return [parent[k] for k in names]
+
+
+def is_verified_complete(group: h5py.Group) -> bool:
+    """Whether every chunk of ``group`` is flagged complete and every flag verifies against
+    the data (what reusing a group needs: a flag alone may predate a torn write)."""
+    done, total = completion(group)
+    return done == total and bool(verified_positions(group).all())
 
 
 def require_complete(obj: h5py.Group | h5py.Dataset, what: str | None = None) -> None:

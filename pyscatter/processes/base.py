@@ -70,7 +70,8 @@ from pyscatter.errors import InputError
 from pyscatter.io import safety
 from pyscatter.io.integrity import require_pyscatter_file
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
-from pyscatter.io.record import FLAGS, block_flag, completion, verified_positions
+from pyscatter.io.record import FLAGS, block_flag, completion
+from pyscatter.io.results import is_verified_complete, source_results
 from pyscatter.io.usid import Dim, create_main, dims_of, is_main, main_datasets, write_ancillary
 from pyscatter.processes.execution import (
     TaskSpec,
@@ -312,13 +313,7 @@ class ScatterProcess:
         return f"{self._source.name.rsplit('/', 1)[-1]}-{self.process_name}_"
 
     def _candidate_groups(self) -> list[h5py.Group]:
-        parent = self._source.parent
-        names = sorted(
-            k
-            for k in parent
-            if k.startswith(self.group_prefix) and k[len(self.group_prefix) :].isdigit()
-        )
-        return [parent[k] for k in names]
+        return source_results(self._source, self.process_name)
 
     @property
     def duplicate_h5_groups(self) -> list[h5py.Group]:
@@ -341,8 +336,7 @@ class ScatterProcess:
             if group.attrs.get("parameters_hash") != self.parameters_hash:
                 continue
             # a complete group is reused only if every flag verifies against its data
-            done, total = completion(group)
-            if done == total and verified_positions(group).all():
+            if is_verified_complete(group):
                 complete.append(group)
             else:
                 partial.append(group)

@@ -96,16 +96,9 @@ def find_request(
 ) -> h5py.Group | None:
     """The latest complete results group of ``process`` on ``h5_main`` made by request ``key``
     whose completion flags all verify against its data, or None."""
-    from pyscatter.io.record import completion, verified_positions
+    from pyscatter.io.results import is_verified_complete, source_results
 
-    prefix = f"{h5_main.name.rsplit('/', 1)[-1]}-{process.process_name}_"
-    parent = h5_main.parent
-    names = sorted(k for k in parent if k.startswith(prefix) and k[len(prefix) :].isdigit())
-    for name in reversed(names):
-        group = parent[name]
-        if not isinstance(group, h5py.Group) or group.attrs.get(REQUEST_ATTR) != key:
-            continue
-        done, total = completion(group)
-        if done == total and verified_positions(group).all():
+    for group in reversed(source_results(h5_main, process.process_name)):
+        if group.attrs.get(REQUEST_ATTR) == key and is_verified_complete(group):
             return group
     return None
