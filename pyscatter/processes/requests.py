@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from pyscatter.processes.options import EXECUTION_OPTIONS
+
 if TYPE_CHECKING:
     from pyscatter.processes.base import ScatterProcess
 
@@ -37,9 +39,7 @@ __all__ = ["REQUEST_ATTR", "find_request", "request_hash"]
 REQUEST_ATTR = "request_hash"
 
 #: Keyword arguments that decide how a process runs, not what it computes.
-EXECUTION_KEYS = frozenset(
-    {"max_mem_mb", "n_jobs", "scheduler", "cluster", "progress", "read_ahead", "override"}
-)
+EXECUTION_KEYS = frozenset(o.name for o in EXECUTION_OPTIONS)
 
 
 def _plain(value: Any) -> Any:
