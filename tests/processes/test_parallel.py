@@ -206,11 +206,21 @@ def thread_probe(spec, h5):
     return probe
 
 
-def test_joblib_workers_run_one_openmp_thread_each(scan_file):
-    """Two workers on any machine: one OpenMP/BLAS thread each, no oversubscription."""
+def test_joblib_workers_run_one_openmp_thread_each(scan_file, monkeypatch):
+    """Two workers on any machine: one OpenMP/BLAS thread each, no oversubscription.
+
+    joblib's default would give each of two workers cpu_count // 2 threads; the machine is made
+    to look like 16 cores (and the parent's own limits removed) so that the default would give 8
+    and only the explicit limit gives 1, whatever machine runs the test.
+    """
+    import joblib._parallel_backends as backends
     import numpy as np
 
     from pyscatter.processes.execution import TaskSpec, run_blocks
+
+    monkeypatch.setattr(backends, "cpu_count", lambda *a, **k: 16)
+    for var in backends.ParallelBackendBase.MAX_NUM_THREADS_VARS:
+        monkeypatch.delenv(var, raising=False)
 
     spec = TaskSpec(f"{__name__}:thread_probe", str(scan_file), "{}", token="threads")
     blocks = [(i, i, i + 1) for i in range(6)]
