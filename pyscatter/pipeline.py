@@ -212,6 +212,7 @@ def validate_pipeline(
     *,
     check_files: bool = True,
     base_dir: str | os.PathLike | None = None,
+    watching: bool = False,
 ) -> Pipeline:
     """Check a pipeline completely, before anything runs.
 
@@ -225,6 +226,11 @@ def validate_pipeline(
     base_dir : path, optional
         Folder relative paths are resolved against (default: the folder of the file; the
         current folder for text and dicts).
+    watching : bool
+        For ``pyscatter watch``, which names the source and the output itself: ``output:``
+        and ``translate: sources:`` may be left out (and are not used); the ``translate:``
+        options (``poni``, ``mask`` …) are checked against the format's translator (``images``
+        when ``format`` is auto).
 
     Returns
     -------
@@ -246,7 +252,9 @@ def validate_pipeline(
             doc.problem((key,), unknown_message("key", key, _TOP))
     output = data.get("output")
     out_path = Path()
-    if not isinstance(output, str) or not output:
+    if watching and output is None:
+        pass
+    elif not isinstance(output, str) or not output:
         doc.problem(
             ("output",),
             "output: expected the path of the HDF5 file to write, e.g. "
@@ -256,7 +264,7 @@ def validate_pipeline(
         out_path = resolve_path(doc, output)
     translate = None
     if data.get("translate") is not None:
-        translate = _check_translate(doc, data["translate"], check_files)
+        translate = _check_translate(doc, data["translate"], check_files, watching)
     execution = check_execution_section(doc, data.get("execution"), ("execution",))
     steps_data = data.get("steps", [])
     steps: list[Step] = []
@@ -270,7 +278,7 @@ def validate_pipeline(
         ]
     if not steps_data and translate is None and "steps" not in data:
         doc.problem((), "nothing to do: give a translate: section, steps:, or both")
-    if check_files and translate is None and output and not out_path.is_file():
+    if check_files and not watching and translate is None and output and not out_path.is_file():
         doc.problem(
             ("output",),
             f"output {out_path} does not exist and there is no translate: section to make it",
@@ -279,7 +287,9 @@ def validate_pipeline(
     return Pipeline(doc.where, out_path, translate, execution, steps)
 
 
-def _check_translate(doc: Document, value: Any, check_files: bool) -> TranslateStep | None:
+def _check_translate(
+    doc: Document, value: Any, check_files: bool, watching: bool = False
+) -> TranslateStep | None:
     from pyscatter.translators import expand_sources, get_translator, guess_translator
 
     path = ("translate",)
@@ -292,7 +302,9 @@ def _check_translate(doc: Document, value: Any, check_files: bool) -> TranslateS
         fmt = "auto"
     raw = value.get("sources")
     items = [raw] if isinstance(raw, str) else raw
-    if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
+    if watching:  # the watch names its source: the translate section gives options only
+        items, fmt = [], "images" if fmt == "auto" else fmt
+    elif not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
         doc.problem(
             (*path, "sources"),
             f"sources: expected a file, glob pattern or folder, or a list of them; got {raw!r}",

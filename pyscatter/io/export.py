@@ -485,7 +485,7 @@ def write_chi(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
             f"{dims} (a cake: use sasview or csv)"
         )
     x = ds[dims[0]].values
-    label = _CHI_LABELS.get((dims[0], _units(ds, dims[0])), f"{dims[0]} ({_units(ds, dims[0])})")
+    label = chi_label(dims[0], _units(ds, dims[0]))
     jobs = []
     for _flat, idx in _positions(ds, pos_dims):
         if _computed(ds, signal, pos_dims, idx):
@@ -495,12 +495,20 @@ def write_chi(ds: Any, out: str | os.PathLike, *, overwrite: bool = False) -> li
     folder.mkdir(parents=True, exist_ok=True)
     for idx, path in jobs:
         intensity = _at(ds, signal, pos_dims, idx).astype(np.float64)
-        lines = [path.name, label, "Intensity", f"{x.size:>11d}"]
-        lines += [
-            f" {a:.7e}   {b:.7e}" for a, b in zip(x.tolist(), intensity.tolist(), strict=True)
-        ]
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text(chi_text(path.name, label, x, intensity))
     return [p for _, p in jobs]
+
+
+def chi_label(dim: str, units: str) -> str:
+    """Fit2D's x label of a radial dim (``Q (nm^-1)`` …), else ``dim (units)``."""
+    return _CHI_LABELS.get((dim, units), f"{dim} ({units})")
+
+
+def chi_text(title: str, label: str, x: np.ndarray, intensity: np.ndarray) -> str:
+    """A Fit2D ``.chi`` file: 4 header lines then ``' %.7e   %.7e'`` rows of x and I."""
+    lines = [title, label, "Intensity", f"{x.size:>11d}"]
+    lines += [f" {a:.7e}   {b:.7e}" for a, b in zip(x.tolist(), intensity.tolist(), strict=True)]
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- NXcanSAS

@@ -1,0 +1,257 @@
+"""One watch: the source, the live file, one live session per step, and the loop joining them.
+
+Used by :func:`pyscatter.live.runner.watch`; see its module for the loop and the guarantees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyscatter.errors import InputError
+from pyscatter.live.runner import WatchOptions, WatchReport
+
+__all__ = ["WatchSession"]
+
+log = logging.getLogger("pyscatter.live.runner")
+
+#: Seconds between two status files while nothing changes.
+_STATUS_EVERY = 1.0
+
+
+class WatchSession:
+    """The state of one watch (see :func:`pyscatter.live.runner.watch`)."""
+
+    def __init__(
+        self, source: Path, output: Path, steps: Sequence[Any], options: WatchOptions
+    ) -> None:
+        self.source_path = source
+        self.output = output
+        self.steps = list(steps)
+        self.opts = options
+        self.report = WatchReport(str(output))
+        self._stack = contextlib.ExitStack()
+        self._src: Any = None
+        self._file: Any = None
+        self._sessions: list[Any] = []
+        self._side: Any = None
+        self._status_at = 0.0
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self, stop: threading.Event, on_round: Callable[[WatchReport], None] | None
+    ) -> WatchReport:
+        from pyscatter.live.sources import open_source
+
+        self._lock_and_reopen()
+        start = self._file.start_number if self._file is not None else None
+        self._src = open_source(
+            self.source_path,
+            pattern=self.opts.pattern,
+            grid=self.opts.grid,
+            scan=self.opts.scan,
+            settle=self.opts.settle,
+            start=start,
+        )
+        last_new = time.monotonic()
+        while True:
+            arrivals = self._src.poll(skip=self._already_written)
+            self._problems()
+            if arrivals:
+                if self._file is None:
+                    self._create(arrivals[0])
+                self.report.frames_written += len(self._file.write(arrivals))
+                last_new = time.monotonic()
+            advanced = self._advance()
+            if arrivals or advanced:
+                self._status()
+                if on_round is not None:
+                    on_round(self.report)
+            elif time.monotonic() - self._status_at > _STATUS_EVERY:
+                self._status()
+            reason = self._stop_reason(stop, last_new)
+            if reason:
+                self.report.stopped_by = reason
+                break
+            if not arrivals:
+                stop.wait(self.opts.poll_interval)
+        self._finish()
+        return self.report
+
+    def _stop_reason(self, stop: threading.Event, last_new: float) -> str:
+        if stop.is_set():
+            return "interrupted"
+        if any(p.fatal for p in self._src.problems):
+            return "source problem"
+        complete = self._file is not None and self._complete()
+        if self.opts.until_complete and complete:
+            return "scan complete"
+        if self._src.finished() and (self._file is None or self._drained()):
+            return "scan ended"
+        if self.opts.idle is not None and time.monotonic() - last_new > self.opts.idle:
+            return f"idle {self.opts.idle:g} s"
+        return ""
+
+    # ------------------------------------------------------------------ the file
+    def _lock_and_reopen(self) -> None:
+        """Hold the job lock for the whole watch; reopen an interrupted watch's file."""
+        from pyscatter.live.livefile import LiveFile
+        from pyscatter.processes.guards import job_lock
+
+        self._stack.enter_context(job_lock(str(self.output), command="pyscatter watch"))
+        if self.output.exists():
+            self._file = LiveFile.reopen(self.output)
+            self._stack.callback(self._file.close)
+            self.report.frames_before = int(self._file.done().sum())
+            self._open_sessions()
+
+    def _create(self, first: Any) -> None:
+        from pyscatter.live.livefile import LiveFile, LiveLayout
+
+        layout = LiveLayout.from_first(
+            first,
+            self._src,
+            grid=self.opts.grid,
+            **self.opts.translate,
+        )
+        self._file = LiveFile.create_or_open(self.output, layout)
+        self._stack.callback(self._file.close)
+        self._open_sessions()
+
+    def _already_written(self, index: int) -> bool:
+        if self._file is None:
+            return False
+        done = self._file.done()
+        return bool(index < done.size and done[index])
+
+    def _complete(self) -> bool:
+        done = self._file.done()
+        if not self._file.declared or not done.all():
+            return False
+        return all(s.done_positions().all() for s in self._sessions)
+
+    def _drained(self) -> bool:
+        """Every frame the source holds is written and every step caught up with it."""
+        ready = self._file.done()
+        return all(np.array_equal(s.done_positions(), ready) for s in self._sessions)
+
+    # ------------------------------------------------------------------ the steps
+    def _open_sessions(self) -> None:
+        """One live session per step, each on the previous step's results (or its source)."""
+        from pyscatter.pipeline import EXECUTION, RUN_OPTIONS  # type: ignore[attr-defined]
+
+        h5 = self._file.h5
+        previous = None
+        for step in self.steps:
+            if step.source:
+                if step.source not in h5:
+                    raise InputError(
+                        f"step {step.name!r}: source: no dataset {step.source!r} in {self.output}"
+                    )
+                dset = h5[step.source]
+            elif previous is None:
+                dset = self._file.raw
+            else:
+                dset = step.process.default_source(h5)
+            execution = {name: EXECUTION[name].default for name in RUN_OPTIONS}
+            execution.update(step.execution)
+            execution.update(n_jobs=1, progress=False)
+            execution.pop("scheduler", None)
+            try:
+                proc = step.process(dset, **step.arguments(), **execution)
+                session = proc.live_session(live_block=self.opts.live_block)
+            except InputError as err:
+                raise InputError(f"step {step.name!r}: {err}") from err
+            self._sessions.append(session)
+            self.report.groups[step.name] = session.group.name
+            previous = session
+
+    def _advance(self) -> int:
+        if self._file is None:
+            return 0
+        ready = self._file.done()
+        did = 0
+        for step, session in zip(self.steps, self._sessions):
+            before = session.done_positions()
+            did += session.advance(ready)
+            ready = session.done_positions()
+            self.report.positions_done[step.name] = int(ready.sum())
+            if self.opts.side_outputs and step.name == "integrate":
+                self._write_side(session, before, ready)
+        self.report.positions = self._file.n_positions
+        return did
+
+    def _write_side(self, session: Any, before: np.ndarray, now: np.ndarray) -> None:
+        from pyscatter.live.side_outputs import write_frame
+
+        new = np.flatnonzero(now[: before.size] & ~before)
+        if now.size > before.size:
+            new = np.concatenate([new, before.size + np.flatnonzero(now[before.size :])])
+        for i in new:
+            folder = Path(self.opts.side_outputs)  # type: ignore[arg-type]
+            write_frame(session.group, int(i), folder, self.opts.side_format)
+            self.report.side_files += 1
+
+    # ------------------------------------------------------------------ reporting, ending
+    def _problems(self) -> None:
+        seen = set(self.report.problems)
+        for p in self._src.problems:
+            text = str(p)
+            if text not in seen:
+                log.warning("%s", text)
+                self.report.problems.append(text)
+                seen.add(text)
+
+    def _status(self) -> None:
+        from pyscatter.io.safety import write_status
+
+        self._status_at = time.monotonic()
+        write_status(
+            self.output,
+            command="pyscatter watch",
+            source=str(self.source_path),
+            state=self.report.state,
+            frames_written=self.report.frames_written + self.report.frames_before,
+            positions=self.report.positions,
+            steps=self.report.positions_done,
+            groups=self.report.groups,
+            problems=self.report.problems[-20:],
+        )
+
+    def _finish(self) -> None:
+        """Record how the watch ended; finalize the scan when it is over.
+
+        A scan is over when it is full or its source says it ended (a SPEC scan followed by
+        the next one): never-measured positions of an aborted scan are then marked as the
+        offline translator marks them and every step gives them NaN, as offline. Stopped by
+        Ctrl-C, ``idle`` or a source problem, the file stays open-ended: the same command
+        started again continues it.
+        """
+        if self._file is None:
+            self.report.state = "no frames"
+            return
+        ended = self.report.stopped_by in ("scan complete", "scan ended")
+        full = bool(self._file.declared and self._file.done().all())
+        state = ("complete" if full else "aborted") if ended else "stopped"
+        self._file.finalize(state)
+        if state == "aborted":
+            ready = np.ones(self._file.n_positions, dtype=bool)
+            for session in self._sessions:
+                session.advance(ready)
+                ready = session.done_positions()
+        self._advance()
+        self.report.state = state
+        self._status()
+
+    def close(self) -> None:
+        for session in self._sessions:
+            with contextlib.suppress(Exception):
+                session.close()
+        self._stack.close()
