@@ -292,12 +292,16 @@ class FolderSource:
             return None
         if index in self._indices:
             self._give_up(
-                track, index, f"{where}: a second file for frame {index} (number {track.number}); skipped"
+                track,
+                index,
+                f"{where}: a second file for frame {index} (number {track.number}); skipped",
             )
             return None
         return index
 
-    def _take(self, track: _Track, now: float, skip: Callable[[int], bool] | None) -> Arrival | None:
+    def _take(
+        self, track: _Track, now: float, skip: Callable[[int], bool] | None
+    ) -> Arrival | None:
         index = self._index(track)
         if index is None:
             return None

@@ -119,7 +119,7 @@ class GrowingH5Source:
         Wake :meth:`wait` on changes with ``watchfiles``.
     """
 
-    OPTIONS = ("dataset", "clock", "watch", "settle")
+    OPTIONS = ("dataset", "clock", "watch")
 
     def __init__(
         self,

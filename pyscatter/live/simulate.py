@@ -42,7 +42,9 @@ MODES = ("rename", "inplace")
 SCANS = ("mesh", "ascan", "timescan")
 
 
-def scan_frames(n: int, frame_shape: Sequence[int] = (64, 64), *, distinct: int = 16, rng: int = 0) -> np.ndarray:
+def scan_frames(
+    n: int, frame_shape: Sequence[int] = (64, 64), *, distinct: int = 16, rng: int = 0
+) -> np.ndarray:
     """``(n, rows, cols)`` int32 frames of :func:`pyscatter.datasets.oriented_map`: ``distinct``
     positions with known truth, repeated in turn when ``n`` is larger."""
     from pyscatter.datasets import oriented_map
@@ -193,8 +195,12 @@ class H5Writer:
         data.attrs["NX_class"] = "NXdata"
         data.attrs["signal"] = "data"
         self.dset = data.create_dataset(
-            "data", (0, rows, cols), dtype=dtype, maxshape=(None, rows, cols),
-            chunks=(1, rows, cols), **filters,
+            "data",
+            (0, rows, cols),
+            dtype=dtype,
+            maxshape=(None, rows, cols),
+            chunks=(1, rows, cols),
+            **filters,
         )
         if nimages is not None:
             spec = self.h5.create_group("entry/instrument/detector/detectorSpecific")
@@ -254,8 +260,10 @@ class SpecWriter:
         self.path, self.kind, self.shape, self.spectra = Path(path), kind, tuple(shape), spectra
         self.n_points = math.prod(self.shape)
         if header:
-            self._append("#F {0}\n#E 1700000000\n#D Thu Jan  1 00:00:00 2026\n"
-                         "#O0 samx  samy\n#o0 samx samy\n\n".format(self.path.name))
+            self._append(
+                f"#F {self.path.name}\n#E 1700000000\n#D Thu Jan  1 00:00:00 2026\n"
+                "#O0 samx  samy\n#o0 samx samy\n\n"
+            )
         self.start_scan(number)
 
     def start_scan(self, number: int) -> None:
@@ -285,7 +293,10 @@ class SpecWriter:
         if self.spectra is not None:
             values = " ".join(str(int(v)) for v in self.spectra[i])
             text += f"@A {values}\n"
-        return text + f"{x:g} {y:g} {0.1 * (i + 1):g} {1000 + i} {int(self.spectra[i].sum()) if self.spectra is not None else i}\n"
+        return (
+            text
+            + f"{x:g} {y:g} {0.1 * (i + 1):g} {1000 + i} {int(self.spectra[i].sum()) if self.spectra is not None else i}\n"
+        )
 
     def point(self, i: int, part: float = 1.0) -> None:
         """Append point ``i``; ``part`` < 1 writes only that share of its text (no newline yet)."""
@@ -295,7 +306,7 @@ class SpecWriter:
     def rest(self, i: int, part: float) -> None:
         """Append the rest of point ``i`` begun with ``point(i, part)``."""
         text = self.point_text(i)
-        self._append(text[int(len(text) * part):])
+        self._append(text[int(len(text) * part) :])
 
     def _append(self, text: str) -> None:
         with open(self.path, "a") as handle:
@@ -312,7 +323,9 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pyscatter.live.simulate KIND OUT --frames N --rate HZ …``."""
-    parser = argparse.ArgumentParser(prog="python -m pyscatter.live.simulate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pyscatter.live.simulate", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("kind", choices=("folder", "h5", "spec"))
     parser.add_argument("out", type=Path)
     parser.add_argument("--frames", type=int, default=16, help="frames or points to write")
@@ -323,7 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shuffle", action="store_true", help="write frames out of order")
     parser.add_argument("--swmr", action="store_true")
     parser.add_argument("--scan", choices=SCANS, default="mesh")
-    parser.add_argument("--shape", type=_shape, default=None, help="mesh SLOWxFAST (default from --frames)")
+    parser.add_argument(
+        "--shape", type=_shape, default=None, help="mesh SLOWxFAST (default from --frames)"
+    )
     parser.add_argument("--channels", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -332,7 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "spec":
         shape = args.shape or ((n,) if args.scan != "mesh" else (max(1, n // 4), 4))
         n = math.prod(shape)
-        writer = SpecWriter(args.out, args.scan, shape, scan_spectra(n, args.channels, rng=args.seed))
+        writer = SpecWriter(
+            args.out, args.scan, shape, scan_spectra(n, args.channels, rng=args.seed)
+        )
         _paced(n, period, writer.point)
         return 0
     frames = scan_frames(n, args.frame_shape, rng=args.seed)

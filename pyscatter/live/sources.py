@@ -111,7 +111,10 @@ class LiveProblem:
 class LiveSource(Protocol):
     """A source of frames still being written (see the module documentation)."""
 
-    problems: list[LiveProblem]
+    @property
+    def problems(self) -> list[LiveProblem]:
+        """What went wrong so far, in order (see :class:`LiveProblem`)."""
+        ...
 
     def describe(self) -> str:
         """One line: what is followed and how."""
@@ -142,10 +145,12 @@ class LiveSource(Protocol):
         ...
 
 
-class Problems(list):
+class Problems(list[LiveProblem]):
     """``source.problems``: a list of :class:`LiveProblem` that logs each one as it is added."""
 
-    def report(self, file: Any, frame: int | None, message: str, fatal: bool = False) -> LiveProblem:
+    def report(
+        self, file: Any, frame: int | None, message: str, fatal: bool = False
+    ) -> LiveProblem:
         """Add (and log) a problem; returns it."""
         problem = LiveProblem(str(file), frame, message, fatal)
         self.append(problem)
@@ -265,7 +270,7 @@ def open_source(
         from pyscatter.live.growing_h5 import GrowingH5Source
 
         _refuse(options, pattern=pattern, allowed=GrowingH5Source.OPTIONS, what="an HDF5 file")
-        return GrowingH5Source(path, grid=grid, timeout=timeout, **options)
+        return GrowingH5Source(path, grid=grid, settle=settle, timeout=timeout, **options)
     from pyscatter.translators.spec import SpecTranslator
 
     if SpecTranslator().can_read(path):
@@ -281,7 +286,9 @@ def open_source(
 
 def _refuse(options: dict, *, allowed: tuple[str, ...], what: str, **given: Any) -> None:
     """Refuse options (and the given ``given`` keywords) that the source of ``what`` does not take."""
-    wrong = [k for k, v in given.items() if v is not None] + [k for k in options if k not in allowed]
+    wrong = [k for k, v in given.items() if v is not None] + [
+        k for k in options if k not in allowed
+    ]
     if wrong:
         takes = ", ".join(allowed) or "no other option"
         raise InputError(f"{', '.join(wrong)}: does not apply to {what} (it takes {takes})")

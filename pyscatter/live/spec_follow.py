@@ -115,7 +115,9 @@ class SpecSource:
         self._file_header = b""
         self._scan_header: bytes | None = None
         self._pos = 0  # file offset of the next unread point of the scan (or of the search)
-        self._size, self._ident = 0, None
+        self._size = 0
+        self._ident: tuple[int, int] | None = None
+        self._base = 0
         self._dims: list[tuple[str, int]] | None = None
         self._n = 0  # points read
         self._ended = False
@@ -274,19 +276,16 @@ class SpecSource:
         """The arrivals of the points in ``chunk`` (their ``ends``), each point apart when the
         whole chunk does not parse (a malformed point is a problem, skipped)."""
         try:
-            scans = [(self._parse(chunk)[0], len(ends) - 1)]
+            return self._arrivals(self._parse(chunk)[0], now, skip)
         except FileFormatError:
-            scans = []
-            for a, b in zip(ends[:-1], ends[1:], strict=True):
-                try:
-                    scans.append((self._parse(chunk[a:b])[0], 1))
-                except FileFormatError as err:
-                    self.problems.report(self.path, self._n, f"{err}; point {self._n} skipped")
-                    scans.append((None, 1))
+            pass
         out = []
-        for scan, count in scans:
-            if scan is None:
-                self._n += count
+        for a, b in zip(ends[:-1], ends[1:], strict=True):
+            try:
+                scan = self._parse(chunk[a:b])[0]
+            except FileFormatError as err:
+                self.problems.report(self.path, self._n, f"{err}; point {self._n} skipped")
+                self._n += 1
                 continue
             out += self._arrivals(scan, now, skip)
         return out
@@ -305,7 +304,9 @@ class SpecSource:
             total = math.prod(n for _, n in self._dims) if self._dims else None
             if total is not None and index >= total:
                 self.problems.report(
-                    self.path, index, f"{self.path}: scan {self.scan_key}: point {index} is "
+                    self.path,
+                    index,
+                    f"{self.path}: scan {self.scan_key}: point {index} is "
                     f"beyond the {total} points of its command; skipped",
                 )
                 continue
@@ -329,7 +330,7 @@ class SpecSource:
         for index in sorted(self._pending):
             track, values = self._pending[index]
             stat = _stat(track.path)
-            if stat != track.stat:
+            if (stat or (0, 0, 0)) != track.stat:  # (0, 0, 0): not there
                 track.stat, track.since = stat or (0, 0, 0), now
             if stat is None or now - track.since < self.settle:
                 if now - track.since >= self.timeout:
@@ -352,7 +353,9 @@ class SpecSource:
             del self._pending[index]
             self._header = self._header or dict(header)
             values = {**header_values(header, str(track.path)), **values}
-            out.append(Arrival(index, frame.astype(self._dtype, copy=False), str(track.path), values))
+            out.append(
+                Arrival(index, frame.astype(self._dtype, copy=False), str(track.path), values)
+            )
         return out
 
     def _drop(self, index: int, message: str) -> None:
