@@ -46,6 +46,7 @@ __all__ = [
     "LINKS",
     "attr_text",
     "check_flip",
+    "check_frame",
     "check_link",
     "check_scan_options",
     "describe",
@@ -161,6 +162,18 @@ def read_frame(
         See :func:`read_image`.
     """
     frame, _ = read_image(path)
+    return check_frame(frame, path, shape, dtype, first)
+
+
+def check_frame(
+    frame: np.ndarray,
+    path: str | os.PathLike,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    first: str | os.PathLike,
+) -> np.ndarray:
+    """``frame`` (read from ``path``) checked against the first image of a stack: see
+    :func:`read_frame`, which reads and checks."""
     name = Path(first).name
     if frame.shape != tuple(shape):
         raise InputError(

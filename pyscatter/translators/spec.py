@@ -108,8 +108,18 @@ _SPEC_STARTS = ("#F ", "#E ", "#S ")
 _FORMATTER = string.Formatter()
 
 
-def image_files(spec_path: str | os.PathLike, scan: SpecScan, pattern: str) -> list[Path]:
+def image_files(
+    spec_path: str | os.PathLike,
+    scan: SpecScan,
+    pattern: str,
+    *,
+    first_point: int = 0,
+    check: bool = True,
+) -> list[Path]:
     """The image of every point of ``scan``: ``pattern`` filled in, relative to the SPEC folder.
+
+    ``first_point``: the point number of the scan's first row (``pyscatter watch`` names the
+    images of the points read so far); ``check``: refuse missing images.
 
     Raises
     ------
@@ -131,7 +141,7 @@ def image_files(spec_path: str | os.PathLike, scan: SpecScan, pattern: str) -> l
         )
     files = []
     for point in range(scan.n_points):
-        values: dict[str, Any] = dict(base, point=point)
+        values: dict[str, Any] = dict(base, point=first_point + point)
         for name in fields & set(columns):
             value = float(scan.columns[point, columns[name]])
             values[name] = int(value) if value.is_integer() else value
@@ -141,7 +151,7 @@ def image_files(spec_path: str | os.PathLike, scan: SpecScan, pattern: str) -> l
             raise InputError(f"image_pattern {pattern!r}: {err}") from err
         path = Path(name)
         files.append(path if path.is_absolute() else spec_path.parent / path)
-    missing = [f for f in files if not f.is_file()]
+    missing = [f for f in files if check and not f.is_file()]
     if missing:
         raise FileFormatError(
             f"{spec_path}: scan {scan.key}: {len(missing)} of {len(files)} images missing, "

@@ -46,7 +46,9 @@ __all__ = [
     "McaSpectra",
     "NoDataError",
     "SpecScan",
+    "declared_dims",
     "open_spec",
+    "parse_points",
     "parse_scan",
     "read_scan",
     "resolve_key",
@@ -119,6 +121,8 @@ class SpecScan:
         silx's ``scan_header_dict`` (``#D``, ``#T`` …).
     n_dropped : int
         Points of an aborted mesh left out (incomplete last row).
+    where : str
+        How messages name the scan (file, key and command).
     """
 
     key: str
@@ -131,6 +135,7 @@ class SpecScan:
     mcas: list[McaSpectra] = field(default_factory=list)
     header: dict = field(default_factory=dict)
     n_dropped: int = 0
+    where: str = ""
 
     @property
     def n_points(self) -> int:
@@ -263,6 +268,28 @@ def parse_scan(path: Path, s: Any, key: str, motors: Any) -> SpecScan:
     NoDataError
         The scan has no data lines.
     """
+    scan = parse_points(path, s, key)
+    if motors is not None:
+        scan.positions = _motor_positions(scan.where, scan, motors)
+    elif scan.kind.endswith("mesh"):
+        scan.positions = _mesh_positions(scan.where, scan, _mnemonics(s))
+    elif scan.kind in TIME_SCANS:
+        scan.positions = _time_positions(scan)
+    else:
+        scan.positions = _line_positions(scan, _mnemonics(s))
+    return scan
+
+
+def parse_points(path: Path, s: Any, key: str) -> SpecScan:
+    """The points of silx's scan ``s`` (columns checked, MCA spectra), positions not yet worked
+    out (``Positions([])``); :func:`parse_scan` adds them. ``pyscatter watch`` parses the points
+    of a scan still being written with it.
+
+    Raises
+    ------
+    NoDataError
+        The scan has no data lines.
+    """
     command = str(s.scan_header_dict.get("S", "")).strip()
     command = command.split(None, 1)[1] if len(command.split(None, 1)) > 1 else command
     where = f"{path}: scan {key} ({command or 'no #S command'})"
@@ -290,15 +317,8 @@ def parse_scan(path: Path, s: Any, key: str, motors: Any) -> SpecScan:
         positions=Positions([]),
         mcas=mcas,
         header={k: str(v) for k, v in s.scan_header_dict.items()},
+        where=where,
     )
-    if motors is not None:
-        scan.positions = _motor_positions(where, scan, motors)
-    elif scan.kind.endswith("mesh"):
-        scan.positions = _mesh_positions(where, scan, _mnemonics(s))
-    elif scan.kind in TIME_SCANS:
-        scan.positions = _time_positions(scan)
-    else:
-        scan.positions = _line_positions(scan, _mnemonics(s))
     return scan
 
 
@@ -388,13 +408,42 @@ def _find_column(scan: SpecScan, token: str, mnemonics: Mapping[str, str]) -> st
     return None
 
 
-def _line_positions(scan: SpecScan, mnemonics: Mapping[str, str]) -> Positions:
+def declared_dims(scan: SpecScan, s: Any) -> list[tuple[str, int]] | None:
+    """The dims the ``#S`` command of ``scan`` (silx's ``s``) declares, slow to fast, named as
+    :func:`parse_scan` names them: a mesh (second motor, first motor), an ``ascan``/``dscan``
+    (``a2scan`` …) one dim of ``intervals + 1`` points; None for time series and other commands.
+
+    Raises
+    ------
+    FileFormatError
+        A mesh command without its sizes.
+    """
+    mnemonics = _mnemonics(s)
+    if scan.kind.endswith("mesh"):
+        slow, n_slow, fast, n_fast = _mesh_dims(scan.where, scan, mnemonics)
+        return [(slow, n_slow), (fast, n_fast)]
+    match = re.fullmatch(r"[ad](\d?)scan", scan.kind)
+    args = scan.command.split()[1:]
+    try:
+        intervals = int(args[3 * int(match.group(1) or 1)]) if match else None
+    except (IndexError, ValueError):
+        intervals = None
+    if intervals is None:
+        return None
+    return [(_line_column(scan, mnemonics)[0], intervals + 1)]
+
+
+def _line_column(scan: SpecScan, mnemonics: Mapping[str, str]) -> tuple[str, str]:
+    """The column of a line scan's dim and where it comes from."""
     args = scan.command.split()[1:]
     name = _find_column(scan, args[0], mnemonics) if args else None
-    source = f"column {name!r} (first motor of {scan.kind})"
     if name is None:
-        name = scan.labels[0]
-        source = f"column {name!r} (first column)"
+        return scan.labels[0], f"column {scan.labels[0]!r} (first column)"
+    return name, f"column {name!r} (first motor of {scan.kind})"
+
+
+def _line_positions(scan: SpecScan, mnemonics: Mapping[str, str]) -> Positions:
+    name, source = _line_column(scan, mnemonics)
     dim = Dim(name, "", scan.column(name))
     return Positions([dim], source=f"SPEC scan {scan.key}: {source}")
 
@@ -410,7 +459,10 @@ def _time_positions(scan: SpecScan) -> Positions:
     return Positions([Dim("Time", "s", values)], source=f"SPEC scan {scan.key}: {source}")
 
 
-def _mesh_positions(where: str, scan: SpecScan, mnemonics: Mapping[str, str]) -> Positions:
+def _mesh_dims(
+    where: str, scan: SpecScan, mnemonics: Mapping[str, str]
+) -> tuple[str, int, str, int]:
+    """``(slow, n_slow, fast, n_fast)`` of a mesh command (its first motor runs fastest)."""
     args = scan.command.split()[1:]
     try:
         fast_tok, n_fast = args[0], int(args[3]) + 1
@@ -421,6 +473,11 @@ def _mesh_positions(where: str, scan: SpecScan, mnemonics: Mapping[str, str]) ->
         ) from err
     fast = _find_column(scan, fast_tok, mnemonics) or scan.labels[0]
     slow = _find_column(scan, slow_tok, mnemonics) or scan.labels[1 if len(scan.labels) > 1 else 0]
+    return slow, n_slow, fast, n_fast
+
+
+def _mesh_positions(where: str, scan: SpecScan, mnemonics: Mapping[str, str]) -> Positions:
+    slow, n_slow, fast, n_fast = _mesh_dims(where, scan, mnemonics)
     expected = n_fast * n_slow
     n = scan.n_points
     if n > expected:

@@ -1,0 +1,1 @@
+"""Live processing during acquisition: follow a scan as it is written (``pyscatter watch``)."""
