@@ -26,6 +26,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.results import latest_results, require_complete
+from pyscatter.processes.guards import partial_sources_allowed
 from pyscatter.io.usid import Dim, is_main
 from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import MODELS, get_model
@@ -199,7 +200,8 @@ class ProfileFit(ScatterProcess):
         exclude = _chi_ranges(exclude_chi)
         if excluded_bins(chi, exclude).all():
             raise InputError(f"exclude_chi {exclude} leaves no chi bin to fit")
-        require_complete(h5_main, "fitting its profiles")
+        if not partial_sources_allowed():  # a live step runs on its source's done positions
+            require_complete(h5_main, "fitting its profiles")
         sigma_path = None
         if use_sigma:
             sibling = h5_main.parent.get(f"{h5_main.name.rsplit('/', 1)[-1]}_Sigma")
