@@ -184,8 +184,8 @@ def create_main(
         if chunks is not None:
             dcpl.set_chunk(chunks)
         unlimited = None if maxshape is None else h5py.h5s.UNLIMITED
-        limits = shape if maxshape is None else tuple(
-            unlimited if m is None else m for m in maxshape
+        limits = (
+            shape if maxshape is None else tuple(unlimited if m is None else m for m in maxshape)
         )
         space = h5py.h5s.create_simple(shape, limits)
         tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)

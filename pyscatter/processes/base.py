@@ -428,7 +428,7 @@ class ScatterProcess:
                 spectroscopic=spec_cache[key],
                 chunks=(size, out.width),
                 crash_safe=True,
-                **({"maxshape": (None, out.width)} if resizable else {}),
+                maxshape=(None, out.width) if resizable else None,
             )
         if resizable:
             from pyscatter.processes.live_session import create_flags

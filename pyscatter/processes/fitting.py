@@ -26,7 +26,6 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.results import latest_results, require_complete
-from pyscatter.processes.guards import partial_sources_allowed
 from pyscatter.io.usid import Dim, is_main
 from pyscatter.kernels.fitting import FitStatus
 from pyscatter.kernels.models import MODELS, get_model
@@ -39,6 +38,7 @@ from pyscatter.processes.fitting_worker import (
     shape_parameters,
     sigma_suffix,
 )
+from pyscatter.processes.guards import partial_sources_allowed
 
 __all__ = ["ProfileFit", "latest_results", "model_name", "require_complete", "status_codes"]
 

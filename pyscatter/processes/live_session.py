@@ -56,7 +56,14 @@ from pyscatter.processes.guards import DeferredInterrupt, holds_lock, job_lock, 
 if TYPE_CHECKING:
     from pyscatter.processes.base import ScatterProcess
 
-__all__ = ["LIVE_FRAMES", "LiveSession", "create_flags", "grow_group", "live_sources", "source_ready"]
+__all__ = [
+    "LIVE_FRAMES",
+    "LiveSession",
+    "create_flags",
+    "grow_group",
+    "live_sources",
+    "source_ready",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +132,10 @@ def grow_group(proc: ScatterProcess, group: h5py.Group) -> None:
     if n_new == n_old:
         return
     outputs = [group[o.name] for o in proc._outputs()]
-    if n_new < n_old or any(d.maxshape[0] is not None for d in outputs) or (
-        group[FLAGS].maxshape[0] is not None
+    if (
+        n_new < n_old
+        or any(d.maxshape[0] is not None for d in outputs)
+        or (group[FLAGS].maxshape[0] is not None)
     ):
         raise FileFormatError(
             f"{group.file.filename}: {group.name} holds {n_old} positions and cannot follow its "

@@ -22,13 +22,13 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.io.results import latest_results, require_complete
-from pyscatter.processes.guards import partial_sources_allowed
 from pyscatter.io.usid import dims_of
 from pyscatter.kernels.models import get_model
 from pyscatter.kernels.order import ModelFreeStatus
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.fitting import status_codes
 from pyscatter.processes.fitting_worker import profile_layout
+from pyscatter.processes.guards import partial_sources_allowed
 
 __all__ = ["OrderParameter", "fit_status_dataset"]
 

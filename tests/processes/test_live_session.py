@@ -373,8 +373,11 @@ def series_file(translated, path, n: int, live_id: str) -> Path:
             del chan[name]
         del h5["Measurement_000/Raw_Frames"]
         raw = chan.create_dataset(
-            "Raw_Data", shape=(0, frames.shape[1]), maxshape=(None, frames.shape[1]),
-            chunks=(1, frames.shape[1]), dtype=frames.dtype,
+            "Raw_Data",
+            shape=(0, frames.shape[1]),
+            maxshape=(None, frames.shape[1]),
+            chunks=(1, frames.shape[1]),
+            dtype=frames.dtype,
         )
         inds = chan.create_dataset("Position_Indices", (0, 1), np.uint32, maxshape=(None, 1))
         vals = chan.create_dataset("Position_Values", (0, 1), np.float64, maxshape=(None, 1))
