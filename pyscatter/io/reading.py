@@ -4,7 +4,9 @@
 file, and while a notebook holds it that way no job can start on the file. :func:`open` opens
 read-only *without* HDF5's lock, retries transient errors, and says which positions of a results
 group are verified complete (their chunk's completion flag matches the data read back): only
-those are results; the rest read as NaN (the fill value of every float result).
+those are results; the rest read as NaN (the fill value of every float result), never as what an
+unwritten block holds. A group that grows with a live source (``pyscatter watch``) reads the
+same way, at whatever size it has when read.
 
 Examples
 --------
@@ -106,7 +108,8 @@ class LiveFile(h5py.File):
         group = self[group] if isinstance(group, str) else group
 
         def both() -> tuple[np.ndarray, np.ndarray]:
-            return group[name][()], verified_positions(group)
+            values = group[name][()]  # a group that grows (live) may have grown since
+            return values, verified_positions(group, values.shape[0])
 
         values, ok = _retry(both, f"{self.path}:{group.name}/{name}")
         if np.issubdtype(values.dtype, np.floating):

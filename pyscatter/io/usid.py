@@ -152,6 +152,7 @@ def create_main(
     compression: str | None = None,
     data: np.ndarray | None = None,
     crash_safe: bool = False,
+    maxshape: tuple[int | None, int | None] | None = None,
 ) -> h5py.Dataset:
     """Create a USID main dataset linked to its ancillary datasets.
 
@@ -159,6 +160,8 @@ def create_main(
     no filter, fixed shape, so a later in-place write touches only its own chunk. Float datasets
     are filled with NaN once, at creation (the fill value viewers read as missing), integer ones
     never filled; either way nothing is written into them after set-up but the results.
+    ``maxshape`` (with ``chunks``; None for an unlimited dimension) lets a dataset grow with
+    its source, a live series (:mod:`pyscatter.processes.live_session`).
     """
     pos_inds, pos_vals = position
     spec_inds, spec_vals = spectroscopic
@@ -180,14 +183,18 @@ def create_main(
             dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
         if chunks is not None:
             dcpl.set_chunk(chunks)
-        space = h5py.h5s.create_simple(shape)
+        unlimited = None if maxshape is None else h5py.h5s.UNLIMITED
+        limits = (
+            shape if maxshape is None else tuple(unlimited if m is None else m for m in maxshape)
+        )
+        space = h5py.h5s.create_simple(shape, limits)
         tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
         dsid = h5py.h5d.create(group.id, name.encode(), tid, space, dcpl=dcpl)
         dset = h5py.Dataset(dsid)
     else:
         kwargs.update(compression_options(compression))
         dset = group.create_dataset(
-            name, shape=shape, dtype=dtype, chunks=chunks, data=data, **kwargs
+            name, shape=shape, dtype=dtype, chunks=chunks, data=data, maxshape=maxshape, **kwargs
         )
     dset.attrs["quantity"] = quantity
     dset.attrs["units"] = units

@@ -67,7 +67,8 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     with dims (position dims…, result dims…); coordinates carry units in ``attrs["units"]``;
     measured motor values are coordinates ``<dim>_measured`` over the position dims. Positions not
     yet complete (a run still going, or interrupted) are NaN in float variables and False in the
-    boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims; a computed position
+    boolean coordinate ``complete`` (:data:`COMPLETE`) over the position dims (also a group that
+    grows with a live source, read at its source's current size); a computed position
     may hold NaN too (a failed fit), which ``complete`` tells apart. A ``status`` variable (fit
     outcome codes) carries CF ``flag_values`` and ``flag_meanings`` (see :func:`status_flags`) and
     is ``NOT_COMPUTED`` (-1) at positions not computed yet.
@@ -92,7 +93,7 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
     with open_for_reading(path) as h5:
         group = results_group(h5, process, index=index, path=str(path))
         process = process_name(process)
-        ok = verified_positions(group)
+        ok: np.ndarray | None = None
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {}
         pos_shape: tuple[int, ...] = ()
@@ -104,9 +105,11 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             pos, spec = dims_of(dset, "Position"), dims_of(dset, "Spectroscopic")
             pos_shape = tuple(len(d) for d in pos)
             position_dims = [d.name for d in pos]
-            values = dset[()]
+            n_pos = int(np.prod(pos_shape))
+            if ok is None:  # positions of the source (a live group may lag behind it)
+                ok = verified_positions(group, n_pos)
+            values = _rows(dset[()], n_pos)
             if np.issubdtype(values.dtype, np.floating):
-                values = values.copy()
                 values[~ok] = np.nan
             shape = pos_shape + tuple(len(d) for d in spec)
             dims = [d.name for d in pos + spec]
@@ -122,6 +125,8 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             for d in pos + spec:
                 coords[d.name] = xr.Variable(d.name, d.values, attrs={"units": d.units})
             coords.update(_measured_coords(h5, dset, pos))
+        if ok is None:
+            ok = verified_positions(group)
         if position_dims:
             coords[COMPLETE] = xr.Variable(
                 position_dims,
@@ -137,6 +142,18 @@ def to_xarray(path: str | os.PathLike, process: str = "AzimuthalIntegration", *,
             "n_positions": int(ok.size),
         }
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _rows(values: np.ndarray, n: int) -> np.ndarray:
+    """A copy of ``values`` with ``n`` rows: a results group that grows with a live source may
+    hold fewer rows than its source's positions for a moment (the rest are not computed: NaN,
+    or 0 in other types, masked by the caller)."""
+    if values.shape[0] >= n:
+        return values[:n].copy()
+    fill = np.nan if np.issubdtype(values.dtype, np.floating) else 0
+    out = np.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+    out[: values.shape[0]] = values
+    return out
 
 
 def _measured_coords(h5: h5py.File, dset: h5py.Dataset, pos: list) -> dict[str, Any]:

@@ -135,13 +135,21 @@ def versions() -> dict[str, str]:
 
 
 def source_fingerprint(dset: h5py.Dataset) -> str:
-    """Identity of a source dataset: its checksum if recorded, else its producer's parameters."""
+    """Identity of a source dataset: ``live:<id>`` for a raw dataset written live (its
+    ``live_id``, kept forever, so results made during acquisition stay valid afterwards), else
+    its checksum if recorded, else its producer's parameters."""
+    if "live_id" in dset.attrs:
+        return f"live:{_text(dset.attrs['live_id'])}"
     if "sha256" in dset.attrs:
         return f"sha256:{dset.attrs['sha256']}"
     parent = dset.parent
     if "parameters_hash" in parent.attrs:
         return f"{parent.attrs['tool']}:{parent.attrs['parameters_hash']}"
     return f"{dset.name}:{dset.shape}:{dset.dtype}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ScatterProcess:
@@ -332,11 +340,16 @@ class ScatterProcess:
         and remembers the answer for :attr:`duplicate_h5_groups` and :attr:`partial_h5_groups`.
         """
         complete, partial = [], []
+        n_src = self._source.shape[0]
         for group in self._candidate_groups():
             if group.attrs.get("parameters_hash") != self.parameters_hash:
                 continue
-            # a complete group is reused only if every flag verifies against its data
-            if is_verified_complete(group):
+            n_group = int(group.attrs.get("n_positions", n_src))
+            if n_group > n_src:  # a source that shrank: not these results
+                continue
+            # a complete group is reused only if every flag verifies against its data (and it
+            # covers every position: a live source may have grown since)
+            if n_group == n_src and is_verified_complete(group):
                 complete.append(group)
             else:
                 partial.append(group)
@@ -378,11 +391,15 @@ class ScatterProcess:
         return canonical_json(params)
 
     # ----------------------------------------------------------------- set-up
-    def _create_results_group(self) -> h5py.Group:
+    def _create_results_group(self, size: int | None = None) -> h5py.Group:
+        """Create and link the results group (rule 4), ``size`` positions per block (default:
+        :meth:`positions_per_block`). On a source that can grow (a live series, maxshape None
+        on positions) the outputs and flags can grow too (:mod:`.live_session`)."""
         h5 = self._source.file
         parent = self._source.parent
         n_pos = self._source.shape[0]
-        size = self.positions_per_block()
+        size = self.positions_per_block() if size is None else max(1, min(int(size), n_pos))
+        resizable = self._source.maxshape[0] is None
         n_blocks = -(-n_pos // size)
         pos = (
             h5[self._source.attrs["Position_Indices"]],
@@ -411,18 +428,14 @@ class ScatterProcess:
                 spectroscopic=spec_cache[key],
                 chunks=(size, out.width),
                 crash_safe=True,
+                maxshape=(None, out.width) if resizable else None,
             )
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
-        dcpl.set_fill_value(np.zeros((), np.uint64))
-        h5py.h5d.create(
-            group.id,
-            FLAGS.encode(),
-            h5py.h5t.STD_U64LE,
-            h5py.h5s.create_simple((n_blocks,)),
-            dcpl=dcpl,
-        )
+        if resizable:
+            from pyscatter.processes.live_session import create_flags
+
+            create_flags(group, n_blocks)
+        else:
+            self._create_flags(group, n_blocks)
         attrs = group.attrs
         attrs["tool"] = f"pyscatter.{self.process_name}"
         attrs["process"] = self.process_name
@@ -452,6 +465,20 @@ class ScatterProcess:
             set_default_chain(h5, f"{parent.name}/{name}")
         log.info("created %s", parent[name].name)
         return parent[name]
+
+    @staticmethod
+    def _create_flags(group: h5py.Group, n_blocks: int) -> None:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+        dcpl.set_fill_value(np.zeros((), np.uint64))
+        h5py.h5d.create(
+            group.id,
+            FLAGS.encode(),
+            h5py.h5t.STD_U64LE,
+            h5py.h5s.create_simple((n_blocks,)),
+            dcpl=dcpl,
+        )
 
     def _annotate(self, group: h5py.Group, path: str) -> None:
         """NeXus NXdata view of the signal output (``nexus_signal``, default: the first)."""
@@ -489,6 +516,18 @@ class ScatterProcess:
         assert self.h5_results_grp is not None  # set by _compute_locked
         return self.h5_results_grp
 
+    def live_session(self, live_block: int | None = None, *, locked: bool = False):
+        """A :class:`~pyscatter.processes.live_session.LiveSession`: this process driven block
+        by block on the positions of a source that is still being written (live mode).
+
+        ``live_block`` positions per block (default 1); ``locked``: the caller already holds
+        :func:`pyscatter.io.safety.job_lock` on the file in this process (a watch), else the
+        session takes the job lock until it is closed. See the module for the whole contract.
+        """
+        from pyscatter.processes.live_session import LiveSession
+
+        return LiveSession(self, live_block=live_block, locked=locked)
+
     def reuse(self, override: bool = False) -> RunSummary | None:
         """The summary of reusing a complete results group of these parameters, or None."""
         if override:
@@ -517,6 +556,10 @@ class ScatterProcess:
             raise InputError(f"{self._source.file.filename} is open read-only; open it with 'r+'")
         resumed = bool(partial) and not override
         group = partial[-1] if resumed else self._create_results_group()
+        if int(group.attrs["n_positions"]) < self._source.shape[0]:  # a live source grew
+            from pyscatter.processes.live_session import grow_group
+
+            grow_group(self, group)
         self.h5_results_grp = group
         size = int(group.attrs["positions_per_chunk"])
         n_pos = self._source.shape[0]
@@ -551,6 +594,19 @@ class ScatterProcess:
             return None
         invalid = ~valid[()].astype(bool)
         return invalid if invalid.any() else None
+
+    def _block_arrays(
+        self, out: Mapping[str, np.ndarray], start: int, stop: int, invalid: np.ndarray | None
+    ) -> list[np.ndarray]:
+        """A block's outputs as written: in output order, (n, width) of each output's dtype,
+        NaN at positions never measured (``invalid``, see :meth:`_invalid_positions`)."""
+        arrays = []
+        for o in self._outputs():
+            value = np.ascontiguousarray(out[o.name], dtype=o.dtype).reshape(stop - start, o.width)
+            if invalid is not None and np.issubdtype(value.dtype, np.floating):
+                value[invalid[start:stop]] = np.nan  # never measured (aborted scan)
+            arrays.append(value)
+        return arrays
 
     def _block_done(self, group: h5py.Group, block: tuple[int, int, int]) -> bool:
         index, start, stop = block
@@ -590,15 +646,9 @@ class ScatterProcess:
             flags = group[FLAGS]
             for index, out in results:
                 start, stop = spans[index]
-                arrays = []
-                for o in outputs:
-                    value = np.ascontiguousarray(out[o.name], dtype=o.dtype).reshape(
-                        stop - start, o.width
-                    )
-                    if invalid is not None and np.issubdtype(value.dtype, np.floating):
-                        value[invalid[start:stop]] = np.nan  # never measured (aborted scan)
+                arrays = self._block_arrays(out, start, stop, invalid)
+                for o, value in zip(outputs, arrays, strict=True):
                     dsets[o.name].write_direct(value, dest_sel=np.s_[start:stop])
-                    arrays.append(value)
                 safety.fsync(group.file)
                 flags[index] = block_flag(arrays)
                 safety.fsync(group.file)

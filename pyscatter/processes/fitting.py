@@ -38,6 +38,7 @@ from pyscatter.processes.fitting_worker import (
     shape_parameters,
     sigma_suffix,
 )
+from pyscatter.processes.guards import partial_sources_allowed
 
 __all__ = ["ProfileFit", "latest_results", "model_name", "require_complete", "status_codes"]
 
@@ -199,7 +200,8 @@ class ProfileFit(ScatterProcess):
         exclude = _chi_ranges(exclude_chi)
         if excluded_bins(chi, exclude).all():
             raise InputError(f"exclude_chi {exclude} leaves no chi bin to fit")
-        require_complete(h5_main, "fitting its profiles")
+        if not partial_sources_allowed():  # a live step runs on its source's done positions
+            require_complete(h5_main, "fitting its profiles")
         sigma_path = None
         if use_sigma:
             sibling = h5_main.parent.get(f"{h5_main.name.rsplit('/', 1)[-1]}_Sigma")

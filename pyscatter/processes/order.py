@@ -28,6 +28,7 @@ from pyscatter.kernels.order import ModelFreeStatus
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.fitting import status_codes
 from pyscatter.processes.fitting_worker import profile_layout
+from pyscatter.processes.guards import partial_sources_allowed
 
 __all__ = ["OrderParameter", "fit_status_dataset"]
 
@@ -75,7 +76,8 @@ class OrderParameter(ScatterProcess):
     ) -> None:
         status = fit_status_dataset(h5_main)
         group = status.parent
-        require_complete(status, "computing order parameters")
+        if not partial_sources_allowed():  # a live step runs on its source's done positions
+            require_complete(status, "computing order parameters")
         if isinstance(n_theta, bool) or not isinstance(n_theta, (int, np.integer)):
             raise InputError(f"n_theta must be an odd integer >= 101; got {n_theta!r}")
         if n_theta < 101 or n_theta % 2 == 0:
