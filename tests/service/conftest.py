@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("starlette", reason="the service needs starlette (pip install pyscatter[serve])")
+pytest.importorskip(
+    "starlette", reason="the service needs starlette (pip install pyscatter[serve])"
+)
 pytest.importorskip("httpx", reason="the service tests need httpx (Starlette's TestClient)")
 
 SECRET = b"s" * 64
@@ -117,7 +119,9 @@ def make_client(root):
     clients = []
 
     def make(command=None, **kw):
-        app = create_app(root, SECRET, session_token=TOKEN, **({"command": command} if command else {}), **kw)
+        app = create_app(
+            root, SECRET, session_token=TOKEN, **({"command": command} if command else {}), **kw
+        )
         client = TestClient(app)
         client.__enter__()  # run the lifespan: jobs are stopped at exit
         clients.append(client)

@@ -27,7 +27,12 @@ def test_files_and_results(client, root):
     files = client.get("/api/files", headers=SESSION).json()
     assert [f["path"] for f in files["files"]] == [FILE]
     found = groups(client)
-    assert set(found) == {"AzimuthalIntegration", "AzimuthalProfiles", "ProfileFit", "OrderParameter"}
+    assert set(found) == {
+        "AzimuthalIntegration",
+        "AzimuthalProfiles",
+        "ProfileFit",
+        "OrderParameter",
+    }
     with h5py.File(root / FILE, "r") as h5:
         for process, entry in found.items():
             group = h5[entry["path"]]
@@ -101,7 +106,9 @@ def test_position_iq_and_profiles_with_fit(client, root):
         fg = h5[found["ProfileFit"]["path"]]
         np.testing.assert_array_equal(got["iq"]["x"], ig["q"][()])
         np.testing.assert_array_equal(got["iq"]["y"], ig["Intensity"][index].astype(float))
-        np.testing.assert_array_equal(got["iq"]["sigma"], ig["Intensity_Sigma"][index].astype(float))
+        np.testing.assert_array_equal(
+            got["iq"]["sigma"], ig["Intensity_Sigma"][index].astype(float)
+        )
         chi = pg["chi"][()]
         profiles = pg["Intensity"][index].reshape(2, chi.size)
         for k, ring in enumerate(got["rings"]):
@@ -148,7 +155,6 @@ def test_one_dimensional_series(make_client, root):
     from pyscatter import datasets
     from pyscatter.processes.base import run_on_file
     from pyscatter.processes.integration import AzimuthalIntegration
-
     from pyscatter.translators import translate
 
     scan = datasets.make_scan((5,), dims=("Field",), frame_shape=(64, 64))
@@ -166,7 +172,8 @@ def test_one_dimensional_series(make_client, root):
     found = client.get("/api/results", params={"file": "series.h5"}, headers=SESSION).json()
     group = found["groups"][0]["path"]
     got = client.get(
-        "/api/map", params={"file": "series.h5", "group": group, "quantity": "Intensity", "index": 10},
+        "/api/map",
+        params={"file": "series.h5", "group": group, "quantity": "Intensity", "index": 10},
         headers=SESSION,
     ).json()
     assert [d["name"] for d in got["dims"]] == ["Field"]

@@ -57,10 +57,21 @@ def test_start_runs_the_argument_list(make_client, signed, standin, root):
     info = reply.json()
     assert info["state"] in ("running", "finished")
     expected = [
-        str(root / "frames"), "-o", str(root / "live.h5"), "--pipeline", str(root / "pipeline.yaml"),
-        "--grid", "Y=8,X=10", "--poni", str(root / "demo.poni"), "--mask",
-        str(root / "frames" / "mask.edf"), "--pattern=frame_*.edf", "--until-complete",
-        "--idle", "30.0",
+        str(root / "frames"),
+        "-o",
+        str(root / "live.h5"),
+        "--pipeline",
+        str(root / "pipeline.yaml"),
+        "--grid",
+        "Y=8,X=10",
+        "--poni",
+        str(root / "demo.poni"),
+        "--mask",
+        str(root / "frames" / "mask.edf"),
+        "--pattern=frame_*.edf",
+        "--until-complete",
+        "--idle",
+        "30.0",
     ]
     assert info["command"][3:] == expected
     done = ended(client, signed, info["id"])

@@ -43,7 +43,10 @@ def refused(reply, status, words, refusals):
 def test_signed_read_and_session_read_pass(client, signed):
     assert signed(client, "GET", "/api/files").status_code == 200
     assert client.get("/api/files", headers=SESSION).status_code == 200
-    assert client.get("/api/files", headers={"Cookie": f"pyscatter_session={TOKEN}"}).status_code == 200
+    assert (
+        client.get("/api/files", headers={"Cookie": f"pyscatter_session={TOKEN}"}).status_code
+        == 200
+    )
 
 
 def test_unsigned_refused(client, refusals):
@@ -180,7 +183,9 @@ def test_symlink_leaving_root_refused(client, root, tmp_path, signed, refusals):
     reply = signed(client, "POST", "/api/jobs", json={**START, "output": "linkdir/new.h5"})
     refused(reply, 403, "leaves the data root", refusals)
     os.symlink(root / "scan.h5", root / "inside.h5")  # a link inside the root is fine
-    assert client.get("/api/results", params={"file": "inside.h5"}, headers=SESSION).status_code == 200
+    assert (
+        client.get("/api/results", params={"file": "inside.h5"}, headers=SESSION).status_code == 200
+    )
 
 
 def test_only_hdf5_files_served(client, refusals):
