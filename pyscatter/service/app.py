@@ -100,6 +100,7 @@ def create_app(
     routes = [
         Route("/", _page(service)),
         Route("/static/{name}", _static),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
         Route("/api/schema", _schema),
         Route(
             "/api/files",

@@ -131,7 +131,8 @@ function drawMap() {
   gd.dataset.positions = String(m.n_positions);
   gd.dataset.complete = String(m.complete_positions);
   const dims = m.dims;
-  const label = `${m.label}${m.units ? " [" + m.units + "]" : ""}${$("logscale").checked ? " (log10)" : ""}`;
+  const units = m.units && m.units !== "1" ? ` [${m.units}]` : "";
+  const label = `${m.label}${units}${$("logscale").checked ? " (log10)" : ""}`;
   const uirevision = `${m.file}|${m.group}|${m.quantity}`;
   const scale = colorscale($("colorscale").value);
   let traces, layout;
@@ -244,15 +245,16 @@ function drawPosition() {
 
 function drawFrame() {
   const f = state.frame, gd = $("frame");
-  if (!f || !f.image) { Plotly.purge(gd); gd.textContent = f ? "frame not measured yet" : ""; return; }
-  gd.textContent = "";
+  $("frame-note").textContent = f && !f.image ? "frame not measured yet" : "";
+  if (!f || !f.image) { Plotly.purge(gd); return; }
   const z = f.image.map((row) => row.map((v) => (v !== null && v > 0 ? Math.log10(v) : null)));
   const x = z[0].map((_, c) => (c + 0.5) * f.step), y = z.map((_, r) => (r + 0.5) * f.step);
   const traces = [{ type: "heatmap", x, y, z, colorscale: "Greys", reversescale: true, showscale: false }];
   if (f.q) {
     for (const ring of f.rings) {
       traces.push({ type: "contour", x, y, z: f.q, showscale: false, hoverinfo: "skip",
-        contours: { coloring: "none", start: ring, end: ring, size: 1 }, line: { color: "red", width: 2 },
+        name: `q=${ring}`, contours: { coloring: "none", start: ring, end: ring, size: 1 },
+        line: { color: "red", width: 2 },
         autocontour: false, ncontours: 1 });
     }
   }
@@ -294,6 +296,15 @@ function bind() {
   });
   $("group").addEventListener("change", () => { state.group = $("group").value; fillQuantities(); poll(); });
   $("quantity").addEventListener("change", () => { state.quantity = $("quantity").value; fillQuantities(); poll(); });
+  window.addEventListener("hashchange", () => {
+    const wanted = hashParams();
+    state.file = wanted.get("file") || state.file;
+    state.group = wanted.get("group") || null;
+    state.quantity = wanted.get("quantity") || null;
+    if (wanted.get("index")) $("index").value = wanted.get("index");
+    state.selected = null; state.groups = [];
+    loadFiles().then(poll).catch(showError);
+  });
   for (const id of ["index", "qmin", "qmax", "colorscale", "logscale", "sticks"]) {
     $(id).addEventListener("change", () => { poll(); });
   }
@@ -301,6 +312,7 @@ function bind() {
 
 async function main() {
   bind();
+  if (hashParams().get("index")) $("index").value = hashParams().get("index");
   try {
     await loadFiles();
     await poll();
