@@ -3,7 +3,7 @@
 Examples
 --------
 >>> from pyscatter.service.client import signed_request          # doctest: +SKIP
->>> reply = signed_request(
+>>> reply = signed_request(  # doctest: +SKIP
 ...     "POST", "http://127.0.0.1:8765/api/jobs", secret_file="~/.config/pyscatter/service_secret",
 ...     json={"source": "frames", "output": "scan.h5", "pipeline": "live.yaml",
 ...           "grid": {"Y": 6, "X": 8}, "until_complete": True})
