@@ -3,9 +3,14 @@ a client of the app with a known secret, and a stand-in for ``pyscatter watch``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +164,44 @@ def signed_call(client, method, path, *, params=None, json=None, secret=SECRET, 
 @pytest.fixture()
 def signed():
     return signed_call
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(root: Path, secret_file: Path):
+    """``pyscatter serve`` in a subprocess on a free loopback port; yields its session URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyscatter", "serve", "--data-root", str(root),
+         "--port", str(port), "--secret-file", str(secret_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "web page (session):" in line:
+                url = line.split("):", 1)[1].strip()
+                break
+        assert url is not None and url.startswith(f"http://127.0.0.1:{port}/?token="), url
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no service"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

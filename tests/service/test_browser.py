@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,8 @@ from urllib.parse import urlencode
 import h5py
 import numpy as np
 import pytest
+
+from .conftest import serve
 
 pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 LIVE_NPT = 200  # the live-like file's integration: blocks of 4 positions (max_mem_mb=2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,33 +58,8 @@ def server(browser_root, tmp_path_factory):
     """``pyscatter serve`` on a free loopback port; yields its session URL."""
     root, _group = browser_root
     secret = tmp_path_factory.mktemp("secret") / "secret"
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyscatter", "serve", "--data-root", str(root),
-         "--port", str(port), "--secret-file", str(secret)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "web page (session):" in line:
-            url = line.split("):", 1)[1].strip()
-            break
-    assert url is not None and url.startswith(f"http://127.0.0.1:{port}/?token="), url
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.1)
-    yield url
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve(root, secret) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +176,24 @@ def test_positions_appear_without_reload(page, browser_root):
         expected = h5[group]["Intensity"][:, 20].astype(float)
     z = page.evaluate("document.getElementById('map').data[0].z")
     np.testing.assert_allclose(np.array(z, dtype=float).ravel(), expected, rtol=1e-6)
+
+
+def test_director_wheel_and_sticks(page, browser_root):
+    root, _ = browser_root
+    open_map(page, file="scan.h5", quantity="director")
+    wait_js(page, "window.pyscatter.map.quantity === 'director'")
+    trace = page.evaluate(
+        "(() => { const t = document.getElementById('map').data[0];"
+        " return [t.zmin, t.zmax, Array.isArray(t.colorscale)]; })()"
+    )
+    assert trace == [-90, 90, True]  # the cyclic colour wheel over the director's range
+    page.select_option("#quantity", "S")
+    page.check("#sticks")
+    wait_js(page, "window.pyscatter.director !== null && window.pyscatter.map.quantity === 'S'")
+    sticks = page.evaluate("document.getElementById('map').data[1]")
+    assert sticks["mode"] == "lines"
+    segments = [x for x in sticks["x"] if x is not None]
+    with h5py.File(root / "scan.h5", "r") as h5:
+        group = page.evaluate("window.pyscatter.map.group")
+        finite = np.isfinite(h5[group]["director"][:, 0]).sum()
+    assert len(segments) == 2 * finite  # one stick per position with a director
