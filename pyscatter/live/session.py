@@ -80,8 +80,8 @@ class WatchSession:
             if reason:
                 self.report.stopped_by = reason
                 break
-            if not arrivals:
-                stop.wait(self.opts.poll_interval)
+            if not arrivals and not stop.is_set():
+                self._src.wait(self.opts.poll_interval)
         self._finish()
         return self.report
 
@@ -102,11 +102,13 @@ class WatchSession:
     # ------------------------------------------------------------------ the file
     def _lock_and_reopen(self) -> None:
         """Hold the job lock for the whole watch; reopen an interrupted watch's file."""
+        from pyscatter.io import safety
         from pyscatter.live.livefile import LiveFile
-        from pyscatter.processes.guards import job_lock
 
-        self._stack.enter_context(job_lock(str(self.output), command="pyscatter watch"))
+        self._stack.enter_context(safety.job_lock(str(self.output), command="pyscatter watch"))
         if self.output.exists():
+            for line in safety.repair(self.output):
+                log.warning("%s: %s", self.output, line)
             self._file = LiveFile.reopen(self.output)
             self._stack.callback(self._file.close)
             self.report.frames_before = int(self._file.done().sum())
@@ -145,7 +147,9 @@ class WatchSession:
     # ------------------------------------------------------------------ the steps
     def _open_sessions(self) -> None:
         """One live session per step, each on the previous step's results (or its source)."""
-        from pyscatter.pipeline import EXECUTION, RUN_OPTIONS  # type: ignore[attr-defined]
+        from pyscatter.processes.guards import live_sources
+        from pyscatter.processes.options import EXECUTION, RUN_OPTIONS
+        from pyscatter.processes.requests import request_hash
 
         h5 = self._file.h5
         previous = None
@@ -164,9 +168,12 @@ class WatchSession:
             execution.update(step.execution)
             execution.update(n_jobs=1, progress=False)
             execution.pop("scheduler", None)
+            kwargs = {**step.arguments(), **execution}
             try:
-                proc = step.process(dset, **step.arguments(), **execution)
-                session = proc.live_session(live_block=self.opts.live_block)
+                with live_sources():  # a step may start on its source's first positions
+                    proc = step.process(dset, **kwargs)
+                proc.request_key = request_hash(step.process, dset, kwargs)
+                session = proc.live_session(live_block=self.opts.live_block, locked=True)
             except InputError as err:
                 raise InputError(f"step {step.name!r}: {err}") from err
             self._sessions.append(session)
