@@ -203,3 +203,41 @@ def test_encoded_frames_keep_frame_checksums(tmp_path, frames):
 
 def test_hdf5plugin_is_imported():
     assert hdf5plugin.FILTERS["bshuf"]
+
+
+def test_a_resumed_chunk_copy_records_the_same_checksums(tmp_path, frames, monkeypatch):
+    """Frames recorded before an interruption are verified, not decoded, and get the same
+    Chunk_Checksums (crc32 from their completion record, filter mask from the file)."""
+    import pyscatter.io.raw as raw_module
+    from pyscatter.io.raw import partial_path
+
+    _src, reference, stored = _copied(tmp_path, frames)
+    chunks = [RawChunk(bytes(data), int(mask)) for mask, data in stored]
+    with h5py.File(tmp_path / "src.h5", "r") as h5:
+        spec = _spec(N, SHAPE, frames.dtype, raw_filters=chunk_filters(h5["frames"]))
+    real = raw_module._write_item
+    monkeypatch.setattr(raw_module, "BARRIER_FRAMES", 2)
+
+    def stop_at_7(raw, i, *rest):
+        if i == 7:
+            raise KeyboardInterrupt
+        return real(raw, i, *rest)
+
+    out = tmp_path / "resumed.h5"
+    monkeypatch.setattr(raw_module, "_write_item", stop_at_7)
+    with pytest.raises(KeyboardInterrupt):
+        write_measurement(out, spec, chunks, progress=False)
+    assert partial_path(out).exists()
+    written = []
+    monkeypatch.setattr(
+        raw_module, "_write_item", lambda raw, i, *rest: written.append(i) or real(raw, i, *rest)
+    )
+    write_measurement(out, spec, chunks, progress=False)
+    assert written and min(written) >= 6  # the recorded frames were not written again
+    with h5py.File(out, "r") as a, h5py.File(reference, "r") as b:
+        assert_array_equal(
+            a[f"Measurement_000/Channel_000/{CHUNK_CHECKSUMS}"][()],
+            b[f"Measurement_000/Channel_000/{CHUNK_CHECKSUMS}"][()],
+        )
+        assert a[RAW].attrs["sha256"] == b[RAW].attrs["sha256"]
+    assert verify_file(out).ok
