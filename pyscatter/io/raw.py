@@ -515,6 +515,46 @@ class _Barrier:
 _END = object()
 
 
+class _OrderedDigest:
+    """sha256 of buffers in the order given; immutable ones (views of ``bytes``: chunk bytes) are
+    hashed on a helper thread while the next frames are written (hashlib releases the GIL), at
+    most ``_DIGEST_AHEAD`` of them pending; other buffers (a caller may reuse them) at once."""
+
+    def __init__(self, threaded: bool) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.digest = hashlib.sha256()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sha256") if threaded else None
+        self.pending: deque[Any] = deque()
+
+    def update(self, data: Any, immutable: bool) -> None:
+        if self.pool is None or not immutable:
+            self.drain()
+            self.digest.update(data)
+            return
+        self.pending.append(self.pool.submit(self.digest.update, data))
+        while len(self.pending) > _DIGEST_AHEAD:
+            self.pending.popleft().result()
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        self.drain()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending:
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+_DIGEST_AHEAD = 8
+
+
 def _fill(
     h5: h5py.File,
     spec: MeasurementSpec,
@@ -530,10 +570,44 @@ def _fill(
     ``sha256``.
 
     Nothing is decoded: the crc32 of what is stored (the values, or the chunk bytes) is both
-    the completion record ``(1 << 32) | crc`` and the recorded checksum."""
+    the completion record ``(1 << 32) | crc`` and the recorded checksum. The sha256 of copied
+    chunks is computed on a helper thread while the next chunks are written."""
+    raw = h5[raw_path]
+    n_pos = spec.n_positions
+    chunked = spec.raw_filters is not None
+    digest = _OrderedDigest(threaded=chunked)
+    try:
+        crcs, masks, resumed = _fill_frames(h5, raw, spec, frames, path, progress, flags, digest)
+        sha256 = digest.hexdigest()
+    finally:
+        digest.close()
+    if resumed:
+        logger.info("%s: %d of %d frames were already written and verified", path, resumed, n_pos)
+    if chunked:
+        write_chunk_checksums(raw, crcs, masks)
+    else:
+        write_checksums(raw, crcs)
+    raw.attrs["sha256"] = sha256
+    raw.attrs["sha256_of"] = (
+        "stored chunks (compressed bytes), in position order"
+        if chunked
+        else "frame values (C order, Raw_Data dtype), in position order"
+    )
+
+
+def _fill_frames(
+    h5: h5py.File,
+    raw: h5py.Dataset,
+    spec: MeasurementSpec,
+    frames: Iterable[Any] | FrameSequence,
+    path: Path,
+    progress: bool,
+    flags: str,
+    digest: _OrderedDigest,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The loop of :func:`_fill`: (crc32 and filter mask of every frame, frames resumed)."""
     from pyscatter import progress as _progress
 
-    raw = h5[raw_path]
     n_pos = spec.n_positions
     chunked = spec.raw_filters is not None
     done = h5[flags][()]
@@ -541,7 +615,6 @@ def _fill(
     if table is not None and len(table) != n_pos:
         raise InputError(_count_message(path, len(table), spec))
     iterator = None if table is not None else iter(frames)
-    digest = hashlib.sha256()
     barrier = _Barrier(h5, flags)
     resumed = 0
     buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
@@ -555,7 +628,7 @@ def _fill(
             if done[i]:
                 stored = _read_stored(raw, i, chunked, buf)
                 if stored is not None and int(done[i]) == (1 << 32) | stored_crc(stored.data):
-                    digest.update(stored.data)
+                    digest.update(stored.data, immutable=isinstance(stored.base, bytes))
                     crcs[i] = int(done[i]) & 0xFFFFFFFF
                     masks[i] = _chunk_mask(raw, i) if chunked else 0
                     resumed += 1
@@ -564,7 +637,7 @@ def _fill(
             if table is not None:
                 item = table[i]
             stored = _write_item(raw, i, item, spec, path)
-            digest.update(stored.data)
+            digest.update(stored.data, immutable=isinstance(stored.base, bytes))
             crcs[i] = stored_crc(stored.data)  # zlib.crc32's value: chunk_flag's, no copy
             if chunked:
                 masks[i] = item.filter_mask if isinstance(item, RawChunk) else _chunk_mask(raw, i)
@@ -573,18 +646,7 @@ def _fill(
         barrier.commit()
     if iterator is not None and next(iterator, _END) is not _END:
         raise InputError(f"{path}: more frames than the {n_pos} positions")
-    if resumed:
-        logger.info("%s: %d of %d frames were already written and verified", path, resumed, n_pos)
-    if chunked:
-        write_chunk_checksums(raw, crcs, masks)
-    else:
-        write_checksums(raw, crcs)
-    raw.attrs["sha256"] = digest.hexdigest()
-    raw.attrs["sha256_of"] = (
-        "stored chunks (compressed bytes), in position order"
-        if chunked
-        else "frame values (C order, Raw_Data dtype), in position order"
-    )
+    return crcs, masks, resumed
 
 
 def _decoded_crc(
