@@ -211,3 +211,29 @@ def test_a_cached_poni_does_not_import_pyfai(tmp_path, cache):
     ).stdout.splitlines()
     assert json.loads(out[0]) == []
     assert out[1] == json.dumps(json.loads(pyfai_reference(path, (1065, 1030))), sort_keys=True)
+
+
+def test_translations_record_the_same_geometry_with_and_without_the_cache(tmp_path, monkeypatch):
+    """``translate --link --poni``: cache off, first read (stored), cached: the same bytes."""
+    import h5py
+    import hdf5plugin
+
+    from pyscatter.translators import translate
+
+    frames = np.random.default_rng(1).poisson(20, (4, 40, 50)).astype(np.uint32)
+    src = tmp_path / "src.h5"
+    with h5py.File(src, "w") as h5:
+        h5.create_dataset(
+            "entry/data/data", data=frames, chunks=(1, 40, 50), **hdf5plugin.Bitshuffle()
+        )
+    poni = _text(tmp_path / "g.poni", PONI_DIOPTAS)
+    texts = []
+    for k, cache in enumerate(["off", str(tmp_path / "c"), str(tmp_path / "c")]):
+        monkeypatch.setenv("PYSCATTER_CACHE", cache)
+        out = translate(
+            src, tmp_path / f"o{k}.h5", format="nexus", dataset="/entry/data/data",
+            link=True, poni=poni,
+        )  # fmt: skip
+        with h5py.File(out, "r") as h5:
+            texts.append(h5["Measurement_000"].attrs["geometry"])
+    assert texts[0] == texts[1] == texts[2] == pyfai_reference(poni, (40, 50))
