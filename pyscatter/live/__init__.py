@@ -1,0 +1,1 @@
+"""Live mode: follow a scan while it is acquired (``pyscatter watch``)."""
