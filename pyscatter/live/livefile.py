@@ -61,7 +61,7 @@ from pyscatter.io import raw as _raw
 from pyscatter.io.faults import abandon, open_for_writing, write_failure
 from pyscatter.io.integrity import CHECKSUMS, frame_crc, write_checksums
 from pyscatter.io.safety import chunk_flag, fsync, repair, setup_transaction
-from pyscatter.io.usid import MAX_AXIS_ATTR, compression_options, create_main
+from pyscatter.io.usid import MAX_AXIS_ATTR, compression_options, create_main, dims_of
 from pyscatter.live.layout import SERIES_DIM, LiveLayout
 from pyscatter.translators.common import flip_frame
 
@@ -79,7 +79,7 @@ except ImportError:  # pragma: no cover - until live/sources.py exists: the same
         values: dict[str, float] = field(default_factory=dict)
 
 
-__all__ = ["Arrival", "LiveFile", "STATES"]
+__all__ = ["Arrival", "LiveFile", "STATES", "stored_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class LiveFile:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def create_or_open(cls, path: str | os.PathLike, layout: LiveLayout) -> LiveFile:
+    def create_or_open(cls, path: str | os.PathLike, layout: LiveLayout | None = None) -> LiveFile:
         """Create the live file at ``path``, or reopen that of an interrupted watch.
 
         A new file is built as ``.<name>.partial`` and renamed into place. An existing one is
@@ -126,10 +126,19 @@ class LiveFile:
         layout, set back to ``"acquiring"``, and its written frames verified once.
         The caller holds :func:`~pyscatter.io.safety.job_lock` on ``path``.
 
+        Parameters
+        ----------
+        path : the live file.
+        layout : LiveLayout, optional
+            Required to create the file. None reopens an existing one with the layout it
+            records (:func:`stored_layout`): a restarted watch need not see the same first frame
+            (an ESRF dummy mask, say, is made from the first frame's pixels).
+
         Raises
         ------
         InputError
-            ``path`` is not a live file, or one of another layout (the message says what differs).
+            ``path`` is not a live file, or one of another layout (the message says what
+            differs), or is missing and no layout is given.
         FileBusyError
             Another program has the file open with HDF5's lock.
         """
@@ -137,6 +146,8 @@ class LiveFile:
         if path.is_dir():
             raise InputError(f"output {path} is a folder; expected an HDF5 file name")
         if not path.exists():
+            if layout is None:
+                raise InputError(f"{path}: no such live file, and no layout to create it from")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _raw.partial_path(path)
             tmp.unlink(missing_ok=True)  # a set-up interrupted before the rename: nothing kept
@@ -154,7 +165,7 @@ class LiveFile:
         stack = contextlib.ExitStack()
         try:
             h5 = stack.enter_context(open_for_writing(path))
-            _check_layout(h5, path, layout)
+            layout = _check_layout(h5, path, layout)
             if h5.attrs.get(STATE) != "acquiring" or CHECKSUMS in h5[CHANNEL]:
                 with setup_transaction(h5):
                     _unfinalize(h5)
@@ -501,19 +512,45 @@ def _unlimited_view(h5: h5py.File, layout: LiveLayout, raw: h5py.Dataset) -> Non
         axis.attrs[key] = value
 
 
-def _check_layout(h5: h5py.File, path: Path, layout: LiveLayout) -> None:
+def stored_layout(h5: h5py.File) -> LiveLayout:
+    """The layout a live file was created with (its identity, spectroscopic dims and mask)."""
+    record = json.loads(h5.attrs[LAYOUT])
+    chan = h5[CHANNEL]
+    dims = record["dims"]
+    quantity, units = record["quantity"]
+    return LiveLayout(
+        dims=None if dims is None else [(str(n), int(s)) for n, s in dims],
+        frame_shape=tuple(record["frame_shape"]),
+        dtype=np.dtype(record["dtype"]),
+        spec_dims=dims_of(chan["Raw_Data"], "Spectroscopic"),
+        geometry=record["geometry"],
+        mask=chan["Mask"][()] if "Mask" in chan else None,
+        flip=record["flip"],
+        dummy=record["dummy"],
+        compression=record["compression"],
+        monitor=record["monitor"],
+        quantity=quantity,
+        units=units,
+    )
+
+
+def _check_layout(h5: h5py.File, path: Path, layout: LiveLayout | None) -> LiveLayout:
+    """``layout`` (or the stored one when None) if it is that of the live file ``h5``."""
     stored = h5.attrs.get(LAYOUT)
     if stored is None or f"{CHANNEL}/{FLAGS}" not in h5:
         raise InputError(
             f"{path} exists and is not a live file (no {LAYOUT} record): pyscatter watch writes "
             "only into its own files; choose another output or remove it"
         )
+    if layout is None:
+        layout = stored_layout(h5)
     differences = layout.differences(json.loads(stored))
     if differences:
         raise InputError(
             f"{path} is the live file of another scan layout: " + "; ".join(differences)
             + ". Watch into another file, or remove this one to start afresh"
         )  # fmt: skip
+    return layout
 
 
 def _unfinalize(h5: h5py.File) -> None:

@@ -257,6 +257,43 @@ def test_reopened_after_finalize_writes_more_and_finalizes_again(tmp_path):
     assert verify_file(live).ok
 
 
+def test_reopen_with_the_stored_layout(tmp_path):
+    paths = write_stack(tmp_path / "scan", 6, seed=6)
+    poni = write_poni(tmp_path / "det.poni")
+    mask = np.eye(6, 5, dtype=np.uint8)
+    layout = layout_of(paths, [("Y", 2), ("X", 3)], poni=poni, mask=mask, flip="lr")
+    live = tmp_path / "live.h5"
+    write_live(live, layout, paths, [5, 0])
+    with job_lock(live), LiveFile.create_or_open(live) as lf:  # no layout: the file's own
+        assert lf.layout.record() == layout.record()
+        assert lf.done().tolist() == [True, False, False, False, False, True]
+        lf.write(arrivals(paths, [1, 2, 3, 4]))
+        lf.finalize()
+    offline = ImageStackTranslator().translate(
+        paths, tmp_path / "off.h5", grid="Y=2,X=3", poni=poni, mask=mask, flip="lr"
+    )
+    assert_same(live, offline)
+    with pytest.raises(InputError, match="no such live file, and no layout"):
+        LiveFile.create_or_open(tmp_path / "none.h5")
+
+
+def test_finalize_zeroes_a_frame_written_but_never_flagged(tmp_path):
+    # a kill between a frame's data and its flag, and the source never delivers it again
+    paths = write_stack(tmp_path / "scan", 5, seed=8)
+    live = tmp_path / "live.h5"
+    with (
+        job_lock(live),
+        LiveFile.create_or_open(live, layout_of(paths, [("Y", 2), ("X", 3)])) as lf,
+    ):
+        lf.write(arrivals(paths, range(5)))
+        lf.raw[5] = lf.raw[4]  # stored, no flag
+        lf.finalize()
+        assert not lf.done()[5]
+    offline = ImageStackTranslator().translate(paths, tmp_path / "off.h5", grid="Y=2,X=3")
+    assert_same(live, offline)
+    assert verify_file(live).ok
+
+
 # --------------------------------------------------------------------------- readers
 
 
