@@ -179,10 +179,14 @@ def test_unbounded_series_equals_offline_without_grid(tmp_path):
         assert lf.n_positions == 7
         lf.finalize()
     assert_same(live, offline)
+    check_if_main = pytest.importorskip("pyUSID").hdf_utils.check_if_main
     with h5py.File(live, "r") as h5:
         assert h5.attrs["live_state"] == "stopped"
         assert_array_equal(h5[f"{CHANNEL}/mon"][()], 100.0 + np.arange(7))
+        assert check_if_main(h5[f"{CHANNEL}/Raw_Data"])
     assert verify_file(live).ok
+    cli = [sys.executable, "-m", "pyscatter", "verify", str(live)]
+    assert subprocess.run(cli, env=_env(), capture_output=True).returncode == 0
     with pytest.raises(InputError, match="unbounded series only stops"):
         with job_lock(live), LiveFile.create_or_open(live, layout) as lf:
             lf.finalize("complete")
