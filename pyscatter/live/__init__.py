@@ -1,1 +1,1 @@
-"""Live mode: follow a scan while it is acquired (``pyscatter watch``)."""
+"""Live processing during acquisition: follow a scan as it is written (``pyscatter watch``)."""
