@@ -240,12 +240,14 @@ def _build(
     *,
     storage: str,
     channel: str = "Measurement_000/Channel_000",
+    make_position: Any = None,
 ) -> h5py.Dataset:
     """Everything but the frames of one channel: its ancillary datasets, mask and extras, and,
     for the first channel of a measurement, the measurement group with ``spec.attrs``.
 
     The file's first channel (``Measurement_000/Channel_000``) also gets the ``Raw_Frames`` view
-    the file's ``@default`` points to.
+    the file's ``@default`` points to. ``make_position(chan)``, when given, writes the
+    ``Position_*`` pair instead of :func:`write_ancillary` (the live file's resizable ones).
     """
     meas_name, _, chan_name = channel.partition("/")
     if meas_name not in h5:
@@ -258,8 +260,12 @@ def _build(
                 spec.geometry, sort_keys=True, default=_json_default
             )
     chan = h5[meas_name].create_group(chan_name)
-    pos = write_ancillary(
-        chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
+    pos = (
+        make_position(chan)
+        if make_position is not None
+        else write_ancillary(
+            chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
+        )
     )
     sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
     raw = make_raw(chan, pos, sp)
