@@ -36,7 +36,9 @@ Decode ceiling: the same Eiger-like file read and decoded (h5py ``read_direct``,
 time) by as many processes as there are cores, each half of the frames; frames/s over the
 slowest process's loop. The fraction is pyscatter's translate + integrate frames/s over it.
 
-Run alone: ``.venv/bin/python benchmarks/bench_commands.py [--quick] [--workdir DIR]``.
+Run alone: ``.venv/bin/python benchmarks/bench_commands.py [--quick] [--workdir DIR]``; the
+translation alone (``--link --poni``, N frames; ``--compare ROOT`` adds another checkout's
+pyscatter, alternating): ``bench_commands.py --translate-only 200 [--rounds 5] [--compare ROOT]``.
 """
 
 # ruff: noqa: I001 (import order: common before numpy, see below)
@@ -168,11 +170,12 @@ with h5py.File(src, "r") as h5:
 """
 
 
-def _env() -> dict[str, str]:
-    """The children's environment: this checkout first, no thread limits (as users run)."""
+def _env(root: Path = ROOT) -> dict[str, str]:
+    """The children's environment: this checkout (or ``root``) first, no thread limits (as
+    users run)."""
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
 
 
@@ -198,11 +201,12 @@ class Run:
     parts: tuple[Run, ...] = ()  # the commands of a sequence (see combine)
 
 
-def launch(argv: list[str], timeout: float = 3600) -> Run:
-    """Run ``argv`` to its end under :data:`LAUNCHER`; its wall time and peak RSS."""
+def launch(argv: list[str], timeout: float = 3600, root: Path = ROOT) -> Run:
+    """Run ``argv`` to its end under :data:`LAUNCHER` (pyscatter from ``root``); its wall time
+    and peak RSS."""
     proc = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *argv],
-        env=_env(),
+        env=_env(root),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -318,13 +322,18 @@ def latest_group(path: Path, process: str) -> str:
 # ----------------------------------------------------------------------------- integration
 
 
-def run_pyscatter(inputs: Inputs, work: Path) -> Run:
-    """``pyscatter translate --link`` then ``pyscatter integrate``, counted together."""
-    out = work / "scan.h5"
-    translate = pyscatter_cli(
+def translate_argv(inputs: Inputs, out: Path) -> list[str]:
+    """``pyscatter translate FILE --link --poni P -o out``, as :func:`run_pyscatter` runs it."""
+    return pyscatter_cli(
         "translate", inputs.frames, "--format", "nexus", "--dataset", DATASET, "--link",
         "-o", out, "--poni", inputs.poni, "--overwrite",
     )  # fmt: skip
+
+
+def run_pyscatter(inputs: Inputs, work: Path) -> Run:
+    """``pyscatter translate --link`` then ``pyscatter integrate``, counted together."""
+    out = work / "scan.h5"
+    translate = translate_argv(inputs, out)
     integrate = pyscatter_cli(
         "integrate", out, "--npt", NPT, "--unit", UNIT, "--method", METHOD,
         "--mask", inputs.mask, "--no-progress",
@@ -722,11 +731,58 @@ def measure(
 SMALL_SIZE, FULL_SIZE = 9, 1000
 
 
+def measure_translate(
+    workdir: Path, n: int, rounds: int, roots: list[Path], say: Any = print
+) -> dict[Path, list[Run]]:
+    """``pyscatter translate --link --poni`` alone on ``n`` Eiger-like frames, with the
+    pyscatter of each checkout in ``roots``, alternating (one untimed run each first)."""
+    inputs = write_inputs(workdir / f"eiger_{n}", n)
+    runs: dict[Path, list[Run]] = {root: [] for root in roots}
+    for root in roots:
+        launch(translate_argv(inputs, workdir / "warm.h5"), root=root)
+    for r in range(rounds):
+        for k, root in enumerate(roots if r % 2 == 0 else roots[::-1]):
+            runs[root].append(launch(translate_argv(inputs, workdir / f"t{k}.h5"), root=root))
+        say(f"  round {r + 1}: load average {os.getloadavg()[0]:.2f}")
+    return runs
+
+
+def _translate_main(args: argparse.Namespace) -> int:
+    roots = [ROOT, *args.compare]
+    with tempfile.TemporaryDirectory(prefix="pyscatter-translate-", dir=args.workdir) as tmp:
+        runs = measure_translate(
+            Path(tmp), args.translate_only, args.rounds, roots, say=lambda m: print(m, flush=True)
+        )
+    for root, got in runs.items():
+        print(
+            f"{root}: translate --link --poni, {args.translate_only} frames: median "
+            f"{_med(got):.2f} s ({_secs(got)}), peak {_peak(got):.0f} MiB"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="9 and 100 frames, 3 rounds")
     parser.add_argument("--workdir", type=Path, help="folder for the inputs (default: temporary)")
+    parser.add_argument(
+        "--translate-only",
+        type=int,
+        metavar="N",
+        help="only time `pyscatter translate --link --poni` on N Eiger-like frames",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="ROOT",
+        help="with --translate-only: also the pyscatter of another checkout (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="with --translate-only")
     args = parser.parse_args(argv)
+    if args.translate_only:
+        return _translate_main(args)
     sizes, rounds = ((9, 100), 3) if args.quick else ((9, FULL_SIZE), 5)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="pyscatter-commands-", dir=args.workdir) as tmp:

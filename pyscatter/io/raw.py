@@ -7,7 +7,9 @@
         Raw_Data                (n_positions, n_spec), one frame per chunk, compressed
         Position_Indices/Values (n_positions, n_pos_dims), real motor values, float64
         Spectroscopic_Indices/Values  (Row, Col) for images, (Channel,) for spectra
-        Frame_Checksums         (n_positions,) uint32: crc32 of each decoded frame (integrity)
+        Frame_Checksums         (n_positions,) uint32: crc32 of each decoded frame (integrity);
+                                copied chunks have Chunk_Checksums instead (n_positions, 2):
+                                crc32 of the chunk as stored and its filter mask
         Mask                    (rows, cols) uint8, nonzero = masked (when given)
         valid_positions, Monitor, Time …   per-position extras (when the translator has them)
       Raw_Frames/               NXdata: ``data`` a virtual (*positions, rows, cols) view of
@@ -15,7 +17,8 @@
 
 Detector frames are compressed with bitshuffle-LZ4; spectra (one spectroscopic dim) with gzip,
 which every HDF5 reader decodes without a plugin (:func:`raw_compression`). Every frame's crc32
-is checked when processes read it (:mod:`pyscatter.io.integrity`).
+is checked when processes read it (:mod:`pyscatter.io.integrity`); copied chunks are never
+decoded, their stored bytes are checked instead.
 
 Three ways to store the raw frames:
 
@@ -60,9 +63,9 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import ExistingResultsError, InputError
-from pyscatter.io.integrity import frame_crc, write_checksums
+from pyscatter.io.integrity import frame_crc, stored_crc, write_checksums, write_chunk_checksums
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
-from pyscatter.io.safety import _fsync_dir, chunk_flag, fsync, job_lock, verify_flag
+from pyscatter.io.safety import _fsync_dir, fsync, job_lock
 from pyscatter.io.usid import Dim, compression_options, write_ancillary
 
 __all__ = [
@@ -237,12 +240,14 @@ def _build(
     *,
     storage: str,
     channel: str = "Measurement_000/Channel_000",
+    make_position: Any = None,
 ) -> h5py.Dataset:
     """Everything but the frames of one channel: its ancillary datasets, mask and extras, and,
     for the first channel of a measurement, the measurement group with ``spec.attrs``.
 
     The file's first channel (``Measurement_000/Channel_000``) also gets the ``Raw_Frames`` view
-    the file's ``@default`` points to.
+    the file's ``@default`` points to. ``make_position(chan)``, when given, writes the
+    ``Position_*`` pair instead of :func:`write_ancillary` (the live file's resizable ones).
     """
     meas_name, _, chan_name = channel.partition("/")
     if meas_name not in h5:
@@ -255,8 +260,12 @@ def _build(
                 spec.geometry, sort_keys=True, default=_json_default
             )
     chan = h5[meas_name].create_group(chan_name)
-    pos = write_ancillary(
-        chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
+    pos = (
+        make_position(chan)
+        if make_position is not None
+        else write_ancillary(
+            chan, "Position_", spec.position_dims, spectroscopic=False, values=spec.position_values
+        )
     )
     sp = write_ancillary(chan, "Spectroscopic_", spec.spec_dims, spectroscopic=True)
     raw = make_raw(chan, pos, sp)
@@ -512,6 +521,46 @@ class _Barrier:
 _END = object()
 
 
+class _OrderedDigest:
+    """sha256 of buffers in the order given; immutable ones (views of ``bytes``: chunk bytes) are
+    hashed on a helper thread while the next frames are written (hashlib releases the GIL), at
+    most ``_DIGEST_AHEAD`` of them pending; other buffers (a caller may reuse them) at once."""
+
+    def __init__(self, threaded: bool) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.digest = hashlib.sha256()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sha256") if threaded else None
+        self.pending: deque[Any] = deque()
+
+    def update(self, data: Any, immutable: bool) -> None:
+        if self.pool is None or not immutable:
+            self.drain()
+            self.digest.update(data)
+            return
+        self.pending.append(self.pool.submit(self.digest.update, data))
+        while len(self.pending) > _DIGEST_AHEAD:
+            self.pending.popleft().result()
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        self.drain()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending:
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+_DIGEST_AHEAD = 8
+
+
 def _fill(
     h5: h5py.File,
     spec: MeasurementSpec,
@@ -523,49 +572,28 @@ def _fill(
     flags: str = _FLAGS,
 ) -> None:
     """Write the frames of ``raw_path`` not yet recorded in ``flags`` (verifying those that are),
-    then its ``Frame_Checksums`` and ``sha256``."""
-    from pyscatter import progress as _progress
+    then its checksums (``Frame_Checksums``, or ``Chunk_Checksums`` for stored chunks) and
+    ``sha256``.
 
+    Nothing is decoded: the crc32 of what is stored (the values, or the chunk bytes) is both
+    the completion record ``(1 << 32) | crc`` and the recorded checksum. The sha256 of copied
+    chunks is computed on a helper thread while the next chunks are written."""
     raw = h5[raw_path]
     n_pos = spec.n_positions
     chunked = spec.raw_filters is not None
-    done = h5[flags][()]
-    table = frames if _random_access(frames) else None
-    if table is not None and len(table) != n_pos:
-        raise InputError(_count_message(path, len(table), spec))
-    iterator = None if table is not None else iter(frames)
-    digest = hashlib.sha256()
-    barrier = _Barrier(h5, flags)
-    resumed = 0
-    buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
-    crcs = np.zeros(n_pos, dtype=np.uint32)
-    with _progress.bar(n_pos, unit="frame", desc="translate", enabled=progress) as bar:
-        for i in range(n_pos):
-            item = next(iterator, _END) if iterator is not None else None
-            if item is _END:
-                raise InputError(_count_message(path, i, spec))
-            if done[i]:
-                stored = _read_stored(raw, i, chunked, buf)
-                if stored is not None and verify_flag(done[i], stored):
-                    digest.update(stored.data)
-                    crcs[i] = _decoded_crc(raw, i, chunked, buf, stored)
-                    resumed += 1
-                    bar.update(1)
-                    continue
-            if table is not None:
-                item = table[i]
-            stored = _write_item(raw, i, item, spec, path)
-            digest.update(stored.data)
-            crcs[i] = _decoded_crc(raw, i, chunked, buf, stored)
-            barrier.add(i, chunk_flag(stored))
-            bar.update(1)
-        barrier.commit()
-    if iterator is not None and next(iterator, _END) is not _END:
-        raise InputError(f"{path}: more frames than the {n_pos} positions")
+    digest = _OrderedDigest(threaded=chunked)
+    try:
+        crcs, masks, resumed = _fill_frames(h5, raw, spec, frames, path, progress, flags, digest)
+        sha256 = digest.hexdigest()
+    finally:
+        digest.close()
     if resumed:
         logger.info("%s: %d of %d frames were already written and verified", path, resumed, n_pos)
-    write_checksums(raw, crcs)
-    raw.attrs["sha256"] = digest.hexdigest()
+    if chunked:
+        write_chunk_checksums(raw, crcs, masks)
+    else:
+        write_checksums(raw, crcs)
+    raw.attrs["sha256"] = sha256
     raw.attrs["sha256_of"] = (
         "stored chunks (compressed bytes), in position order"
         if chunked
@@ -573,14 +601,76 @@ def _fill(
     )
 
 
+def _fill_frames(
+    h5: h5py.File,
+    raw: h5py.Dataset,
+    spec: MeasurementSpec,
+    frames: Iterable[Any] | FrameSequence,
+    path: Path,
+    progress: bool,
+    flags: str,
+    digest: _OrderedDigest,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The loop of :func:`_fill`: (crc32 and filter mask of every frame, frames resumed)."""
+    from pyscatter import progress as _progress
+
+    n_pos = spec.n_positions
+    chunked = spec.raw_filters is not None
+    done = h5[flags][()]
+    table = frames if _random_access(frames) else None
+    if table is not None and len(table) != n_pos:
+        raise InputError(_count_message(path, len(table), spec))
+    iterator = None if table is not None else iter(frames)
+    barrier = _Barrier(h5, flags)
+    resumed = 0
+    buf = np.empty((1, spec.n_spec), dtype=raw.dtype)
+    crcs = np.zeros(n_pos, dtype=np.uint32)
+    masks = np.zeros(n_pos, dtype=np.uint32)
+    with _progress.bar(n_pos, unit="frame", desc="translate", enabled=progress) as bar:
+        for i in range(n_pos):
+            item = next(iterator, _END) if iterator is not None else None
+            if item is _END:
+                raise InputError(_count_message(path, i, spec))
+            if done[i]:
+                stored = _read_stored(raw, i, chunked, buf)
+                if stored is not None and int(done[i]) == (1 << 32) | stored_crc(stored.data):
+                    digest.update(stored.data, immutable=isinstance(stored.base, bytes))
+                    crcs[i] = int(done[i]) & 0xFFFFFFFF
+                    masks[i] = _chunk_mask(raw, i) if chunked else 0
+                    resumed += 1
+                    bar.update(1)
+                    continue
+            if table is not None:
+                item = table[i]
+            stored = _write_item(raw, i, item, spec, path)
+            digest.update(stored.data, immutable=isinstance(stored.base, bytes))
+            crcs[i] = stored_crc(stored.data)  # zlib.crc32's value: chunk_flag's, no copy
+            if chunked:
+                masks[i] = item.filter_mask if isinstance(item, RawChunk) else _chunk_mask(raw, i)
+            barrier.add(i, (1 << 32) | int(crcs[i]))
+            bar.update(1)
+        barrier.commit()
+    if iterator is not None and next(iterator, _END) is not _END:
+        raise InputError(f"{path}: more frames than the {n_pos} positions")
+    return crcs, masks, resumed
+
+
 def _decoded_crc(
     raw: h5py.Dataset, i: int, chunked: bool, buf: np.ndarray, values: np.ndarray | None = None
 ) -> int:
-    """crc32 of frame ``i`` as a reader decodes it (read back when stored as chunk bytes)."""
+    """crc32 of frame ``i`` as a reader decodes it (read back when stored as chunk bytes).
+
+    No longer used while writing (what is stored is checksummed as it is: see :func:`_fill`);
+    kept for tools that compare the two."""
     if values is None or chunked:
         raw.read_direct(buf, source_sel=np.s_[i : i + 1])
         values = buf
     return frame_crc(values)
+
+
+def _chunk_mask(raw: h5py.Dataset, i: int) -> int:
+    """The filter mask of frame ``i``'s stored chunk."""
+    return int(raw.id.get_chunk_info_by_coord((i, 0)).filter_mask)
 
 
 def _count_message(path: Path, count: int, spec: MeasurementSpec) -> str:

@@ -98,11 +98,22 @@ SAXSLAB_GEOMETRY_KEYS = (
 # --------------------------------------------------------------------------- PONI
 
 
+#: Version of what :func:`poni_geometry` stores in the cache; part of every key.
+_PONI_CACHE_VERSION = 1
+
+
 def poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, Any]) -> dict:
     """pyFAI config of ``poni`` (a PONI file or a config dict), checked against the frames.
 
     A detector with a shape must match ``frame_shape``; one without gets it. An ESRF ``PSize_1``
     (columns) / ``PSize_2`` (rows) in ``header`` must match the detector's pixel size (1 %).
+
+    A PONI file's config is cached (:mod:`pyscatter.io.matrix_cache`, kind ``"poni"``) by the
+    file's bytes, ``frame_shape`` and the pyFAI version: reading one needs pyFAI's detectors,
+    whose import costs ~1.3 s (scipy.signal and pyFAI's engines come with them, even for
+    ``pyFAI.io.ponifile``), so the next translation with the same PONI file does not import
+    pyFAI. The cached config is the one pyFAI gave, stored only when its JSON round trip records
+    the same text (the detector orientation comes back as its number).
 
     Raises
     ------
@@ -111,6 +122,62 @@ def poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, 
     FileFormatError
         A file that is not a PONI file.
     """
+    if isinstance(poni, Mapping):
+        return _read_poni(poni, frame_shape, header)[0]
+    if not Path(poni).is_file():
+        raise InputError(f"PONI file not found: {poni}")
+    return _cached_poni(Path(poni), frame_shape, header)
+
+
+def _cached_poni(path: Path, frame_shape: tuple[int, int], header: Mapping[str, Any]) -> dict:
+    """:func:`_read_poni` of a file, through the cache (see :func:`poni_geometry`)."""
+    import hashlib
+    import json
+    from importlib import metadata
+
+    import numpy as np
+
+    from pyscatter.io import matrix_cache
+
+    try:
+        data = path.read_bytes()
+        version = metadata.version("pyFAI")
+    except (OSError, metadata.PackageNotFoundError):
+        return _read_poni(path, frame_shape, header)[0]
+    entry = matrix_cache.key(
+        "poni",
+        sha256=hashlib.sha256(data).hexdigest(),
+        frame_shape=[int(n) for n in frame_shape],
+        pyFAI=version,
+        reader=_PONI_CACHE_VERSION,
+    )
+    hit = matrix_cache.load(entry, _poni_entry_check)
+    if hit is not None:  # a config that passed the shape and geometry checks
+        _check_pixel_size(str(path), (float(hit["pixels"][0]), float(hit["pixels"][1])), header)
+        return json.loads(str(hit["config"]))
+    config, pixels = _read_poni(path, frame_shape, header)
+    try:
+        text = json.dumps(config, sort_keys=True)
+        same = json.dumps(json.loads(text), sort_keys=True) == text
+        numbers = np.array([float(pixels[0]), float(pixels[1])])
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        matrix_cache.store(entry, {"config": np.array(text), "pixels": numbers})
+    return config
+
+
+def _poni_entry_check(arrays: dict[str, Any]) -> bool:
+    import json
+
+    return isinstance(json.loads(str(arrays["config"])), dict) and arrays["pixels"].shape == (2,)
+
+
+def _read_poni(
+    poni: Any, frame_shape: tuple[int, int], header: Mapping[str, Any]
+) -> tuple[dict, tuple[Any, Any]]:
+    """pyFAI's config of ``poni`` (file or dict), checked against ``frame_shape`` and ``header``
+    as :func:`poni_geometry` says; with the detector's pixel sizes (rows, columns)."""
     import pyFAI
 
     if isinstance(poni, Mapping):
@@ -121,8 +188,6 @@ def poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, 
             raise InputError(f"{where}: not a pyFAI geometry config ({short_error(err)})") from err
     else:
         where = str(poni)
-        if not Path(poni).is_file():
-            raise InputError(f"PONI file not found: {poni}")
         try:
             ai = pyFAI.load(str(poni))
         except Exception as err:  # noqa: BLE001
@@ -138,13 +203,14 @@ def poni_geometry(poni: Any, frame_shape: tuple[int, int], header: Mapping[str, 
             f"{where}: detector {det.name!r} is {tuple(shape)} pixels (rows, cols); "
             f"the frames are {tuple(frame_shape)}"
         )
-    _check_pixel_size(where, det, header)
-    return check_geometry(ai, where=where)
+    _check_pixel_size(where, (det.pixel1, det.pixel2), header)
+    return check_geometry(ai, where=where), (det.pixel1, det.pixel2)
 
 
-def _check_pixel_size(where: str, det: Any, header: Mapping[str, Any]) -> None:
-    """ESRF ``PSize_1`` (fast, columns) / ``PSize_2`` (rows) in metres against the detector."""
-    for key, pixel in (("PSize_1", det.pixel2), ("PSize_2", det.pixel1)):
+def _check_pixel_size(where: str, pixels: tuple[Any, Any], header: Mapping[str, Any]) -> None:
+    """ESRF ``PSize_1`` (fast, columns) / ``PSize_2`` (rows) in metres against the detector's
+    ``pixels`` (rows, columns)."""
+    for key, pixel in (("PSize_1", pixels[1]), ("PSize_2", pixels[0])):
         try:
             value = float(header[key])
         except (KeyError, TypeError, ValueError):

@@ -166,7 +166,7 @@ def _spec(n, shape, dtype, **kw):
 
 
 def test_copied_chunks_are_checked_after_decoding(tmp_path, small_scan):
-    """Chunks copied without decoding (``--link``) get the crc32 of their decoded values."""
+    """Chunks copied without decoding (``--link``) are checked as stored (Chunk_Checksums)."""
     frames = small_scan.frames.reshape(12, *small_scan.frame_shape)
     src = _source(tmp_path / "src.h5", frames)
     with h5py.File(src, "r") as h5:
