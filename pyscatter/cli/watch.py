@@ -34,6 +34,12 @@ def register(sub) -> None:
     p.add_argument("--grid", help="the scan's dims slow→fast, e.g. Y=6,X=8 (default: declared "
                    "by the source, or an unbounded series)")
     p.add_argument("--scan", type=int, help="SPEC: the scan number to follow (default: the last)")
+    p.add_argument(
+        "--first-number",
+        type=int,
+        help="folder: the frame number of position 0 in the file names (default: the smallest "
+        "number found when the first files appear; give it when frames may land out of order)",
+    )
     p.add_argument("--poni", help="pyFAI geometry file (overrides the pipeline's)")
     p.add_argument("--mask", help="mask image, nonzero = masked (overrides the pipeline's)")
     p.add_argument("--flip", choices=("ud", "lr"), help="store frames flipped")
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         grid=args.grid,
         scan=args.scan,
+        first_number=args.first_number,
         translate=translate,
         until_complete=args.until_complete,
         idle=args.idle,

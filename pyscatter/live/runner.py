@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pyscatter.errors import InputError, PyscatterError
 
 __all__ = ["WatchOptions", "WatchReport", "watch"]
@@ -51,6 +49,9 @@ class WatchOptions:
         shape: an unbounded series (one dim ``Image``) that needs no length in advance.
     scan : int, optional
         The SPEC scan number to follow (default: the last one in the file).
+    first_number : int, optional
+        Folder: the number in the file name of position 0 (default: the smallest number found
+        when the first files appear, recorded in the file for a restart).
     translate : dict
         Options of the offline translator that shape the raw data: ``poni``, ``mask``,
         ``flip``, ``dummy``, ``compression``, ``header_geometry``, ``monitor``.
@@ -76,6 +77,7 @@ class WatchOptions:
     pattern: str | None = None
     grid: Mapping[str, int] | str | None = None
     scan: int | None = None
+    first_number: int | None = None
     translate: dict[str, Any] = field(default_factory=dict)
     until_complete: bool = False
     idle: float | None = None
@@ -188,7 +190,7 @@ def watch(
 
     opts = options or WatchOptions()
     pipe_steps, translate_options = _steps(steps)
-    opts.translate = {**translate_options, **opts.translate}
+    _take_translate_options(opts, {**translate_options, **opts.translate})
     t0 = time.monotonic()
     with _Stop(stop) as stopper:
         session = WatchSession(Path(source), Path(output), pipe_steps, opts)
@@ -222,6 +224,26 @@ def _steps(steps: Sequence[Any] | str | os.PathLike | None) -> tuple[list[Any], 
             )
         return list(pipe.steps), translate
     return list(steps), {}
+
+
+#: Translator options a watch takes for the raw data (the rest need the whole scan).
+LAYOUT_OPTIONS = ("poni", "mask", "flip", "dummy", "compression", "header_geometry", "monitor")
+
+
+def _take_translate_options(opts: WatchOptions, given: dict[str, Any]) -> None:
+    """Split translator options into the layout's, ``grid`` and ``scan``; refuse the rest."""
+    for key, attr in (("grid", "grid"), ("scan", "scan")):
+        value = given.pop(key, None)
+        if value is not None and getattr(opts, attr) is None:
+            setattr(opts, attr, value)
+    unknown = sorted(set(given) - set(LAYOUT_OPTIONS))
+    if unknown:
+        raise InputError(
+            f"translate option(s) {', '.join(unknown)}: a watch cannot use them (they need the "
+            f"whole scan, e.g. positions inferred from all frames); it takes "
+            f"{', '.join(LAYOUT_OPTIONS)}, grid and scan"
+        )
+    opts.translate = given
 
 
 class WatchError(PyscatterError):

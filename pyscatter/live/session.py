@@ -51,22 +51,22 @@ class WatchSession:
         from pyscatter.live.sources import open_source
 
         self._lock_and_reopen()
-        start = self._file.start_number if self._file is not None else None
         self._src = open_source(
             self.source_path,
             pattern=self.opts.pattern,
             grid=self.opts.grid,
             scan=self.opts.scan,
             settle=self.opts.settle,
-            start=start,
+            **self._recorded_source_state(),
         )
+        self._stack.callback(self._src.close)
         last_new = time.monotonic()
         while True:
             arrivals = self._src.poll(skip=self._already_written)
             self._problems()
             if arrivals:
                 if self._file is None:
-                    self._create(arrivals[0])
+                    self._create(arrivals)
                 self.report.frames_written += len(self._file.write(arrivals))
                 last_new = time.monotonic()
             advanced = self._advance()
@@ -107,22 +107,59 @@ class WatchSession:
 
         self._stack.enter_context(safety.job_lock(str(self.output), command="pyscatter watch"))
         if self.output.exists():
-            for line in safety.repair(self.output):
-                log.warning("%s: %s", self.output, line)
-            self._file = LiveFile.reopen(self.output)
+            self._file = LiveFile.create_or_open(self.output)  # the layout it records
             self._stack.callback(self._file.close)
             self.report.frames_before = int(self._file.done().sum())
             self._open_sessions()
 
-    def _create(self, first: Any) -> None:
-        from pyscatter.live.livefile import LiveFile, LiveLayout
+    def _recorded_source_state(self) -> dict[str, Any]:
+        """What the source decided at the first frame (folder: the start number; SPEC: the
+        scan), recorded in the file so that a restart follows the same frames."""
+        state: dict[str, Any] = {}
+        if self.opts.first_number is not None:
+            state["start"] = self.opts.first_number
+        if self._file is None:
+            return state
+        attrs = self._file.layout.attrs
+        if "live_start" in attrs:
+            recorded = int(attrs["live_start"])
+            if state.get("start", recorded) != recorded:
+                raise InputError(
+                    f"{self.output}: --first-number {state['start']} but this watch began with "
+                    f"frame number {recorded} as position 0; keep it, or write another output"
+                )
+            state["start"] = recorded
+        if "live_scan" in attrs and self.opts.scan is None:
+            self.opts.scan = attrs["live_scan"]
+        return state
 
-        layout = LiveLayout.from_first(
-            first,
-            self._src,
-            grid=self.opts.grid,
-            **self.opts.translate,
-        )
+    def _create(self, arrivals: Sequence[Any]) -> None:
+        """The live file, laid out as the offline translator lays out these frames."""
+        from pyscatter.live.layout import images_layout, spectra_layout
+        from pyscatter.live.livefile import LiveFile
+
+        first = min(arrivals, key=lambda a: a.index)
+        dims = self._src.declared_dims()
+        origin = first.origin.split("#", 1)[0]
+        opts = dict(self.opts.translate)
+        if first.frame.ndim == 2:
+            layout = images_layout(
+                first.frame,
+                self._src.first_header(),
+                dims=dims,
+                first_file=origin,
+                source=self._src.describe(),
+                **opts,
+            )
+        else:
+            opts.pop("poni", None)
+            layout = spectra_layout(first.frame, dims=dims, source=self._src.describe(), **opts)
+        start = getattr(self._src, "start", None)
+        if start is not None:
+            layout.attrs["live_start"] = int(start)
+        scan = getattr(self._src, "scan_key", None)
+        if scan is not None:
+            layout.attrs["live_scan"] = str(scan)
         self._file = LiveFile.create_or_open(self.output, layout)
         self._stack.callback(self._file.close)
         self._open_sessions()
@@ -135,7 +172,7 @@ class WatchSession:
 
     def _complete(self) -> bool:
         done = self._file.done()
-        if not self._file.declared or not done.all():
+        if not self._file.layout.bounded or not done.all():
             return False
         return all(s.done_positions().all() for s in self._sessions)
 
@@ -185,7 +222,7 @@ class WatchSession:
             return 0
         ready = self._file.done()
         did = 0
-        for step, session in zip(self.steps, self._sessions):
+        for step, session in zip(self.steps, self._sessions, strict=True):
             before = session.done_positions()
             did += session.advance(ready)
             ready = session.done_positions()
@@ -245,9 +282,9 @@ class WatchSession:
             self.report.state = "no frames"
             return
         ended = self.report.stopped_by in ("scan complete", "scan ended")
-        full = bool(self._file.declared and self._file.done().all())
+        full = bool(self._file.layout.bounded and self._file.done().all())
         state = ("complete" if full else "aborted") if ended else "stopped"
-        self._file.finalize(state)
+        self._file.finalize("complete" if state == "complete" else "stopped")
         if state == "aborted":
             ready = np.ones(self._file.n_positions, dtype=bool)
             for session in self._sessions:
