@@ -198,6 +198,44 @@ def wrap_deg(angle_deg: ArrayLike, period: float = 360.0) -> FloatArray:
 
 
 # ----------------------------------------------------------------------------------------------
+# row-independent products (shared with fitting.py and levenberg_marquardt.py)
+#
+# A row's result must be the same bits whether it is computed alone or in a block of any size
+# (a live session fits one position a block, an offline run ~100). BLAS does not promise that:
+# a 2-D ``(n, m) @ (m, p)`` product rounds a row differently with ``n`` and with its place in
+# the block (micro-tile edges, gemv for one row), and its threading depends on the sizes. The
+# products below use no BLAS: contractions over the bins are ``np.einsum`` (``optimize=False``:
+# numpy's own kernel, one dot product per output element over a contiguous axis), and the tiny
+# contractions over parameters add their terms one by one in a fixed order.
+
+
+def _bin_dot(subscripts: str, a: FloatArray, b: FloatArray) -> FloatArray:
+    """``np.einsum(subscripts, a, b)`` over the bins (the last axis of both), no BLAS.
+
+    Both operands are made C-contiguous so that every output element is one dot product over
+    a contiguous axis, whatever the layout or the number of rows of the inputs.
+    """
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return np.einsum(subscripts, a, b, optimize=False)
+
+
+def _small_matmul(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``a @ b`` for stacks of small matrices, the inner index summed in a fixed order."""
+    out = a[..., :, 0, None] * b[..., None, 0, :]
+    for i in range(1, a.shape[-1]):
+        out = out + a[..., :, i, None] * b[..., None, i, :]
+    return out
+
+
+def _combine(coef: FloatArray, basis: FloatArray) -> FloatArray:
+    """``coef @ basis.T``: curves ``(n, m)`` from coefficients ``(n, k)`` of columns ``(m, k)``."""
+    out = coef[:, 0, None] * basis[:, 0]
+    for i in range(1, coef.shape[1]):
+        out = out + coef[:, i, None] * basis[:, i]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # batched weighted linear least squares (shared with fitting.py)
 
 
@@ -235,7 +273,7 @@ def _scaled_pinv(a: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
     k = a.shape[-1]
     good = e > _eig_cut(k)
     inv_e = np.where(good, 1.0 / np.where(good, e, 1.0), 0.0)
-    pinv = np.matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
+    pinv = _small_matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
     with np.errstate(all="ignore"):
         pinv = pinv / (d[:, :, None] * d[:, None, :])
     full_rank: NDArray[np.bool_] = np.asarray(good.all(axis=1) & np.isfinite(d).all(axis=1))
@@ -269,10 +307,14 @@ def _weighted_lstsq(
     cov : ndarray, shape (n, k, k) or None
     """
     m, k = design.shape
-    outer = (design[:, :, None] * design[:, None, :]).reshape(m, k * k)
+    upper = np.triu_indices(k)
+    columns = np.ascontiguousarray(design.T)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd data: inf/NaN
-        a = (w @ outer).reshape(-1, k, k)
-        g = (w * y) @ design
+        pairs = _bin_dot("nm,pm->np", w, columns[upper[0]] * columns[upper[1]])
+        a = np.empty((len(w), k, k))
+        a[:, upper[0], upper[1]] = pairs
+        a[:, upper[1], upper[0]] = pairs
+        g = _bin_dot("nm,km->nk", w * y, columns)
         diag = np.diagonal(a, axis1=1, axis2=2)
         d = np.sqrt(np.where(np.isfinite(diag) & (diag > 0), diag, 1.0))
         at = a / (d[:, :, None] * d[:, None, :]) + 1e-12 * np.eye(k)
@@ -283,8 +325,8 @@ def _weighted_lstsq(
             rhs = np.concatenate([rhs, np.broadcast_to(np.eye(k), (len(at), k, k))], axis=2)
         sol = np.linalg.solve(at, rhs) / d[:, :, None]
         coef = sol[:, :, 0]
-        resid = y - coef @ design.T
-        chi2 = np.einsum("nm,nm->n", w, resid * resid)
+        resid = y - _combine(coef, design)
+        chi2 = _bin_dot("nm,nm->n", w, resid * resid)
         cov = sol[:, :, 1:] / d[:, None, :] if with_cov else None
     return coef, chi2, cov
 
@@ -443,7 +485,7 @@ def _ms_normalise(
     t[..., 0, 1] = np.where(flip, amp * scale, 0.0)
     t[..., 1, 1] = np.where(flip, -1.0, 1.0)
     with np.errstate(invalid="ignore"):
-        flipped = t @ c @ np.swapaxes(t, -1, -2)
+        flipped = _small_matmul(_small_matmul(t, c), np.swapaxes(t, -1, -2))
     # only where flipped: a product with the identity would spread NaN entries (0 * NaN)
     return p, np.where(flip[..., None, None], flipped, c)
 
@@ -537,7 +579,7 @@ def _ms_from_fit(
     t[..., 3, 0], t[..., 3, 1] = -inv, -d_kappa
     c = np.asarray(cov, dtype=float)
     with np.errstate(invalid="ignore"):
-        return p, t @ c @ np.swapaxes(t, -1, -2)
+        return p, _small_matmul(_small_matmul(t, c), np.swapaxes(t, -1, -2))
 
 
 _MAIER_SAUPE_FIT = ProfileModel(
