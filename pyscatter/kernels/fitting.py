@@ -37,6 +37,7 @@ from pyscatter.kernels.models import (
     ProfileModel,
     _bin_dot,
     _combine,
+    _gram,
     _harmonic_design,
     _scaled_pinv,
     _small_matmul,
@@ -506,7 +507,7 @@ def _correlated_noise_factor(
         x = np.ascontiguousarray(columns.T) * np.sqrt(w)[:, None, :]  # (n, k, m)
         rx = (r @ np.moveaxis(x, 2, 0).reshape(m, n * k)).reshape(m, n, k)
         meat = _bin_dot("nim,njm->nij", x, np.moveaxis(rx, 0, 2))
-        bread, _ = _scaled_pinv(_bin_dot("nim,njm->nij", x, x))
+        bread, _ = _scaled_pinv(_gram(x, x))
         return np.trace(_small_matmul(bread, meat), axis1=1, axis2=2)
 
     gain = trace(design) - trace(design[:, :2])

@@ -14,7 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from pyscatter.kernels.models import ProfileModel, _bin_dot, _scaled_pinv, _small_matmul
+from pyscatter.kernels.models import (
+    ProfileModel,
+    _bin_dot,
+    _gram,
+    _scaled_pinv,
+    _small_matmul,
+)
 
 __all__ = [
     "covariance",
@@ -65,7 +71,7 @@ def normal_equations(
     """
     jt = np.ascontiguousarray(np.swapaxes(jac, 1, 2))  # (n, k, m)
     jw = jt * w[:, None, :]
-    a = _bin_dot("nim,njm->nij", jw, jt)
+    a = _gram(jt, jw)
     g = None if resid is None else _bin_dot("nkm,nm->nk", jw, resid)
     return a, g
 

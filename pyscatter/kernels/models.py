@@ -204,19 +204,37 @@ def wrap_deg(angle_deg: ArrayLike, period: float = 360.0) -> FloatArray:
 # (a live session fits one position a block, an offline run ~100). BLAS does not promise that:
 # a 2-D ``(n, m) @ (m, p)`` product rounds a row differently with ``n`` and with its place in
 # the block (micro-tile edges, gemv for one row), and its threading depends on the sizes. The
-# products below use no BLAS: contractions over the bins are ``np.einsum`` (``optimize=False``:
-# numpy's own kernel, one dot product per output element over a contiguous axis), and the tiny
-# contractions over parameters add their terms one by one in a fixed order.
+# products below use no BLAS but numpy's own einsum kernels (``optimize=False``), laid out so
+# that the innermost loop runs along one row: a dot product over the contiguous bins of a row
+# for each output element, or a row of bins scaled and added for each term; the tiny products
+# of parameter matrices add their terms one by one in a fixed order.
+
+
+def _contiguous_rows(a: FloatArray) -> FloatArray:
+    """``a`` itself when its last axis is contiguous (a view of rows), else a C copy."""
+    return a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
 
 
 def _bin_dot(subscripts: str, a: FloatArray, b: FloatArray) -> FloatArray:
-    """``np.einsum(subscripts, a, b)`` over the bins (the last axis of both), no BLAS.
+    """``np.einsum(subscripts, a, b)`` summed over the bins, the last axis of both; no BLAS.
 
-    Both operands are made C-contiguous so that every output element is one dot product over
-    a contiguous axis, whatever the layout or the number of rows of the inputs.
+    With the bins contiguous, every output element is one dot product over them (numpy's
+    einsum kernel, vector lanes then their sum: the order depends on the number of bins only),
+    whatever the other rows and the layout of the inputs.
     """
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    return np.einsum(subscripts, a, b, optimize=False)
+    return np.einsum(subscripts, _contiguous_rows(a), _contiguous_rows(b), optimize=False)
+
+
+def _gram(xt: FloatArray, xw: FloatArray) -> FloatArray:
+    """``X^T W X`` (n, k, k), exactly symmetric, from ``xt`` = X^T and ``xw`` = X^T W, both
+    (n, k, m) with the bins contiguous (see :func:`_bin_dot`)."""
+    n, k, _ = xt.shape
+    out = np.empty((n, k, k))
+    for i in range(k):
+        row = _bin_dot("nm,njm->nj", xw[:, i], xt[:, i:])
+        out[:, i, i:] = row
+        out[:, i:, i] = row
+    return out
 
 
 def _small_matmul(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -228,11 +246,14 @@ def _small_matmul(a: FloatArray, b: FloatArray) -> FloatArray:
 
 
 def _combine(coef: FloatArray, basis: FloatArray) -> FloatArray:
-    """``coef @ basis.T``: curves ``(n, m)`` from coefficients ``(n, k)`` of columns ``(m, k)``."""
-    out = coef[:, 0, None] * basis[:, 0]
-    for i in range(1, coef.shape[1]):
-        out = out + coef[:, i, None] * basis[:, i]
-    return out
+    """``coef @ basis.T``: curves ``(n, m)`` from coefficients ``(n, k)`` of columns ``(m, k)``.
+
+    Each output row is built along its bins, ``sum_i coef[:, i] * basis[:, i]`` term by term
+    in the order of ``i`` (numpy's einsum with the bins innermost, no BLAS).
+    """
+    return np.einsum(
+        "nk,km->nm", np.ascontiguousarray(coef), np.ascontiguousarray(basis.T), optimize=False
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,7 +302,12 @@ def _scaled_pinv(a: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
 
 
 def _weighted_lstsq(
-    design: FloatArray, y: FloatArray, w: FloatArray, *, with_cov: bool = False
+    design: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    *,
+    with_cov: bool = False,
+    with_chi2: bool = True,
 ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Weighted linear least squares for many rows sharing one design matrix.
 
@@ -298,6 +324,8 @@ def _weighted_lstsq(
         Weights (``1/sigma^2``), 0 for excluded points.
     with_cov : bool
         Also return ``(X^T W X)^-1`` (unscaled); None otherwise.
+    with_chi2 : bool
+        Compute chi2 (NaN otherwise, which saves the residuals).
 
     Returns
     -------
@@ -312,7 +340,7 @@ def _weighted_lstsq(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd data: inf/NaN
         pairs = _bin_dot("nm,pm->np", w, columns[upper[0]] * columns[upper[1]])
         a = np.empty((len(w), k, k))
-        a[:, upper[0], upper[1]] = pairs
+        a[:, upper[0], upper[1]] = pairs  # exactly symmetric
         a[:, upper[1], upper[0]] = pairs
         g = _bin_dot("nm,km->nk", w * y, columns)
         diag = np.diagonal(a, axis1=1, axis2=2)
@@ -325,8 +353,11 @@ def _weighted_lstsq(
             rhs = np.concatenate([rhs, np.broadcast_to(np.eye(k), (len(at), k, k))], axis=2)
         sol = np.linalg.solve(at, rhs) / d[:, :, None]
         coef = sol[:, :, 0]
-        resid = y - _combine(coef, design)
-        chi2 = _bin_dot("nm,nm->n", w, resid * resid)
+        if with_chi2:
+            resid = y - _combine(coef, design)
+            chi2 = _bin_dot("nm,nm->n", w, resid * resid)
+        else:
+            chi2 = np.full(len(coef), np.nan)
         cov = sol[:, :, 1:] / d[:, None, :] if with_cov else None
     return coef, chi2, cov
 
@@ -381,7 +412,7 @@ def _harmonics(
         slope = np.where(norm > 0, np.sum(odd * half_gap, axis=1) / norm, 0.0)
     design = _harmonic_design(chi, (2, 4))[:, [0, 2, 3, 4, 5]]
     y_even = np.where(valid, y - slope[:, None] * chi, 0.0)
-    coef = _weighted_lstsq(design, y_even, valid.astype(float))[0]
+    coef = _weighted_lstsq(design, y_even, valid.astype(float), with_chi2=False)[0]
     mean, c2, s2, c4, s4 = coef.T
     phase = np.arctan2(s2, c2)
     a2 = np.hypot(c2, s2)
