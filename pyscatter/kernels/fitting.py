@@ -313,6 +313,11 @@ def fit_profiles(
     is fitted in regular coordinates (peak height above the minimum, kappa >= 0), see
     :mod:`pyscatter.kernels.models`; the covariance is transformed back exactly.
 
+    A row's results are the same bits whether it is fitted alone or with any other rows, in
+    any order (a live session fits one position a block, an offline run many): the sums over
+    the bins are numpy's einsum dot products along each row, never a BLAS product whose
+    rounding depends on the number of rows.
+
     Examples
     --------
     >>> import numpy as np

@@ -127,7 +127,7 @@ def _solve_rows(systems: FloatArray, rhs: FloatArray) -> FloatArray:
     takes the pseudo-inverse, so no row's step depends on the others in its block.
     """
     try:
-        return np.linalg.solve(systems, rhs)
+        return np.asarray(np.linalg.solve(systems, rhs), dtype=np.float64)
     except np.linalg.LinAlgError:
         pass
     singular = np.linalg.slogdet(systems)[0] == 0

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from pyscatter.kernels import integrate_sums
 from pyscatter.kernels.fitting import FitResult, fit_profiles
 from pyscatter.kernels.integrate import BatchIntegrator
-from pyscatter.kernels.levenberg_marquardt import covariance, normal_equations
+from pyscatter.kernels.levenberg_marquardt import _solve_rows, covariance, normal_equations
 from pyscatter.kernels.models import MODELS, get_model
 
 CHI = np.arange(-178.0, 180.0, 4.0)  # 90 bins, pyFAI's convention
@@ -154,6 +154,23 @@ def test_estimate_and_normal_equations_rows_independent(model):
             )
             for a, b in zip(part, whole, strict=True):
                 assert_array_equal(a, b[rows])
+
+
+def test_exactly_singular_step_only_for_its_row():
+    """A singular system takes the pseudo-inverse alone; the others are solved as always."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 5, 9))
+    systems = np.einsum("nim,njm->nij", x, x)
+    systems[2, :, 4] = systems[2, 4, :] = 0.0  # a parameter without any effect
+    rhs = rng.standard_normal((6, 5, 1))
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.solve(systems, rhs)
+    sol = _solve_rows(systems, rhs)
+    ok = np.arange(6) != 2
+    assert_array_equal(sol[ok], np.linalg.solve(systems[ok], rhs[ok]))
+    assert_array_equal(sol[2], _solve_rows(systems[2:3], rhs[2:3])[0])
+    assert_allclose(sol[2], np.linalg.pinv(systems[2], hermitian=True) @ rhs[2], rtol=1e-12)
+    assert abs(sol[2, 4, 0]) < 1e-12 * np.abs(sol[2]).max()  # no step for the idle parameter
 
 
 # ---------------------------------------------------------------------------------- integration
