@@ -243,11 +243,11 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
             p[rows] = trial[accept]
             chi2[rows] = chi2_t[accept]
             resid[rows] = resid_t[accept]
-            if jac_t is None:
-                jac_new = evaluate(model, chi, p[rows], y[rows], w[rows], jac=True)[2]
-            else:
-                jac_new = jac_t[accept]
-            jt[rows] = np.swapaxes(jac_new, 1, 2)
+            if jac_t is None:  # no joint value and Jacobian: only the accepted rows'
+                jac_rows = evaluate(model, chi, p[rows], y[rows], w[rows], jac=True)[2]
+                jt[rows] = np.swapaxes(jac_rows, 1, 2)
+            else:  # swapped first: whole rows of the model's (n, k, m) buffer are gathered
+                jt[rows] = np.swapaxes(jac_t, 1, 2)[accept]
         # a row that cannot improve any more is at the minimum if the decrement is small
         stuck = lam[act] > _LAMBDA_MAX
         if stuck.any():
