@@ -14,13 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from pyscatter.kernels.models import (
-    ProfileModel,
-    _bin_dot,
-    _gram,
-    _scaled_pinv,
-    _small_matmul,
-)
+from pyscatter.kernels.models import ProfileModel, _scaled_pinv
+from pyscatter.kernels.row_products import bin_dot, gram, small_matmul
 
 __all__ = [
     "covariance",
@@ -54,7 +49,7 @@ def evaluate(
             if jac:
                 j = model.jacobian(chi, p)
         resid = np.where(w > 0, y - f, 0.0)
-        chi2 = _bin_dot("nm,nm->n", w, resid * resid)
+        chi2 = bin_dot("nm,nm->n", w, resid * resid)
     if j is not None and not np.isfinite(j).all():
         j = np.where(np.isfinite(j), j, 0.0)
     return np.where(np.isfinite(chi2), chi2, np.inf), resid, j
@@ -66,13 +61,13 @@ def normal_equations(
     """``J^T W J`` (n, k, k) and, with residuals, ``J^T W r`` (n, k).
 
     Each row's sums are the same bits whatever the other rows of the block (no BLAS, see
-    :func:`pyscatter.kernels.models._bin_dot`). The models' Jacobians are stored
+    :func:`pyscatter.kernels.models.bin_dot`). The models' Jacobians are stored
     parameter-major (``jac`` a view of an (n, k, m) buffer), which needs no copy here.
     """
     jt = np.ascontiguousarray(np.swapaxes(jac, 1, 2))  # (n, k, m)
     jw = jt * w[:, None, :]
-    a = _gram(jt, jw)
-    g = None if resid is None else _bin_dot("nkm,nm->nk", jw, resid)
+    a = gram(jt, jw)
+    g = None if resid is None else bin_dot("nkm,nm->nk", jw, resid)
     return a, g
 
 
@@ -133,7 +128,7 @@ def _solve_rows(systems: FloatArray, rhs: FloatArray) -> FloatArray:
     singular = np.linalg.slogdet(systems)[0] == 0
     sol = np.empty(rhs.shape)
     pinv = np.linalg.pinv(systems[singular], hermitian=True)
-    sol[singular] = _small_matmul(pinv, rhs[singular])
+    sol[singular] = small_matmul(pinv, rhs[singular])
     try:
         sol[~singular] = np.linalg.solve(systems[~singular], rhs[~singular])
     except np.linalg.LinAlgError:  # pragma: no cover - a pivot of 0 that slogdet missed
@@ -141,7 +136,7 @@ def _solve_rows(systems: FloatArray, rhs: FloatArray) -> FloatArray:
             try:
                 sol[i] = np.linalg.solve(systems[i], rhs[i])
             except np.linalg.LinAlgError:
-                sol[i] = _small_matmul(np.linalg.pinv(systems[i], hermitian=True), rhs[i])
+                sol[i] = small_matmul(np.linalg.pinv(systems[i], hermitian=True), rhs[i])
     return sol
 
 
@@ -199,7 +194,7 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
     converged = np.zeros(n, dtype=bool)
     done = ~np.isfinite(chi2) | ~np.isfinite(p).all(axis=1)
     # rounding floor of chi2 differences, for noise-free data
-    floor = (1e3 * np.finfo(float).eps) ** 2 * _bin_dot("nm,nm->n", w, y * y)
+    floor = (1e3 * np.finfo(float).eps) ** 2 * bin_dot("nm,nm->n", w, y * y)
     for it in range(max_iter + 1):
         act = np.flatnonzero(~done)
         if act.size == 0:
@@ -267,9 +262,9 @@ def sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) 
     # R J~ for all rows at once: scipy's sparse product adds each output element's terms in
     # the order of R's entries, whatever the number of columns (rows x parameters)
     rj = (r @ np.moveaxis(jt, 2, 0).reshape(m, n * k)).reshape(m, n, k)
-    meat = _bin_dot("nim,njm->nij", jt, np.moveaxis(rj, 0, 2))
+    meat = bin_dot("nim,njm->nij", jt, np.moveaxis(rj, 0, 2))
     with np.errstate(all="ignore"):
-        return _small_matmul(_small_matmul(cov, meat), cov)
+        return small_matmul(small_matmul(cov, meat), cov)
 
 
 def covariance(

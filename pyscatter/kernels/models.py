@@ -41,6 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.row_products import bin_dot, combine, small_matmul
 
 __all__ = [
     "MAIER_SAUPE",
@@ -198,65 +199,6 @@ def wrap_deg(angle_deg: ArrayLike, period: float = 360.0) -> FloatArray:
 
 
 # ----------------------------------------------------------------------------------------------
-# row-independent products (shared with fitting.py and levenberg_marquardt.py)
-#
-# A row's result must be the same bits whether it is computed alone or in a block of any size
-# (a live session fits one position a block, an offline run ~100). BLAS does not promise that:
-# a 2-D ``(n, m) @ (m, p)`` product rounds a row differently with ``n`` and with its place in
-# the block (micro-tile edges, gemv for one row), and its threading depends on the sizes. The
-# products below use no BLAS but numpy's own einsum kernels (``optimize=False``), laid out so
-# that the innermost loop runs along one row: a dot product over the contiguous bins of a row
-# for each output element, or a row of bins scaled and added for each term; the tiny products
-# of parameter matrices add their terms one by one in a fixed order.
-
-
-def _contiguous_rows(a: FloatArray) -> FloatArray:
-    """``a`` itself when its last axis is contiguous (a view of rows), else a C copy."""
-    return a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
-
-
-def _bin_dot(subscripts: str, a: FloatArray, b: FloatArray) -> FloatArray:
-    """``np.einsum(subscripts, a, b)`` summed over the bins, the last axis of both; no BLAS.
-
-    With the bins contiguous, every output element is one dot product over them (numpy's
-    einsum kernel, vector lanes then their sum: the order depends on the number of bins only),
-    whatever the other rows and the layout of the inputs.
-    """
-    return np.einsum(subscripts, _contiguous_rows(a), _contiguous_rows(b), optimize=False)
-
-
-def _gram(xt: FloatArray, xw: FloatArray) -> FloatArray:
-    """``X^T W X`` (n, k, k), exactly symmetric, from ``xt`` = X^T and ``xw`` = X^T W, both
-    (n, k, m) with the bins contiguous (see :func:`_bin_dot`)."""
-    n, k, _ = xt.shape
-    out = np.empty((n, k, k))
-    for i in range(k):
-        row = _bin_dot("nm,njm->nj", xw[:, i], xt[:, i:])
-        out[:, i, i:] = row
-        out[:, i:, i] = row
-    return out
-
-
-def _small_matmul(a: FloatArray, b: FloatArray) -> FloatArray:
-    """``a @ b`` for stacks of small matrices, the inner index summed in a fixed order."""
-    out = a[..., :, 0, None] * b[..., None, 0, :]
-    for i in range(1, a.shape[-1]):
-        out = out + a[..., :, i, None] * b[..., None, i, :]
-    return out
-
-
-def _combine(coef: FloatArray, basis: FloatArray) -> FloatArray:
-    """``coef @ basis.T``: curves ``(n, m)`` from coefficients ``(n, k)`` of columns ``(m, k)``.
-
-    Each output row is built along its bins, ``sum_i coef[:, i] * basis[:, i]`` term by term
-    in the order of ``i`` (numpy's einsum with the bins innermost, no BLAS).
-    """
-    return np.einsum(
-        "nk,km->nm", np.ascontiguousarray(coef), np.ascontiguousarray(basis.T), optimize=False
-    )
-
-
-# ----------------------------------------------------------------------------------------------
 # batched weighted linear least squares (shared with fitting.py)
 
 
@@ -294,7 +236,7 @@ def _scaled_pinv(a: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
     k = a.shape[-1]
     good = e > _eig_cut(k)
     inv_e = np.where(good, 1.0 / np.where(good, e, 1.0), 0.0)
-    pinv = _small_matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
+    pinv = small_matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
     with np.errstate(all="ignore"):
         pinv = pinv / (d[:, :, None] * d[:, None, :])
     full_rank: NDArray[np.bool_] = np.asarray(good.all(axis=1) & np.isfinite(d).all(axis=1))
@@ -338,11 +280,11 @@ def _weighted_lstsq(
     upper = np.triu_indices(k)
     columns = np.ascontiguousarray(design.T)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd data: inf/NaN
-        pairs = _bin_dot("nm,pm->np", w, columns[upper[0]] * columns[upper[1]])
+        pairs = bin_dot("nm,pm->np", w, columns[upper[0]] * columns[upper[1]])
         a = np.empty((len(w), k, k))
         a[:, upper[0], upper[1]] = pairs  # exactly symmetric
         a[:, upper[1], upper[0]] = pairs
-        g = _bin_dot("nm,km->nk", w * y, columns)
+        g = bin_dot("nm,km->nk", w * y, columns)
         diag = np.diagonal(a, axis1=1, axis2=2)
         d = np.sqrt(np.where(np.isfinite(diag) & (diag > 0), diag, 1.0))
         at = a / (d[:, :, None] * d[:, None, :]) + 1e-12 * np.eye(k)
@@ -354,8 +296,8 @@ def _weighted_lstsq(
         sol = np.linalg.solve(at, rhs) / d[:, :, None]
         coef = sol[:, :, 0]
         if with_chi2:
-            resid = y - _combine(coef, design)
-            chi2 = _bin_dot("nm,nm->n", w, resid * resid)
+            resid = y - combine(coef, design)
+            chi2 = bin_dot("nm,nm->n", w, resid * resid)
         else:
             chi2 = np.full(len(coef), np.nan)
         cov = sol[:, :, 1:] / d[:, None, :] if with_cov else None
@@ -516,7 +458,7 @@ def _ms_normalise(
     t[..., 0, 1] = np.where(flip, amp * scale, 0.0)
     t[..., 1, 1] = np.where(flip, -1.0, 1.0)
     with np.errstate(invalid="ignore"):
-        flipped = _small_matmul(_small_matmul(t, c), np.swapaxes(t, -1, -2))
+        flipped = small_matmul(small_matmul(t, c), np.swapaxes(t, -1, -2))
     # only where flipped: a product with the identity would spread NaN entries (0 * NaN)
     return p, np.where(flip[..., None, None], flipped, c)
 
@@ -610,7 +552,7 @@ def _ms_from_fit(
     t[..., 3, 0], t[..., 3, 1] = -inv, -d_kappa
     c = np.asarray(cov, dtype=float)
     with np.errstate(invalid="ignore"):
-        return p, _small_matmul(_small_matmul(t, c), np.swapaxes(t, -1, -2))
+        return p, small_matmul(small_matmul(t, c), np.swapaxes(t, -1, -2))
 
 
 _MAIER_SAUPE_FIT = ProfileModel(
