@@ -40,6 +40,7 @@ from pyscatter.kernels.models import (
     _weighted_lstsq,
     get_model,
 )
+from pyscatter.kernels.row_products import bin_dot, combine, gram, small_matmul
 
 __all__ = ["FitResult", "FitStatus", "excluded_bins", "fit_profiles", "fit_profiles_reference"]
 
@@ -309,6 +310,11 @@ def fit_profiles(
     is fitted in regular coordinates (peak height above the minimum, kappa >= 0), see
     :mod:`pyscatter.kernels.models`; the covariance is transformed back exactly.
 
+    A row's results are the same bits whether it is fitted alone or with any other rows, in
+    any order (a live session fits one position a block, an offline run many): the sums over
+    the bins are numpy's einsum dot products along each row, never a BLAS product whose
+    rounding depends on the number of rows.
+
     Examples
     --------
     >>> import numpy as np
@@ -468,17 +474,17 @@ def _background(chi, y, w, correlation=None) -> _Background:
     design = _harmonic_design(chi, (2,))
     coef_h, chi2_h, _ = _weighted_lstsq(design, y, w)
     with np.errstate(all="ignore"):
-        noise2, dof = _noise_variance(chi, y - coef_h @ design.T, w)
+        noise2, dof = _noise_variance(chi, y - combine(coef_h, design), w)
         bin_noise2 = noise2
         if correlation is not None:
             gain_factor, rho1 = _correlated_noise_factor(chi, design, w, correlation)
             bin_noise2 = noise2 / max(1.0 - rho1, 1e-3)  # differences see sigma^2 (1 - rho_1)
             noise2 = bin_noise2 * gain_factor
-        floor = 1e-24 * np.einsum("nm,nm->n", w, y * y) / np.maximum((w > 0).sum(axis=1), 1)
+        floor = 1e-24 * bin_dot("nm,nm->n", w, y * y) / np.maximum((w > 0).sum(axis=1), 1)
         noise2, bin_noise2 = np.maximum(noise2, floor), np.maximum(bin_noise2, floor)
         p_harm = _f_test_p(chi2_bg - chi2_h, 2, noise2, dof)
     with np.errstate(all="ignore"):
-        resid = np.where(w > 0, y - coef @ linear.T, 0.0)
+        resid = np.where(w > 0, y - combine(coef, linear), 0.0)
         worst = np.nan_to_num(w * resid * resid, nan=0.0).max(axis=1)
     return _Background(coef, chi2_bg, cast(FloatArray, cov), noise2, bin_noise2, dof, p_harm, worst)
 
@@ -499,12 +505,12 @@ def _correlated_noise_factor(
     n, m = w.shape
 
     def trace(columns: FloatArray) -> FloatArray:
-        x = np.broadcast_to(columns, (n, *columns.shape)) * np.sqrt(w)[:, :, None]
         k = columns.shape[1]
-        rx = (r @ np.moveaxis(x, 1, 0).reshape(m, n * k)).reshape(m, n, k)
-        meat = np.matmul(np.swapaxes(x, 1, 2), np.moveaxis(rx, 0, 1))
-        bread, _ = _scaled_pinv(np.matmul(np.swapaxes(x, 1, 2), x))
-        return np.trace(np.matmul(bread, meat), axis1=1, axis2=2)
+        x = np.ascontiguousarray(columns.T) * np.sqrt(w)[:, None, :]  # (n, k, m)
+        rx = (r @ np.moveaxis(x, 2, 0).reshape(m, n * k)).reshape(m, n, k)
+        meat = bin_dot("nim,njm->nij", x, np.moveaxis(rx, 0, 2))
+        bread, _ = _scaled_pinv(gram(x, x))
+        return np.trace(small_matmul(bread, meat), axis1=1, axis2=2)
 
     gain = trace(design) - trace(design[:, :2])
     return np.maximum(gain / 2.0, 1e-3), rho1
@@ -574,8 +580,8 @@ def _finalise(model, y, w, bg, params, cov, chi2, converged, n_iter, absolute, a
             errors[isotropic, i] = np.nan
     with np.errstate(all="ignore"):
         wsum = w.sum(axis=1)
-        mean = np.einsum("nm,nm->n", w, y) / wsum
-        total = np.einsum("nm,nm->n", w, (y - mean[:, None]) ** 2)
+        mean = bin_dot("nm,nm->n", w, y) / wsum
+        total = bin_dot("nm,nm->n", w, (y - mean[:, None]) ** 2)
         r2 = 1.0 - chi2 / total
         reduced = chi2 / (n_valid - n_par_eff)
     return FitResult(

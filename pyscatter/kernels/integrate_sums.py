@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "AZIMUTHAL_ELEMENTS",
+    "AZIMUTHAL_ROW_ENTRIES",
     "BadPixels",
     "accumulate",
     "azimuthal_sums",
@@ -30,10 +31,20 @@ __all__ = [
     "may_be_invalid",
     "online_variance",
     "padded_cumsum",
+    "row_chunks",
 ]
 
 AZIMUTHAL_ELEMENTS = 1 << 19
 """(matrix entries × frames) per temporary of the azimuthal pass."""
+
+AZIMUTHAL_ROW_ENTRIES = 1 << 15
+"""Matrix entries per row chunk of the azimuthal pass, whose prefix sums restart per chunk.
+
+The chunks depend on the matrix alone, never on the number of frames in a call, so a frame's
+sums are the same bits whether it is integrated alone or with others (a live session
+integrates one frame a block, an offline run 16); ``AZIMUTHAL_ELEMENTS`` only sets how many
+frames go through a chunk at once.
+"""
 
 
 def may_be_invalid(
@@ -205,6 +216,9 @@ def azimuthal_sums(
 
     Every term depends only on prefix sums, so it is computed here for all entries and
     frames at once with cumulative sums, row block by row block (:func:`online_variance`).
+    The row blocks (:func:`row_chunks`) depend on the matrix only and the frames are
+    independent columns: a frame's results are the same bits whatever the other frames of
+    the call, its place among them and ``AZIMUTHAL_ELEMENTS``.
 
     Parameters
     ----------
@@ -234,21 +248,38 @@ def azimuthal_sums(
     signal = np.zeros((n_rows, nf))
     weight = np.zeros((n_rows, nf))
     variance = np.zeros((n_rows, nf))
-    per_chunk = max(1, AZIMUTHAL_ELEMENTS // nf)
-    r0 = 0
-    while r0 < n_rows:
-        r1 = int(np.searchsorted(indptr, indptr[r0] + per_chunk, side="right")) - 1
-        r1 = min(n_rows, max(r0 + 1, r1))
-        e0, e1 = int(indptr[r0]), int(indptr[r1])
-        if e1 > e0:
+    chunks = row_chunks(indptr, AZIMUTHAL_ROW_ENTRIES)
+    per_pass = max(1, AZIMUTHAL_ELEMENTS // AZIMUTHAL_ROW_ENTRIES)  # frames through a chunk
+    for f0 in range(0, nf, per_pass):
+        cols = slice(f0, min(nf, f0 + per_pass))
+        for r0, r1 in chunks:
+            e0, e1 = int(indptr[r0]), int(indptr[r1])
             rows = slice(r0, r1)
-            signal[rows], weight[rows], variance[rows] = online_variance(
-                block,
-                invalid if dirty[rows].any() else None,  # else one weight for all frames
+            signal[rows, cols], weight[rows, cols], variance[rows, cols] = online_variance(
+                block[:, cols],
+                # else one weight for all frames (the same bits: the mask multiplies by 1)
+                invalid[:, cols] if invalid is not None and dirty[rows].any() else None,
                 norm64,
                 csr.data[e0:e1].astype(np.float64),
                 csr.indices[e0:e1],
                 indptr[r0 : r1 + 1] - e0,
             )
-        r0 = r1
     return signal, weight, variance
+
+
+def row_chunks(indptr: np.ndarray, entries: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges ``(r0, r1)`` of a CSR matrix with about ``entries`` entries each.
+
+    A range ends at the last row that keeps it within ``entries`` (at least one row); rows
+    without entries between chunks are left out (their sums stay 0).
+    """
+    n_rows = indptr.size - 1
+    out = []
+    r0 = 0
+    while r0 < n_rows:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + entries, side="right")) - 1
+        r1 = min(n_rows, max(r0 + 1, r1))
+        if indptr[r1] > indptr[r0]:
+            out.append((r0, r1))
+        r0 = r1
+    return out

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from pyscatter.kernels.models import ProfileModel, _scaled_pinv
+from pyscatter.kernels.row_products import bin_dot, gram, small_matmul
 
 __all__ = [
     "covariance",
@@ -48,7 +49,7 @@ def evaluate(
             if jac:
                 j = model.jacobian(chi, p)
         resid = np.where(w > 0, y - f, 0.0)
-        chi2 = np.einsum("nm,nm->n", w, resid * resid)
+        chi2 = bin_dot("nm,nm->n", w, resid * resid)
     if j is not None and not np.isfinite(j).all():
         j = np.where(np.isfinite(j), j, 0.0)
     return np.where(np.isfinite(chi2), chi2, np.inf), resid, j
@@ -57,10 +58,16 @@ def evaluate(
 def normal_equations(
     jac: FloatArray, w: FloatArray, resid: FloatArray | None
 ) -> tuple[FloatArray, FloatArray | None]:
-    """``J^T W J`` (n, k, k) and, with residuals, ``J^T W r`` (n, k)."""
-    jw = np.swapaxes(jac * w[:, :, None], 1, 2)
-    a = np.matmul(jw, jac)
-    g = None if resid is None else np.matmul(jw, resid[:, :, None])[:, :, 0]
+    """``J^T W J`` (n, k, k) and, with residuals, ``J^T W r`` (n, k).
+
+    Each row's sums are the same bits whatever the other rows of the block (no BLAS, see
+    :func:`pyscatter.kernels.models.bin_dot`). The models' Jacobians are stored
+    parameter-major (``jac`` a view of an (n, k, m) buffer), which needs no copy here.
+    """
+    jt = np.ascontiguousarray(np.swapaxes(jac, 1, 2))  # (n, k, m)
+    jw = jt * w[:, None, :]
+    a = gram(jt, jw)
+    g = None if resid is None else bin_dot("nkm,nm->nk", jw, resid)
     return a, g
 
 
@@ -100,14 +107,37 @@ def lm_systems(
     eye = np.eye(k)
     systems = np.concatenate([at + lam[:, None, None] * eye, at + _LAMBDA_MIN * eye])
     rhs = np.concatenate([gt, gt])[:, :, None]
-    try:
-        sol = np.linalg.solve(systems, rhs)[:, :, 0]
-    except np.linalg.LinAlgError:  # an exactly singular row: pseudo-inverse for all
-        sol = np.einsum("nij,nj->ni", np.linalg.pinv(systems, hermitian=True), rhs[:, :, 0])
+    sol = _solve_rows(systems, rhs)[:, :, 0]
     u, u_gn = sol[:n], sol[n:]
     decrement = np.where(bad, np.nan, np.sum(u_gn * gt, axis=1))
     predicted = np.sum(u * gt, axis=1) + lam * np.sum(u * u, axis=1)
     return d, u, decrement, predicted
+
+
+def _solve_rows(systems: FloatArray, rhs: FloatArray) -> FloatArray:
+    """``systems^-1 rhs`` matrix by matrix; the pseudo-inverse for the exactly singular ones.
+
+    LAPACK solves each matrix of the stack on its own. When one is exactly singular (an LU
+    pivot of 0, which ``slogdet``'s sign 0 tells from the same factorisation) only that row
+    takes the pseudo-inverse, so no row's step depends on the others in its block.
+    """
+    try:
+        return np.asarray(np.linalg.solve(systems, rhs), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        pass
+    singular = np.linalg.slogdet(systems)[0] == 0
+    sol = np.empty(rhs.shape)
+    pinv = np.linalg.pinv(systems[singular], hermitian=True)
+    sol[singular] = small_matmul(pinv, rhs[singular])
+    try:
+        sol[~singular] = np.linalg.solve(systems[~singular], rhs[~singular])
+    except np.linalg.LinAlgError:  # pragma: no cover - a pivot of 0 that slogdet missed
+        for i in np.flatnonzero(~singular):
+            try:
+                sol[i] = np.linalg.solve(systems[i], rhs[i])
+            except np.linalg.LinAlgError:
+                sol[i] = small_matmul(np.linalg.pinv(systems[i], hermitian=True), rhs[i])
+    return sol
 
 
 def levenberg_marquardt(
@@ -155,18 +185,21 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
     lower, upper = model.bounds()
     p = np.clip(p0, lower, upper)
     chi2, resid, jac = evaluate(model, chi, p, y, w, jac=True)
+    assert jac is not None
+    # the Jacobian kept parameter-major (n, k, m), the layout the normal equations want
+    jt = np.ascontiguousarray(np.swapaxes(jac, 1, 2))
     lam = np.full(n, 1e-3)
     nu = np.full(n, 2.0)
     n_iter = np.zeros(n, dtype=np.int32)
     converged = np.zeros(n, dtype=bool)
     done = ~np.isfinite(chi2) | ~np.isfinite(p).all(axis=1)
     # rounding floor of chi2 differences, for noise-free data
-    floor = (1e3 * np.finfo(float).eps) ** 2 * np.einsum("nm,nm->n", w, y * y)
+    floor = (1e3 * np.finfo(float).eps) ** 2 * bin_dot("nm,nm->n", w, y * y)
     for it in range(max_iter + 1):
         act = np.flatnonzero(~done)
         if act.size == 0:
             break
-        a, g = normal_equations(jac[act], w[act], resid[act])
+        a, g = normal_equations(np.swapaxes(jt[act], 1, 2), w[act], resid[act])
         d, u, decrement, predicted = lm_systems(a, g, p[act], lam[act], lower, upper)
         scale2 = np.ones(act.size) if absolute_sigma else chi2[act] / dof[act]
         # converged when the Gauss--Newton decrement (~ squared distance to the optimum in
@@ -205,16 +238,17 @@ def _lm_loop(model, chi, y, w, p0, max_iter, absolute_sigma, dof):
             p[rows] = trial[accept]
             chi2[rows] = chi2_t[accept]
             resid[rows] = resid_t[accept]
-            if jac_t is not None:
-                jac[rows] = jac_t[accept]
-            else:
-                jac[rows] = evaluate(model, chi, p[rows], y[rows], w[rows], jac=True)[2]
+            if jac_t is None:  # no joint value and Jacobian: only the accepted rows'
+                jac_rows = evaluate(model, chi, p[rows], y[rows], w[rows], jac=True)[2]
+                jt[rows] = np.swapaxes(jac_rows, 1, 2)
+            else:  # swapped first: whole rows of the model's (n, k, m) buffer are gathered
+                jt[rows] = np.swapaxes(jac_t, 1, 2)[accept]
         # a row that cannot improve any more is at the minimum if the decrement is small
         stuck = lam[act] > _LAMBDA_MAX
         if stuck.any():
             done[act[stuck]] = True
             converged[act[stuck]] = decrement[stuck] <= 1e-6 * scale2[stuck]
-    return p, chi2, converged, n_iter, jac
+    return p, chi2, converged, n_iter, np.swapaxes(jt, 1, 2)
 
 
 def sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) -> FloatArray:
@@ -224,11 +258,13 @@ def sandwich(cov: FloatArray, jac: FloatArray, w: FloatArray, r: sp.csr_matrix) 
     (``S = diag(sigma)``) the parameters' covariance is this sandwich, not ``A^-1``.
     """
     n, m, k = jac.shape
-    jt = jac * np.sqrt(w)[:, :, None]  # zero at excluded bins
-    rj = (r @ np.moveaxis(jt, 1, 0).reshape(m, n * k)).reshape(m, n, k)
-    meat = np.matmul(np.swapaxes(jt, 1, 2), np.moveaxis(rj, 0, 1))
+    jt = np.swapaxes(jac, 1, 2) * np.sqrt(w)[:, None, :]  # (n, k, m), zero at excluded bins
+    # R J~ for all rows at once: scipy's sparse product adds each output element's terms in
+    # the order of R's entries, whatever the number of columns (rows x parameters)
+    rj = (r @ np.moveaxis(jt, 2, 0).reshape(m, n * k)).reshape(m, n, k)
+    meat = bin_dot("nim,njm->nij", jt, np.moveaxis(rj, 0, 2))
     with np.errstate(all="ignore"):
-        return np.matmul(np.matmul(cov, meat), cov)
+        return small_matmul(small_matmul(cov, meat), cov)
 
 
 def covariance(

@@ -41,6 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from pyscatter.errors import InputError
+from pyscatter.kernels.row_products import bin_dot, combine, small_matmul
 
 __all__ = [
     "MAIER_SAUPE",
@@ -235,7 +236,7 @@ def _scaled_pinv(a: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
     k = a.shape[-1]
     good = e > _eig_cut(k)
     inv_e = np.where(good, 1.0 / np.where(good, e, 1.0), 0.0)
-    pinv = np.matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
+    pinv = small_matmul(v * inv_e[:, None, :], np.swapaxes(v, 1, 2))
     with np.errstate(all="ignore"):
         pinv = pinv / (d[:, :, None] * d[:, None, :])
     full_rank: NDArray[np.bool_] = np.asarray(good.all(axis=1) & np.isfinite(d).all(axis=1))
@@ -243,7 +244,12 @@ def _scaled_pinv(a: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
 
 
 def _weighted_lstsq(
-    design: FloatArray, y: FloatArray, w: FloatArray, *, with_cov: bool = False
+    design: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    *,
+    with_cov: bool = False,
+    with_chi2: bool = True,
 ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Weighted linear least squares for many rows sharing one design matrix.
 
@@ -260,6 +266,8 @@ def _weighted_lstsq(
         Weights (``1/sigma^2``), 0 for excluded points.
     with_cov : bool
         Also return ``(X^T W X)^-1`` (unscaled); None otherwise.
+    with_chi2 : bool
+        Compute chi2 (NaN otherwise, which saves the residuals).
 
     Returns
     -------
@@ -269,10 +277,14 @@ def _weighted_lstsq(
     cov : ndarray, shape (n, k, k) or None
     """
     m, k = design.shape
-    outer = (design[:, :, None] * design[:, None, :]).reshape(m, k * k)
+    upper = np.triu_indices(k)
+    columns = np.ascontiguousarray(design.T)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd data: inf/NaN
-        a = (w @ outer).reshape(-1, k, k)
-        g = (w * y) @ design
+        pairs = bin_dot("nm,pm->np", w, columns[upper[0]] * columns[upper[1]])
+        a = np.empty((len(w), k, k))
+        a[:, upper[0], upper[1]] = pairs  # exactly symmetric
+        a[:, upper[1], upper[0]] = pairs
+        g = bin_dot("nm,km->nk", w * y, columns)
         diag = np.diagonal(a, axis1=1, axis2=2)
         d = np.sqrt(np.where(np.isfinite(diag) & (diag > 0), diag, 1.0))
         at = a / (d[:, :, None] * d[:, None, :]) + 1e-12 * np.eye(k)
@@ -283,8 +295,11 @@ def _weighted_lstsq(
             rhs = np.concatenate([rhs, np.broadcast_to(np.eye(k), (len(at), k, k))], axis=2)
         sol = np.linalg.solve(at, rhs) / d[:, :, None]
         coef = sol[:, :, 0]
-        resid = y - coef @ design.T
-        chi2 = np.einsum("nm,nm->n", w, resid * resid)
+        if with_chi2:
+            resid = y - combine(coef, design)
+            chi2 = bin_dot("nm,nm->n", w, resid * resid)
+        else:
+            chi2 = np.full(len(coef), np.nan)
         cov = sol[:, :, 1:] / d[:, None, :] if with_cov else None
     return coef, chi2, cov
 
@@ -339,7 +354,7 @@ def _harmonics(
         slope = np.where(norm > 0, np.sum(odd * half_gap, axis=1) / norm, 0.0)
     design = _harmonic_design(chi, (2, 4))[:, [0, 2, 3, 4, 5]]
     y_even = np.where(valid, y - slope[:, None] * chi, 0.0)
-    coef = _weighted_lstsq(design, y_even, valid.astype(float))[0]
+    coef = _weighted_lstsq(design, y_even, valid.astype(float), with_chi2=False)[0]
     mean, c2, s2, c4, s4 = coef.T
     phase = np.arctan2(s2, c2)
     a2 = np.hypot(c2, s2)
@@ -443,7 +458,7 @@ def _ms_normalise(
     t[..., 0, 1] = np.where(flip, amp * scale, 0.0)
     t[..., 1, 1] = np.where(flip, -1.0, 1.0)
     with np.errstate(invalid="ignore"):
-        flipped = t @ c @ np.swapaxes(t, -1, -2)
+        flipped = small_matmul(small_matmul(t, c), np.swapaxes(t, -1, -2))
     # only where flipped: a product with the identity would spread NaN entries (0 * NaN)
     return p, np.where(flip[..., None, None], flipped, c)
 
@@ -537,7 +552,7 @@ def _ms_from_fit(
     t[..., 3, 0], t[..., 3, 1] = -inv, -d_kappa
     c = np.asarray(cov, dtype=float)
     with np.errstate(invalid="ignore"):
-        return p, t @ c @ np.swapaxes(t, -1, -2)
+        return p, small_matmul(small_matmul(t, c), np.swapaxes(t, -1, -2))
 
 
 _MAIER_SAUPE_FIT = ProfileModel(

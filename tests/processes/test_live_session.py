@@ -124,17 +124,9 @@ def arrivals(n, rng, batches=4):
 CASES = {
     "integrate_1d": (AzimuthalIntegration, lambda scan: INTEGRATE),
     "integrate_2d": (AzimuthalIntegration, lambda scan: dict(INTEGRATE, npt=60, npt_azim=36)),
-    "integrate_2d_azimuthal": pytest.param(
-        (
-            AzimuthalIntegration,
-            lambda scan: dict(INTEGRATE, npt=60, npt_azim=36, error_model="azimuthal"),
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="kernels.integrate_sums.azimuthal_sums cuts its rows into chunks by the "
-            "number of frames in the call and restarts its prefix sums per chunk, so the 2-D "
-            "'azimuthal' sigma depends (1e-6) on the block size, offline too",
-        ),
+    "integrate_2d_azimuthal": (
+        AzimuthalIntegration,
+        lambda scan: dict(INTEGRATE, npt=60, npt_azim=36, error_model="azimuthal"),
     ),
     "integrate_1d_azimuthal": (
         AzimuthalIntegration,
@@ -200,8 +192,8 @@ def chain(path, scan, stages, live: bool):
 
 
 def test_chain_profiles_fit_order_live(tmp_path, translated, scan):
-    """The live chain runs on partial sources; profiles are the offline bits, and so is the
-    fit when each offline block is one position (see the xfail below)."""
+    """The live chain runs on partial sources; profiles are the offline bits (the fit's bits
+    are compared in the next test)."""
     path = live_copy(translated, tmp_path / "live.h5")
     ref_path = shutil.copy(path, tmp_path / "offline.h5")
     reference = chain(ref_path, scan, 3, live=False)
@@ -213,12 +205,6 @@ def test_chain_profiles_fit_order_live(tmp_path, translated, scan):
             np.testing.assert_allclose(live[name], offline_[name], rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the batched fit kernels (kernels.fitting, kernels.levenberg_marquardt: matmul and "
-    "einsum over the block's rows) round differently (1e-16) with the number of positions in "
-    "a block, offline too: a fit is bit-identical only at equal block sizes",
-)
 def test_chain_fit_bits_equal_offline(tmp_path, translated, scan):
     path = live_copy(translated, tmp_path / "live.h5")
     reference = chain(shutil.copy(path, tmp_path / "offline.h5"), scan, 3, live=False)
