@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -487,7 +487,7 @@ def run_blocks(
     cluster: dict[str, Any] | None = None,
     read_ahead: bool = True,
     write: BlockWriter | None = None,
-) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+) -> Generator[tuple[int, dict[str, np.ndarray]], None, None]:
     """Compute ``blocks`` (``(index, start, stop)``) and yield ``(index, results)`` as they finish.
 
     Parameters
