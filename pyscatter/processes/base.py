@@ -627,6 +627,29 @@ class ScatterProcess:
             n_total, unit="pos", desc=self.process_name, enabled=self.progress, smoothing=0.1
         )
         interrupt = DeferredInterrupt()
+        invalid = self._invalid_positions()
+        # held for the whole run: a dataset object freed while a write fault unwinds would
+        # make HDF5 flush (and fail) again; safety.open_for_writing abandons them instead
+        dsets = {o.name: group[o.name] for o in outputs}
+        flags = group[FLAGS]
+
+        def write(index: int, out: Mapping[str, np.ndarray]) -> None:  # serial: the I/O thread
+            start, stop = spans[index]
+            arrays = self._block_arrays(out, start, stop, invalid)
+            for o, value in zip(outputs, arrays, strict=True):
+                dsets[o.name].write_direct(value, dest_sel=np.s_[start:stop])
+            safety.fsync(group.file)
+            flags[index] = block_flag(arrays)
+            safety.fsync(group.file)
+            safety.write_status(
+                path,
+                group=group.name,
+                done=int(np.count_nonzero(flags[()])),
+                blocks=int(flags.shape[0]),
+                pid=os.getpid(),
+            )
+
+        results = None
         try:
             interrupt.install()
             results = run_blocks(
@@ -638,31 +661,16 @@ class ScatterProcess:
                 scheduler=self.scheduler,
                 cluster=self.cluster,
                 read_ahead=self.read_ahead,
+                write=write,
             )
-            invalid = self._invalid_positions()
-            # held for the whole run: a dataset object freed while a write fault unwinds would
-            # make HDF5 flush (and fail) again; safety.open_for_writing abandons them instead
-            dsets = {o.name: group[o.name] for o in outputs}
-            flags = group[FLAGS]
-            for index, out in results:
+            for index, _out in results:  # written
                 start, stop = spans[index]
-                arrays = self._block_arrays(out, start, stop, invalid)
-                for o, value in zip(outputs, arrays, strict=True):
-                    dsets[o.name].write_direct(value, dest_sel=np.s_[start:stop])
-                safety.fsync(group.file)
-                flags[index] = block_flag(arrays)
-                safety.fsync(group.file)
                 summary.computed_positions += stop - start
                 bar.update(stop - start)
-                safety.write_status(
-                    path,
-                    group=group.name,
-                    done=int(np.count_nonzero(flags[()])),
-                    blocks=int(flags.shape[0]),
-                    pid=os.getpid(),
-                )
                 interrupt.check()  # Ctrl-C takes effect here, between two complete blocks
         finally:
+            if results is not None:
+                results.close()  # finishes a write under way
             interrupt.restore()
             bar.close()
 

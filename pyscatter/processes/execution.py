@@ -9,9 +9,15 @@ their inputs from the file themselves, read-only and without HDF5's lock (the on
 it); only the parent writes.
 
 A block function may come in two stages, ``read`` (the I/O) and ``compute`` (the arithmetic),
-like :class:`FrameBlocks`. A serial run then reads the next block in a thread while this one is
-computed (:class:`ReadAhead`): HDF5 reads and decompresses with the GIL released, and the
-kernels run in numpy and scipy with it released, so the two overlap on two cores.
+like :class:`FrameBlocks`. A serial run then gives the file to one I/O thread
+(:class:`ReadAhead`): it reads and decodes the next block while this one is computed, and
+writes each computed block (data, barrier, flag, barrier) while the next is computed, so every
+h5py call of the run happens in that thread and the computation never waits for h5py's lock.
+Frames stored as bitshuffle-LZ4 chunks (one frame per chunk, as detectors and ``--link``
+translations write them) are read as stored bytes and decoded by the bitshuffle library of
+hdf5plugin through ctypes (:func:`stored_decoder`), which releases the GIL and h5py's lock and
+decodes into the reused buffer (HDF5's filter decodes into fresh memory, then copies); the
+kernels run in numpy and scipy with the GIL released, so the two overlap on two cores.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +38,18 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.integrity import read_verified
+from pyscatter.io.integrity import (
+    _checksums,
+    _chunk_checksums,
+    frame_crc,
+    read_verified,
+    stored_crc,
+)
 
 log = logging.getLogger(__name__)
 
 BlockFunction = Callable[[h5py.File, int, int], dict[str, np.ndarray]]
+BlockWriter = Callable[[int, dict[str, np.ndarray]], None]
 
 CLUSTERS = ("slurm", "pbs", "sge", "lsf")
 
@@ -86,9 +99,118 @@ class FrameReader:
         buf = self._buffers.get(slot)
         if buf is None or buf.shape[0] < n or buf.dtype != dset.dtype:
             buf = self._buffers[slot] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
-        frames = read_verified(dset, buf[:n], start, stop)  # checks each frame's crc32
+        frames = buf[:n]
+        if not read_stored(dset, frames, start, stop):
+            read_verified(dset, frames, start, stop)  # checks each frame's crc32
         extra = None if self.read_extra is None else self.read_extra(h5, start, stop)
         return frames.reshape((n, *self.shape)), extra
+
+
+_BITSHUFFLE, _BITSHUFFLE_LZ4 = 32008, 2  # HDF5 filter id; its cd_values[4] for LZ4
+_BSHUF: list[Any] = []  # [bshuf_decompress_lz4 or None], loaded once
+
+
+def _bshuf_decompress_lz4() -> Any:
+    """hdf5plugin's ``bshuf_decompress_lz4`` through ctypes (which releases the GIL), or None."""
+    if not _BSHUF:
+        func = None
+        try:
+            import ctypes
+            import glob
+
+            import hdf5plugin
+
+            for name in sorted(glob.glob(os.path.join(hdf5plugin.PLUGIN_PATH, "libh5bshuf*"))):
+                try:
+                    func = ctypes.CDLL(name).bshuf_decompress_lz4
+                except (OSError, AttributeError):
+                    continue
+                func.restype = ctypes.c_int64
+                size_t = ctypes.c_size_t
+                func.argtypes = [ctypes.c_void_p, ctypes.c_void_p, size_t, size_t, size_t]
+                break
+        except ImportError:  # pragma: no cover - hdf5plugin is a dependency
+            func = None
+        _BSHUF.append(func)
+    return _BSHUF[0]
+
+
+def stored_decoder(dset: h5py.Dataset) -> Callable[[bytes, np.ndarray], bool] | None:
+    """A decoder of ``dset``'s stored chunks into frames, or None where HDF5 must decode.
+
+    Only for one frame per chunk (``chunks == (1, n)``), a native numeric dtype and a pipeline
+    of bitshuffle-LZ4 alone with the dtype's element size. ``decode(chunk, row)`` fills ``row``
+    (one frame, C-contiguous) from a chunk's stored bytes as HDF5's bitshuffle filter does (the
+    same library function on the same bytes: 8 bytes of decoded size and 4 of block size, big
+    endian, then the blocks) and says whether it could; when it cannot (any other size, a
+    decoding error), the caller lets HDF5 read the block, so every error is reported as before.
+    """
+    dtype = dset.dtype
+    if dset.ndim != 2 or dset.chunks != (1, dset.shape[1]) or not dtype.isnative:
+        return None
+    if dtype.kind not in "uif":
+        return None
+    dcpl = dset.id.get_create_plist()
+    if dcpl.get_nfilters() != 1:
+        return None
+    code, _flags, values, _name = dcpl.get_filter(0)
+    if code != _BITSHUFFLE or len(values) < 5 or values[4] != _BITSHUFFLE_LZ4:
+        return None
+    if values[2] != dtype.itemsize:
+        return None
+    func = _bshuf_decompress_lz4()
+    if func is None:
+        return None
+    itemsize = dtype.itemsize
+
+    def decode(chunk: bytes, row: np.ndarray) -> bool:
+        if len(chunk) <= 12 or not row.flags.c_contiguous:
+            return False
+        nbytes = int.from_bytes(chunk[:8], "big")
+        block = int.from_bytes(chunk[8:12], "big")
+        if nbytes != row.nbytes or block % itemsize:
+            return False
+        src = np.frombuffer(chunk, dtype=np.uint8)
+        used = func(src.ctypes.data + 12, row.ctypes.data, row.size, itemsize, block // itemsize)
+        return int(used) == len(chunk) - 12
+
+    return decode
+
+
+def read_stored(dset: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> bool:
+    """Rows ``[start, stop)`` of ``dset`` into ``out`` from their stored chunks, or False.
+
+    Each chunk is read as stored (``read_direct_chunk``, a short call under h5py's lock),
+    checked against ``Chunk_Checksums`` where recorded and decoded by :func:`stored_decoder`
+    outside the lock; decoded frames are checked against ``Frame_Checksums`` where recorded.
+    False (``out`` then holds anything) whenever that is not possible or a check fails: the
+    caller reads the block with :func:`~pyscatter.io.integrity.read_verified`, which reads and
+    checks the same bytes and reports a bad frame by its position.
+    """
+    decode = stored_decoder(dset)
+    if decode is None:
+        return False
+    sums = _checksums(dset)
+    chunk_sums = _chunk_checksums(dset)
+    expected = None if chunk_sums is None else chunk_sums[start:stop]
+    for k in range(stop - start):
+        try:
+            mask, chunk = dset.id.read_direct_chunk((start + k, 0))
+        except (OSError, ValueError, RuntimeError, KeyError):
+            return False
+        if mask != 0:
+            return False
+        if expected is not None and (
+            stored_crc(chunk) != int(expected[k, 0]) or int(expected[k, 1]) != 0
+        ):
+            return False
+        if not decode(chunk, out[k]):
+            return False
+    if sums is not None:
+        want = sums[start:stop]
+        if any(frame_crc(out[k]) != int(want[k]) for k in range(stop - start)):
+            return False
+    return True
 
 
 class FrameBlocks:
@@ -118,12 +240,19 @@ class FrameBlocks:
 
 
 class ReadAhead:
-    """Reads blocks in a thread, in order, up to ``depth`` blocks ahead of their computation.
+    """The I/O thread of a serial run: reads blocks in order, up to ``depth`` blocks ahead of
+    their computation, and writes each computed block with ``write``.
 
-    The reading thread shares the file handle with this one: h5py serialises their calls, so
-    the next read is started only after the caller has written the block just computed.
-    ``depth`` buffers of one block are held. (Starting the reads before the integrator is
-    built was slower: the two threads' first touches of fresh memory contend.)
+    Every call of ``read`` and ``write`` runs in one thread, in the order they were asked for
+    (a single-thread executor): the read of block ``k + depth`` queues behind the write of
+    block ``k``, and the writes keep the blocks' order, so each write is whole (data, barrier,
+    flag, barrier: docs/crash_safety.md, rule 5) before the next begins. The caller's thread
+    only computes, and never waits for h5py's lock while the I/O thread reads. ``depth``
+    buffers of one block are held. (Starting the reads before the integrator is built was
+    slower: the two threads' first touches of fresh memory contend.)
+
+    Without ``write`` the caller writes the blocks it is given; it must do so before asking
+    for the next (the next read is started only then: it would hold h5py's lock meanwhile).
     """
 
     def __init__(
@@ -132,11 +261,15 @@ class ReadAhead:
         h5: h5py.File,
         blocks: Sequence[tuple[int, int, int]],
         depth: int = 2,
+        write: BlockWriter | None = None,
     ) -> None:
         self.blocks = list(blocks)
         self._read, self._h5, self._depth = read, h5, max(1, int(depth))
+        self._write = write
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyscatter-read")
         self._pending: deque[Future] = deque()
+        self._writes: deque[tuple[int, dict[str, np.ndarray], Future]] = deque()
+        self._failed = False  # a write failed: the later ones are not attempted
         self._next = 0
         self._fill()
 
@@ -148,22 +281,68 @@ class ReadAhead:
             self._next += 1
 
     def results(self, compute: Callable[..., dict[str, np.ndarray]]):
-        """Yield ``(index, compute(data, h5, start, stop))`` for every block, in order."""
+        """Yield ``(index, compute(data, h5, start, stop))`` for every block, in order; with
+        ``write``, each once it is written (the write of the next is then under way)."""
         try:
             for index, start, stop in self.blocks:
                 data = self._pending.popleft().result()
-                yield index, compute(data, self._h5, start, stop)
-                # only now: a read under way would hold h5py's lock while the caller writes
+                out = compute(data, self._h5, start, stop)
+                if self._write is None:
+                    yield index, out
+                    # only now: a read under way would hold h5py's lock while the caller writes
+                    self._fill()
+                    continue
+                self._writes.append((index, out, self._pool.submit(self._write_once, index, out)))
                 self._fill()
+                # the previous write was queued before the read just awaited: it is done
+                while len(self._writes) > 1 or self._writes[0][2].done():
+                    yield self._written()
+                    if not self._writes:
+                        break
+            while self._writes:
+                yield self._written()
         finally:
             self.close()
 
+    def _write_once(self, index: int, out: dict[str, np.ndarray]) -> bool:
+        """In the I/O thread: write a block unless an earlier write failed (a full disk: the
+        file is given up, nothing more is written)."""
+        if self._failed:
+            return False
+        try:
+            assert self._write is not None
+            self._write(index, out)
+        except BaseException:
+            self._failed = True
+            raise
+        return True
+
+    def _written(self) -> tuple[int, dict[str, np.ndarray]]:
+        index, out, future = self._writes.popleft()
+        future.result()  # a write error is raised here, in the caller's thread
+        return index, out
+
     def close(self) -> None:
-        """Cancel the reads not started; wait for one under way (at most one block)."""
+        """Cancel the reads not started; finish the writes asked for (a Ctrl-C meanwhile is
+        raised once they are done) and wait for a read under way (at most one block)."""
         for future in self._pending:
             future.cancel()
         self._pending.clear()
+        error: BaseException | None = None
+        interrupted = False
+        while self._writes:
+            future = self._writes[0][2]
+            try:
+                error = error or future.exception()
+            except KeyboardInterrupt:  # a second Ctrl-C: the write under way still ends whole
+                interrupted = True
+                continue
+            self._writes.popleft()
         self._pool.shutdown(wait=True)
+        if error is not None:
+            raise error
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 MAX_MEM_MB = 1 << 20
@@ -307,7 +486,8 @@ def run_blocks(
     scheduler: str | None = None,
     cluster: dict[str, Any] | None = None,
     read_ahead: bool = True,
-) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    write: BlockWriter | None = None,
+) -> Generator[tuple[int, dict[str, np.ndarray]], None, None]:
     """Compute ``blocks`` (``(index, start, stop)``) and yield ``(index, results)`` as they finish.
 
     Parameters
@@ -332,22 +512,33 @@ def run_blocks(
         Serial runs of a two-stage block function (:class:`FrameBlocks`): read the next block
         in a thread while this one is computed (:class:`ReadAhead`). The results are the same
         either way.
+    write : callable, optional
+        ``write(index, results)`` of every block, in this process, before the block is yielded:
+        in the I/O thread of a serial run with read-ahead (while the next block is computed),
+        else in this thread. The caller closes the generator when it stops early (Ctrl-C, an
+        error): that finishes the write under way.
     """
     if cluster is not None:
-        yield from _run_dask(spec, blocks, _jobqueue_client(cluster))
+        results = _run_dask(spec, blocks, _jobqueue_client(cluster))
     elif scheduler is not None:
-        yield from _run_dask(spec, blocks, _dask_client(scheduler, n_jobs))
+        results = _run_dask(spec, blocks, _dask_client(scheduler, n_jobs))
     elif n_jobs == 1:
         func = local if local is not None else build(spec, h5)
         h5 = h5 if h5 is not None else _reader(spec.path)
         blocks = list(blocks)
         if read_ahead and len(blocks) > 1 and isinstance(func, FrameBlocks):
-            yield from ReadAhead(func.read, h5, blocks).results(func.compute)
-        else:
-            for index, start, stop in blocks:
-                yield index, func(h5, start, stop)
+            yield from ReadAhead(func.read, h5, blocks, write=write).results(func.compute)
+            return
+        results = ((index, func(h5, start, stop)) for index, start, stop in blocks)
     else:
-        yield from _run_joblib(spec, blocks, n_jobs)
+        results = _run_joblib(spec, blocks, n_jobs)
+    try:
+        for index, out in results:
+            if write is not None:
+                write(index, out)
+            yield index, out
+    finally:
+        results.close()  # as ``yield from`` would: a dask client is closed now, not when freed
 
 
 def _run_joblib(spec, blocks, n_jobs):
