@@ -31,8 +31,11 @@ def register(sub) -> None:
         "poni and mask apply; its output: is ignored); none: frames only",
     )
     p.add_argument("--pattern", help="folder: glob of the frame files (default: every image)")
-    p.add_argument("--grid", help="the scan's dims slow→fast, e.g. Y=6,X=8 (default: declared "
-                   "by the source, or an unbounded series)")
+    p.add_argument(
+        "--grid",
+        help="the scan's dims slow→fast, e.g. Y=6,X=8 (default: declared "
+        "by the source, or an unbounded series)",
+    )
     p.add_argument("--scan", type=int, help="SPEC: the scan number to follow (default: the last)")
     p.add_argument(
         "--first-number",
@@ -59,6 +62,13 @@ def register(sub) -> None:
         default=0.5,
         help="seconds a frame file's size must stay unchanged to count as complete "
         "(files renamed from a temporary name count at once; default 0.5)",
+    )
+    p.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a frame file may stay unreadable after its last change before it is "
+        "skipped as corrupt (default 30)",
     )
     p.add_argument(
         "--poll", type=float, default=0.05, help="seconds between looks at the source (0.05)"
@@ -101,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         idle=args.idle,
         poll_interval=args.poll,
         settle=args.settle,
+        frame_timeout=args.frame_timeout,
         side_outputs=args.side_outputs,
         side_format=args.side_format,
     )

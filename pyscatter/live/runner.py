@@ -64,6 +64,9 @@ class WatchOptions:
     settle : float
         Seconds a frame file's size must stay unchanged before it counts as complete (files
         written under a temporary name and renamed count at once).
+    frame_timeout : float
+        Seconds a frame file may stay unreadable after its last change before it is given up
+        as corrupt (a problem naming it; the watch goes on).
     side_outputs : path, optional
         A folder that receives one text file per frame as it is integrated
         (:mod:`pyscatter.live.side_outputs`).
@@ -83,6 +86,7 @@ class WatchOptions:
     idle: float | None = None
     poll_interval: float = 0.05
     settle: float = 0.5
+    frame_timeout: float = 30.0
     side_outputs: str | os.PathLike | None = None
     side_format: str = "dat"
     live_block: int = 1

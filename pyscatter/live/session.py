@@ -57,6 +57,7 @@ class WatchSession:
             grid=self.opts.grid,
             scan=self.opts.scan,
             settle=self.opts.settle,
+            timeout=self.opts.frame_timeout,
             **self._recorded_source_state(),
         )
         self._stack.callback(self._src.close)

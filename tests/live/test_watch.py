@@ -196,9 +196,7 @@ def test_growing_hdf5_watch_killed_and_restarted_equals_offline(tmp_path: Path, 
     ImageStackTranslator().translate(
         None, offline, frames=truth, grid={"Image": len(truth)}, poni=geometry
     )
-    (tmp_path / "offline.yaml").write_text(
-        f"output: {offline}\n{STEPS.split('  - profiles')[0]}"
-    )
+    (tmp_path / "offline.yaml").write_text(f"output: {offline}\n{STEPS.split('  - profiles')[0]}")
     assert cli("run", str(tmp_path / "offline.yaml"), cwd=tmp_path).returncode == 0
     assert assert_same_as_offline(out, offline, groups_only=True) >= 2
 
@@ -247,31 +245,36 @@ def write_frames(folder: Path, n: int, shape=(64, 64)) -> FolderWriter:
 
 def test_corrupt_and_foreign_frames_are_named_and_skipped(tmp_path: Path, geometry: Path):
     """A corrupt image and a frame of another shape: one problem each, naming the file; every
-    other frame is written and integrated; the scan ends as an aborted one (NaN there)."""
+    other frame is written and integrated; once every position is accounted for the scan
+    ends as an aborted one: those two positions are never measured (NaN results, as offline)."""
     frames = tmp_path / "frames"
     writer = write_frames(frames, 6)
     writer.path(2).write_bytes(b"not an image at all" * 10)
-    FolderWriter(frames, scan_frames(1, (32, 32)), fmt="edf", start=4).write(0)  # frame 4
+    foreign = np.ones((32, 32), dtype=np.int32)
+    FolderWriter(frames, foreign[None], fmt="edf", start=4).write(0)  # frame 4: 32 × 32
     out = tmp_path / "live.h5"
     steps = tmp_path / "p.yaml"
     steps.write_text(f"translate:\n  poni: {geometry}\n{STEPS.split('  - profiles')[0]}")
     report = watch(
-        frames, out, steps, WatchOptions(grid="Image=6", idle=1.0, settle=0.05, first_number=0)
+        frames,
+        out,
+        steps,
+        WatchOptions(grid="Image=6", idle=3.0, settle=0.05, frame_timeout=0.5, first_number=0),
     )
     text = "\n".join(report.problems)
     assert str(writer.path(2)) in text and str(writer.path(4)) in text, text
-    assert report.stopped_by.startswith("idle") and report.state == "stopped"
+    assert report.stopped_by == "scan ended" and report.state == "aborted"
     with h5py.File(out, "r") as h5:
         done = h5[f"{CHANNEL}/live_frames"][()] != 0
         assert done.tolist() == [True, True, False, True, False, True]
+        assert h5[f"{CHANNEL}/valid_positions"][()].tolist() == done.tolist()
+        assert (h5[f"{CHANNEL}/Raw_Data"][~done] == 0).all()
         group = h5[report.groups["integrate"]]
         intensity = group["Intensity"][()]
     assert np.isfinite(intensity[done]).all() and np.isnan(intensity[~done]).all()
 
 
-def test_replaced_source_stops_the_watch_and_keeps_what_was_written(
-    tmp_path: Path, geometry: Path
-):
+def test_replaced_source_stops_the_watch_and_keeps_what_was_written(tmp_path: Path, geometry: Path):
     """The detector's HDF5 file replaced during the watch: a fatal problem naming it, the watch
     stops, the frames and results already written stay and verify."""
     source = tmp_path / "data.h5"
@@ -279,11 +282,11 @@ def test_replaced_source_stops_the_watch_and_keeps_what_was_written(
     writer = H5Writer(source, (64, 64), frames.dtype, swmr=False, nimages=8, locking=False)
     writer.append(frames[:4])
     writer.close()
-    rounds: list[int] = []
+    replaced: list[bool] = []
 
     def replace_after_first_frames(report) -> None:
-        rounds.append(report.frames_written)
-        if report.frames_written >= 4 and len(rounds) == 1:
+        if report.frames_written >= 4 and not replaced:
+            replaced.append(True)
             os.replace(source, tmp_path / "old.h5")
             other = H5Writer(source, (64, 64), frames.dtype, swmr=False, locking=False)
             other.append(frames[:2])
@@ -299,9 +302,7 @@ def test_replaced_source_stops_the_watch_and_keeps_what_was_written(
     assert any(str(source) in p and "replaced" in p.lower() for p in report.problems), report
     with h5py.File(out, "r") as h5:
         assert (h5[f"{CHANNEL}/live_frames"][:4] != 0).all()
-        np.testing.assert_array_equal(
-            h5[f"{CHANNEL}/Raw_Data"][:4], frames[:4].reshape(4, -1)
-        )
+        np.testing.assert_array_equal(h5[f"{CHANNEL}/Raw_Data"][:4], frames[:4].reshape(4, -1))
         assert np.isfinite(h5[report.groups["integrate"]]["Intensity"][:4]).all()
 
 
@@ -329,10 +330,8 @@ def test_a_file_another_job_holds_is_refused_with_its_holder(tmp_path: Path):
     assert "Traceback" not in done.stderr
 
 
-def test_disk_full_is_one_clean_line_and_the_same_command_resumes(
-    tmp_path: Path, geometry: Path
-):
-    """A write fails (ENOSPC on the 6th fsync) mid-watch: exit 3 with one line; the same
+def test_disk_full_is_one_clean_line_and_the_same_command_resumes(tmp_path: Path, geometry: Path):
+    """A write fails (ENOSPC on the 20th fsync) mid-watch: exit 3 with one line; the same
     command then finishes, and the file equals the offline run."""
     from tests.faults.harness import run_cli
 
@@ -343,7 +342,7 @@ def test_disk_full_is_one_clean_line_and_the_same_command_resumes(
     out = tmp_path / "live.h5"
     args = ["watch", str(frames), "-o", str(out), "--pipeline", str(steps),
             "--grid", "Image=8", "--until-complete", "--settle", "0.05"]  # fmt: skip
-    first = run_cli(args, cwd=tmp_path, inject="fsync:6:ENOSPC")
+    first = run_cli(args, cwd=tmp_path, inject="fsync:20:ENOSPC")
     assert first.fired and first.returncode == 3, first.stderr
     assert first.problems() == [], first.stderr
     second = run_cli(args, cwd=tmp_path)
@@ -365,9 +364,7 @@ def test_unbounded_series_grows_and_side_files_match_the_file(tmp_path: Path, ge
     steps = tmp_path / "p.yaml"
     steps.write_text(f"translate:\n  poni: {geometry}\n{STEPS.split('  - profiles')[0]}")
     out, side = tmp_path / "live.h5", tmp_path / "side"
-    report = watch(
-        frames, out, steps, WatchOptions(idle=0.5, settle=0.05, side_outputs=side)
-    )
+    report = watch(frames, out, steps, WatchOptions(idle=0.5, settle=0.05, side_outputs=side))
     assert report.positions == 5 and report.side_files == 5
     with h5py.File(out, "r") as h5:
         group = h5[report.groups["integrate"]]
