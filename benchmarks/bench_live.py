@@ -266,6 +266,58 @@ def offline_rate(work: Path, rounds: int = 3) -> float:
     return 1000 / float(np.median(times))
 
 
+def measure(
+    work: Path, frames: int, rate: float, sustained: int, say: Any = print
+) -> list[dict[str, Any]]:
+    """The latency runs (h5 and tif) and the sustained run at the offline rate."""
+    results = []
+    for kind in ("h5", "tif"):
+        results.append(run_live(make_pool(work, kind), kind, work, frames, rate))
+        say(_line(results[-1]))
+    if sustained:
+        offline = offline_rate(work)
+        say(f"offline end-to-end rate: {offline:.1f} frames/s")
+        results.append(run_live(make_pool(work, "h5"), "h5", work, sustained, offline))
+        say(_line(results[-1]))
+    return results
+
+
+def rows(results: list[dict[str, Any]]) -> list[common.Row]:
+    """The table's rows: latency against its targets, backlog and memory against flat."""
+    out = []
+    for r in results[:2]:
+        what = f"live latency, {r['kind']} frames at {r['rate']:g}/s ({r['frames']})"
+        out.append(
+            common.Row(f"{what}: median", r["median"], 0.5, "s", "≤ 0.5 s", r["median"] <= 0.5)
+        )
+        out.append(common.Row(f"{what}: p99", r["p99"], 1.0, "s", "≤ 1 s", r["p99"] <= 1.0))
+    for r in results[2:]:
+        what = f"live sustained, {r['frames']} h5 frames at the offline rate {r['rate']:.0f}/s"
+        grew = r["last_tenth"] > max(2 * r["first_tenth"], r["first_tenth"] + 0.5)
+        out.append(
+            common.Row(
+                f"{what}: latency last / first tenth",
+                r["last_tenth"],
+                r["first_tenth"],
+                "s",
+                "no growing backlog",
+                not grew and r["missed"] == 0,
+                note=f"{r['missed']} frames never seen; max latency {r['max']:.2f} s",
+            )
+        )
+        out.append(
+            common.Row(
+                f"{what}: watcher RSS end / after 10 %",
+                r["rss_end"],
+                r["rss_early"],
+                "MiB",
+                "flat",
+                r["rss_end"] <= 1.1 * r["rss_early"] + 50,
+            )
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kind", choices=("h5", "tif", "both"), default="both")

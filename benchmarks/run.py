@@ -23,6 +23,11 @@ scaling      1k vs 10k small frames: throughput and peak RSS; 1 vs 2 workers (``
 startup      fresh processes: ``import pyscatter.processes`` / ``.base`` / ``.integration`` and a
              no-op ``pyscatter integrate`` (results complete) against ``import
              pyFAI.integrator.azimuthal, h5py`` (``bench_startup``).
+commands     whole commands on Eiger-like files against pyFAI-diffmap and a naive script
+             (``bench_commands``).
+live         ``pyscatter watch`` behind a simulated Eiger 1M: latency from a frame complete on
+             disk to its I(q) readable in the file, at 20 frames/s (HDF5 and TIFF), and the
+             backlog and memory over 5000 frames at the offline rate (``bench_live``).
 
 Usage::
 
@@ -58,6 +63,7 @@ FIGURES = (
     "scaling",
     "startup",
     "commands",
+    "live",
 )
 RESULTS = common.HERE / "RESULTS.md"
 
@@ -82,6 +88,9 @@ class Config:
     commands_sizes: tuple[int, ...] = (9, 1000)  # Eiger-like frames (see bench_commands.py)
     commands_rounds: int = 5
     commands_oriented: tuple[int, int] = (15, 20)  # positions of the orientation chain
+    live_frames: int = 400  # frames per latency run (h5 and tif), at live_rate
+    live_rate: float = 20.0
+    live_sustained: int = 5000  # frames of the sustained run, at the offline rate
 
 
 QUICK = Config(
@@ -102,6 +111,8 @@ QUICK = Config(
     startup_repeats=2,
     commands_sizes=(9, 100),
     commands_rounds=3,
+    live_frames=60,
+    live_sustained=300,
 )
 
 
@@ -319,6 +330,16 @@ class Bench:
             cfg.commands_oriented,
             say=say,
         )
+
+    # ------------------------------------------------------------------ live
+    def live(self) -> list[common.Row]:
+        import bench_live
+
+        cfg = self.config
+        results = bench_live.measure(
+            self.workdir / "live", cfg.live_frames, cfg.live_rate, cfg.live_sustained, say=say
+        )
+        return bench_live.rows(results)
 
 
 def bytes_per_frame(batch: Any, itemsize: int) -> tuple[float, dict[str, float]]:
