@@ -92,55 +92,53 @@ def make_pool(work: Path, kind: str) -> Pool:
 
 
 class Detector(threading.Thread):
-    """Writes ``n`` frames at ``rate`` into ``target``; ``done[i]``: when frame i was complete."""
+    """Writes ``n`` frames at ``rate`` into ``target``; ``done[i]``: when frame i was complete.
+
+    The file (or folder) exists from construction on, as a detector's does once armed; the
+    frames come when the thread runs.
+    """
 
     def __init__(self, pool: Pool, kind: str, target: Path, n: int, rate: float) -> None:
         super().__init__(daemon=True)
         self.pool, self.kind, self.target, self.n, self.rate = pool, kind, target, n, rate
         self.done = np.full(n, np.nan)
-        self.ready = threading.Event()
         self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as err:  # reported by the caller
-            self.error = err
-            self.ready.set()
-
-    def _run(self) -> None:
-        k = len(self.pool.frames)
-        if self.kind == "tif":
-            self.target.mkdir(parents=True, exist_ok=True)
-            self.ready.set()
-            self._paced(lambda i: self._tif(i, self.pool.tiffs[i % k]))
+        self.h5: Any = None
+        if kind == "tif":
+            target.mkdir(parents=True, exist_ok=True)
             return
         import h5py
         import hdf5plugin
 
-        shape = self.pool.frames[0].shape
-        with h5py.File(self.target, "w", locking=False) as h5:
-            data = h5.create_group("entry/data")
-            dset = data.create_dataset(
-                "data", (0, *shape), dtype=np.uint32, maxshape=(None, *shape),
-                chunks=(1, *shape), **hdf5plugin.Bitshuffle(cname="lz4"),
-            )  # fmt: skip
-            spec = h5.create_group("entry/instrument/detector/detectorSpecific")
-            spec["nimages"], spec["ntrigger"] = np.int64(self.n), np.int64(1)
-            h5.flush()
-            self.ready.set()
+        shape = pool.frames[0].shape
+        self.h5 = h5py.File(target, "w", locking=False)
+        data = self.h5.create_group("entry/data")
+        self.dset = data.create_dataset(
+            "data", (0, *shape), dtype=np.uint32, maxshape=(None, *shape),
+            chunks=(1, *shape), **hdf5plugin.Bitshuffle(cname="lz4"),
+        )  # fmt: skip
+        spec = self.h5.create_group("entry/instrument/detector/detectorSpecific")
+        spec["nimages"], spec["ntrigger"] = np.int64(n), np.int64(1)
+        self.h5.flush()
 
-            def write(i: int) -> None:
-                dset.resize(i + 1, axis=0)
-                dset.id.write_direct_chunk((i, 0, 0), self.pool.chunks[i % k])
-                h5.flush()
+    def run(self) -> None:
+        try:
+            self._paced(self._tif if self.kind == "tif" else self._chunk)
+        except BaseException as err:  # reported by the caller
+            self.error = err
+        finally:
+            if self.h5 is not None:
+                self.h5.close()
 
-            self._paced(write)
+    def _chunk(self, i: int) -> None:
+        self.dset.resize(i + 1, axis=0)
+        self.dset.id.write_direct_chunk((i, 0, 0), self.pool.chunks[i % len(self.pool.chunks)])
+        self.h5.flush()
 
-    def _tif(self, i: int, data: bytes) -> None:
+    def _tif(self, i: int) -> None:
         final = self.target / f"frame_{i:05d}.tif"
         temp = final.with_name(final.name + ".tmp")
-        temp.write_bytes(data)
+        temp.write_bytes(self.pool.tiffs[i % len(self.pool.tiffs)])
         os.replace(temp, final)
 
     def _paced(self, write: Any) -> None:
@@ -179,9 +177,9 @@ class Monitor(threading.Thread):
             except (OSError, KeyError):
                 pass  # not created yet, or between two writes: try again
             try:
-                self.rss.append(
-                    (float(np.isfinite(self.seen).sum()), proc.memory_info().rss / 2**20)
-                )
+                rss = proc.memory_info().rss / 2**20
+                if rss > 0 and proc.status() != psutil.STATUS_ZOMBIE:
+                    self.rss.append((float(np.isfinite(self.seen).sum()), rss))
             except psutil.Error:
                 pass
             self.stop.wait(MONITOR_PERIOD)
@@ -201,7 +199,7 @@ def pipeline(pool: Pool, path: Path) -> Path:
     path.write_text(
         f"translate:\n  poni: {pool.poni}\n  mask: {pool.mask}\n"
         f"steps:\n  - integrate: {{npt: {bench_commands.NPT}, unit: {bench_commands.UNIT}, "
-        f"method: {bench_commands.METHOD}, error_model: poisson}}\n"
+        f"method: '{bench_commands.METHOD}', error_model: poisson}}\n"
     )
     return path
 
@@ -214,8 +212,6 @@ def run_live(pool: Pool, kind: str, work: Path, n: int, rate: float) -> dict[str
     source = run / ("frames" if kind == "tif" else "eiger_data.h5")
     out = run / "live.h5"
     detector = Detector(pool, kind, source, n, rate)
-    detector.start()
-    detector.ready.wait()
     argv = [
         sys.executable, "-m", "pyscatter", "-q", "watch", str(source), "-o", str(out),
         "--pipeline", str(pipeline(pool, run / "p.yaml")), "--until-complete",
@@ -224,8 +220,15 @@ def run_live(pool: Pool, kind: str, work: Path, n: int, rate: float) -> dict[str
     if kind == "tif":
         argv += ["--grid", f"Image={n}", "--first-number", "0"]
     watcher = subprocess.Popen(argv, env=bench_commands._env(), stdout=subprocess.PIPE, text=True)
+    status = Path(str(out) + ".status.json")
+    deadline = time.monotonic() + 300
+    while not status.exists():  # the watch is started before the scan, as at a beamline
+        if watcher.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"watch did not start ({watcher.poll()})")
+        time.sleep(0.05)
     monitor = Monitor(out, n, watcher.pid)
     monitor.start()
+    detector.start()
     detector.join()
     if detector.error is not None:
         watcher.kill()

@@ -51,6 +51,7 @@ class WatchSession:
         from pyscatter.live.sources import open_source
 
         self._lock_and_reopen()
+        self._warm_up()
         self._src = open_source(
             self.source_path,
             pattern=self.opts.pattern,
@@ -61,6 +62,7 @@ class WatchSession:
             **self._recorded_source_state(),
         )
         self._stack.callback(self._src.close)
+        self._status()  # "acquiring": ready for the first frame
         last_new = time.monotonic()
         while True:
             arrivals = self._src.poll(skip=self._already_written)
@@ -112,6 +114,18 @@ class WatchSession:
             self._stack.callback(self._file.close)
             self.report.frames_before = int(self._file.done().sum())
             self._open_sessions()
+
+    def _warm_up(self) -> None:
+        """Import what the steps' set-up needs now, not when the first frame is waiting
+        (pyFAI's integrator alone takes 1–2 s): a watch is started before its scan."""
+        import importlib
+
+        from pyscatter.processes.options import DETECTOR_OPTIONS
+
+        for step in self.steps:
+            importlib.import_module(step.process.__module__)
+            if any(o in getattr(step.process, "options", ()) for o in DETECTOR_OPTIONS):
+                importlib.import_module("pyFAI.integrator.azimuthal")  # the detector set-up
 
     def _recorded_source_state(self) -> dict[str, Any]:
         """What the source decided at the first frame (folder: the start number; SPEC: the

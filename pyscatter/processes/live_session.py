@@ -230,6 +230,9 @@ class LiveSession:
             self._stack.close()
             raise
         self.positions_per_block = int(self.group.attrs["positions_per_chunk"])
+        self.locked = locked
+        #: Positions computed in one call when several blocks are ready (the offline block size).
+        self._batch = proc.positions_per_block()
         self._func = proc._local_function()
         self._done = np.zeros(0, dtype=bool)
         self._verify()
@@ -294,21 +297,24 @@ class LiveSession:
             return 0
         proc = self.process
         invalid = proc._invalid_positions()
+        runs = _runs(todo, max(self.positions_per_block, self._batch))
         results = run_blocks(
             proc.task_spec(),
-            todo,
+            [(k, run[0][1], run[-1][2]) for k, run in enumerate(runs)],
             h5=proc.h5_main.file,
             local=self._func,
             read_ahead=proc.read_ahead,
         )
-        spans = {i: (start, stop) for i, start, stop in todo}
         pending: list[tuple[int, int, int, list[np.ndarray]]] = []
         held = done = 0
         with _deferred_interrupt() as interrupt:
-            for index, out in results:
-                start, stop = spans[index]
-                arrays = proc._block_arrays(out, start, stop, invalid)
-                pending.append((index, start, stop, arrays))
+            for k, out in results:
+                run = runs[k]
+                first = run[0][1]
+                arrays = proc._block_arrays(out, first, run[-1][2], invalid)
+                for index, start, stop in run:  # one computation, the group's own blocks
+                    rows = [a[start - first : stop - first] for a in arrays]
+                    pending.append((index, start, stop, rows))
                 held += sum(a.nbytes for a in arrays)
                 if held >= COMMIT_BYTES:
                     done += self._commit(pending)
@@ -336,6 +342,8 @@ class LiveSession:
         safety.fsync(group.file)
         for index, *_ in pending:
             self._done[index] = True
+        if self.locked:  # a watch: it writes the status of the whole job itself
+            return len(pending)
         safety.write_status(
             self.path,
             group=group.name,
@@ -382,6 +390,24 @@ class LiveSession:
     def __repr__(self) -> str:
         n = int(self.group.attrs["n_positions"])
         return f"<LiveSession {self.group.name}: {int(self.done_positions().sum())}/{n} done>"
+
+
+def _runs(todo: list[tuple[int, int, int]], cap: int) -> list[list[tuple[int, int, int]]]:
+    """Consecutive blocks to compute in one call, at most ``cap`` positions each.
+
+    A watch that fell behind (the set-up of the first frame, a burst of frames) then computes
+    its backlog in batches of the offline block size, as fast as an offline run, instead of one
+    position at a time. Every process computes each position alone (its results do not depend
+    on the positions computed with it), so the bits are those of blocks of one.
+    """
+    runs: list[list[tuple[int, int, int]]] = []
+    for block in todo:
+        last = runs[-1] if runs else None
+        if last and block[0] == last[-1][0] + 1 and block[2] - last[0][1] <= cap:
+            last.append(block)
+        else:
+            runs.append([block])
+    return runs
 
 
 @contextlib.contextmanager
