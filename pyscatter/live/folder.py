@@ -39,6 +39,7 @@ from pyscatter.errors import FileFormatError, InputError
 from pyscatter.live.sources import (
     DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
+    MAX_FRAMES_PER_POLL,
     Arrival,
     Problems,
     Waker,
@@ -224,7 +225,7 @@ class FolderSource:
         ]
         ready.sort(key=lambda t: (t.number if t.number is not None else -1, t.path.name))
         out = []
-        for track in ready:
+        for track in ready[:MAX_FRAMES_PER_POLL]:  # the rest at the next poll
             arrival = self._take(track, now, skip)
             if arrival is not None:
                 out.append(arrival)

@@ -32,6 +32,7 @@ from pyscatter.errors import InputError
 from pyscatter.live.sources import (
     DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
+    MAX_FRAMES_PER_POLL,
     Arrival,
     Problems,
     Waker,
@@ -249,6 +250,7 @@ class GrowingH5Source:
         n = dset.shape[0]
         if self._h5 is None and n > self._next and now - self._since < self.settle:
             n -= 1  # no SWMR: the last frame shown may not be written yet
+        n = min(n, self._next + MAX_FRAMES_PER_POLL)  # the rest at the next poll
         out = []
         while self._next < n:
             index = self._next

@@ -58,6 +58,9 @@ logger = logging.getLogger("pyscatter.live")
 DEFAULT_SETTLE = 1.0
 #: Seconds a frame may stay unreadable (unchanged on disk) before it is given up as a problem.
 DEFAULT_TIMEOUT = 30.0
+#: At most this many frames per poll (a watch behind its detector reads the backlog in turns,
+#: so its memory stays bounded however far behind it is).
+MAX_FRAMES_PER_POLL = 32
 
 
 @dataclass(frozen=True)

@@ -380,3 +380,29 @@ def test_unbounded_series_grows_and_side_files_match_the_file(tmp_path: Path, ge
     assert again.frames_before == 5 and again.frames_written == 1 and again.positions == 6
     summary = json.loads(json.dumps(again.positions_done))
     assert summary == {"integrate": 6}
+
+
+def test_a_backlog_is_read_in_turns(tmp_path: Path):
+    """However many frames wait, one poll reads at most MAX_FRAMES_PER_POLL of them (a watch
+    far behind keeps its memory bounded); the following polls read the rest, each once."""
+    from pyscatter.live.sources import MAX_FRAMES_PER_POLL, open_source
+
+    n = 2 * MAX_FRAMES_PER_POLL + 5
+    source = tmp_path / "data.h5"
+    writer = H5Writer(source, (64, 64), np.int32, swmr=False, nimages=n, locking=False)
+    writer.append(scan_frames(n, (64, 64)))
+    writer.close()
+    folder = tmp_path / "frames"
+    write_frames(folder, n)
+    for path in (source, folder):
+        options = {"start": 0} if path == folder else {}
+        src = open_source(path, settle=0.0, **options)
+        got: list[int] = []
+        while True:
+            batch = [a.index for a in src.poll()]
+            if not batch:
+                break
+            assert len(batch) <= MAX_FRAMES_PER_POLL
+            got += batch
+        src.close()
+        assert sorted(got) == list(range(n)), path
