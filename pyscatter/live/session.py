@@ -22,8 +22,10 @@ __all__ = ["WatchSession"]
 
 log = logging.getLogger("pyscatter.live.runner")
 
-#: Seconds between two status files while nothing changes.
+#: Seconds between two status files while nothing changes, and at least between two while
+#: frames come (each is an fsync: not one per frame at 20 frames/s).
 _STATUS_EVERY = 1.0
+_STATUS_BUSY = 0.25
 
 
 class WatchSession:
@@ -41,7 +43,6 @@ class WatchSession:
         self._src: Any = None
         self._file: Any = None
         self._sessions: list[Any] = []
-        self._side: Any = None
         self._status_at = 0.0
 
     # ------------------------------------------------------------------ the loop
@@ -73,12 +74,11 @@ class WatchSession:
                 self.report.frames_written += len(self._file.write(arrivals))
                 last_new = time.monotonic()
             advanced = self._advance()
-            if arrivals or advanced:
+            since = time.monotonic() - self._status_at
+            if since > (_STATUS_BUSY if arrivals or advanced else _STATUS_EVERY):
                 self._status()
-                if on_round is not None:
-                    on_round(self.report)
-            elif time.monotonic() - self._status_at > _STATUS_EVERY:
-                self._status()
+            if (arrivals or advanced) and on_round is not None:
+                on_round(self.report)
             reason = self._stop_reason(stop, last_new)
             if reason:
                 self.report.stopped_by = reason
