@@ -197,3 +197,74 @@ def test_director_wheel_and_sticks(page, browser_root):
         group = page.evaluate("window.pyscatter.map.group")
         finite = np.isfinite(h5[group]["director"][:, 0]).sum()
     assert len(segments) == 2 * finite  # one stick per position with a director
+
+
+def test_a_signed_request_starts_a_watch_whose_map_fills_in(browser, tmp_path):
+    """The issue's scenario: ``pyscatter serve``, one signed request starting a watch job on the
+    folder a (simulated) detector writes, and the page showing its S map fill in, without a
+    reload, to the values in the file. The detector is driven by the test (half the scan, then
+    the rest), so nothing depends on how fast the machine is."""
+    from pyscatter.datasets import oriented_map
+    from pyscatter.live.simulate import FolderWriter, scan_frames
+    from pyscatter.service.client import signed_request
+
+    root = tmp_path / "root"
+    (root / "frames").mkdir(parents=True)
+    oriented_map((1,), frame_shape=(64, 64), rng=0).write_poni(root / "geo.poni")
+    (root / "pipeline.yaml").write_text(
+        "translate: {poni: geo.poni}\nsteps:\n"
+        "  - integrate: {npt: 40, unit: q_nm^-1, error_model: poisson}\n"
+        "  - profiles: {q: [1.0], half_width: 0.2, npt_azim: 36}\n"
+        "  - fit: {model: maier_saupe}\n  - order: {}\n"
+    )
+    detector = FolderWriter(root / "frames", scan_frames(24, (64, 64)), fmt="edf")
+    for i in range(12):
+        detector.write(i)
+    secret = tmp_path / "secret"
+    with serve(root, secret) as url:
+        base = url.split("/?")[0]
+        reply = signed_request(
+            "POST",
+            f"{base}/api/jobs",
+            secret_file=secret,
+            json={"source": "frames", "output": "live.h5", "pipeline": "pipeline.yaml",
+                  "grid": {"Y": 4, "X": 6}, "until_complete": True},
+        )  # fmt: skip
+        assert reply.status == 201, reply.json
+        job = reply.json["id"]
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = context.new_page()
+        page.goto(url)
+        page.base = base + "/"
+
+        def order_group() -> str | None:
+            status = signed_request("GET", f"{base}/api/jobs/{job}", secret_file=secret).json
+            assert status["state"] in ("running", "exited"), status
+            groups = (status.get("progress") or {}).get("groups") or {}
+            return groups.get("order")
+
+        deadline = time.monotonic() + 120
+        while (group := order_group()) is None:
+            assert time.monotonic() < deadline, "the watch job made no order results"
+            time.sleep(0.2)
+        open_map(page, file="live.h5", group=group, quantity="S")
+        page.wait_for_selector('#map[data-positions="24"][data-complete="12"]', timeout=60_000)
+        page.evaluate("window.loadedOnce = true")
+        for i in range(12, 24):  # the rest of the scan
+            detector.write(i)
+        page.wait_for_selector('#map[data-complete="24"]', timeout=60_000)
+        assert page.evaluate("window.loadedOnce === true")  # the same page: no reload
+        deadline = time.monotonic() + 120
+        while (
+            signed_request("GET", f"{base}/api/jobs/{job}", secret_file=secret).json["state"]
+            == "running"
+        ):
+            assert time.monotonic() < deadline, "the watch job did not end"
+            time.sleep(0.2)
+        ended = signed_request("GET", f"{base}/api/jobs/{job}", secret_file=secret).json
+        assert ended["exit_code"] == 0, ended
+        z = page.evaluate("document.getElementById('map').data[0].z")
+        with h5py.File(root / "live.h5", "r") as h5:
+            s = h5[group]["S"][:, 0].astype(float)
+        np.testing.assert_allclose(np.array(z, dtype=float).ravel(), s, rtol=1e-6)
+        context.close()
