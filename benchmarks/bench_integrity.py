@@ -113,20 +113,20 @@ def translate_costs(folder: Path, ai, shape, n: int, rounds: int) -> dict[str, t
             folder / "v.h5", spec(), mapping, overwrite=True
         ),
     }
-    real = raw_io._virtual_crcs, raw_io._decoded_crc
+    real = raw_io._virtual_crcs, raw_io.stored_crc
     none = (lambda spec, m: np.zeros(spec.n_positions, np.uint32), lambda *a, **k: 0)
     raw_io.BARRIER_FRAMES, raw_io.BARRIER_SECONDS = 1024, 1e9
     times: dict[tuple[str, bool], list[float]] = {}
     try:
         for r in range(rounds):
             for check in (False, True) if r % 2 == 0 else (True, False):
-                raw_io._virtual_crcs, raw_io._decoded_crc = real if check else none
+                raw_io._virtual_crcs, raw_io.stored_crc = real if check else none
                 for name, write in ways.items():
                     t0 = time.perf_counter()
                     write()
                     times.setdefault((name, check), []).append(time.perf_counter() - t0)
     finally:
-        raw_io._virtual_crcs, raw_io._decoded_crc = real
+        raw_io._virtual_crcs, raw_io.stored_crc = real
     return {name: (median(times[name, False]) / n, median(times[name, True]) / n) for name in ways}
 
 

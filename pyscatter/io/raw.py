@@ -655,19 +655,6 @@ def _fill_frames(
     return crcs, masks, resumed
 
 
-def _decoded_crc(
-    raw: h5py.Dataset, i: int, chunked: bool, buf: np.ndarray, values: np.ndarray | None = None
-) -> int:
-    """crc32 of frame ``i`` as a reader decodes it (read back when stored as chunk bytes).
-
-    No longer used while writing (what is stored is checksummed as it is: see :func:`_fill`);
-    kept for tools that compare the two."""
-    if values is None or chunked:
-        raw.read_direct(buf, source_sel=np.s_[i : i + 1])
-        values = buf
-    return frame_crc(values)
-
-
 def _chunk_mask(raw: h5py.Dataset, i: int) -> int:
     """The filter mask of frame ``i``'s stored chunk."""
     return int(raw.id.get_chunk_info_by_coord((i, 0)).filter_mask)
