@@ -103,6 +103,29 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def kill_mid_scan_then_finish(
+    command: list[str], out: Path, frames: int, detector: subprocess.Popen
+) -> subprocess.CompletedProcess:
+    """Start ``command`` (a watch), SIGKILL it once its status reports ``frames`` frames, let the
+    detector finish, then run the same command again to the end; returns that second run."""
+    watcher = python(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: frames_reported(out) >= frames, f"{frames} frames in the file", watcher)
+        watcher.send_signal(signal.SIGKILL)
+        watcher.wait()
+        with h5py.File(out, "r", locking=False) as h5:  # readable as the kill left it
+            assert f"{CHANNEL}/Raw_Data" in h5
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        assert detector.wait(timeout=PATIENCE) == 0
+    again = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, timeout=PATIENCE, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    return again
+
+
 @pytest.fixture
 def geometry(tmp_path: Path) -> Path:
     scan = oriented_map((1,), frame_shape=(64, 64), rng=0)
@@ -125,21 +148,7 @@ def test_folder_watch_killed_and_restarted_equals_offline(tmp_path: Path, geomet
         str(pipeline), "--grid", "Y=4,X=5", "--first-number", "0", "--until-complete",
         "--settle", "0.2",
     ]  # fmt: skip
-    watcher = python(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: frames_reported(out) >= 5, "5 frames in the live file", watcher)
-        watcher.send_signal(signal.SIGKILL)
-        watcher.wait()
-        with h5py.File(out, "r", locking=False) as h5:  # readable as the kill left it
-            assert h5[f"{CHANNEL}/Raw_Data"].shape == (20, 64 * 64)
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-        assert detector.wait(timeout=PATIENCE) == 0
-    again = subprocess.run(
-        [sys.executable, *command], capture_output=True, text=True, timeout=PATIENCE, check=False
-    )
-    assert again.returncode == 0, again.stderr
+    again = kill_mid_scan_then_finish(command, out, 5, detector)
     assert "complete (scan complete)" in again.stdout
     assert "were there already" in again.stdout  # the restart did not rewrite them
 
@@ -170,19 +179,7 @@ def test_growing_hdf5_watch_killed_and_restarted_equals_offline(tmp_path: Path, 
         str(pipeline), "--until-complete", "--settle", "0.2",
     ]  # fmt: skip
     wait_for(source.exists, "the detector's file")
-    watcher = python(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: frames_reported(out) >= 4, "4 frames in the live file", watcher)
-        watcher.send_signal(signal.SIGKILL)
-        watcher.wait()
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-        assert detector.wait(timeout=PATIENCE) == 0
-    again = subprocess.run(
-        [sys.executable, *command], capture_output=True, text=True, timeout=PATIENCE, check=False
-    )
-    assert again.returncode == 0, again.stderr
+    kill_mid_scan_then_finish(command, out, 4, detector)
 
     with h5py.File(source, "r") as h5:
         truth = h5["entry/data/data"][()]
@@ -211,26 +208,15 @@ def test_spec_scan_followed_point_by_point_equals_offline_spectra(tmp_path: Path
     )  # fmt: skip
     command = ["-m", "pyscatter", "-q", "watch", str(source), "-o", str(out), "--until-complete"]
     wait_for(source.exists, "the SPEC file")
-    watcher = python(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: frames_reported(out) >= 3, "3 points in the live file", watcher)
-        watcher.send_signal(signal.SIGKILL)
-        watcher.wait()
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-        assert detector.wait(timeout=PATIENCE) == 0
-    again = subprocess.run(
-        [sys.executable, *command], capture_output=True, text=True, timeout=PATIENCE, check=False
-    )
-    assert again.returncode == 0, again.stderr
+    kill_mid_scan_then_finish(command, out, 3, detector)
     offline = tmp_path / "offline.h5"
     done = cli("translate", str(source), "-o", str(offline), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with h5py.File(out, "r") as live, h5py.File(offline, "r") as ref:
         got, want = live[f"{CHANNEL}/Raw_Data"], ref[f"{CHANNEL}/Raw_Data"]
         assert got.shape == want.shape == (12, 64)
-        np.testing.assert_array_equal(got[()], want[()].astype(got.dtype))
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got[()], want[()])
 
 
 # ----------------------------------------------------------------------------- bad input, faults
