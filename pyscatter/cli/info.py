@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+import numpy as np
+
 #: At most this many lines of outline for a file pyscatter did not write.
 OUTLINE_LINES = 40
 #: And this deep (``/entry/instrument/detector/data`` is depth 4).
@@ -41,6 +43,11 @@ def describe(path: str, *, parameters: bool = False) -> str:
         for name, value in h5["Measurement_000"].attrs.items() if "Measurement_000" in h5 else []:
             if name in ("translator", "created", "orientation", "instrument"):
                 lines.append(f"  {name}: {value}")
+        if "live_state" in h5.attrs:  # written by pyscatter watch
+            frames = h5.get("Measurement_000/Channel_000/live_frames")
+            written = "" if frames is None else f", {int(np.count_nonzero(frames[()]))} of "
+            written += "" if frames is None else f"{frames.shape[0]} frames written"
+            lines.append(f"  live: {_text(h5.attrs['live_state'])}{written}")
         for dset in main_datasets(h5):
             pos = " × ".join(f"{d.name}={len(d)} [{d.units}]" for d in dims_of(dset, "Position"))
             spec = " × ".join(

@@ -258,6 +258,9 @@ def test_corrupt_and_foreign_frames_are_named_and_skipped(tmp_path: Path, geomet
         group = h5[report.groups["integrate"]]
         intensity = group["Intensity"][()]
     assert np.isfinite(intensity[done]).all() and np.isnan(intensity[~done]).all()
+    from pyscatter.cli.info import describe
+
+    assert "  live: stopped, 4 of 6 frames written" in describe(str(out)).splitlines()
 
 
 def test_replaced_source_stops_the_watch_and_keeps_what_was_written(tmp_path: Path, geometry: Path):
