@@ -4,6 +4,14 @@ The dataset is ``dataset=`` when given, else NeXus ``/entry/data/data``, else th
 dataset of the file. Frames are read as the ``nexus`` translator reads them (``read_direct`` of
 one frame, in the dataset's dtype; bitshuffle-LZ4 through hdf5plugin).
 
+**Chunks copied, not decoded.** When the dataset stores one frame per chunk with a filter
+pipeline this HDF5 can write again (:func:`copyable_filters`: bitshuffle-LZ4, gzip …), as
+``translate --link`` requires, each frame is delivered as its stored chunk
+(``read_direct_chunk``: :attr:`~pyscatter.live.sources.Arrival.chunk`, ``frame`` None), never
+decoded: the live file copies it as it is. The first frame this source delivers is also decoded
+(the live file's layout is made from its values). Without SWMR, a chunk is taken under the same
+rule as a decoded frame (the last one shown waits for a later one or ``settle``).
+
 The file is opened read-only with file locking off (the writer holds its lock). When its
 superblock carries the SWMR-write flag it is opened once with ``swmr=True`` and refreshed at each
 poll: every frame it shows is complete. Otherwise it is reopened at each poll, and the last frame
@@ -29,18 +37,20 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.raw import chunk_filters
 from pyscatter.live.sources import (
     DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
     MAX_FRAMES_PER_POLL,
     Arrival,
     Problems,
+    SourceChunk,
     Waker,
     check_grid,
 )
 from pyscatter.translators.common import HDF5_SIGNATURE
 
-__all__ = ["GrowingH5Source", "declared_count", "find_frames", "swmr_flag"]
+__all__ = ["GrowingH5Source", "copyable_filters", "declared_count", "find_frames", "swmr_flag"]
 
 #: Where the offline translators and Eiger / NeXus files keep the frames.
 NEXUS_DATA = "/entry/data/data"
@@ -76,6 +86,26 @@ def find_frames(h5: h5py.File, dataset: str | None) -> h5py.Dataset | None:
 
     h5.visititems(visit)
     return found[0] if found else None
+
+
+def copyable_filters(dset: h5py.Dataset) -> tuple[tuple[int, int, tuple[int, ...]], ...] | None:
+    """The filter pipeline of ``dset`` when its chunks can be copied into a live file as they
+    are, else None.
+
+    They can when ``dset`` is ``(frames, rows, cols)`` of numbers stored one frame per chunk
+    (as ``translate --link`` requires) through a non-empty pipeline of filters this HDF5 can
+    both encode and decode (a frame never delivered as a chunk may have to be encoded).
+    """
+    if dset.ndim != 3 or dset.dtype.kind not in "uif" or dset.chunks != (1, *dset.shape[1:]):
+        return None
+    filters = chunk_filters(dset)
+    if not filters:
+        return None  # uncompressed: decoding costs nothing, the live file compresses
+    both = h5py.h5z.FILTER_CONFIG_ENCODE_ENABLED | h5py.h5z.FILTER_CONFIG_DECODE_ENABLED
+    for code, _flags, _values in filters:
+        if not h5py.h5z.filter_avail(code) or h5py.h5z.get_filter_info(code) & both != both:
+            return None
+    return tuple((code, flags, tuple(values)) for code, flags, values in filters)
 
 
 def declared_count(h5: h5py.File) -> int | None:
@@ -149,7 +179,10 @@ class GrowingH5Source:
         self._stat: tuple[int, int] | None = None
         self._since = clock()  # last change of the file (or of what blocks progress)
         self._frame_shape: tuple[int, ...] | None = None
+        self._frame_shape_new = False  # the dataset was just found: check its chunks
         self._h5: h5py.File | None = None
+        self._filters: tuple[tuple[int, int, tuple[int, ...]], ...] | None = None
+        self._decoded_one = False  # the first frame delivered is decoded too
         self._waker = Waker(self.path) if watch else None
 
     # ------------------------------------------------------------------ protocol
@@ -247,6 +280,9 @@ class GrowingH5Source:
             dset.refresh()
         if not self._check_shape(dset):
             return []
+        if self._frame_shape_new:
+            self._filters = copyable_filters(dset)
+            self._frame_shape_new = False
         n = dset.shape[0]
         if self._h5 is None and n > self._next and now - self._since < self.settle:
             n -= 1  # no SWMR: the last frame shown may not be written yet
@@ -255,10 +291,9 @@ class GrowingH5Source:
         while self._next < n:
             index = self._next
             if skip is None or not skip(index):
-                frame = np.empty(dset.shape[1:], dtype=dset.dtype)
                 try:
-                    dset.read_direct(frame, source_sel=np.s_[index])
-                except (OSError, ValueError, RuntimeError) as err:
+                    arrival = self._arrival(dset, index)
+                except (OSError, ValueError, RuntimeError, KeyError) as err:
                     if now - self._since < self.timeout:
                         break  # maybe not written yet: try again at the next poll
                     self.problems.report(
@@ -268,14 +303,31 @@ class GrowingH5Source:
                     )
                     self._next += 1
                     continue
-                out.append(Arrival(index, frame, f"{self.path}#frame {index}", {}))
+                out.append(arrival)
             self._next += 1
         return out
+
+    def _arrival(self, dset: h5py.Dataset, index: int) -> Arrival:
+        """Frame ``index``: its stored chunk when copyable (decoded too for the first one)."""
+        origin = f"{self.path}#frame {index}"
+        chunk = None
+        if self._filters is not None:
+            mask, data = dset.id.read_direct_chunk((index, 0, 0))
+            chunk = SourceChunk(
+                bytes(data), int(mask), self._filters, dset.dtype.str, tuple(dset.shape[1:])
+            )
+            if self._decoded_one:
+                return Arrival(index, None, origin, {}, chunk)
+        frame = np.empty(dset.shape[1:], dtype=dset.dtype)
+        dset.read_direct(frame, source_sel=np.s_[index])
+        self._decoded_one = True
+        return Arrival(index, frame, origin, {}, chunk)
 
     def _check_shape(self, dset: h5py.Dataset) -> bool:
         """Refuse (fatal) a dataset that shrank or changed frame shape (the file was rewritten)."""
         if self._frame_shape is None:
             self._frame_shape = tuple(dset.shape[1:])
+            self._frame_shape_new = True
         if tuple(dset.shape[1:]) != self._frame_shape:
             self._fatal(
                 f"{self.path}:{dset.name}: frames of shape {tuple(dset.shape[1:])}; they were "

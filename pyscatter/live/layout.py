@@ -8,6 +8,10 @@ attributes to record. It is built with the offline translators' own pieces
 live file's ``Raw_Data`` and ``Position_*``/``Spectroscopic_*`` datasets come out identical to an
 offline translation of the same finished frames.
 
+A layout may copy the chunks of an HDF5 source as they are stored (:meth:`LiveLayout.take_chunks`:
+``raw_filters``, the source's filter pipeline, as ``translate --link`` copies them): ``Raw_Data``
+then gets exactly that pipeline, and ``compression`` is not used.
+
 :meth:`LiveLayout.record` is its identity: the live file stores it, and a watch restarted on the
 file with another layout is refused, naming what differs (:meth:`LiveLayout.differences`).
 
@@ -35,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.raw import MeasurementSpec, _json_default
+from pyscatter.io.raw import Filter, MeasurementSpec, _json_default
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.common import check_flip, image_dims
 from pyscatter.translators.positions import Positions, grid_positions, index_positions
@@ -77,6 +81,9 @@ class LiveLayout:
         ``Measurement_000`` attributes (provenance, options …); not part of the identity.
     quantity, units : str
         Of the raw values.
+    raw_filters : list of (filter id, flags, values), optional
+        The filter pipeline of a source whose stored chunks are copied as they are (see
+        :meth:`take_chunks`); ``Raw_Data`` gets exactly it and ``compression`` is not used.
     """
 
     dims: list[tuple[str, int]] | None
@@ -92,6 +99,7 @@ class LiveLayout:
     attrs: dict[str, Any] = field(default_factory=dict)
     quantity: str = "Counts"
     units: str = "counts"
+    raw_filters: list[Filter] | None = None
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
@@ -111,6 +119,25 @@ class LiveLayout:
                 raise InputError(f"declared dims {self.dims}: need at least one, each of size ≥ 1")
         if self.mask is not None:
             self.mask = (np.asarray(self.mask) != 0).astype(np.uint8)
+        if self.raw_filters is not None:
+            self.raw_filters = _filters(self.raw_filters)
+
+    def take_chunks(self, chunk: Any) -> bool:
+        """Copy the stored chunks of the source of ``chunk`` as they are; whether it will.
+
+        ``chunk`` is an :attr:`Arrival.chunk <pyscatter.live.sources.Arrival.chunk>` (None: no
+        chunks offered). They are taken when they are frames of this layout's shape and dtype
+        and the frames are not flipped (a copied chunk cannot be): ``raw_filters`` becomes the
+        source's pipeline and the measurement records ``link = "chunks"`` (as
+        ``translate --link`` does). Call it before the live file is created.
+        """
+        if chunk is None or self.flip is not None or not chunk.filters:
+            return False
+        if tuple(chunk.shape) != self.frame_shape or np.dtype(chunk.dtype) != self.dtype:
+            return False
+        self.raw_filters = _filters(chunk.filters)
+        self.attrs["link"] = "chunks"
+        return True
 
     @property
     def bounded(self) -> bool:
@@ -144,6 +171,7 @@ class LiveLayout:
             attrs=dict(self.attrs),
             geometry=self.geometry,
             mask=self.mask,
+            raw_filters=None if self.raw_filters is None else list(self.raw_filters),
         )
 
     def record(self) -> dict[str, Any]:
@@ -153,7 +181,7 @@ class LiveLayout:
             spec_axes.update(d.values.tobytes())
         mask = None if self.mask is None else hashlib.sha256(self.mask.tobytes()).hexdigest()
         geometry = json.loads(json.dumps(self.geometry, sort_keys=True, default=_json_default))
-        return {
+        out = {
             "dims": None if self.dims is None else [list(d) for d in self.dims],
             "frame_shape": list(self.frame_shape),
             "dtype": self.dtype.str,
@@ -167,19 +195,31 @@ class LiveLayout:
             "monitor": self.monitor,
             "quantity": [self.quantity, self.units],
         }
+        if self.raw_filters is not None:  # absent otherwise: records of earlier files unchanged
+            out["raw_filters"] = [[c, f, list(v)] for c, f, v in self.raw_filters]
+        return out
 
     def differences(self, stored: Mapping[str, Any]) -> list[str]:
         """What differs between this layout and a stored :meth:`record`, one phrase each."""
         mine = self.record()
         out = []
-        for key, value in mine.items():
+        extra = [k for k in ("raw_filters",) if k in stored and k not in mine]
+        for key in [*mine, *extra]:
+            value = mine.get(key)
             theirs = stored.get(key)
             if value != theirs:
                 out.append(f"{key}: {_show(key, value)} here, {_show(key, theirs)} in the file")
         return out
 
 
+def _filters(filters: Any) -> list[Filter]:
+    """A filter pipeline as ``[(id, flags, (values …)), …]`` (from tuples or a JSON record)."""
+    return [(int(c), int(f), tuple(int(v) for v in values)) for c, f, values in filters]
+
+
 def _show(key: str, value: Any) -> str:
+    if key == "raw_filters":
+        return "no copied chunks" if value is None else f"copied chunks of filters {value}"
     if key == "dims":
         return (
             "unbounded" if value is None else "declared " + ", ".join(f"{n}={s}" for n, s in value)

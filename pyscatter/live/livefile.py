@@ -33,6 +33,18 @@ to exactly the highest index written + 1 (at least 1): ``n_positions`` is what r
 into the last chunk of the (uncompressed) position datasets in place, rewriting their earlier rows
 with the same bytes; a rolled-back growth leaves only invisible rows beyond the old shape.
 
+**Copied chunks** (a layout with ``raw_filters``, :meth:`LiveLayout.take_chunks
+<pyscatter.live.layout.LiveLayout.take_chunks>`): ``Raw_Data`` has the source's filter pipeline
+and an arrival's :attr:`~pyscatter.live.sources.Arrival.chunk` is written as it is
+(``write_direct_chunk``), never decoded nor encoded, as ``translate --link`` copies them. The flag
+of a frame is then ``(1 << 32) | crc32`` of its chunk's stored bytes, and ``live_frames``'s
+attribute ``checksum_of`` says so (``"stored chunks"``; ``"frame values"`` otherwise, and files
+without it are of values): reopening verifies the chunk bytes, and finalize records
+``Chunk_Checksums`` (crc32 of each stored chunk and its filter mask, as the offline copy) instead
+of ``Frame_Checksums``. A frame that comes decoded (or a chunk of another pipeline, decoded
+first) is encoded by the pipeline and its stored chunk read back for the flag; never-measured
+positions get zeros through the pipeline at finalize, so that every position has a chunk.
+
 **finalize**: ``Frame_Checksums`` (the crc32 of every frame, from its flag; zeros' crc32 where
 nothing was measured), ``valid_positions`` when some position was never measured (as the offline
 ``incomplete="pad"``), ``missing_positions``, and ``live_state``. Reopening a finalized file to
@@ -49,7 +61,6 @@ import os
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,25 +70,19 @@ import numpy as np
 from pyscatter.errors import InputError
 from pyscatter.io import raw as _raw
 from pyscatter.io.faults import abandon, open_for_writing, write_failure
-from pyscatter.io.integrity import CHECKSUMS, frame_crc, write_checksums
+from pyscatter.io.integrity import (
+    CHECKSUMS,
+    CHUNK_CHECKSUMS,
+    frame_crc,
+    stored_crc,
+    write_checksums,
+    write_chunk_checksums,
+)
 from pyscatter.io.safety import chunk_flag, fsync, repair, setup_transaction
 from pyscatter.io.usid import MAX_AXIS_ATTR, compression_options, create_main, dims_of
 from pyscatter.live.layout import SERIES_DIM, LiveLayout
+from pyscatter.live.sources import Arrival, SourceChunk
 from pyscatter.translators.common import flip_frame
-
-try:
-    from pyscatter.live.sources import Arrival
-except ImportError:  # pragma: no cover - until live/sources.py exists: the same contract
-
-    @dataclass(frozen=True)
-    class Arrival:  # type: ignore[no-redef]
-        """One frame of a live source (stand-in for :class:`pyscatter.live.sources.Arrival`)."""
-
-        index: int
-        frame: np.ndarray
-        origin: str
-        values: dict[str, float] = field(default_factory=dict)
-
 
 __all__ = ["Arrival", "LiveFile", "STATES", "stored_layout"]
 
@@ -89,10 +94,14 @@ STATE = "live_state"
 LAYOUT = "live_layout"
 LIVE_ID = "live_id"
 VALID = "valid_positions"
+#: Attribute of ``live_frames``: what the crc32 of its flags is of.
+CHECKSUM_OF = "checksum_of"
+OF_CHUNKS = "stored chunks (compressed bytes, read_direct_chunk)"
+OF_VALUES = "frame values (C order, Raw_Data dtype)"
 #: Values of the root attribute ``live_state``.
 STATES = ("acquiring", "stopped", "complete")
 _SERIES_CHUNK = 4096  # positions per chunk of the resizable per-position datasets
-_RESERVED = {"Raw_Data", FLAGS, CHECKSUMS, VALID, "Mask"}
+_RESERVED = {"Raw_Data", FLAGS, CHECKSUMS, CHUNK_CHECKSUMS, VALID, "Mask"}
 
 
 class LiveFile:
@@ -113,6 +122,13 @@ class LiveFile:
         self._stack = stack
         self.raw: h5py.Dataset = h5[f"{CHANNEL}/Raw_Data"]
         self._flags = h5[f"{CHANNEL}/{FLAGS}"]
+        #: The flags are crc32 of the stored chunks (copied chunks), not of the values.
+        self.chunked = str(self._flags.attrs.get(CHECKSUM_OF, OF_VALUES)) == OF_CHUNKS
+        if self.chunked != (layout.raw_filters is not None):
+            raise InputError(
+                f"{path}: live_frames checksum {'chunks' if self.chunked else 'values'} but the "
+                "layout says otherwise; the file was not written by pyscatter watch"
+            )
         self._done = self._verified()
 
     # ------------------------------------------------------------------ opening
@@ -166,7 +182,8 @@ class LiveFile:
         try:
             h5 = stack.enter_context(open_for_writing(path))
             layout = _check_layout(h5, path, layout)
-            if h5.attrs.get(STATE) != "acquiring" or CHECKSUMS in h5[CHANNEL]:
+            chan = h5[CHANNEL]
+            if h5.attrs.get(STATE) != "acquiring" or CHECKSUMS in chan or CHUNK_CHECKSUMS in chan:
                 with setup_transaction(h5):
                     _unfinalize(h5)
             live = cls(path, h5, layout, stack)
@@ -183,10 +200,14 @@ class LiveFile:
         buf = np.empty((1, self.raw.shape[1]), dtype=self.raw.dtype)
         for i in np.flatnonzero(flags):
             try:
-                self.raw.read_direct(buf, source_sel=np.s_[i : i + 1])
-            except OSError:  # a torn chunk of an uncommitted frame: written again
-                continue
-            done[i] = chunk_flag(buf) == int(flags[i])
+                if self.chunked:  # the stored bytes, not decoded
+                    flag = (1 << 32) | stored_crc(self.raw.id.read_direct_chunk((int(i), 0))[1])
+                else:
+                    self.raw.read_direct(buf, source_sel=np.s_[i : i + 1])
+                    flag = chunk_flag(buf)
+            except (OSError, ValueError, RuntimeError, KeyError):  # a torn or absent chunk
+                continue  # of an uncommitted frame: written again
+            done[i] = flag == int(flags[i])
         if (flags != 0).sum() > done.sum():
             logger.warning(
                 "%s: %d flagged frames do not match their values and will be written again",
@@ -241,7 +262,7 @@ class LiveFile:
             layout's dtype, or an index outside the declared scan: the message names each such
             frame (origin and index); nothing is written for them, the others are committed first.
         """
-        rows: dict[int, tuple[np.ndarray, dict[str, float]]] = {}
+        rows: dict[int, tuple[np.ndarray | SourceChunk, dict[str, float]]] = {}
         bad: list[str] = []
         for arrival in arrivals:
             try:
@@ -263,14 +284,25 @@ class LiveFile:
             raise InputError(f"{self.path}: " + "; ".join(bad))
         return sorted(rows)
 
-    def _row(self, arrival: Arrival) -> np.ndarray:
-        """The arrival's frame as it is stored: flipped, cast, one row; or InputError."""
+    def _row(self, arrival: Arrival) -> np.ndarray | SourceChunk:
+        """The arrival's frame as it is stored: flipped, cast, one row, or its chunk to copy as
+        it is; or InputError."""
         layout = self.layout
         where = f"{arrival.origin} (frame {arrival.index})"
         index = int(arrival.index)
         if index < 0 or (layout.bounded and index >= self.n_positions):
             raise InputError(f"{where}: position {index} outside the scan's {self.n_positions}")
-        frame = np.asarray(arrival.frame)
+        chunk = getattr(arrival, "chunk", None)  # duck-typed arrivals may have no chunk
+        if chunk is not None and self.chunked and self._copies(chunk):
+            return chunk
+        if arrival.frame is None:  # a chunk of another pipeline, shape or dtype: decoded
+            assert chunk is not None  # an Arrival has one or the other
+            try:
+                frame = chunk.decode()
+            except (OSError, ValueError, RuntimeError) as err:
+                raise InputError(f"{where}: its stored chunk cannot be decoded ({err})") from err
+        else:
+            frame = np.asarray(arrival.frame)
         if frame.shape != layout.frame_shape:
             raise InputError(
                 f"{where}: frame of shape {frame.shape}; expected {layout.frame_shape} like the "
@@ -285,7 +317,26 @@ class LiveFile:
             frame = flip_frame(frame, layout.flip)
         return np.ascontiguousarray(frame, dtype=layout.dtype).reshape(1, -1)
 
-    def _commit(self, rows: dict[int, tuple[np.ndarray, dict[str, float]]]) -> None:
+    def _copies(self, chunk: SourceChunk) -> bool:
+        """Whether ``chunk`` is stored as it is: the pipeline, frame shape and dtype of Raw_Data."""
+        layout = self.layout
+        return (
+            list(chunk.filters) == layout.raw_filters
+            and tuple(chunk.shape) == layout.frame_shape
+            and np.dtype(chunk.dtype) == layout.dtype
+        )
+
+    def _store(self, i: int, row: np.ndarray | SourceChunk) -> int:
+        """Write frame ``i``; its flag: crc32 of what the flags are of (values or chunk bytes)."""
+        if isinstance(row, SourceChunk):
+            self.raw.id.write_direct_chunk((i, 0), row.data, row.filter_mask)
+            return (1 << 32) | stored_crc(row.data)
+        self.raw.write_direct(row, dest_sel=np.s_[i : i + 1])
+        if self.chunked:  # encoded by the pipeline: the flag is of the stored bytes
+            return (1 << 32) | stored_crc(self.raw.id.read_direct_chunk((i, 0))[1])
+        return chunk_flag(row)
+
+    def _commit(self, rows: dict[int, tuple[np.ndarray | SourceChunk, dict[str, float]]]) -> None:
         index = np.array(sorted(rows), dtype=np.int64)
         names = self._value_names({k for _, values in rows.values() for k in values})
         if index[-1] >= self.n_positions or any(n not in self.h5[CHANNEL] for n in names.values()):
@@ -297,9 +348,7 @@ class LiveFile:
             self._done = np.concatenate([self._done, np.zeros(grown, dtype=bool)])
         flags = np.zeros(index.size, dtype=np.uint64)
         for k, i in enumerate(index):
-            row = rows[int(i)][0]
-            self.raw.write_direct(row, dest_sel=np.s_[i : i + 1])
-            flags[k] = chunk_flag(row)
+            flags[k] = self._store(int(i), rows[int(i)][0])
         chan = self.h5[CHANNEL]
         for key, name in names.items():
             at = [int(i) for i in index if key in rows[int(i)][1]]
@@ -356,7 +405,8 @@ class LiveFile:
     # ------------------------------------------------------------------ finishing
 
     def finalize(self, state: str | None = None) -> None:
-        """Record ``Frame_Checksums``, ``valid_positions`` and ``live_state`` (journaled).
+        """Record ``Frame_Checksums`` (``Chunk_Checksums`` for copied chunks), ``valid_positions``
+        and ``live_state`` (journaled).
 
         Parameters
         ----------
@@ -379,15 +429,13 @@ class LiveFile:
                 + ("an unbounded series only stops" if full else f"{int((~done).sum())} of "
                    f"{done.size} positions were never measured")
             )  # fmt: skip
-        zeros = np.zeros((1, self.raw.shape[1]), dtype=self.raw.dtype)
-        for i in np.flatnonzero(~done):  # an unflagged frame stored before a kill: zeros again
-            if self.raw.id.get_chunk_info_by_coord((int(i), 0)).byte_offset is not None:
-                self.raw.write_direct(zeros, dest_sel=np.s_[i : i + 1])
-        crcs = np.full(done.size, frame_crc(zeros), dtype=np.uint32)
-        crcs[done] = (self._flags[()][done] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        crcs, masks = self._checksums(done)
         with setup_transaction(self.h5):
             chan = self.h5[CHANNEL]
-            write_checksums(self.raw, crcs)
+            if self.chunked:
+                write_chunk_checksums(self.raw, crcs, masks)
+            else:
+                write_checksums(self.raw, crcs)
             if VALID in chan:
                 del chan[VALID]
             if not full:
@@ -395,6 +443,34 @@ class LiveFile:
             self.h5["Measurement_000"].attrs["missing_positions"] = int((~done).sum())
             self.h5.attrs[STATE] = state
         logger.info("%s: %s with %d of %d frames", self.path, state, int(done.sum()), done.size)
+
+    def _checksums(self, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """crc32 per position (of the values, or of the stored chunk) and filter masks.
+
+        Never-measured positions hold zeros: a frame stored before a kill but never flagged is
+        overwritten with zeros; with copied chunks every such position gets the zeros' chunk
+        (encoded once by the pipeline), so each position has a chunk to check."""
+        zeros = np.zeros((1, self.raw.shape[1]), dtype=self.raw.dtype)
+        crcs = np.zeros(done.size, dtype=np.uint32)
+        masks = np.zeros(done.size, dtype=np.uint32)
+        missing = np.flatnonzero(~done)
+        if self.chunked and missing.size:
+            first = int(missing[0])
+            self.raw.write_direct(zeros, dest_sel=np.s_[first : first + 1])
+            mask, data = self.raw.id.read_direct_chunk((first, 0))
+            for i in missing[1:]:
+                self.raw.id.write_direct_chunk((int(i), 0), data, mask)
+            crcs[missing] = stored_crc(data)
+        elif missing.size:
+            for i in missing:  # an unflagged frame stored before a kill: zeros again
+                if self.raw.id.get_chunk_info_by_coord((int(i), 0)).byte_offset is not None:
+                    self.raw.write_direct(zeros, dest_sel=np.s_[i : i + 1])
+            crcs[missing] = frame_crc(zeros)
+        crcs[done] = (self._flags[()][done] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        if self.chunked:
+            for i in range(done.size):
+                masks[i] = self.raw.id.get_chunk_info_by_coord((i, 0)).filter_mask
+        return crcs, masks
 
 
 # --------------------------------------------------------------------------- building
@@ -410,11 +486,14 @@ def _describe(layout: LiveLayout) -> str:
 def _build(h5: h5py.File, layout: LiveLayout) -> None:
     """The whole file but its frames, in the partial file (before its rename)."""
     spec = layout.spec(1)
-    comp = _raw.raw_compression(layout.compression, spec)
+    chunked = layout.raw_filters is not None
+    comp = None if chunked else _raw.raw_compression(layout.compression, spec)
     n_spec = spec.n_spec
     series = not layout.bounded
 
     def make_raw(chan: h5py.Group, pos: Any, sp: Any) -> h5py.Dataset:
+        if chunked:
+            return _raw._usid_links(_filtered_raw(chan, spec, series), spec, pos, sp)
         if not series:
             return create_main(
                 chan, "Raw_Data", shape=(spec.n_positions, n_spec), dtype=spec.dtype,
@@ -428,17 +507,43 @@ def _build(h5: h5py.File, layout: LiveLayout) -> None:
         return _raw._usid_links(dset, spec, pos, sp)
 
     raw = _raw._build(
-        h5, spec, make_raw, storage="encoded (live)",
+        h5, spec, make_raw, storage="copied chunks (live)" if chunked else "encoded (live)",
         make_position=_series_positions if series else None,
     )  # fmt: skip
     if series:
         _unlimited_view(h5, layout, raw)
-    raw.attrs["compression"] = comp or "none"
+    raw.attrs["compression"] = _raw._filters_text(spec.raw_filters) if chunked else comp or "none"
     raw.attrs[LIVE_ID] = str(uuid.uuid4())
-    raw.attrs["sha256_of"] = "not recorded: frames written live, in any order (see Frame_Checksums)"
-    _per_position(raw.parent, FLAGS, spec.n_positions, np.uint64, 0, layout)
+    raw.attrs["sha256_of"] = (
+        "not recorded: frames written live, in any order (see "
+        f"{CHUNK_CHECKSUMS if chunked else CHECKSUMS})"
+    )
+    flags = _per_position(raw.parent, FLAGS, spec.n_positions, np.uint64, 0, layout)
+    flags.attrs[CHECKSUM_OF] = OF_CHUNKS if chunked else OF_VALUES
     h5.attrs[LAYOUT] = json.dumps(layout.record(), sort_keys=True)
     h5.attrs[STATE] = "acquiring"
+
+
+def _filtered_raw(chan: h5py.Group, spec: Any, series: bool) -> h5py.Dataset:
+    """``Raw_Data`` with exactly the filter pipeline ``spec.raw_filters`` (copied chunks), one
+    frame per chunk, resizable on positions for a series (as :func:`pyscatter.io.raw._filtered_raw`
+    for the offline copy)."""
+    import hdf5plugin  # noqa: F401 - registers bitshuffle, LZ4 … so chunks can be written and read
+
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, spec.n_spec))
+    for code, flags, values in spec.raw_filters:
+        dcpl.set_filter(code, flags, values)
+    shape = (1 if series else spec.n_positions, spec.n_spec)
+    space = h5py.h5s.create_simple(shape, (h5py.h5s.UNLIMITED, spec.n_spec) if series else shape)
+    tid = h5py.h5t.py_create(np.dtype(spec.dtype), logical=True)
+    dset = h5py.Dataset(h5py.h5d.create(chan.id, b"Raw_Data", tid, space, dcpl=dcpl))
+    if _raw.chunk_filters(dset) != list(spec.raw_filters):
+        raise InputError(
+            f"cannot reproduce the source's filter pipeline {spec.raw_filters} (got "
+            f"{_raw.chunk_filters(dset)}) in the live file"
+        )
+    return dset
 
 
 def _series_positions(chan: h5py.Group) -> tuple[h5py.Dataset, h5py.Dataset]:
@@ -531,6 +636,7 @@ def stored_layout(h5: h5py.File) -> LiveLayout:
         monitor=record["monitor"],
         quantity=quantity,
         units=units,
+        raw_filters=record.get("raw_filters"),
     )
 
 
@@ -556,12 +662,13 @@ def _check_layout(h5: h5py.File, path: Path, layout: LiveLayout | None) -> LiveL
 def _unfinalize(h5: h5py.File) -> None:
     """Back to acquiring: the checksums and valid positions of an earlier finalize go."""
     chan = h5[CHANNEL]
-    for name in (CHECKSUMS, VALID):
+    for name in (CHECKSUMS, CHUNK_CHECKSUMS, VALID):
         if name in chan:
             del chan[name]
     raw = chan["Raw_Data"]
-    if "frame_checksums" in raw.attrs:
-        del raw.attrs["frame_checksums"]
+    for attr in ("frame_checksums", "chunk_checksums"):
+        if attr in raw.attrs:
+            del raw.attrs[attr]
     h5.attrs[STATE] = "acquiring"
 
 

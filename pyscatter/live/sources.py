@@ -42,12 +42,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.raw import RawChunk
 
 __all__ = [
     "Arrival",
     "LiveProblem",
     "LiveSource",
     "Problems",
+    "SourceChunk",
     "Waker",
     "open_source",
 ]
@@ -64,6 +66,66 @@ MAX_FRAMES_PER_POLL = 32
 
 
 @dataclass(frozen=True)
+class SourceChunk(RawChunk):
+    """One frame as the bytes of its chunk in the source (one frame per chunk), not decoded.
+
+    Attributes
+    ----------
+    data : bytes
+        The chunk as stored (compressed), from ``read_direct_chunk``.
+    filter_mask : int
+        Its HDF5 filter mask (0: every filter of the pipeline applied).
+    filters : tuple of (filter id, flags, values)
+        The source dataset's filter pipeline, as :func:`pyscatter.io.raw.chunk_filters` gives it.
+    dtype : str
+        The source dataset's dtype (``numpy.dtype.str``).
+    shape : tuple of int
+        The frame's shape (the chunk's shape without its leading 1).
+    """
+
+    filters: tuple[tuple[int, int, tuple[int, ...]], ...] = ()
+    dtype: str = ""
+    shape: tuple[int, ...] = ()
+
+    def decode(self) -> np.ndarray:
+        """The frame's values (HDF5 runs the pipeline, on an in-memory dataset)."""
+        key = (self.filters, self.shape, self.dtype)
+        decoder = _DECODERS.get(key)
+        if decoder is None:
+            _DECODERS.clear()  # one pipeline per source: keep only the last
+            decoder = _DECODERS[key] = _Decoder(self)
+        return decoder.decode(self)
+
+
+class _Decoder:
+    """An in-memory HDF5 dataset of one chunk with a given pipeline, frame shape and dtype."""
+
+    def __init__(self, chunk: SourceChunk) -> None:
+        import h5py
+        import hdf5plugin  # noqa: F401 - registers bitshuffle, LZ4 …
+
+        self._h5 = h5py.File(f"chunk-decoder-{id(self)}", "w", driver="core", backing_store=False)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((1, *chunk.shape))
+        for code, flags, values in chunk.filters:
+            dcpl.set_filter(code, flags, values)
+        space = h5py.h5s.create_simple((1, *chunk.shape))
+        tid = h5py.h5t.py_create(np.dtype(chunk.dtype), logical=True)
+        self._dset = h5py.Dataset(h5py.h5d.create(self._h5.id, b"chunk", tid, space, dcpl=dcpl))
+
+    def decode(self, chunk: SourceChunk) -> np.ndarray:
+        self._dset.id.write_direct_chunk(
+            (0,) * (1 + len(chunk.shape)), chunk.data, chunk.filter_mask
+        )
+        out = np.empty(chunk.shape, dtype=np.dtype(chunk.dtype))
+        self._dset.read_direct(out, source_sel=np.s_[0])
+        return out
+
+
+_DECODERS: dict[Any, _Decoder] = {}
+
+
+@dataclass(frozen=True)
 class Arrival:
     """One frame that became complete in the source.
 
@@ -71,18 +133,30 @@ class Arrival:
     ----------
     index : int
         0-based position in scan order (C order of the declared grid).
-    frame : ndarray
+    frame : ndarray or None
         (rows, cols) image or (channels,) MCA spectrum, as the offline translator stores it.
+        None when the frame comes as its stored ``chunk`` only (not decoded).
     origin : str
         Where it came from (``"path"`` or ``"path#frame 12"``), named in every message.
     values : dict of str to float
         Per-frame scalars: motors, counters, header keys (may be empty).
+    chunk : SourceChunk or None
+        The frame's chunk as the source stores it (an HDF5 source of one frame per chunk with a
+        filter pipeline, :class:`~pyscatter.live.growing_h5.GrowingH5Source`): the live file
+        copies it as it is when its ``Raw_Data`` has the same pipeline. The first frame a
+        source delivers comes with both (the layout is made from its values); the others
+        come with ``frame`` None.
     """
 
     index: int
-    frame: np.ndarray
+    frame: np.ndarray | None
     origin: str
     values: dict[str, float] = field(default_factory=dict)
+    chunk: SourceChunk | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame is None and self.chunk is None:
+            raise InputError(f"{self.origin}: an arrival needs a frame or its stored chunk")
 
 
 @dataclass(frozen=True)

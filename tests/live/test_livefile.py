@@ -341,7 +341,7 @@ sys.path.insert(0, {repo!r})
 from pyscatter.io.safety import job_lock
 from pyscatter.live.livefile import LiveFile
 sys.path.insert(0, {tests!r})
-from test_livefile import arrivals, layout_of
+from {module} import arrivals, layout_of
 path, paths, dims, order, batch = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), \\
     json.loads(sys.argv[4]), int(sys.argv[5])
 kill_in_grow = int(os.environ.get("KILL_IN_GROW", "0"))
@@ -366,16 +366,47 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(REPO))
 
 
-def _start_writer(tmp_path, live, paths, dims, order, batch, env=None):
+def _start_writer(tmp_path, live, paths, dims, order, batch, env=None, module="test_livefile"):
+    """A writer subprocess: ``module``'s ``arrivals(paths, indices)`` and ``layout_of(paths,
+    dims)`` give its frames and layout; it prints each commit and waits to be killed."""
     script = tmp_path / "writer.py"
     script.write_text(
-        textwrap.dedent(WRITER).format(repo=str(REPO), tests=str(Path(__file__).parent))
+        textwrap.dedent(WRITER).format(
+            repo=str(REPO), tests=str(Path(__file__).parent), module=module
+        )
     )
     args = [json.dumps([str(p) for p in paths]), json.dumps(dims), json.dumps(order), str(batch)]
     return subprocess.Popen(
         [sys.executable, str(script), str(live), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env or _env(),
     )  # fmt: skip
+
+
+def kill_twice(tmp_path, live, paths, dims, order, rng, layout_of, check, module="test_livefile"):
+    """Two writer subprocesses (:func:`_start_writer`) of the frames of ``order`` not yet
+    written, each SIGKILLed after a random number of reported commits; after each, the file is
+    reopened, every reported commit must be done and ``check(live_file, i)`` holds for every
+    done position. Returns the positions done."""
+    committed: set[int] = set()
+    for _ in range(2):
+        todo = [i for i in order if i not in committed]
+        proc = _start_writer(
+            tmp_path, live, paths, dims, todo, batch=int(rng.integers(1, 4)), module=module
+        )
+        wait_for = int(rng.integers(0, max(len(todo) // 3, 1)))
+        for _line in range(wait_for + 1):
+            line = proc.stdout.readline().split(maxsplit=1)
+            if line and line[0] == "committed":
+                committed.update(json.loads(line[1]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with job_lock(live), LiveFile.create_or_open(live, layout_of(paths, dims)) as lf:
+            done = lf.done()
+            assert committed <= set(np.flatnonzero(done).tolist())
+            for i in np.flatnonzero(done):
+                check(lf, int(i))
+            committed = set(np.flatnonzero(done).tolist())
+    return committed
 
 
 @pytest.mark.parametrize("dims", [[["Y", 3], ["X", 4]], None], ids=["bounded", "series"])
@@ -387,24 +418,11 @@ def test_kill9_at_random_points_then_resume_equals_offline(tmp_path, dims, seed)
     offline = ImageStackTranslator().translate(paths, tmp_path / "off.h5", grid=grid)
     live = tmp_path / "live.h5"
     order = [int(i) for i in rng.permutation(12)]
-    committed: set[int] = set()
-    for _ in range(2):  # two kills, each after a random number of reported commits
-        todo = [i for i in order if i not in committed]
-        proc = _start_writer(tmp_path, live, paths, dims, todo, batch=int(rng.integers(1, 4)))
-        wait_for = int(rng.integers(0, max(len(todo) // 3, 1)))
-        for _line in range(wait_for + 1):
-            line = proc.stdout.readline().split(maxsplit=1)
-            if line and line[0] == "committed":
-                committed.update(json.loads(line[1]))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        layout = layout_of(paths, dims)
-        with job_lock(live), LiveFile.create_or_open(live, layout) as lf:
-            done = lf.done()
-            assert committed <= set(np.flatnonzero(done).tolist())
-            for i in np.flatnonzero(done):  # every frame said done holds its source's bytes
-                assert_array_equal(lf.raw[i], lf._row(arrivals(paths, [i])[0])[0])
-            committed = set(np.flatnonzero(done).tolist())
+
+    def holds_its_source(lf, i):  # every frame said done holds its source's bytes
+        assert_array_equal(lf.raw[i], lf._row(arrivals(paths, [i])[0])[0])
+
+    committed = kill_twice(tmp_path, live, paths, dims, order, rng, layout_of, holds_its_source)
     with job_lock(live), LiveFile.create_or_open(live, layout_of(paths, dims)) as lf:
         lf.write(arrivals(paths, [i for i in order if i not in committed]))
         lf.finalize()

@@ -6,6 +6,7 @@ timing. Frames are compared with what fabio / h5py / the offline SPEC translator
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -187,12 +188,43 @@ def test_hdf5_growth(tmp_path, frames, swmr):
     got += source.poll()
     assert [a.index for a in got] == list(range(6)) and source.finished()
     with h5py.File(path, "r", locking=False) as h5:
-        stored = h5["/entry/data/data"][()]
+        dset = h5["/entry/data/data"]
+        stored = dset[()]
+        chunks = [dset.id.read_direct_chunk((i, 0, 0)) for i in range(6)]
+    # one bitshuffle-LZ4 chunk per frame: delivered as stored, the first one decoded too
+    assert got[0].frame is not None and all(a.frame is None for a in got[1:])
     for a in got:
-        assert a.frame.dtype == stored.dtype and a.origin == f"{path}#frame {a.index}"
-        np.testing.assert_array_equal(a.frame, stored[a.index])
+        assert a.origin == f"{path}#frame {a.index}"
+        assert (a.chunk.filter_mask, a.chunk.data) == chunks[a.index]
+        assert a.chunk.shape == stored.shape[1:] and np.dtype(a.chunk.dtype) == stored.dtype
+        np.testing.assert_array_equal(a.chunk.decode(), stored[a.index])
+    assert got[0].frame.dtype == stored.dtype
+    np.testing.assert_array_equal(got[0].frame, stored[0])
     assert source.problems == []
     source.close()
+
+
+@pytest.mark.parametrize("chunks", ["frame", "two frames", "uncompressed"])
+def test_hdf5_other_chunking_is_decoded(tmp_path, frames, chunks):
+    import hdf5plugin
+
+    path = tmp_path / "scan.h5"
+    with h5py.File(path, "w") as h5:
+        filters = {} if chunks == "uncompressed" else dict(hdf5plugin.Bitshuffle(cname="lz4"))
+        shape = (2 if chunks == "two frames" else 1, *frames.shape[1:])
+        h5.create_dataset("entry/data/data", data=frames, chunks=shape, **filters)
+    source = GrowingH5Source(path, clock=Clock(), watch=False, settle=0)
+    got = source.poll(skip=lambda i: i == 0)
+    assert [a.index for a in got] == [1, 2, 3, 4, 5]
+    if chunks == "frame":  # the first frame delivered is decoded, the others are chunks only
+        assert got[0].chunk is not None and got[0].frame is not None
+        assert all(a.frame is None for a in got[1:])
+        got = [dataclasses.replace(a, frame=a.chunk.decode()) for a in got]
+    else:
+        assert all(a.chunk is None for a in got)
+    for a in got:
+        np.testing.assert_array_equal(a.frame, frames[a.index])
+    assert len(source.poll()) == 0 and source.finished() is False
 
 
 def test_hdf5_first_3d_dataset_skip_and_grid(tmp_path, frames):
@@ -383,4 +415,5 @@ def test_simulator_command_line(tmp_path, kind, out, extra):
     else:
         expected = scan_frames(4, (64, 64))
     for a in got:
-        np.testing.assert_array_equal(a.frame, expected[a.index])
+        frame = a.chunk.decode() if a.frame is None else a.frame  # HDF5: chunks but the first
+        np.testing.assert_array_equal(frame, expected[a.index])
