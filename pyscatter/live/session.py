@@ -169,6 +169,7 @@ class WatchSession:
         else:
             opts.pop("poni", None)
             layout = spectra_layout(first.frame, dims=dims, source=self._src.describe(), **opts)
+        layout.take_chunks(first.chunk)  # an HDF5 source's stored chunks, copied as they are
         start = getattr(self._src, "start", None)
         if start is not None:
             layout.attrs["live_start"] = int(start)
