@@ -153,7 +153,10 @@ class SaxsMap:
         shape = self.size.shape
         n = int(np.prod(shape))
         spec = MeasurementSpec(
-            position_dims=[Dim(d, "mm", np.arange(s, dtype=float)) for d, s in zip(self.dims, shape, strict=True)],
+            position_dims=[
+                Dim(d, "mm", np.arange(s, dtype=float))
+                for d, s in zip(self.dims, shape, strict=True)
+            ],
             spec_dims=[Dim("q", "1/nm", self.q)],
             dtype=np.float64,
             quantity="Intensity",
@@ -230,7 +233,12 @@ def saxs_map(
     gen = np.random.default_rng(rng)
     counts = gen.poisson(expected).astype(np.float64) if noise else expected.copy()
     sigma = np.sqrt(np.maximum(counts, 1.0))
-    names = {1: ("X",), 2: ("Y", "X"), 3: ("Field", "Y", "X"), 4: ("Temperature", "Field", "Y", "X")}
+    names = {
+        1: ("X",),
+        2: ("Y", "X"),
+        3: ("Field", "Y", "X"),
+        4: ("Temperature", "Field", "Y", "X"),
+    }
 
     def grid(key: str) -> np.ndarray:
         return np.array([t[key] for t in truths], dtype=np.float64).reshape(shape)

@@ -199,6 +199,48 @@ def _line(x: FloatArray, y: FloatArray, w: FloatArray):
     return a, b, var_a, var_b, ca, cb, chi2
 
 
+def _auto_range(q, x, logs, w_all, valid, positive, status, qrg_max, min_points, max_iter):
+    """The automatic Guinier ranges (``status`` is updated in place).
+
+    Start from the first ``min_points`` valid bins (doubled while their slope is not negative:
+    a flat, noisy start), then refit over every valid bin with ``q <= qrg_max / Rg`` until
+    the range stops changing; a range flipping between two sets keeps the smaller one.
+    """
+    rank = np.cumsum(valid, axis=1)
+    n_valid = rank[:, -1]
+    n_start = np.full(valid.shape[0], min_points)
+    used = valid & (rank <= n_start[:, None])
+    starting = status == 0
+    active = status == 0
+    previous = used.copy()
+    for _ in range(max_iter + 32):
+        if not active.any():
+            break
+        a, b = _line(x, logs, w_all * used)[:2]
+        negative = active & (used & ~positive).any(1)
+        status[negative] = InvariantStatus.NEGATIVE_INTENSITY
+        rg2 = np.where(np.isfinite(a), -3.0 * b, np.nan)
+        grow = active & starting & ~negative & ~(rg2 > 0) & (n_start < n_valid)
+        n_start[grow] *= 2
+        used[grow] = valid[grow] & (rank[grow] <= n_start[grow, None])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q_max = qrg_max / np.sqrt(np.where(rg2 > 0, rg2, np.nan))
+        new = valid & (q[None, :] <= q_max[:, None])
+        lost = active & ~negative & ~grow & (~(rg2 > 0) | (new.sum(1) < min_points))
+        status[lost] = InvariantStatus.NO_GUINIER_RANGE
+        active &= status == 0
+        step = active & ~grow
+        starting &= ~step
+        changed = step & (new != used).any(1)
+        cycle = changed & (new == previous).all(1)
+        previous[step] = used[step]
+        used[changed] = new[changed]
+        used[cycle] &= previous[cycle]
+        active = grow | (changed & ~cycle)
+    status[active] = InvariantStatus.NOT_CONVERGED
+    return used
+
+
 def fit_guinier(
     q: ArrayLike,
     intensity: ArrayLike,
@@ -215,46 +257,25 @@ def fit_guinier(
 
     See the module docstring for the method; ``q_range`` limits the bins considered.
     """
-    q, y, s = _as_block(q, intensity, sigma)
-    valid = valid_bins(q, y, s, q_range)
+    qv, y, s = _as_block(q, intensity, sigma)
+    valid = valid_bins(qv, y, s, q_range)
     net = y - background
     positive = net > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(valid & positive, np.log(np.where(positive, net, 1.0)), 0.0)
         w_all = np.where(valid & positive, (net / s) ** 2 if s is not None else 1.0, 0.0)
-    x = np.broadcast_to(q * q, y.shape)
+    x = np.broadcast_to(qv * qv, y.shape)
     m = y.shape[0]
     status = np.zeros(m, dtype=np.int8)
     if guinier_range is not None:
-        used = valid & ((q >= guinier_range[0]) & (q <= guinier_range[1]))[None, :]
+        used = valid & ((qv >= guinier_range[0]) & (qv <= guinier_range[1]))[None, :]
         status[used.sum(1) < min_points] = InvariantStatus.TOO_FEW_POINTS
         fit = _line(x, logs, w_all * used)
     else:
-        used = valid & (np.cumsum(valid, axis=1) <= min_points)
         status[valid.sum(1) < min_points] = InvariantStatus.TOO_FEW_POINTS
-        active = status == 0
-        previous = used.copy()
-        for _ in range(max_iter):
-            if not active.any():
-                break
-            fit = _line(x, logs, w_all * used)
-            negative = (used & ~positive).any(1)
-            status[active & negative] = InvariantStatus.NEGATIVE_INTENSITY
-            rg2 = -3.0 * fit[1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                q_max = qrg_max / np.sqrt(np.where(rg2 > 0, rg2, np.nan))
-            new = valid & (q[None, :] <= q_max[:, None])
-            lost = active & ~negative & ((rg2 <= 0) | ~np.isfinite(rg2) | (new.sum(1) < min_points))
-            status[lost] = InvariantStatus.NO_GUINIER_RANGE
-            active &= status == 0
-            changed = active & (new != used).any(1)
-            # a range flipping between two sets of bins: keep the smaller one and stop
-            cycle = changed & (new == previous).all(1)
-            previous = used.copy()
-            used[changed] = new[changed]
-            used[cycle] &= previous[cycle]
-            active = changed & ~cycle
-        status[active] = InvariantStatus.NOT_CONVERGED
+        used = _auto_range(
+            qv, x, logs, w_all, valid, positive, status, qrg_max, min_points, max_iter
+        )
         fit = _line(x, logs, w_all * used)
     a, b, var_a, var_b, ca, cb, chi2 = fit
     negative = (used & ~positive).any(1)
@@ -269,9 +290,7 @@ def fit_guinier(
     )
     bad = status != 0
     nan = np.where(bad, np.nan, 0.0)
-    return GuinierFit(
-        a + nan, b + nan, var_a + nan, var_b + nan, ca, cb, used, status
-    )
+    return GuinierFit(a + nan, b + nan, var_a + nan, var_b + nan, ca, cb, used, status)
 
 
 def guinier_integrals(fit: GuinierFit, q_first: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -348,39 +367,39 @@ def saxs_invariants(
     -------
     InvariantResult
     """
-    q, y, s = _as_block(q, intensity, sigma)
+    qv, y, s = _as_block(q, intensity, sigma)
     if q_range is None:
-        q_range = (float(q[0]), float(q[-1]))
+        q_range = (float(qv[0]), float(qv[-1]))
     if porod_range is None:
-        lo, hi = max(q_range[0], q[0]), min(q_range[1], q[-1])
+        lo, hi = max(q_range[0], qv[0]), min(q_range[1], qv[-1])
         porod_range = (hi - 0.25 * (hi - lo), hi)
-    valid = valid_bins(q, y, s, q_range)
+    valid = valid_bins(qv, y, s, q_range)
     net = y - background
     status = np.zeros(y.shape[0], dtype=np.int8)
     status[valid.sum(1) < min_points] = InvariantStatus.TOO_FEW_POINTS
 
     guinier = fit_guinier(
-        q, y, s, q_range=q_range, guinier_range=guinier_range, background=background,
+        qv, y, s, q_range=q_range, guinier_range=guinier_range, background=background,
         qrg_max=qrg_max, min_points=min_points, max_iter=max_iter,
     )  # fmt: skip
-    porod_used = valid & ((q >= porod_range[0]) & (q <= porod_range[1]))[None, :]
-    k, k_sigma, k_grad = porod_constant(q, net, s, porod_used)
+    porod_used = valid & ((qv >= porod_range[0]) & (qv <= porod_range[1]))[None, :]
+    k, k_sigma, k_grad = porod_constant(qv, net, s, porod_used)
     few_porod = porod_used.sum(1) < min_points
     k[few_porod] = k_sigma[few_porod] = np.nan
 
-    t = trapezoid_weights(q, valid) * q * q
+    t = trapezoid_weights(qv, valid) * qv * qv
     netv = np.where(valid, net, 0.0)
     total = (t * netv).sum(1)
     grad = t.copy()
     if guinier_extrapolation:
-        q_first = q[np.argmax(valid, axis=1)]
+        q_first = qv[np.argmax(valid, axis=1)]
         g, h = guinier_integrals(guinier, q_first)
         total = total + g
         with np.errstate(invalid="ignore", divide="ignore"):
             inv_net = np.where(guinier.used, 1.0 / np.where(guinier.used, net, 1.0), 0.0)
         grad = grad + (g[:, None] * guinier.ca + h[:, None] * guinier.cb) * inv_net
     if porod_extrapolation:
-        q_last = q[q.size - 1 - np.argmax(valid[:, ::-1], axis=1)]
+        q_last = qv[qv.size - 1 - np.argmax(valid[:, ::-1], axis=1)]
         total = total + k / q_last
         grad = grad + k_grad / q_last[:, None]
     if s is not None:
@@ -400,8 +419,8 @@ def saxs_invariants(
     failed = (status == 0) & ~np.all([np.isfinite(v) for v in out], axis=0)
     status[failed] = InvariantStatus.FAILED
     ok = guinier.ok
-    g_min = np.where(ok, np.where(guinier.used, q, np.inf).min(1), np.nan)
-    g_max = np.where(ok, np.where(guinier.used, q, -np.inf).max(1), np.nan)
+    g_min = np.where(ok, np.where(guinier.used, qv, np.inf).min(1), np.nan)
+    g_max = np.where(ok, np.where(guinier.used, qv, -np.inf).max(1), np.nan)
     return InvariantResult(
         rg=guinier.rg,
         rg_sigma=guinier.rg_sigma,

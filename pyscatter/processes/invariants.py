@@ -75,7 +75,9 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise InputError(f"{name} must be a number; got {value!r}")
     if not np.isfinite(value) or (positive and not value > 0):
-        raise InputError(f"{name} must be a {'positive' if positive else 'finite'} number; got {value!r}")
+        raise InputError(
+            f"{name} must be a {'positive' if positive else 'finite'} number; got {value!r}"
+        )
     return float(value)
 
 
