@@ -148,6 +148,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "fit peaks of I(q)",
             cli="pyscatter.cli.peaks",
         ),
+        ProcessEntry(
+            "invariants",
+            "pyscatter.processes.invariants:SaxsInvariants",
+            "SaxsInvariants",
+            "SAXS Guinier Rg and I0, invariant and Porod constant of I(q)",
+            cli="pyscatter.cli.invariants",
+        ),
     )
 }
 
