@@ -43,6 +43,7 @@ from pyscatter.live.sources import (
     Arrival,
     Problems,
     Waker,
+    WakingSource,
     check_grid,
 )
 from pyscatter.translators.base import has_extension, natural_key
@@ -122,7 +123,7 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-class FolderSource:
+class FolderSource(WakingSource):
     """Follow a folder of one image file per frame; see the module documentation.
 
     Parameters
@@ -202,17 +203,9 @@ class FolderSource:
         return self.n_declared is not None and len(self._indices | self._failed) >= self.n_declared
 
     def wait(self, timeout: float) -> None:
-        if self._waker is None and self.folder.is_dir():
+        if self._waker is None and self.folder.is_dir():  # a folder made after the start
             self._waker = Waker(self.folder)
-        if self._waker is None:
-            time.sleep(timeout)
-        else:
-            self._waker.wait(timeout)
-
-    def close(self) -> None:
-        if self._waker is not None:
-            self._waker.close()
-            self._waker = None
+        super().wait(timeout)
 
     def poll(self, skip: Callable[[int], bool] | None = None) -> list[Arrival]:
         """Every frame file complete since the last poll, once each (see the module doc)."""

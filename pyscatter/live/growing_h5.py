@@ -46,6 +46,7 @@ from pyscatter.live.sources import (
     Problems,
     SourceChunk,
     Waker,
+    WakingSource,
     check_grid,
 )
 from pyscatter.translators.common import HDF5_SIGNATURE
@@ -128,7 +129,7 @@ def declared_count(h5: h5py.File) -> int | None:
     return found[0] if found and found[0] > 0 else None
 
 
-class GrowingH5Source:
+class GrowingH5Source(WakingSource):
     """Follow a growing HDF5 frames dataset; see the module documentation.
 
     Parameters
@@ -203,19 +204,11 @@ class GrowingH5Source:
         dims = self.declared_dims()
         return dims is not None and self._next >= math.prod(n for _, n in dims)
 
-    def wait(self, timeout: float) -> None:
-        if self._waker is None:
-            time.sleep(timeout)
-        else:
-            self._waker.wait(timeout)
-
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None
-        if self._waker is not None:
-            self._waker.close()
-            self._waker = None
+        super().close()
 
     def poll(self, skip: Callable[[int], bool] | None = None) -> list[Arrival]:
         """Every frame the file shows complete since the last poll, in order."""

@@ -62,7 +62,7 @@ DEFAULT_SETTLE = 1.0
 DEFAULT_TIMEOUT = 30.0
 #: At most this many frames per poll (a watch behind its detector reads the backlog in turns,
 #: so its memory stays bounded however far behind it is).
-MAX_FRAMES_PER_POLL = 32
+MAX_FRAMES_PER_POLL = 64
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,26 @@ class Waker:
     def close(self) -> None:
         self._stop.set()
         self._event.set()
+
+
+class WakingSource:
+    """:meth:`wait` and :meth:`close` of a source woken by a :class:`Waker` (``_waker``, None:
+    plain sleeps), shared by the folder, HDF5 and SPEC sources."""
+
+    _waker: Waker | None = None
+
+    def wait(self, timeout: float) -> None:
+        """Until something changes (or ``timeout`` seconds)."""
+        if self._waker is None:
+            time.sleep(timeout)
+        else:
+            self._waker.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the waker's thread."""
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
 
 
 def check_grid(grid: Any) -> list[tuple[str, int]] | None:

@@ -35,7 +35,14 @@ import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
 from pyscatter.live.folder import _stat, _Track, header_values, quiet_fabio
-from pyscatter.live.sources import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Arrival, Problems, Waker
+from pyscatter.live.sources import (
+    DEFAULT_SETTLE,
+    DEFAULT_TIMEOUT,
+    Arrival,
+    Problems,
+    Waker,
+    WakingSource,
+)
 from pyscatter.translators.common import check_frame, read_image
 from pyscatter.translators.spec import image_files
 from pyscatter.translators.spec_scans import SpecScan, declared_dims, parse_points
@@ -66,7 +73,7 @@ def point_ends(text: bytes) -> tuple[list[int], bool]:
     return ends, False
 
 
-class SpecSource:
+class SpecSource(WakingSource):
     """Follow the current scan of a SPEC file; see the module documentation.
 
     Parameters
@@ -144,17 +151,6 @@ class SpecSource:
         total = math.prod(n for _, n in self._dims) if self._dims else None
         done = self._ended or (total is not None and self._n >= total)
         return done and not self._pending
-
-    def wait(self, timeout: float) -> None:
-        if self._waker is None:
-            time.sleep(timeout)
-        else:
-            self._waker.wait(timeout)
-
-    def close(self) -> None:
-        if self._waker is not None:
-            self._waker.close()
-            self._waker = None
 
     def poll(self, skip: Callable[[int], bool] | None = None) -> list[Arrival]:
         """The points (or their images) complete since the last poll, once each."""

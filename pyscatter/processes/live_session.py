@@ -297,7 +297,7 @@ class LiveSession:
             return 0
         proc = self.process
         invalid = proc._invalid_positions()
-        runs = _runs(todo, max(self.positions_per_block, self._batch))
+        runs = _runs(todo, max(self.positions_per_block, min(self._batch, RUN_POSITIONS)))
         results = run_blocks(
             proc.task_spec(),
             [(k, run[0][1], run[-1][2]) for k, run in enumerate(runs)],
@@ -392,13 +392,19 @@ class LiveSession:
         return f"<LiveSession {self.group.name}: {int(self.done_positions().sum())}/{n} done>"
 
 
+#: Positions computed in one call when a backlog is ready (at most the offline block size):
+#: enough for the batched kernels, few enough that reading and decoding the next batch overlaps
+#: computing this one (the I/O thread of :func:`~pyscatter.processes.execution.run_blocks`).
+RUN_POSITIONS = 16
+
+
 def _runs(todo: list[tuple[int, int, int]], cap: int) -> list[list[tuple[int, int, int]]]:
     """Consecutive blocks to compute in one call, at most ``cap`` positions each.
 
     A watch that fell behind (the set-up of the first frame, a burst of frames) then computes
-    its backlog in batches of the offline block size, as fast as an offline run, instead of one
-    position at a time. Every process computes each position alone (its results do not depend
-    on the positions computed with it), so the bits are those of blocks of one.
+    its backlog in batches, as fast as an offline run, instead of one position at a time. Every
+    process computes each position alone (its results do not depend on the positions computed
+    with it), so the bits are those of blocks of one.
     """
     runs: list[list[tuple[int, int, int]]] = []
     for block in todo:
