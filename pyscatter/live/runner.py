@@ -195,6 +195,7 @@ def watch(
     opts = options or WatchOptions()
     pipe_steps, translate_options = _steps(steps)
     _take_translate_options(opts, {**translate_options, **opts.translate})
+    _check_side_outputs(opts, pipe_steps)
     t0 = time.monotonic()
     with _Stop(stop) as stopper:
         session = WatchSession(Path(source), Path(output), pipe_steps, opts)
@@ -228,6 +229,28 @@ def _steps(steps: Sequence[Any] | str | os.PathLike | None) -> tuple[list[Any], 
             )
         return list(pipe.steps), translate
     return list(steps), {}
+
+
+def _check_side_outputs(opts: WatchOptions, steps: Sequence[Any]) -> None:
+    """Side files are one 1-D I(q) per frame: they need a 1-D ``integrate`` step."""
+    if opts.side_outputs is None:
+        return
+    from pyscatter.live.side_outputs import SIDE_FORMATS
+
+    if opts.side_format not in SIDE_FORMATS:
+        raise InputError(
+            f"side format {opts.side_format!r}: expected one of {', '.join(SIDE_FORMATS)}"
+        )
+    integrate = [s for s in steps if s.name == "integrate"]
+    if not integrate:
+        raise InputError(
+            "--side-outputs writes each frame's I(q): the pipeline needs an integrate step"
+        )
+    if integrate[0].params.get("npt_azim") is not None:
+        raise InputError(
+            "--side-outputs writes 1-D I(q) per frame; this integrate step makes a 2-D cake "
+            f"(npt_azim={integrate[0].params['npt_azim']}): drop one or the other"
+        )
 
 
 #: Translator options a watch takes for the raw data (the rest need the whole scan).

@@ -395,3 +395,24 @@ def test_a_backlog_is_read_in_turns(tmp_path: Path):
             got += batch
         src.close()
         assert sorted(got) == list(range(n)), path
+
+
+def test_side_outputs_need_a_1d_integration(tmp_path: Path, geometry: Path):
+    """Refused before anything is written, naming what is wrong."""
+    from pyscatter.errors import InputError
+
+    frames = tmp_path / "frames"
+    write_frames(frames, 2)
+    cake = tmp_path / "cake.yaml"
+    cake.write_text(
+        f"translate: {{poni: {geometry}}}\n"
+        "steps:\n  - integrate: {npt: 40, npt_azim: 12, unit: q_nm^-1}\n"
+    )
+    options = WatchOptions(idle=0.5, side_outputs=tmp_path / "side")
+    with pytest.raises(InputError, match="npt_azim=12"):
+        watch(frames, tmp_path / "live.h5", cake, options)
+    none = tmp_path / "none.yaml"
+    none.write_text(f"translate: {{poni: {geometry}}}\nsteps: []\n")
+    with pytest.raises(InputError, match="needs an integrate step"):
+        watch(frames, tmp_path / "live.h5", none, options)
+    assert not (tmp_path / "live.h5").exists()
