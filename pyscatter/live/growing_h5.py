@@ -43,10 +43,10 @@ from pyscatter.live.sources import (
     DEFAULT_TIMEOUT,
     MAX_FRAMES_PER_POLL,
     Arrival,
+    FollowedFile,
     Problems,
     SourceChunk,
     Waker,
-    WakingSource,
     check_grid,
 )
 from pyscatter.translators.common import HDF5_SIGNATURE
@@ -129,7 +129,7 @@ def declared_count(h5: h5py.File) -> int | None:
     return found[0] if found and found[0] > 0 else None
 
 
-class GrowingH5Source(WakingSource):
+class GrowingH5Source(FollowedFile):
     """Follow a growing HDF5 frames dataset; see the module documentation.
 
     Parameters
@@ -215,7 +215,7 @@ class GrowingH5Source(WakingSource):
         if self.problems.fatal:
             return []
         now = self.clock()
-        if not self._same_file(now):
+        if not self._unchanged_file(now):
             return []
         try:
             h5 = self._open()
@@ -230,24 +230,11 @@ class GrowingH5Source(WakingSource):
 
     # ------------------------------------------------------------------ steps
 
-    def _same_file(self, now: float) -> bool:
+    def _unchanged_file(self, now: float) -> bool:
         """Refuse (fatal) a file that disappeared, was replaced or shrank."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            self._fatal(f"{self.path}: the file disappeared during the watch")
+        st = self._same_file("file")
+        if st is None:
             return False
-        ident = (st.st_dev, st.st_ino)
-        if self._ident is not None and ident != self._ident:
-            self._fatal(f"{self.path}: the file was replaced during the watch (another inode)")
-            return False
-        if st.st_size < self._size:
-            self._fatal(
-                f"{self.path}: the file was truncated during the watch ({self._size} → "
-                f"{st.st_size} bytes)"
-            )
-            return False
-        self._ident, self._size = ident, st.st_size
         stat = (st.st_size, st.st_mtime_ns)
         if stat != self._stat:
             self._stat, self._since = stat, now

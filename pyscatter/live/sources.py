@@ -303,6 +303,38 @@ class WakingSource:
             self._waker = None
 
 
+class FollowedFile(WakingSource):
+    """A source following one file that may only grow (an HDF5 or SPEC file): it is refused,
+    as a fatal problem, when it disappears, is replaced (another inode) or shrinks."""
+
+    path: Path
+    _ident: tuple[int, int] | None = None
+    _size: int = 0
+
+    def _fatal(self, message: str) -> None:
+        raise NotImplementedError
+
+    def _same_file(self, what: str) -> os.stat_result | None:
+        """The file's ``stat`` if it is the same file, not shorter; else None (fatal)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._fatal(f"{self.path}: the {what} disappeared during the watch")
+            return None
+        ident = (st.st_dev, st.st_ino)
+        if self._ident is not None and ident != self._ident:
+            self._fatal(f"{self.path}: the {what} was replaced during the watch (another inode)")
+            return None
+        if st.st_size < self._size:
+            self._fatal(
+                f"{self.path}: the {what} was truncated during the watch ({self._size} → "
+                f"{st.st_size} bytes)"
+            )
+            return None
+        self._ident, self._size = ident, st.st_size
+        return st
+
+
 def check_grid(grid: Any) -> list[tuple[str, int]] | None:
     """``grid`` (``{"Y": 6, "X": 8}`` or ``"Y=6,X=8"``) as declared dims, None when None."""
     if grid is None:

@@ -39,9 +39,9 @@ from pyscatter.live.sources import (
     DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
     Arrival,
+    FollowedFile,
     Problems,
     Waker,
-    WakingSource,
 )
 from pyscatter.translators.common import check_frame, read_image
 from pyscatter.translators.spec import image_files
@@ -73,7 +73,7 @@ def point_ends(text: bytes) -> tuple[list[int], bool]:
     return ends, False
 
 
-class SpecSource(WakingSource):
+class SpecSource(FollowedFile):
     """Follow the current scan of a SPEC file; see the module documentation.
 
     Parameters
@@ -177,22 +177,8 @@ class SpecSource(WakingSource):
 
     def _appended(self) -> bytes | None:
         """The file's complete lines from the read position (``self._base``); None if fatal."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            self._fatal(f"{self.path}: the SPEC file disappeared during the watch")
+        if self._same_file("SPEC file") is None:
             return None
-        ident = (st.st_dev, st.st_ino)
-        if self._ident is not None and ident != self._ident:
-            self._fatal(f"{self.path}: the SPEC file was replaced during the watch (another inode)")
-            return None
-        if st.st_size < self._size:
-            self._fatal(
-                f"{self.path}: the SPEC file was truncated during the watch ({self._size} → "
-                f"{st.st_size} bytes)"
-            )
-            return None
-        self._ident, self._size = ident, st.st_size
         self._base = self._pos if self._scan_header is not None else 0
         with open(self.path, "rb") as handle:
             handle.seek(self._base)

@@ -12,9 +12,8 @@ import h5py
 import hdf5plugin  # noqa: F401  (filters of compressed sources)
 import numpy as np
 
-from pyscatter.io.integrity import read_rows
 from pyscatter.kernels.invariants import saxs_invariants
-from pyscatter.processes.peaks_worker import radial_axis
+from pyscatter.processes.peaks_worker import radial_axis, read_spectra
 
 #: Output name -> InvariantResult field
 FIELDS = {
@@ -54,12 +53,7 @@ def make_function(params: dict[str, Any], q: np.ndarray):
     }
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
-        y = np.asarray(read_rows(h5file[source], start, stop), dtype=np.float64)
-        sigma = None
-        if sigma_path is not None:
-            sigma = np.asarray(h5file[sigma_path][start:stop], dtype=np.float64)
-        elif poisson:
-            sigma = np.sqrt(np.maximum(y, 1.0))
+        y, sigma = read_spectra(h5file, source, sigma_path, poisson, start, stop)
         res = saxs_invariants(q, y, sigma, **options)
         return {name: getattr(res, field) for name, field in FIELDS.items()}
 

@@ -54,12 +54,7 @@ def make_function(params: dict[str, Any], axis: np.ndarray):
     windows = [tuple(w) for w in params["windows"]]
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
-        y = np.asarray(read_rows(h5file[source], start, stop), dtype=np.float64)
-        sigma = None
-        if sigma_path is not None:
-            sigma = np.asarray(h5file[sigma_path][start:stop], dtype=np.float64)
-        elif poisson:
-            sigma = np.sqrt(np.maximum(y, 1.0))
+        y, sigma = read_spectra(h5file, source, sigma_path, poisson, start, stop)
         res = fit_peaks(
             axis,
             y,
@@ -86,3 +81,14 @@ def radial_axis(dset: h5py.Dataset) -> np.ndarray:
     """The values of the single spectroscopic dim of ``dset`` (e.g. q)."""
     dims = dims_of(dset, "Spectroscopic")
     return dims[0].values
+
+
+def read_spectra(
+    h5file: h5py.File, source: str, sigma_path: str | None, poisson: bool, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``start:stop`` of a 1-D results dataset (verified) as float64, and their σ: the
+    recorded ``sigma_path`` rows, else √max(I, 1) for Poisson counts, else None."""
+    y = np.asarray(read_rows(h5file[source], start, stop), dtype=np.float64)
+    if sigma_path is not None:
+        return y, np.asarray(h5file[sigma_path][start:stop], dtype=np.float64)
+    return y, (np.sqrt(np.maximum(y, 1.0)) if poisson else None)
