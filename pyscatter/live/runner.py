@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyscatter.errors import InputError, PyscatterError
+from pyscatter.errors import InputError
 
 __all__ = ["WatchOptions", "WatchReport", "watch"]
 
@@ -271,7 +271,3 @@ def _take_translate_options(opts: WatchOptions, given: dict[str, Any]) -> None:
             f"{', '.join(LAYOUT_OPTIONS)}, grid and scan"
         )
     opts.translate = given
-
-
-class WatchError(PyscatterError):
-    """The source went away or changed under the watch (named in the message)."""
