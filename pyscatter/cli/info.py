@@ -44,10 +44,12 @@ def describe(path: str, *, parameters: bool = False) -> str:
             if name in ("translator", "created", "orientation", "instrument"):
                 lines.append(f"  {name}: {value}")
         if "live_state" in h5.attrs:  # written by pyscatter watch
+            state = f"  live: {_text(h5.attrs['live_state'])}"
             frames = h5.get("Measurement_000/Channel_000/live_frames")
-            written = "" if frames is None else f", {int(np.count_nonzero(frames[()]))} of "
-            written += "" if frames is None else f"{frames.shape[0]} frames written"
-            lines.append(f"  live: {_text(h5.attrs['live_state'])}{written}")
+            if frames is not None:
+                done = int(np.count_nonzero(frames[()]))
+                state += f", {done} of {frames.shape[0]} frames written"
+            lines.append(state)
         for dset in main_datasets(h5):
             pos = " × ".join(f"{d.name}={len(d)} [{d.units}]" for d in dims_of(dset, "Position"))
             spec = " × ".join(

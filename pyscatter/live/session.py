@@ -43,6 +43,7 @@ class WatchSession:
         self._src: Any = None
         self._file: Any = None
         self._sessions: list[Any] = []
+        self._side: Any = None  # the SideWriter of --side-outputs, made at the first frame
         self._status_at = 0.0
 
     # ------------------------------------------------------------------ the loop
@@ -66,7 +67,8 @@ class WatchSession:
         self._status()  # "acquiring": ready for the first frame
         last_new = time.monotonic()
         while True:
-            arrivals = self._src.poll(skip=self._already_written)
+            written = None if self._file is None else self._file.done()
+            arrivals = self._src.poll(skip=_written(written))
             self._problems()
             if arrivals:
                 if self._file is None:
@@ -180,12 +182,6 @@ class WatchSession:
         self._stack.callback(self._file.close)
         self._open_sessions()
 
-    def _already_written(self, index: int) -> bool:
-        if self._file is None:
-            return False
-        done = self._file.done()
-        return bool(index < done.size and done[index])
-
     def _complete(self) -> bool:
         done = self._file.done()
         if not self._file.layout.bounded or not done.all():
@@ -249,14 +245,15 @@ class WatchSession:
         return did
 
     def _write_side(self, session: Any, before: np.ndarray, now: np.ndarray) -> None:
-        from pyscatter.live.side_outputs import write_frame
+        from pyscatter.live.side_outputs import SideWriter
 
-        new = np.flatnonzero(now[: before.size] & ~before)
-        if now.size > before.size:
-            new = np.concatenate([new, before.size + np.flatnonzero(now[before.size :])])
-        for i in new:
+        if self._side is None:
             folder = Path(self.opts.side_outputs)  # type: ignore[arg-type]
-            write_frame(session.group, int(i), folder, self.opts.side_format)
+            self._side = SideWriter(session.group, folder, self.opts.side_format)
+        was_done = np.zeros(now.size, dtype=bool)  # the group may have grown (a series)
+        was_done[: before.size] = before
+        for i in np.flatnonzero(now & ~was_done):
+            self._side.write(int(i))
             self.report.side_files += 1
 
     # ------------------------------------------------------------------ reporting, ending
@@ -315,3 +312,10 @@ class WatchSession:
             with contextlib.suppress(Exception):
                 session.close()
         self._stack.close()
+
+
+def _written(done: np.ndarray | None) -> Callable[[int], bool]:
+    """The source's ``skip``: frames already in the live file (a restart reads them no more)."""
+    if done is None:
+        return lambda index: False
+    return lambda index: bool(index < done.size and done[index])

@@ -19,51 +19,51 @@ import numpy as np
 from pyscatter.io.export import chi_label, chi_text
 from pyscatter.io.usid import dims_of
 
-__all__ = ["SIDE_FORMATS", "write_frame"]
+__all__ = ["SIDE_FORMATS", "SideWriter"]
 
 #: Side-output formats: ``dat`` (x, I, σ) and ``chi`` (Fit2D).
 SIDE_FORMATS = ("dat", "chi")
 
 
-def write_frame(group: h5py.Group, index: int, folder: Path, fmt: str = "dat") -> Path:
-    """Write position ``index`` of a 1-D integration results group into ``folder``.
+class SideWriter:
+    """Writes positions of a 1-D integration results group into ``folder``, one file each.
 
     Parameters
     ----------
     group : h5py.Group
-        An ``AzimuthalIntegration`` results group (1-D: ``Intensity`` over one radial dim).
-    index : int
-        The position (flat, scan order).
+        An ``AzimuthalIntegration`` results group (1-D: ``Intensity`` over one radial dim); its
+        radial axis is read once, here.
     folder : Path
         Created if needed.
     fmt : {"dat", "chi"}
-
-    Returns
-    -------
-    Path
-        The file written.
     """
-    intensity = group["Intensity"]
-    (dim,) = dims_of(intensity, "Spectroscopic")
-    x = np.asarray(dim.values, dtype=np.float64)
-    y = np.asarray(intensity[index], dtype=np.float64)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"frame_{index:06d}.{fmt}"
-    if fmt == "chi":
-        text = chi_text(path.name, chi_label(dim.name, dim.units), x, y)
-    else:
-        sigma = (
-            np.asarray(group["Intensity_Sigma"][index], dtype=np.float64)
-            if "Intensity_Sigma" in group
-            else np.full_like(y, np.nan)
-        )
-        head = [
-            f"# {group.file.filename}:{group.name} position {index}",
-            f"# {dim.name}[{dim.units}] I sigma",
-        ]
-        rows = [f"{a:.9e} {b:.9e} {c:.9e}" for a, b, c in zip(x, y, sigma, strict=True)]
-        text = "\n".join(head + rows) + "\n"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+
+    def __init__(self, group: h5py.Group, folder: Path, fmt: str = "dat") -> None:
+        self.group, self.folder, self.fmt = group, Path(folder), fmt
+        (self.dim,) = dims_of(group["Intensity"], "Spectroscopic")
+        self.x = np.asarray(self.dim.values, dtype=np.float64)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, index: int) -> Path:
+        """Write position ``index`` (flat, scan order); returns the file written."""
+        group, dim = self.group, self.dim
+        y = np.asarray(group["Intensity"][index], dtype=np.float64)
+        path = self.folder / f"frame_{index:06d}.{self.fmt}"
+        if self.fmt == "chi":
+            text = chi_text(path.name, chi_label(dim.name, dim.units), self.x, y)
+        else:
+            sigma = (
+                np.asarray(group["Intensity_Sigma"][index], dtype=np.float64)
+                if "Intensity_Sigma" in group
+                else np.full_like(y, np.nan)
+            )
+            head = [
+                f"# {group.file.filename}:{group.name} position {index}",
+                f"# {dim.name}[{dim.units}] I sigma",
+            ]
+            rows = [f"{a:.9e} {b:.9e} {c:.9e}" for a, b, c in zip(self.x, y, sigma, strict=True)]
+            text = "\n".join(head + rows) + "\n"
+        tmp = self.folder / f".{path.name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
