@@ -30,6 +30,7 @@ def register(sub) -> None:
 def describe(path: str, *, parameters: bool = False) -> str:
     """The text ``pyscatter info`` prints."""
     from pyscatter.io import safety
+    from pyscatter.io.geometry_series import read_series
     from pyscatter.io.record import FLAGS, verified_positions
     from pyscatter.io.results import all_results
     from pyscatter.io.usid import dims_of, main_datasets
@@ -58,6 +59,12 @@ def describe(path: str, *, parameters: bool = False) -> str:
             lines.append(
                 f"  {dset.name}  {dset.shape} {dset.dtype}  positions: {pos}  values: {spec}"
             )
+            if dset.name.endswith("/Raw_Data") and (series := read_series(dset)) is not None:
+                n = len(series.groups()[0])
+                lines.append(
+                    f"    geometry per position: {', '.join(series.keys)} vary "
+                    f"({n} distinct geometries, {series.source})"
+                )
         for group in all_results(h5):
             if FLAGS not in group or "n_positions" not in group.attrs:
                 lines.append(f"  {group.name}: {group.attrs['process']} (no completion record)")

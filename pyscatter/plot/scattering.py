@@ -91,6 +91,7 @@ def plot_frame(
     import hdf5plugin  # noqa: F401  (compressed raw frames)
     import pyFAI
 
+    from pyscatter.io.geometry_series import read_series
     from pyscatter.io.usid import dims_of, main_datasets
 
     with h5py.File(path, "r", locking=False) as h5:
@@ -104,6 +105,9 @@ def plot_frame(
         frame = raw[flat].reshape(rows, cols).astype(np.float64)
         mask = raw.parent["Mask"][()] != 0 if "Mask" in raw.parent else np.zeros((rows, cols), bool)
         geometry = json.loads(h5["Measurement_000"].attrs["geometry"])
+        series = read_series(raw)
+        if series is not None:  # an energy or distance series: this position's geometry
+            geometry = series.config(flat)
     ai = pyFAI.load(geometry)
     q = ai.array_from_unit((rows, cols), "center", unit, scale=True)
     shown = np.where(mask | (frame < 0), np.nan, frame)

@@ -35,6 +35,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.geometry import check_geometry, integrator_from_config, short_error
+from pyscatter.io.geometry_series import GeometrySeries, read_series
 from pyscatter.processes.options import DETECTOR, DETECTOR_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -314,6 +315,9 @@ def request_context(h5_main: h5py.Dataset, kwargs: Mapping[str, Any]) -> dict[st
                 recorded[f"{obj.name}@{key}"] = (
                     value.tolist() if hasattr(value, "tolist") else value
                 )
+    series = read_series(h5_main)
+    if series is not None:
+        recorded["geometry_series"] = series.sha256()
     mask = h5_main.parent.get("Mask")
     return {
         "recorded": recorded,
@@ -399,6 +403,10 @@ class DetectorSetup:
         ``normalization_datasets``, ``normalization_constant``, ``normalization_sha256``.
     integrator : pyFAI.integrator.azimuthal.AzimuthalIntegrator
         Built once from the geometry; shared by the checks and the serial computation.
+    series : GeometrySeries or None
+        The geometry of every position when it changes with the position (an energy or
+        distance series, :mod:`pyscatter.io.geometry_series`); ``geometry`` is then the base
+        whose varying keys each position replaces.
     """
 
     SCHEMA_VERSION: ClassVar[int] = SCHEMA_VERSION
@@ -415,6 +423,7 @@ class DetectorSetup:
     method: list[str]
     normalization: dict[str, Any]
     integrator: Any = field(repr=False)
+    series: Any = field(default=None, repr=False)
 
     @classmethod
     def from_options(
@@ -471,6 +480,9 @@ class DetectorSetup:
         if dummy is None:  # the detector's invalid-pixel value the translator recorded
             dummy, delta_dummy = recorded_dummy(h5_main, delta_dummy)
         ai, geometry = load_integrator(opts["poni"], h5_main)
+        series = read_series(h5_main)
+        if series is not None:  # each position replaces the varying keys of this geometry
+            series = GeometrySeries(geometry, series.values, source=series.source)
         file_mask = h5_main.parent.get("Mask") if opts["use_file_mask"] else None
         normalization = normalization_parameters(
             h5_main, opts["monitor"], opts["transmission"], opts["exposure_time"]
@@ -488,6 +500,7 @@ class DetectorSetup:
             method=method,
             normalization=normalization,
             integrator=ai,
+            series=series,
         )
 
     # ------------------------------------------------------------------ the record
@@ -513,6 +526,8 @@ class DetectorSetup:
             "method": list(self.method),
             **self.normalization,
         }
+        if self.series is not None:  # only then: older records stay byte for byte
+            record["geometry_series"] = self.series_record()
         if not legacy_stacked:
             return record
         for key in ("dummy", "delta_dummy", "polarization_factor"):
@@ -521,6 +536,34 @@ class DetectorSetup:
         if self.normalizes:
             used.update(_NORMALIZATION_KEYS)
         return {k: v for k, v in record.items() if k in _LEGACY_STACKED_KEYS or k in used}
+
+    def series_record(self) -> dict[str, Any]:
+        """What a process records of the per-position geometry: the keys, where, a digest."""
+        assert self.series is not None
+        return {
+            "keys": self.series.keys,
+            "datasets": self.series.source,
+            "sha256": self.series.sha256(),
+            "n_geometries": int(len(self.series.groups()[0])),
+        }
+
+    def require_single_geometry(self, what: str) -> None:
+        """Refuse a source whose geometry changes with the position (``what`` names the step).
+
+        Raises
+        ------
+        InputError
+            Naming the varying keys and the step that handles them (integrate).
+        """
+        if self.series is not None:
+            raise InputError(
+                f"{what}: the geometry of this scan changes with the position "
+                f"({', '.join(self.series.keys)} recorded per position in "
+                f"{self.series.source}); {what} uses one geometry for every frame and would "
+                "put the rings at the wrong q. Integrate it (pyscatter integrate), which uses "
+                "each position's own geometry, or translate the positions of each geometry "
+                "separately"
+            )
 
     @property
     def normalizes(self) -> bool:

@@ -128,6 +128,36 @@ def check_ranges(
     return out[0], out[1]
 
 
+def series_ranges(
+    setup: DetectorSetup,
+    unit: str,
+    radial: Any,
+    azimuth: Any,
+    *,
+    cake: bool,
+    mask: np.ndarray | None,
+) -> tuple[list[float], list[float] | None]:
+    """The ranges of a scan whose geometry changes with the position: every position lands on
+    one radial axis, by default the union of what the positions' geometries see (unmasked
+    pixels), and a cake on the whole circle. Positions then have NaN where they do not reach."""
+    from pyscatter.geometry import integrator_from_config
+
+    if radial is None:
+        lo, hi = math.inf, -math.inf
+        for config in setup.series.group_configs():
+            ai = integrator_from_config(config, where=setup.series.source)
+            values = ai.center_array(setup.frame_shape, unit=unit, scale=True)
+            corners = ai.corner_array(setup.frame_shape, unit=unit, scale=True)[..., 0]
+            if mask is not None:
+                values, corners = values[~mask], corners[~mask]
+            lo = min(lo, float(np.nanmin(values)), float(np.nanmin(corners)))
+            hi = max(hi, float(np.nanmax(values)), float(np.nanmax(corners)))
+        radial = [lo, hi]
+    if cake and azimuth is None:
+        azimuth = [-180.0, 180.0]
+    return radial, azimuth
+
+
 class AzimuthalIntegration(SetupHooks, ScatterProcess):
     """Integrate every frame azimuthally with pyFAI's geometry and sparse matrices.
 
@@ -192,6 +222,15 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
         radial, azimuth = check_ranges(
             setup.integrator, setup.frame_shape, unit, radial_range, azimuth_range
         )
+        if setup.series is not None:  # one common axis for every position's geometry
+            radial, azimuth = series_ranges(
+                setup,
+                unit,
+                radial,
+                azimuth,
+                cake=npt_azim is not None,
+                mask=setup.combined_mask(h5_main.file),
+            )
         params = {
             "npt": int(npt),
             "unit": unit,
@@ -221,7 +260,7 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
                 "flat": setup.arrays.get("flat"),
             }
             self._local = make_function(
-                setup.integrator, params, integrator_options(params, arrays)
+                setup.integrator, params, integrator_options(params, arrays), series=setup.series
             )
             release_memory()
         return self._local

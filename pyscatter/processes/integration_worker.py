@@ -15,12 +15,16 @@ before; the integrator is the same either way.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any
 
 import h5py
 import numpy as np
 
+from pyscatter.errors import InputError
 from pyscatter.geometry import integrator_from_config
+from pyscatter.io.geometry_series import GeometrySeries, read_series
 from pyscatter.kernels.integrate import BatchIntegrator, integrate_reference
 from pyscatter.processes.detector import read_arrays
 from pyscatter.processes.execution import FrameBlocks, FrameReader
@@ -48,10 +52,20 @@ def integrator_options(params: dict[str, Any], arrays: dict[str, Any]) -> dict[s
 
 
 def build(spec, h5: h5py.File):
-    """Block function of an integration spec; ``h5`` gives the mask, dark and flat."""
+    """Block function of an integration spec; ``h5`` gives the mask, dark and flat (and the
+    per-position geometry of a series)."""
 
     params = spec.params
-    return make_function(None, params, integrator_options(params, read_arrays(h5, params)))
+    series = read_series(h5[params["source"]]) if params.get("geometry_series") else None
+    if series is not None:
+        series = GeometrySeries(json.loads(params["geometry"]), series.values, source=series.source)
+        if series.sha256() != params["geometry_series"]["sha256"]:
+            raise InputError(
+                f"{h5.filename}: the per-position geometry ({series.source}) changed since "
+                "this integration started; start it again (--override)"
+            )
+    options = integrator_options(params, read_arrays(h5, params))
+    return make_function(None, params, options, series=series)
 
 
 def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):
@@ -66,11 +80,13 @@ def normalization(h5: h5py.File, params: dict[str, Any], start: int, stop: int):
     return factor.astype(np.float32)
 
 
-def frame_reader(params: dict[str, Any]) -> FrameReader:
-    """The I/O stage: a block of frames and its normalization factors."""
+def frame_reader(params: dict[str, Any], groups: np.ndarray | None = None) -> FrameReader:
+    """The I/O stage: a block of frames and its normalization factors (and, for a geometry
+    series, ``groups``: the geometry group of every position, then ``(factors, groups)``)."""
 
-    def read_factor(h5file: h5py.File, start: int, stop: int) -> np.ndarray | None:
-        return normalization(h5file, params, start, stop)
+    def read_factor(h5file: h5py.File, start: int, stop: int) -> Any:
+        factor = normalization(h5file, params, start, stop)
+        return factor if groups is None else (factor, groups[start:stop])
 
     return FrameReader(params["source"], tuple(params["frame_shape"]), read_factor)
 
@@ -138,13 +154,19 @@ def batch_integrator(ai: Any, params: dict[str, Any], options: dict[str, Any]) -
     return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
 
 
-def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameBlocks:
+def make_function(
+    ai, params: dict[str, Any], options: dict[str, Any], *, series: Any = None
+) -> FrameBlocks:
     """The block function: read a block of frames (and its normalization), integrate it at once.
 
     ``ai``: the pyFAI integrator of ``params["geometry"]``, or None to make one only if needed
-    (the batched integrator loaded from the matrix cache needs none). The function carries the
-    result axes as ``.radial`` and ``.azimuthal``.
+    (the batched integrator loaded from the matrix cache needs none). ``series``: the
+    :class:`~pyscatter.io.geometry_series.GeometrySeries` of a scan whose geometry changes
+    with the position (:func:`series_function`). The function carries the result axes as
+    ``.radial`` and ``.azimuthal``.
     """
+    if series is not None:
+        return series_function(params, options, series)
     shape = tuple(params["frame_shape"])
     axes: Any = None  # what gives the result axes
     if params["engine"] == "batched":
@@ -173,4 +195,78 @@ def make_function(ai, params: dict[str, Any], options: dict[str, Any]) -> FrameB
         axes = integrate(np.zeros((1, *shape), dtype=np.float32))
     compute.radial = axes.radial  # type: ignore[attr-defined]
     compute.azimuthal = axes.azimuthal  # type: ignore[attr-defined]
+    return compute
+
+
+#: Integrators of a geometry series kept at once by a worker (positions usually come in runs
+#: of one geometry; the others are loaded from the matrix cache again when needed).
+SERIES_ENGINES_KEPT = 4
+
+
+def series_function(params: dict[str, Any], options: dict[str, Any], series: Any) -> FrameBlocks:
+    """The block function of a scan whose geometry changes with the position.
+
+    Positions of the same geometry share one integrator (one matrix build, or one load from
+    the matrix cache, per distinct geometry); all integrate onto the recorded radial (and
+    azimuthal) range, so every position lands on the same axes — checked for every geometry —
+    with NaN in the bins a position's geometry does not reach (no unmasked pixel).
+    The block's frames of each geometry are integrated together; the kernels give the same
+    bits for any block (``tests/kernels/test_block_independence.py``). Positions never
+    measured (no geometry) are NaN.
+    """
+    firsts, groups = series.groups()
+    configs = series.group_configs()
+    engines: OrderedDict[int, FrameBlocks] = OrderedDict()
+
+    def engine(g: int) -> FrameBlocks:
+        if g in engines:
+            engines.move_to_end(g)
+            return engines[g]
+        geometry = json.dumps(configs[g], sort_keys=True)
+        built = make_function(None, dict(params, geometry=geometry), options)
+        if axes:
+            for name in ("radial", "azimuthal"):
+                got, want = getattr(built, name), getattr(axes[0], name)
+                if not (got is None and want is None) and not np.array_equal(got, want):
+                    raise RuntimeError(
+                        f"geometry {g} of {series.source} gives another {name} axis; "
+                        "a geometry series needs a radial_range"
+                    )
+        else:
+            axes.append(built)
+        if g not in reach:  # bins this geometry's unmasked pixels reach: NaN elsewhere
+            ones = np.ones((1, *built.reader.shape), dtype=np.float32)
+            reach[g] = built.process(ones, None)["Intensity"][0] != 0
+        engines[g] = built
+        while len(engines) > SERIES_ENGINES_KEPT:
+            engines.popitem(last=False)
+        return built
+
+    axes: list[FrameBlocks] = []
+    reach: dict[int, np.ndarray] = {}
+
+    def process(frames: np.ndarray, extra: Any) -> dict[str, np.ndarray]:
+        factor, index = extra
+        out: dict[str, np.ndarray] = {}
+        for g in np.unique(index):
+            rows = np.flatnonzero(index == g)
+            if g < 0:
+                continue
+            sub_factor = None if factor is None else factor[rows]
+            part = engine(int(g)).process(frames[rows], sub_factor)
+            for key, values in part.items():
+                if key not in out:
+                    out[key] = np.full((len(index), values.shape[1]), np.nan, values.dtype)
+                values[:, ~reach[int(g)]] = np.nan
+                out[key][rows] = values
+        if not out:  # no position of this block was measured
+            first = engine(int(groups[firsts[0]]))
+            blank = first.process(np.zeros((1, *frames.shape[1:]), frames.dtype), None)
+            out = {k: np.full((len(index), v.shape[1]), np.nan, v.dtype) for k, v in blank.items()}
+        return out
+
+    compute = FrameBlocks(frame_reader(params, groups), process)
+    first = engine(0)
+    compute.radial = first.radial  # type: ignore[attr-defined]
+    compute.azimuthal = first.azimuthal  # type: ignore[attr-defined]
     return compute

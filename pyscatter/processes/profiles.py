@@ -93,6 +93,7 @@ class DetectorProcess(SetupHooks, ScatterProcess):
             sigma_required=True,
             **{**self.option_defaults, **detector},
         )
+        setup.require_single_geometry(self.process_name)
         self.setup = setup
         self._shape = setup.frame_shape
         params = dict(params, **setup.record(legacy_stacked=True))

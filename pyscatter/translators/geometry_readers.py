@@ -63,6 +63,7 @@ __all__ = [
     "GEOMETRY_KEYS",
     "SAXSLAB_GEOMETRY_KEYS",
     "check_same_geometry",
+    "esrf_geometries",
     "check_same_keys",
     "esrf_geometry",
     "esrf_header_geometry",
@@ -345,6 +346,39 @@ def check_same_geometry(
                     f"{Path(files[0]).name}; one translation holds one geometry: translate the "
                     "files of each geometry separately, or give poni=FILE (--poni FILE)"
                 )
+
+
+def esrf_geometries(
+    headers: Sequence[Mapping[str, Any]],
+    files: Sequence[str | os.PathLike],
+    frame_shape: Sequence[int],
+) -> list[dict[str, Any]]:
+    """The ESRF header geometry of every file of a stack, one pyFAI config per file.
+
+    Headers with the same geometry keys (as text) share one config, so a stack of k distinct
+    geometries costs k conversions. A geometry that changes from file to file (an energy or
+    distance series) is kept per file: :func:`pyscatter.io.geometry_series.series_extras`
+    records it per position.
+
+    Raises
+    ------
+    InputError
+        A later header without the geometry the first one has (see
+        :func:`check_same_geometry`), or an incomplete or unphysical geometry (naming the file).
+    """
+    keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
+    cache: dict[tuple, dict[str, Any] | None] = {}
+    out = []
+    for path, header in zip(files, headers, strict=True):
+        texts = tuple(header_text(header, k) for k in keys)
+        if texts not in cache:
+            cache[texts] = esrf_geometry(header, frame_shape, where=str(path))
+        config = cache[texts]
+        if config is None:
+            check_same_geometry(headers, files)  # names the file and the key that is missing
+            raise InputError(f"{path}: no ESRF header geometry (SampleDistance, WaveLength …)")
+        out.append(config)
+    return out
 
 
 def _same_value(a: str | None, b: str | None) -> bool:

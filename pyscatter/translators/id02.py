@@ -56,6 +56,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.geometry_series import VARIES_ATTR, series_extras
 from pyscatter.io.raw import (
     MeasurementSpec,
     RawChunk,
@@ -87,7 +88,7 @@ from pyscatter.translators.esrf import (
 )
 from pyscatter.translators.geometry_readers import (
     GEOMETRY_KEYS,
-    check_same_geometry,
+    esrf_geometries,
     esrf_header_geometry,
     geometry_record,
     poni_geometry,
@@ -292,7 +293,7 @@ class ID02Translator(Translator):
                 monitor_values = reorder_frames(monitor_values, counts, order_files)
             files = [files[i] for i in order_files]
         pos = mark_unwritten(pos, files)
-        geometry, geometry_source = self._geometry(files, poni, header_geometry)
+        geometry, geometry_source, series = self._geometry(files, poni, header_geometry)
         mask_arr, dummies = _mask(files, mask)
         options = dict(
             series=series,
@@ -311,6 +312,11 @@ class ID02Translator(Translator):
         )
         attrs = self._attributes(files, chosen, link, pos, options, geometry_source, dummies)
         extra, extra_attrs = _extras(pos, files, attrs, monitor, monitor_values, monitor_source)
+        if series is not None:  # the geometry of each position (a distance or energy series)
+            per_frame, per_frame_attrs, varies = series
+            extra.update({k: pos.arrange(v) for k, v in per_frame.items()})
+            extra_attrs.update(per_frame_attrs)
+            attrs[VARIES_ATTR] = varies
         spec = MeasurementSpec(
             position_dims=pos.dims,
             spec_dims=image_dims(files[0].frame_shape),
@@ -396,18 +402,24 @@ class ID02Translator(Translator):
 
     def _geometry(
         self, files: list[LimaFile], poni: Any, header_geometry: bool
-    ) -> tuple[dict | None, str | None]:
-        """``poni``, else the ESRF header of the first file (every file must agree), else none."""
+    ) -> tuple[dict | None, str | None, tuple | None]:
+        """``poni``, else the ESRF header of the first file, else none; and, when the files'
+        headers give different geometries (a distance or energy series), the geometry of every
+        frame (:func:`~pyscatter.io.geometry_series.series_extras`)."""
         first = files[0]
         if poni is not None:
-            return poni_geometry(poni, first.frame_shape, first.header), "poni"
+            return poni_geometry(poni, first.frame_shape, first.header), "poni", None
         if not header_geometry:
-            return None, None
+            return None, None, None
         found = esrf_header_geometry(first.header, first.frame_shape, where=str(first.path))
         if found is None:
-            return None, None
-        check_same_geometry([f.header for f in files], [f.path for f in files])
-        return found
+            return None, None, None
+        configs = esrf_geometries(
+            [f.header for f in files], [f.path for f in files], first.frame_shape
+        )
+        per_frame = [c for f, c in zip(files, configs, strict=True) for _ in range(f.n_frames)]
+        series = series_extras(per_frame, source=f"the header of each file ({found[1]})")
+        return found[0], found[1], series
 
 
 # --------------------------------------------------------------------------- writing

@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyscatter.errors import InputError
+from pyscatter.io.geometry_series import VARIES_ATTR, series_extras
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
@@ -64,6 +65,7 @@ from pyscatter.translators.common import (
 from pyscatter.translators.esrf import dummy_mask, esrf_dummy, header_monitor
 from pyscatter.translators.geometry_readers import (
     check_same_geometry,
+    esrf_geometries,
     esrf_header_geometry,
     geometry_record,
     poni_geometry,
@@ -261,7 +263,7 @@ class ImageStackTranslator(Translator):
         _check_options(positions, motors, grid, dummy, incomplete, snake, compression)
         stack = self._stack(sources, frames, (positions, poni, mask))
         pos = self._positions(stack, positions, motors, grid, snake, incomplete)
-        geometry, geometry_source = self._geometry(stack, poni, header_geometry, flip)
+        geometry, geometry_source, series = self._geometry(stack, poni, header_geometry, flip)
         mask_arr, dummies = _mask(stack, mask, flip, dummy)
         monitor_values = self._monitor(stack, monitor)
         options = _options_record(
@@ -291,6 +293,11 @@ class ImageStackTranslator(Translator):
                 "source": f"header {monitor!r} of each image (counter_mne/counter_pos or key)",
             }
             attrs["monitor"] = monitor
+        if series is not None:  # the geometry of each position (an energy or distance series)
+            per_frame, per_frame_attrs, varies = series
+            extra.update({k: pos.arrange(v) for k, v in per_frame.items()})
+            extra_attrs.update(per_frame_attrs)
+            attrs[VARIES_ATTR] = varies
         spec = MeasurementSpec(
             position_dims=pos.dims,
             spec_dims=image_dims(stack.frame_shape),
@@ -354,10 +361,23 @@ class ImageStackTranslator(Translator):
     def check_headers(self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path]) -> None:
         """Refuse a stack whose headers disagree on the geometry read from the first one.
 
-        Called when the geometry comes from :meth:`header_geometry`. Here: the ESRF keys
+        Called when the geometry comes from :meth:`header_geometry` and
+        :meth:`frame_geometries` gives None. Here: the ESRF keys
         (:func:`~pyscatter.translators.geometry_readers.check_same_geometry`).
         """
         check_same_geometry(headers, files)
+
+    def frame_geometries(
+        self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path], frame_shape: tuple
+    ) -> list[dict[str, Any]] | None:
+        """The geometry of every image, for a geometry that changes with the position, or None.
+
+        Called when the geometry comes from :meth:`header_geometry`. None: one geometry, which
+        :meth:`check_headers` checks. Here: the ESRF keys of every header
+        (:func:`~pyscatter.translators.geometry_readers.esrf_geometries`); an energy or
+        distance series is recorded per position (:mod:`pyscatter.io.geometry_series`).
+        """
+        return esrf_geometries(headers, files, frame_shape)
 
     def header_motors(
         self, headers: Sequence[Mapping[str, Any]], motors: Any, files: Sequence[Path]
@@ -407,18 +427,25 @@ class ImageStackTranslator(Translator):
 
     def _geometry(
         self, stack: _Stack, poni: Any, header_geometry: bool, flip: str | None
-    ) -> tuple[dict | None, str | None]:
-        """The geometry and where it comes from: ``poni``, else the header, else none."""
+    ) -> tuple[dict | None, str | None, tuple | None]:
+        """The geometry, where it comes from, and its per-image series when it changes
+        (:func:`~pyscatter.io.geometry_series.series_extras`): ``poni``, else the headers,
+        else none."""
         if poni is not None:
-            return poni_geometry(poni, stack.frame_shape, stack.first_header), "poni"
+            return poni_geometry(poni, stack.frame_shape, stack.first_header), "poni", None
         if not header_geometry or not stack.first_header:
-            return None, None
+            return None, None, None
         where = str(stack.files[0]) if stack.files else "frames"
         found = self.header_geometry(stack.first_header, stack.frame_shape, flip, where)
         if found is None:
-            return None, None
-        self.check_headers(stack.headers(), stack.files)  # one geometry for every file
-        return found
+            return None, None, None
+        headers = stack.headers()
+        configs = self.frame_geometries(headers, stack.files, stack.frame_shape)
+        if configs is None:
+            self.check_headers(headers, stack.files)  # one geometry for every file
+            return found[0], found[1], None
+        series = series_extras(configs, source=f"the header of each image ({found[1]})")
+        return found[0], found[1], series
 
     def _attributes(
         self,

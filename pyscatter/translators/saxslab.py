@@ -160,6 +160,10 @@ class SaxslabTranslator(ImageStackTranslator):
         # through pyFAI as a PONI config is: the geometry recorded as it always was
         return poni_geometry(config, frame_shape, {}), f"SAXSLAB header of {Path(where).name}"
 
+    def frame_geometries(self, headers, files, frame_shape) -> None:
+        """None: a SAXSLAB stack holds one geometry (:meth:`check_headers` checks it)."""
+        return None
+
     def check_headers(self, headers: Sequence[Mapping[str, Any]], files: Sequence[Path]) -> None:
         """Every image with the first one's :data:`SAXSLAB_GEOMETRY_KEYS`."""
         check_same_keys(headers, files, SAXSLAB_GEOMETRY_KEYS, "SAXSLAB")

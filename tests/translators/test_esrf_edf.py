@@ -294,16 +294,39 @@ def test_esrf_header_nonsense_geometry_is_refused(tmp_path, key, value, named):
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("SampleDistance", "1.6"), ("Center_1", "21.5"), ("WaveLength", "1e-10")]
+    ("key", "value", "pyfai_key", "expected"),
+    [
+        ("SampleDistance", "1.6", "dist", 1.6),
+        ("Center_1", "21.5", "poni2", None),
+        ("WaveLength", "1e-10", "wavelength", 1e-10),
+    ],
 )
-def test_header_geometry_that_changes_between_files_is_refused(tmp_path, key, value):
+def test_header_geometry_that_changes_between_files_is_recorded_per_position(
+    tmp_path, key, value, pyfai_key, expected
+):
+    """Issue 15: an energy or distance series is recorded per position (it was refused)."""
+    from pyscatter.io.geometry_series import read_series
+
     frames = frames_of(3)
     write_edf(tmp_path / "a_0000.edf", frames[0], SAXS)
     write_edf(tmp_path / "a_0001.edf", frames[1], {**SAXS, "SampleDistance": "1.50"})  # same
     write_edf(tmp_path / "a_0002.edf", frames[2], {**SAXS, key: value})
-    message = rf"a_0002\.edf: header key {key} = {re.escape(value)} differs from {re.escape(SAXS[key])} in a_0000\.edf"
-    with pytest.raises(InputError, match=message):
-        translate(tmp_path, tmp_path / "out.h5")
+    out = translate(tmp_path, tmp_path / "out.h5")
+    with h5py.File(out, "r") as h5:
+        raw = h5["Measurement_000/Channel_000/Raw_Data"]
+        series = read_series(raw)
+        base = json.loads(h5["Measurement_000"].attrs["geometry"])
+    assert series.keys == [pyfai_key]
+    values = series.values[pyfai_key]
+    assert values[0] == values[1] == base[pyfai_key] != values[2]
+    if expected is not None:
+        assert values[2] == pytest.approx(expected, rel=1e-12)
+    else:  # Center_1 (columns) in pixels of PSize_1
+        assert values[2] == pytest.approx(21.5 * float(SAXS["PSize_1"]), rel=1e-9)
+    # a later header without the geometry the first one has is still refused
+    write_edf(tmp_path / "a_0002.edf", frames[2], {"Dummy": "0"})
+    with pytest.raises(InputError, match=r"a_0002\.edf: header key"):
+        translate(tmp_path, tmp_path / "bad.h5")
     # without the header geometry there is nothing to disagree about
     out = translate(tmp_path, tmp_path / "ok.h5", header_geometry=False)
     assert out.exists()

@@ -373,10 +373,12 @@ def test_inconsistent_files(tmp_path):
         frames_with_ring(1, dtype=np.int32),
         header=geometry_header(Title="s_3mT", SampleDistance="3.0"),
     )
-    with pytest.raises(
-        InputError, match=r"c\.h5: header key SampleDistance = 3\.0 differs from 2\.0 in a\.h5"
-    ):
-        translate([a, c], tmp_path / "o.h5")
+    # issue 15: a distance series is recorded per position (it was refused)
+    out = translate([a, c], tmp_path / "series.h5")
+    with h5py.File(out, "r") as h5:
+        assert json.loads(h5["Measurement_000"].attrs["geometry_varies"]) == ["dist"]
+        dist = h5["Measurement_000/Channel_000/Geometry_dist"][()]
+    assert dist.tolist() == [2.0, 3.0]
     d = write_lima(
         tmp_path / "d.h5", frames_with_ring(1, dtype=np.int32), header=geometry_header(Title="s_x")
     )
