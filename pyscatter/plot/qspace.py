@@ -55,7 +55,9 @@ def read_qspace(
     with h5py.File(path, "r", locking=False) as h5:
         grp = h5[group] if group is not None else latest_results(h5, "QSpaceMap")
         if grp is None or str(grp.attrs.get("process", "")) != "QSpaceMap":
-            raise InputError(f"{path}: no QSpaceMap results{'' if group is None else f' at {group}'}")
+            raise InputError(
+                f"{path}: no QSpaceMap results{'' if group is None else f' at {group}'}"
+            )
         require_complete(grp, "plotting it")
         dset = grp["Intensity"]
         pos_shape = tuple(len(d) for d in dims_of(dset, "Position"))
@@ -94,7 +96,7 @@ def _circles(
     if hkl:
         from pyscatter.geometry import hkl_to_q
 
-        values = hkl_to_q(hkl, lattice=lattice, cif=cif, unit=unit)
+        values = hkl_to_q(hkl, lattice=lattice, cif=None if cif is None else str(cif), unit=unit)
         out += [
             (float(q), "".join(str(int(i)) for i in h)) for q, h in zip(values, hkl, strict=True)
         ]
@@ -149,7 +151,12 @@ def plot_qspace(
     q_perp, q_par = data["q_perp"], data["q_par"]
     half_perp = 0.5 * (q_perp[1] - q_perp[0]) if q_perp.size > 1 else 0.5
     half_par = 0.5 * (q_par[1] - q_par[0]) if q_par.size > 1 else 0.5
-    extent = (q_par[0] - half_par, q_par[-1] + half_par, q_perp[0] - half_perp, q_perp[-1] + half_perp)
+    extent = (
+        q_par[0] - half_par,
+        q_par[-1] + half_par,
+        q_perp[0] - half_perp,
+        q_perp[-1] + half_perp,
+    )
     fig, ax = new_axes(ax, figsize=(6.4, 5.6))
     shown = ax.imshow(
         image, origin="lower", extent=extent, cmap="magma", interpolation="nearest", aspect="equal"

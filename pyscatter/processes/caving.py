@@ -59,9 +59,7 @@ def _whole(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def resolve_center(
-    center: Any, ai: Any, shape: tuple[int, int]
-) -> tuple[list[float], str]:
+def resolve_center(center: Any, ai: Any, shape: tuple[int, int]) -> tuple[list[float], str]:
     """The beam centre (row, col) in array coordinates and where it came from.
 
     ``"auto"``: :func:`pyscatter.geometry.beam_center` of the geometry; else two finite numbers
@@ -141,7 +139,9 @@ class Caving(ScatterProcess):
         center: str | tuple[float, float] = "auto",
         **options: Any,
     ) -> None:
-        detector = {k: options.pop(k) for k in list(options) if k in {o.name for o in FRAME_OPTIONS}}
+        detector = {
+            k: options.pop(k) for k in list(options) if k in {o.name for o in FRAME_OPTIONS}
+        }
         n_iter = _whole("n_iter", n_iter, 1, MAX_ITER)
         if order not in ORDERS or isinstance(order, bool):
             raise InputError(f"order = {order!r}; expected 0 (nearest) or 1 (bilinear)")
@@ -167,9 +167,7 @@ class Caving(ScatterProcess):
         for dset in main_datasets(h5):
             if dset.name.endswith("/Raw_Data") and len(dims_of(dset, "Spectroscopic")) == 2:
                 return dset
-        raise InputError(
-            f"{h5.filename}: no Raw_Data of detector images; translate the data first"
-        )
+        raise InputError(f"{h5.filename}: no Raw_Data of detector images; translate the data first")
 
     def _worker_parameters(self) -> str:
         params = dict(self.parameters, source=self._source.name)

@@ -27,7 +27,9 @@ from pyscatter.processes.options import DETECTOR
 
 __all__ = ["FRAME_OPTIONS", "QMAP_OPTIONS", "FrameSetup", "dummy_pixels"]
 
-FRAME_OPTIONS = tuple(DETECTOR[k] for k in ("poni", "mask", "use_file_mask", "dummy", "delta_dummy"))
+FRAME_OPTIONS = tuple(
+    DETECTOR[k] for k in ("poni", "mask", "use_file_mask", "dummy", "delta_dummy")
+)
 """The detector options of :class:`~pyscatter.processes.caving.Caving`."""
 QMAP_OPTIONS = (
     *FRAME_OPTIONS,
@@ -113,9 +115,7 @@ class FrameSetup:
         names = [o.name for o in allowed]
         unknown = sorted(set(options) - set(names))
         if unknown:
-            raise InputError(
-                f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
-            )
+            raise InputError(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(names)}")
         opts = {o.name: options.get(o.name, o.default) for o in allowed}
         require_complete_frames(h5_main)
         shape = frame_shape(h5_main)
@@ -139,7 +139,9 @@ class FrameSetup:
                 raise
         file_mask = h5_main.parent.get("Mask") if opts["use_file_mask"] else None
         if isinstance(file_mask, h5py.Dataset) and file_mask.size != shape[0] * shape[1]:
-            raise InputError(f"{file_mask.name} has {file_mask.size} pixels; the frames are {shape}")
+            raise InputError(
+                f"{file_mask.name} has {file_mask.size} pixels; the frames are {shape}"
+            )
         polarization = _number("polarization_factor", opts.get("polarization_factor"), -1.0, 1.0)
         return cls(
             geometry=geometry,
@@ -159,7 +161,9 @@ class FrameSetup:
         if self.extra_mask is not None:
             sha = hashlib.sha256(np.ascontiguousarray(self.extra_mask).tobytes()).hexdigest()
         record: dict[str, Any] = {
-            "geometry": None if self.geometry is None else json.dumps(self.geometry, sort_keys=True),
+            "geometry": None
+            if self.geometry is None
+            else json.dumps(self.geometry, sort_keys=True),
             "frame_shape": list(self.frame_shape),
             "mask_file_dataset": self.mask_file_dataset,
             "mask_sha256": sha,

@@ -110,8 +110,10 @@ class QSpaceMap(ScatterProcess):
         if unit not in Q_UNITS:
             raise InputError(f"unsupported unit {unit!r}; expected one of {', '.join(Q_UNITS)}")
         bins = check_npt(npt)
-        if isinstance(director_deg, bool) or not isinstance(director_deg, (int, float)) or not (
-            math.isfinite(director_deg)
+        if (
+            isinstance(director_deg, bool)
+            or not isinstance(director_deg, (int, float))
+            or not (math.isfinite(director_deg))
         ):
             raise InputError(f"director_deg = {director_deg!r}; expected a finite angle in degrees")
         setup = FrameSetup.from_options(h5_main, detector, allowed=QMAP_OPTIONS, need_geometry=True)
@@ -121,8 +123,10 @@ class QSpaceMap(ScatterProcess):
         reach = float(np.hypot(q_par, q_perp).max())
         if q_max is None:
             q_max = reach
-        elif isinstance(q_max, bool) or not isinstance(q_max, (int, float)) or not (
-            math.isfinite(q_max) and q_max > 0
+        elif (
+            isinstance(q_max, bool)
+            or not isinstance(q_max, (int, float))
+            or not (math.isfinite(q_max) and q_max > 0)
         ):
             raise InputError(f"q_max = {q_max!r}; expected a positive number in {unit}")
         self.setup = setup

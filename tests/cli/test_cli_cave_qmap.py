@@ -46,7 +46,9 @@ def test_cave_then_integrate_the_printed_source(scan_file, scan, capsys):
     with h5py.File(scan_file, "r") as h5:
         params = json.loads(h5[api.group].attrs["parameters"])
     assert params["center"] == [row, col] and params["center_from"] == "given"
-    assert main(["integrate", str(scan_file), "--source", source, "--npt", "80", "--no-progress"]) == 0
+    assert (
+        main(["integrate", str(scan_file), "--source", source, "--npt", "80", "--no-progress"]) == 0
+    )
     group = capsys.readouterr().out.strip().rsplit(":", 1)[-1]
     assert group.startswith(source + "-AzimuthalIntegration_")
 

@@ -152,6 +152,7 @@ def test_integrated_caved_frames_equal_the_uncut_pattern_within_sigma(path, scan
         params = json.loads(group.attrs["parameters"])
         still = h5[cave_run.group]["Mask"][()] != 0
     assert params["mask_file_dataset"] == f"{cave_run.group}/Mask"
+    assert (sigma[np.isfinite(got)] > 0).all()
     assert still.sum() < 0.2 * scan.mask.sum()  # most of the mask is filled
     ai = scan.integrator()
     ref_q = None
@@ -250,3 +251,32 @@ def test_bad_input_is_named(path, scan):
         run(path, mask=np.zeros((3, 3)))
     with pytest.raises(InputError, match="PONI file not found"):
         run(path, poni="nowhere.poni")
+
+
+def test_monitor_auto_works_on_caved_frames(tmp_path, scan):
+    from pyscatter.io.raw import MeasurementSpec, write_measurement
+    from pyscatter.io.usid import Dim
+
+    rows, cols = scan.frame_shape
+    monitor = np.linspace(1.0, 2.0, scan.n_positions)
+    spec = MeasurementSpec(
+        position_dims=[Dim("X", "um", np.arange(float(scan.n_positions)))],
+        spec_dims=[Dim("Row", "pixel", np.arange(rows)), Dim("Col", "pixel", np.arange(cols))],
+        dtype=scan.frames.dtype,
+        geometry=scan.integrator().get_config(),
+        mask=scan.mask,
+        attrs={"translator": "tests", "monitor": "Monitor"},
+        extra={"Monitor": monitor},
+    )
+    path = write_measurement(tmp_path / "monitor.h5", spec, iter(frames_of(scan)))
+    source = f"{run(path).group}/Caved_Data"
+    plain = run(path, AzimuthalIntegration, source=source, npt=40)
+    normalised = run(path, AzimuthalIntegration, source=source, npt=40, monitor="auto")
+    with h5py.File(path, "r") as h5:
+        ratio = h5[f"{plain.group}/Intensity"][()] / h5[f"{normalised.group}/Intensity"][()]
+        paths = json.loads(h5[normalised.group].attrs["parameters"])["normalization_datasets"]
+    assert paths == [f"{source.rsplit('/', 1)[0]}/Monitor"]  # the soft link to the raw monitor
+    ok = np.isfinite(ratio)
+    np.testing.assert_allclose(
+        ratio[ok], np.broadcast_to(monitor[:, None], ratio.shape)[ok], rtol=1e-6
+    )

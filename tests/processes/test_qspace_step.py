@@ -109,8 +109,9 @@ def test_figure_draws_q_and_hkl_circles(scan_file):
     from pyscatter.plot.qspace import plot_qspace
 
     summary = run(scan_file, npt=64)
-    fig = plot_qspace(scan_file, (1, 2), circles=[0.45, 0.8], hkl=[(1, 0, 0)],
-                      lattice={"a": 2 * np.pi})  # fmt: skip  (100 at q = 10 nm^-1: off the map)
+    fig = plot_qspace(
+        scan_file, (1, 2), circles=[0.45, 0.8], hkl=[(1, 0, 0)], lattice={"a": 2 * np.pi}
+    )  # fmt: skip  (100 at q = 10 nm^-1: off the map)
     ax = fig.axes[0]
     assert len(ax.lines) == 3 and "q_par" in ax.get_xlabel()
     assert ax.get_title() == "q-space map, position 6"
