@@ -119,3 +119,21 @@ def test_caved_source_is_the_same_from_python_cli_and_pipeline(scan_file, tmp_pa
         file_mask = h5["Measurement_000/Channel_000/Mask"][()]
     assert mask.sum() < file_mask.sum() and not (mask & ~file_mask).any()
     assert_array_equal(mask.shape, file_mask.shape)
+
+
+def test_cave_killed_by_a_write_fault_resumes_to_the_same_bits(scan_file, tmp_path):
+    from tests.faults.harness import result_digest, run_cli
+
+    reference = shutil.copy(scan_file, tmp_path / "reference.h5")
+    run_on_file(reference, Caving, max_mem_mb=0.3, progress=False)
+    args = ["cave", str(scan_file), "--max-mem-mb", "0.3", "--no-progress"]
+    first = run_cli(
+        args, cwd=tmp_path, inject="fsync:8:EIO"
+    )  # set-up and block 0 take 7: block 1 fails
+    assert first.fired and first.returncode == 3, first.stderr
+    with h5py.File(scan_file, "r") as h5:
+        flags = h5["Measurement_000/Channel_000/Raw_Data-Caving_000/completed_chunks"][()]
+    assert 0 < np.count_nonzero(flags) < flags.size  # killed part-way
+    again = run_cli(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert result_digest(scan_file, "Caving") == result_digest(reference, "Caving")
