@@ -107,7 +107,8 @@ steps:                             # `- name: {parameters}`, run in order
   - profiles: {q: [0.45, 0.8], half_width: 0.06, npt_azim: 180, polarization_factor: 0.99}
   - fit: {model: maier_saupe}      # fits the latest azimuthal profiles
   - order: {}                      # order parameter and director from the latest fit
-  # each step may also give `source:` (a dataset path in the file), `override: true`
+  # each step may also give `source:` (a dataset path in the file, or an earlier step's name:
+  # its results, e.g. `- cave: {}` then `- integrate: {source: cave}`), `override: true`
   # (recompute even if the same parameters ran before) and its own `execution:`.
 """
 
@@ -118,7 +119,11 @@ _TOP = {
     "steps": "the list of processing steps",
 }
 _STEP_KEYS = {
-    "source": ("a dataset path in the file, e.g. /Measurement_000/Channel_000/Raw_Data", (str,)),
+    "source": (
+        "a dataset path in the file, e.g. /Measurement_000/Channel_000/Raw_Data, or the name "
+        "of an earlier step (its first output, e.g. source: cave)",
+        (str,),
+    ),
     "override": (label(EXECUTION["override"]), (bool,)),
     "execution": ("a mapping like the top-level execution:", (dict,)),
 }
@@ -613,8 +618,10 @@ def run_pipeline(
     summaries = []
     if pipe.translate is not None:
         summaries.append(_run_translate(pipe, pipe.translate))
+    produced: dict[str, str] = {}  # step name -> its results group, for `source: <step>`
     for step in pipe.steps:
-        summaries.append(_run_step(pipe, step))
+        summaries.append(_run_step(pipe, step, produced))
+        produced[step.name] = summaries[-1].target
     return summaries
 
 
@@ -650,27 +657,34 @@ def _run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
     )
 
 
-def _run_step(pipe: Pipeline, step: Step) -> StepSummary:
+def _run_step(pipe: Pipeline, step: Step, produced: Mapping[str, str] | None = None) -> StepSummary:
+    """Run one step; ``source:`` naming an earlier step (``produced``: step name -> results
+    group) means that step's first output (e.g. ``source: cave``, the caved frames)."""
     from pyscatter.processes.base import run_on_file
 
     where = f"{pipe.where}:{step.line}" if step.line else pipe.where
     params = step.arguments()
     defaults = {name: EXECUTION[name].default for name in RUN_OPTIONS}
     execution = {**defaults, **pipe.execution, **step.execution}
-    if step.source is not None:
+    source = step.source
+    if source is not None:
         from pyscatter.io.xarray import open_for_reading
 
         with open_for_reading(pipe.output) as h5:
-            found = step.source in h5
+            if produced and source in produced:
+                group = h5[produced[source]]
+                source = f"{group.name}/{json.loads(group.attrs['output_order'])[0]}"
+            found = source in h5
         if not found:
             raise InputError(
-                f"{where}: step {step.name!r}: source: no dataset {step.source!r} in {pipe.output}"
+                f"{where}: step {step.name!r}: source: no dataset {source!r} in {pipe.output} "
+                "(a dataset path, or the name of an earlier step)"
             )
     try:
         summary = run_on_file(
             pipe.output,
             step.process,
-            source=step.source,
+            source=source,
             override=step.override,
             command=f"pyscatter run {pipe.where}",
             **params,

@@ -125,6 +125,16 @@ def frame_shape(h5_main: h5py.Dataset) -> tuple[int, int]:
     return int(inds[0].max()) + 1, int(inds[1].max()) + 1
 
 
+def require_complete_frames(h5_main: h5py.Dataset) -> None:
+    """Refuse frames written by a process whose run is not complete (e.g. caved frames of an
+    interrupted caving run: their missing blocks read as NaN), unless in a live pipeline."""
+    from pyscatter.io.results import require_complete
+    from pyscatter.processes.guards import partial_sources_allowed
+
+    if not partial_sources_allowed():
+        require_complete(h5_main, "using its frames")
+
+
 # --------------------------------------------------------------------------- method
 
 
@@ -462,6 +472,7 @@ class DetectorSetup:
                 f"unknown detector option(s) {', '.join(unknown)}; allowed: {options_doc()}"
             )
         opts = {o.name: options.get(o.name, o.default) for o in DETECTOR_OPTIONS}
+        require_complete_frames(h5_main)
         shape = frame_shape(h5_main)
         error_model = opts["error_model"]
         allowed = ERROR_MODELS[1:] if sigma_required else ERROR_MODELS

@@ -155,6 +155,20 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "SAXS Guinier Rg and I0, invariant and Porod constant of I(q)",
             cli="pyscatter.cli.invariants",
         ),
+        ProcessEntry(
+            "cave",
+            "pyscatter.processes.caving:Caving",
+            "Caving",
+            "fill masked pixels from their centro-symmetric partners (caved frames)",
+            cli="pyscatter.cli.cave",
+        ),
+        ProcessEntry(
+            "qmap",
+            "pyscatter.processes.qspace:QSpaceMap",
+            "QSpaceMap",
+            "q-space images (q_perp, q_par) of every frame",
+            cli="pyscatter.cli.qmap",
+        ),
     )
 }
 
