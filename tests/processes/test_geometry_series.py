@@ -191,8 +191,14 @@ def test_one_matrix_per_distinct_geometry_and_bit_identical_resume(
 
 
 def test_steps_of_one_geometry_refuse_a_series(energy_file):
+    from pyscatter.processes.caving import Caving
+    from pyscatter.processes.qspace import QSpaceMap
+
     with pytest.raises(InputError, match=r"changes with the position \(wavelength"):
         run_on_file(energy_file, AzimuthalProfiles, q=[0.55], half_width=0.05)
+    for process in (Caving, QSpaceMap):
+        with pytest.raises(InputError, match=r"changes with the position \(wavelength"):
+            run_on_file(energy_file, process)
 
 
 def test_a_stack_of_two_detectors_is_refused(tmp_path, energy):
