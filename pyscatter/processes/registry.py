@@ -155,6 +155,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "SAXS Guinier Rg and I0, invariant and Porod constant of I(q)",
             cli="pyscatter.cli.invariants",
         ),
+        ProcessEntry(
+            "summary",
+            "pyscatter.processes.summary:SeriesSummary",
+            "SeriesSummary",
+            "parameters against a scan variable, filtered by fit quality, in one table",
+            cli="pyscatter.cli.summary",
+        ),
     )
 }
 
