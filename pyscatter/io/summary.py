@@ -228,7 +228,7 @@ def read_summary_csv(path: str | os.PathLike) -> Any:
     ``attrs["units"]``, ``good`` as bool."""
     import pandas as pd
 
-    frame = pd.read_csv(path, float_precision="round_trip", keep_default_na=False, na_values=["nan"])
+    frame = pd.read_csv(path, keep_default_na=False, na_values=["nan"])
     units, names = {}, []
     for column in frame.columns:
         match = _HEADER.match(str(column))

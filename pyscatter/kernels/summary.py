@@ -12,8 +12,8 @@ Examples
 >>> sigma = np.array([[0.3], [0.4], [1.0]])
 >>> good = np.ones((3, 1), dtype=bool)
 >>> out = reduce_groups(values, sigma, good, np.array([0, 0, 1]), 2, "mean")
->>> out.value[:, 0], out.sigma[:, 0], out.n_good[:, 0]
-(array([ 2., 10.]), array([0.25, 1.  ]), array([1... 2, 1]...))
+>>> out.value[:, 0].tolist(), out.sigma[:, 0].tolist(), out.n_good[:, 0].tolist()
+([2.0, 10.0], [0.25, 1.0], [2, 1])
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ class Reduced:
         Mean or median of the good, finite values of the group.
     sigma : ndarray
         Its propagated error: ``sqrt(sum s_i^2) / n`` for the mean, times
-        :data:`MEDIAN_EFFICIENCY` for the median; NaN when a value has no error.
+        :data:`MEDIAN_EFFICIENCY` for the median of more than two values (the median of two is
+        their mean); NaN when a value has no error.
     std : ndarray
         The standard deviation of the values (ddof 1; NaN for fewer than two): their scatter,
         to compare with ``sigma * sqrt(n)``.
