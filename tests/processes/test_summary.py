@@ -191,7 +191,7 @@ def test_csv_round_trips(path, tmp_path):
     assert {"R2", "status", "status_meaning", "good", "S_sigma"} <= set(frame.columns)
 
 
-def test_intensity_at_q_values(tmp_path, series):
+def test_intensity_at_q_values_and_several_reflections(tmp_path, series):
     from pyscatter.processes.integration import AzimuthalIntegration
 
     path = write_scan(tmp_path / "iq.h5", series)
@@ -216,6 +216,23 @@ def test_intensity_at_q_values(tmp_path, series):
         summarise(path, source=source, against="Field", q=[99.0])
     with pytest.raises(InputError, match="no R2"):
         summarise(path, source=source, against="Field", q=[0.45], min_r2=0.9)
+    # several reflections: the three rings of every frame, fitted as peaks of I(q)
+    from pyscatter.processes.peaks import PeakFit
+
+    truth = [r.q_nm for r in series.rings]
+    run_on_file(path, PeakFit, peaks=truth, window=0.2, progress=False)
+    peaks = summarise(path, against="Field", parameters=["position", "fwhm"], status=["OK"])
+    table = summary_dataset(path, group=peaks.group)
+    assert table["position"].dims == ("Field", "peak") and (table["n_good"].values == 6).all()
+    error = np.abs(table["position"].values - np.array(truth))
+    assert (error < np.maximum(3 * table["position_sigma"].values, 1e-3 * np.array(truth))).all()
+    from pyscatter.plot.summary import plot_summary
+
+    fig = plot_summary(path, group=peaks.group)
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "Peak position (1/nm)" and bottom.get_xlabel() == "Field (mT)"
+    labels = top.get_legend_handles_labels()[1]
+    assert labels == [f"peak = {q:g} 1/nm" for q in truth]
 
 
 def test_bad_input_names_what_is_available(path):
@@ -241,3 +258,45 @@ def test_pipeline_step_reuses_the_python_run(path, tmp_path):
     )
     steps = run_pipeline(tmp_path / "p.yaml")
     assert steps[-1].action == "reused"
+
+
+def test_cli_writes_the_figure_and_the_table(path, tmp_path, capsys):
+    from PIL import Image
+
+    from pyscatter.cli import main
+
+    png, table = tmp_path / "summary.png", tmp_path / "summary.csv"
+    argv = ["summary", str(path), "--against", "Field", "--parameters", "S", "director",
+            "--min-r2", "0.5", "--status", "OK", "--plot", str(png), "--csv", str(table),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    group = capsys.readouterr().out.strip().rsplit(":", 1)[-1]
+    assert group.endswith("SeriesSummary_000")
+    with Image.open(png) as image:
+        assert image.size[0] > 500
+    back = read_summary_csv(table)
+    assert back["Field"].tolist() == np.repeat(FIELDS, 2).tolist()
+    assert back["n_good"].tolist()[:2] == [0, 0]  # 0 mT: isotropic fits fail status OK
+    assert main(argv) == 1  # the CSV exists: refused (ExistingResultsError: a file problem)
+    assert "exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0  # the step itself is reused
+    assert main(["summary", str(path), "--against", "Pressure"]) == 2
+    assert "position dims: Field, Y, X" in capsys.readouterr().err
+
+
+def test_figure_greys_or_drops_the_bad_positions(tmp_path, holes_file):
+    from pyscatter.plot.summary import plot_summary
+
+    source, _scan = holes_file
+    path = shutil.copy(source, tmp_path / "holes.h5")
+    summarise(path, against="Field", parameters=["S"], min_r2=0.5, status=["OK"])
+    grey = plot_summary(path).axes[0]
+    handles, labels = grey.get_legend_handles_labels()
+    assert "filtered out" in labels
+    crosses = [line for line in grey.lines if line.get_marker() == "x"]
+    n_bad = sum(len(line.get_xdata()) for line in crosses)
+    assert n_bad == 2 * (4 + 1 + 1)  # per ring: all 4 positions at 0 mT, then the hole
+    drop = plot_summary(path, bad="drop").axes[0]
+    assert not [line for line in drop.lines if line.get_marker() == "x"]
+    with pytest.raises(InputError, match="bad must be one of grey, drop"):
+        plot_summary(path, bad="hide")
