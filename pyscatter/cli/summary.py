@@ -85,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}:{summary.group}")
     log = logging.getLogger("pyscatter")
     if args.csv:
-        from pyscatter.io.summary import summary_dataset, write_summary_csv
-        from pyscatter.io.summary import dataset_to_frame
+        from pyscatter.io.summary import dataset_to_frame, summary_dataset, write_summary_csv
 
         ds = summary_dataset(args.file, group=summary.group, per_position=args.per_position)
-        log.info("wrote %s", write_summary_csv(dataset_to_frame(ds), args.csv, overwrite=args.overwrite))
+        log.info(
+            "wrote %s", write_summary_csv(dataset_to_frame(ds), args.csv, overwrite=args.overwrite)
+        )
     if args.plot:
         from pyscatter.plot.summary import plot_summary
 

@@ -107,9 +107,14 @@ def summary_dataset(
                 data_vars[key] = xr.Variable(
                     [d.name for d in dims],
                     dset[()].reshape(tuple(len(d) for d in dims)),
-                    attrs={"units": str(dset.attrs["units"]), "long_name": str(dset.attrs["quantity"])},
+                    attrs={
+                        "units": str(dset.attrs["units"]),
+                        "long_name": str(dset.attrs["quantity"]),
+                    },
                 )
-                coords.update({d.name: xr.Variable(d.name, d.values, attrs={"units": d.units}) for d in dims})
+                coords.update(
+                    {d.name: xr.Variable(d.name, d.values, attrs={"units": d.units}) for d in dims}
+                )
             return xr.Dataset(data_vars, coords=coords, attrs={**attrs, "table": 1})
     index_of = _index_of(path, name)
     ds = to_xarray(path, PROCESS, index=index_of).squeeze("value", drop=True)
@@ -178,7 +183,9 @@ def dataset_to_frame(ds: Any) -> Any:
         meanings = _flag_meanings(ds, "status")
         where = frame.columns.get_loc("status") + 1
         frame.insert(
-            where, "status_meaning", [meanings.get(int(v), f"unknown code {v}") for v in frame["status"]]
+            where,
+            "status_meaning",
+            [meanings.get(int(v), f"unknown code {v}") for v in frame["status"]],
         )
         units["status_meaning"] = ""
     if "good" in frame:

@@ -92,12 +92,16 @@ def plot_summary(
     if bad not in BAD:
         raise InputError(f"bad must be one of {', '.join(BAD)}; got {bad!r}")
     rows = summary_dataset(path, index=index, group=group, per_position=True)
-    table = summary_dataset(path, group=rows.attrs["group"]) if rows.attrs["reduce"] != "none" else None
+    table = (
+        summary_dataset(path, group=rows.attrs["group"]) if rows.attrs["reduce"] != "none" else None
+    )
     recorded = json.loads(str(rows.attrs["summarised"]))
     names = recorded if parameters is None else list(parameters)
     unknown = [p for p in names if p not in recorded]
     if unknown:
-        raise InputError(f"parameter(s) {unknown} not in this summary; it has {', '.join(recorded)}")
+        raise InputError(
+            f"parameter(s) {unknown} not in this summary; it has {', '.join(recorded)}"
+        )
     against = str(rows.attrs["against"])
     position_dims = [d for d in str(rows.attrs["position_dims"]).split(",") if d]
     x_rows = rows[against].broadcast_like(rows["good"])
@@ -111,7 +115,9 @@ def plot_summary(
             good = rows["good"].isel(sel).values.astype(bool).ravel()
             x = x_rows.isel(sel).values.ravel()
             y = da.isel(sel).values.ravel()
-            sigma = rows[f"{name}_sigma"].isel(sel).values.ravel() if f"{name}_sigma" in rows else None
+            sigma = (
+                rows[f"{name}_sigma"].isel(sel).values.ravel() if f"{name}_sigma" in rows else None
+            )
             if table is not None:
                 t = table.isel(sel)
                 ts = t[f"{name}_sigma"].values if f"{name}_sigma" in t else None
@@ -128,6 +134,7 @@ def plot_summary(
             ax.legend(fontsize=7)
     axes[-1].set_xlabel(_label(against, x_units))
     params = json.loads(str(rows.attrs["parameters"]))
-    fig.suptitle(f"{rows.attrs['source_process']} against {against}: {_filter_text(params)}", fontsize=9)
+    fig.suptitle(
+        f"{rows.attrs['source_process']} against {against}: {_filter_text(params)}", fontsize=9
+    )
     return fig
-

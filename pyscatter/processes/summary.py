@@ -127,8 +127,9 @@ def available_parameters(anchor: h5py.Dataset) -> list[str]:
     if "process" not in group.attrs:
         return [anchor.name.rsplit("/", 1)[-1]]
     found = []
-    for name in group:
-        dset = group[name]
+    order = json.loads(str(group.attrs.get("output_order", "[]")))  # the step's own order
+    for name in [*order, *(k for k in group if k not in order)]:
+        dset = group.get(name)
         if not is_main(dset) or dset.shape != anchor.shape or name in _NOT_PARAMETERS:
             continue
         if name.endswith(("_sigma", "_Sigma")) or not np.issubdtype(dset.dtype, np.floating):
@@ -221,9 +222,11 @@ def _parameters(anchor: h5py.Dataset, parameters: Any, q: list[float] | None) ->
     available = available_parameters(anchor)
     if q is None and "process" not in anchor.parent.attrs:
         raise InputError(f"{anchor.name} is spectra, not a results group: give q values (--q)")
-    if q is not None and "process" in anchor.parent.attrs and anchor.name.rsplit("/", 1)[
-        -1
-    ] not in ("Intensity", "Raw_Data"):
+    if (
+        q is not None
+        and "process" in anchor.parent.attrs
+        and anchor.name.rsplit("/", 1)[-1] not in ("Intensity", "Raw_Data")
+    ):
         raise InputError(
             f"q values are read from 1-D I(q); {anchor.parent.name} is "
             f"{anchor.parent.attrs['process']} results (name an integration's Intensity)"
@@ -231,11 +234,7 @@ def _parameters(anchor: h5py.Dataset, parameters: Any, q: list[float] | None) ->
     if q is not None:
         return [anchor.name.rsplit("/", 1)[-1]]
     if parameters is None:
-        return [
-            p
-            for p in available
-            if p not in _DIAGNOSTICS and not p.endswith("_correlation")
-        ]
+        return [p for p in available if p not in _DIAGNOSTICS and not p.endswith("_correlation")]
     names = [parameters] if isinstance(parameters, str) else list(parameters)
     unknown = [p for p in names if p not in available]
     if unknown or not names:
@@ -344,7 +343,9 @@ class SeriesSummary(ScatterProcess):
     def _against_units(self) -> str:
         p = self.parameters
         if p["against_kind"] == "position":
-            return next(d.units for d in dims_of(self._source, "Position") if d.name == p["against"])
+            return next(
+                d.units for d in dims_of(self._source, "Position") if d.name == p["against"]
+            )
         return str(self._source.file[p["against_dataset"]].attrs.get("units", ""))
 
     def _outputs(self) -> list[Output]:
@@ -353,15 +354,23 @@ class SeriesSummary(ScatterProcess):
             group = self._source.parent
             one = (Dim("value", "1", np.zeros(1)),)
             outs = [
-                Output("against", p["against"], self._against_units(), one, np.float64,
-                       spec_prefix="Against_Spectroscopic_")  # fmt: skip
+                Output(
+                    "against",
+                    p["against"],
+                    self._against_units(),
+                    one,
+                    np.float64,
+                    spec_prefix="Against_Spectroscopic_",
+                )  # fmt: skip
             ]
             for name in p["parameters"]:
                 dset = self._source if p["q"] is not None else group[name]
                 quantity, units = str(dset.attrs["quantity"]), str(dset.attrs["units"])
                 outs.append(Output(name, quantity, units, dims, np.float64))
                 if p["sigmas"][name] is not None:
-                    outs.append(Output(f"{name}_sigma", f"{quantity} sigma", units, dims, np.float64))
+                    outs.append(
+                        Output(f"{name}_sigma", f"{quantity} sigma", units, dims, np.float64)
+                    )
             if p["has_r2"]:
                 outs.append(Output("R2", str(group["R2"].attrs["quantity"]), "1", dims, np.float64))
             if p["has_status"]:
@@ -415,10 +424,18 @@ class SeriesSummary(ScatterProcess):
             quantity, units = outputs[name].quantity, outputs[name].units
             arrays[name] = (red.value, f"{quantity} ({p['reduce']})", units)
             if sigma is not None:
-                arrays[f"{name}_sigma"] = (red.sigma, f"{quantity} sigma of the {p['reduce']}", units)
+                arrays[f"{name}_sigma"] = (
+                    red.sigma,
+                    f"{quantity} sigma of the {p['reduce']}",
+                    units,
+                )
             arrays[f"{name}_std"] = (red.std, f"{quantity} standard deviation", units)
         onehot = labels[:, None] == np.arange(values.size)[None, :]
-        arrays["n_good"] = (onehot.T.astype(np.int32) @ good.astype(np.int32), "Good positions", "count")
+        arrays["n_good"] = (
+            onehot.T.astype(np.int32) @ good.astype(np.int32),
+            "Good positions",
+            "count",
+        )
         n_all = np.repeat(onehot.sum(axis=0, dtype=np.int32)[:, None], good.shape[1], axis=1)
         arrays["n_positions"] = (n_all, "Positions", "count")
         for name, (data, quantity, units) in arrays.items():

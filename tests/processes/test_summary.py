@@ -87,7 +87,9 @@ def test_field_series_meets_the_truth_within_sigma(path, series, record_property
     assert (table["n_good"].values == 6).all()
     assert (S[0] == 0).all()  # 0 mT: isotropic fits, S = 0 exactly
     z = (S[1:] - truth[1:, None]) / sigma[1:]
-    record_property("summary: (S - S_true) / sigma per field (rows) and ring", np.round(z, 2).tolist())
+    record_property(
+        "summary: (S - S_true) / sigma per field (rows) and ring", np.round(z, 2).tolist()
+    )
     assert np.abs(z[:, 1]).max() < 3  # the 0.80 ring: within 3 sigma of the truth
     # the sharp 0.45 ring comes out a little low at high kappa: pixels smear the peak in chi
     # (the same few 1e-3 the orientation notebook notes), a bias of the profiles, not the mean
@@ -207,8 +209,9 @@ def test_intensity_at_q_values_and_several_reflections(tmp_path, series):
 
     iq = to_xarray(path, "AzimuthalIntegration")
     rows = summary_dataset(path, group=summary.group)
+    axis, intensity = iq["q"].values, iq["Intensity"].values
     for k, q in enumerate((0.45, 0.8)):
-        ref = np.apply_along_axis(lambda y: np.interp(q, iq["q"].values, y), -1, iq["Intensity"].values)
+        ref = np.apply_along_axis(lambda y, q=q: np.interp(q, axis, y), -1, intensity)
         np.testing.assert_allclose(rows["Intensity"].values[..., k], ref, rtol=1e-6)
     assert np.isfinite(rows["Intensity_sigma"].values).all()
     assert rows["q"].attrs["units"] == iq["q"].attrs["units"]
@@ -238,7 +241,7 @@ def test_intensity_at_q_values_and_several_reflections(tmp_path, series):
 def test_bad_input_names_what_is_available(path):
     with pytest.raises(InputError, match=r"position dims: Field, Y, X; per-position values: "):
         summarise(path, against="Temperature")
-    with pytest.raises(InputError, match=r"available: S, S_model_free, director"):
+    with pytest.raises(InputError, match=r"available: S, director, S_model_free$"):
         summarise(path, against="Field", parameters=["S", "eta_deg"])
     with pytest.raises(InputError, match=r"statuses of .* OK, ISOTROPIC"):
         summarise(path, against="Field", status=["fine"])
@@ -300,3 +303,82 @@ def test_figure_greys_or_drops_the_bad_positions(tmp_path, holes_file):
     assert not [line for line in drop.lines if line.get_marker() == "x"]
     with pytest.raises(InputError, match="bad must be one of grey, drop"):
         plot_summary(path, bad="hide")
+
+
+def _summary_paused(path, after, paused):
+    """A summary whose writer stops for good after ``after`` blocks, holding the file."""
+    import time
+
+    from pyscatter.io import safety
+
+    real, calls = safety.write_status, []
+
+    def write_status(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == after:
+            paused.set()
+            time.sleep(600)  # killed here
+        return result
+
+    safety.write_status = write_status
+    summarise(path, against="Field", max_mem_mb=0.003)
+
+
+def _outputs(path, group):
+    with h5py.File(path) as h5:
+        g = h5[group]
+        out = {k: g[k][()].tobytes() for k in g if isinstance(g[k], h5py.Dataset)}
+        out.update({f"Table/{k}": g["Table"][k][()].tobytes() for k in g["Table"]})
+        return out
+
+
+def test_sigkill_mid_run_then_resume_gives_the_same_bits(path, tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    reference = shutil.copy(path, tmp_path / "reference.h5")
+    done = summarise(reference, against="Field", max_mem_mb=0.003)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pyscatter.processes.summary"])
+    paused = ctx.Event()
+    proc = ctx.Process(target=_summary_paused, args=(str(path), 2, paused))
+    proc.start()
+    assert paused.wait(300), "the writer never reached its pause"
+    os.kill(proc.pid, signal.SIGKILL)  # two blocks written, the job holds the lock
+    proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
+    resumed = summarise(path, against="Field", max_mem_mb=1)  # any budget: blocks are kept
+    with h5py.File(path) as h5:
+        k = int(h5[resumed.group].attrs["positions_per_chunk"])
+    assert resumed.resumed and resumed.computed_positions == 24 - 2 * k
+    assert resumed.group == done.group
+    got, expected = _outputs(path, resumed.group), _outputs(reference, done.group)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        if key != "completed_chunks":
+            assert got[key] == expected[key], key
+
+
+def test_invariants_parameters_and_errors_are_found(tmp_path):
+    from pyscatter.datasets_saxs import saxs_map
+    from pyscatter.processes.invariants import SaxsInvariants
+
+    saxs = saxs_map((3, 4), polydispersity=0.1, q=np.linspace(0.0025, 6.0, 1200), rng=3)
+    path = saxs.write(tmp_path / "saxs.h5")
+    run_on_file(path, SaxsInvariants, qrg_max=0.6, progress=False)
+    summary = summarise(path, against="Y", status=["OK"])
+    with h5py.File(path) as h5:
+        params = json.loads(h5[summary.group].attrs["parameters"])
+    assert params["parameters"] == ["Rg", "I0", "guinier_q_min", "guinier_q_max", "invariant",
+                                    "porod_constant"]  # fmt: skip
+    sigmas = {k: v.rsplit("/", 1)[-1] for k, v in params["sigmas"].items() if v}
+    assert sigmas == {p: f"{p}_sigma" for p in ("Rg", "I0", "invariant", "porod_constant")}
+    table = summary_dataset(path).squeeze("value")
+    from pyscatter import to_xarray
+
+    inv = to_xarray(path, "invariants").squeeze("value")
+    np.testing.assert_allclose(table["Rg"].values, inv["Rg"].mean("X").values, rtol=1e-12)
+    # the mean Rg of each row against the mean of the true radii, within the kernel's 1 %
+    assert np.abs(table["Rg"].values / saxs.rg.mean(axis=1) - 1).max() < 0.01
