@@ -130,8 +130,8 @@ def plot_summary(
                 ax.plot(x[~good], y[~good], "x", ms=4, color=_GREY,
                         label="filtered out" if k == 0 else None)  # fmt: skip
         ax.set_ylabel(_label(str(da.attrs.get("long_name", name)), str(da.attrs.get("units", ""))))
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        if ax is axes[0] and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)  # the series are the same in every panel
     axes[-1].set_xlabel(_label(against, x_units))
     params = json.loads(str(rows.attrs["parameters"]))
     fig.suptitle(
