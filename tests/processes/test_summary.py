@@ -254,10 +254,10 @@ def test_bad_input_names_what_is_available(path):
 def test_pipeline_step_reuses_the_python_run(path, tmp_path):
     from pyscatter.pipeline import run_pipeline
 
-    summarise(path, against="Field", min_r2=0.5)
+    summarise(path, against="Field", min_r2=0.5, status=["OK", "ISOTROPIC"], parameters=["S"])
     (tmp_path / "p.yaml").write_text(
         f"output: {path}\nexecution: {{progress: false}}\nsteps:\n"
-        "  - summary: {against: Field, min_r2: 0.5}\n"
+        "  - summary: {against: Field, min_r2: 0.5, status: [ok, isotropic], parameters: [S]}\n"
     )
     steps = run_pipeline(tmp_path / "p.yaml")
     assert steps[-1].action == "reused"
