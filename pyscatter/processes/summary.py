@@ -326,6 +326,7 @@ class SeriesSummary(ScatterProcess):
             raise InputError(f"min_r2 {min_r2}: {anchor.name} has no R2 to filter on")
         if status is not None and params["status_codes"] is None:
             raise InputError(f"status {status}: {anchor.name} records no fit status")
+        self.nexus_signal = names[0]  # the NeXus view plots the first parameter
         super().__init__(anchor, params, **kwargs)
 
     @classmethod
@@ -353,16 +354,9 @@ class SeriesSummary(ScatterProcess):
             p, dims = self.parameters, self._series_dims()
             group = self._source.parent
             one = (Dim("value", "1", np.zeros(1)),)
-            outs = [
-                Output(
-                    "against",
-                    p["against"],
-                    self._against_units(),
-                    one,
-                    np.float64,
-                    spec_prefix="Against_Spectroscopic_",
-                )  # fmt: skip
-            ]
+            units = self._against_units()
+            prefix = "Against_Spectroscopic_"  # its own (length-1) spectroscopic dim
+            outs = [Output("against", p["against"], units, one, np.float64, spec_prefix=prefix)]
             for name in p["parameters"]:
                 dset = self._source if p["q"] is not None else group[name]
                 quantity, units = str(dset.attrs["quantity"]), str(dset.attrs["units"])
@@ -430,14 +424,15 @@ class SeriesSummary(ScatterProcess):
                     units,
                 )
             arrays[f"{name}_std"] = (red.std, f"{quantity} standard deviation", units)
-        onehot = labels[:, None] == np.arange(values.size)[None, :]
-        arrays["n_good"] = (
-            onehot.T.astype(np.int32) @ good.astype(np.int32),
-            "Good positions",
+        grouped = labels >= 0
+        counts = [np.bincount(labels[grouped & g], minlength=values.size) for g in good.T]
+        arrays["n_good"] = (np.stack(counts, axis=1).astype(np.int32), "Good positions", "count")
+        n_all = np.bincount(labels[grouped], minlength=values.size).astype(np.int32)
+        arrays["n_positions"] = (
+            np.repeat(n_all[:, None], good.shape[1], axis=1),
+            "Positions",
             "count",
         )
-        n_all = np.repeat(onehot.sum(axis=0, dtype=np.int32)[:, None], good.shape[1], axis=1)
-        arrays["n_positions"] = (n_all, "Positions", "count")
         for name, (data, quantity, units) in arrays.items():
             create_main(
                 table, name, shape=data.shape, dtype=data.dtype, quantity=quantity, units=units,
