@@ -59,6 +59,8 @@ TABLE_GROUP = "Table"
 _NOT_PARAMETERS = ("R2", "status", "good", "against")
 #: Per-position datasets of a measurement that are bookkeeping, not values.
 _NOT_ANCILLARY = ("Frame_Checksums", "Chunk_Checksums", "valid_positions")
+#: Steps whose results are spectra: summarised at q values only.
+_SPECTRA = ("AzimuthalIntegration", "AzimuthalProfiles", "SectorIntegration")
 #: Parameters left out when none are named (fit diagnostics).
 _DIAGNOSTICS = ("reduced_chi2",)
 
@@ -220,8 +222,12 @@ def _q_values(anchor: h5py.Dataset, q: Any) -> list[float]:
 
 def _parameters(anchor: h5py.Dataset, parameters: Any, q: list[float] | None) -> list[str]:
     available = available_parameters(anchor)
-    if q is None and "process" not in anchor.parent.attrs:
-        raise InputError(f"{anchor.name} is spectra, not a results group: give q values (--q)")
+    process = anchor.parent.attrs.get("process")
+    if q is None and (process is None or process in _SPECTRA):
+        raise InputError(
+            f"{anchor.name} holds spectra, not one value per position and series: give q "
+            "values (--q) to summarise I(q), or name the results of a fit (--source)"
+        )
     if (
         q is not None
         and "process" in anchor.parent.attrs
