@@ -165,6 +165,11 @@ def summary_table(
         from pyscatter.processes.summary import SeriesSummary
 
         options.setdefault("progress", False)
+        if source is None and options.get("q") is not None:  # I(q): the latest 1-D integration
+            from pyscatter.processes.summary import default_source
+
+            with open_for_reading(path) as h5:
+                source = default_source(h5, options["q"]).name
         group = run_on_file(path, SeriesSummary, source=source, against=against, **options).group
     elif source is not None or options:
         raise InputError("source= and step options need against= (which runs the summary)")

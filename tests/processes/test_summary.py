@@ -217,6 +217,8 @@ def test_intensity_at_q_values_and_several_reflections(tmp_path, series):
     assert rows["q"].attrs["units"] == iq["q"].attrs["units"]
     with pytest.raises(InputError, match="outside the q axis"):
         summarise(path, source=source, against="Field", q=[99.0])
+    by_default = summary_table(path, "Field", q=[0.45, 0.8], reduce="none", per_position=True)
+    assert by_default["Intensity"].tolist() == rows["Intensity"].values.ravel().tolist()
     with pytest.raises(InputError, match="holds spectra, not one value per position"):
         summarise(path, source=source, against="Field")
     with pytest.raises(InputError, match="no R2"):
