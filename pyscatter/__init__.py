@@ -7,7 +7,7 @@ register_hdf5_filters()  # Raw_Data (bitshuffle-LZ4) readable by plain h5py, pyU
 
 __version__ = "0.1.0"
 
-__all__ = ["PyscatterError", "__version__", "open", "to_xarray"]
+__all__ = ["PyscatterError", "__version__", "open", "summary_table", "to_xarray"]
 
 
 def to_xarray(path, process="AzimuthalIntegration", *, index=-1):
@@ -25,3 +25,13 @@ def open(path):  # noqa: A001 - pyscatter.open, like io.open
     from pyscatter.io.reading import open as _open
 
     return _open(path)
+
+
+def summary_table(path, against=None, **kwargs):
+    """A series summary as a tidy :class:`pandas.DataFrame` (with ``against``, run it first).
+
+    See :func:`pyscatter.io.summary.summary_table`.
+    """
+    from pyscatter.io.summary import summary_table as _summary_table
+
+    return _summary_table(path, against, **kwargs)

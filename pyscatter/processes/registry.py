@@ -169,6 +169,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "q-space images (q_perp, q_par) of every frame",
             cli="pyscatter.cli.qmap",
         ),
+        ProcessEntry(
+            "summary",
+            "pyscatter.processes.summary:SeriesSummary",
+            "SeriesSummary",
+            "parameters against a scan variable, filtered by fit quality, in one table",
+            cli="pyscatter.cli.summary",
+        ),
     )
 }
 
