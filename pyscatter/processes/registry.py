@@ -155,6 +155,20 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "SAXS Guinier Rg and I0, invariant and Porod constant of I(q)",
             cli="pyscatter.cli.invariants",
         ),
+        ProcessEntry(
+            "xrf-roi",
+            "pyscatter.processes.xrf:XrfRoi",
+            "XrfRoi",
+            "XRF element maps: counts in a window per line group, linear background",
+            cli="pyscatter.cli.xrf",
+        ),
+        ProcessEntry(
+            "xrf-fit",
+            "pyscatter.processes.xrf:XrfLinearFit",
+            "XrfFit",
+            "XRF element maps: fast linear fit (SNIP background, line groups)",
+            cli="pyscatter.cli.xrf",
+        ),
     )
 }
 

@@ -20,10 +20,11 @@ What becomes the main dataset of each scan:
   gives a calibration (recorded as ``mca_calibration`` with ``mca_calibration_source``, unit
   ``energy_unit``, keV by default); after the image channel when both exist. Counting times
   (``#@CTIME preset live real``, one line per point or one for the scan) become ``Preset_Time``,
-  ``Live_Time`` and ``Real_Time`` (s) beside the spectra, and how to correct the dead time is
-  recorded on the channel as ``dead_time`` (see :func:`dead_time_record`): from a percent column
-  (``dead_time_column``), a correction-factor column (``dead_time_factor_column``), live and
-  real time columns, else ``#@CTIME``. The counts stay as measured: the XRF processes apply
+  ``Live_Time`` and ``Real_Time`` (s) beside the spectra when there is one line per point (one
+  line for the scan, the times of one point only, is kept as the attribute ``mca_ctime``), and
+  how to correct the dead time is recorded on the channel as ``dead_time`` (see
+  :func:`dead_time_record`): from a percent column (``dead_time_column``), a correction-factor
+  column (``dead_time_factor_column``), live and real time columns, else per-point ``#@CTIME``. The counts stay as measured: the XRF processes apply
   the correction (:mod:`pyscatter.processes.xrf`);
 * neither: the counters themselves, (points, counters), dim ``Counter`` (names in the
   ``counter_names`` attribute).
@@ -615,10 +616,23 @@ def dead_time_record(opts: _Options, mca: McaSpectra, channel: str) -> dict[str,
         return {"kind": "live_real", "live_time": counters + opts.live_time_column,
                 "real_time": counters + opts.real_time_column,
                 "source": f"columns {opts.live_time_column!r}, {opts.real_time_column!r}"}  # fmt: skip
-    if mca.ctime is not None:
+    if mca.ctime is not None and mca.ctime_source == "per point":
         return {"kind": "live_real", "live_time": f"{channel}/Live_Time",
                 "real_time": f"{channel}/Real_Time", "source": f"#@CTIME ({mca.ctime_source})"}  # fmt: skip
     return {"kind": "none"}
+
+
+def _hint_dead_time(s: SpecScan) -> None:
+    """Say which columns look like dead time when none is recorded."""
+    hints = [n for n in s.labels if any(w in n.lower() for w in ("dead", "dt", "live", "real"))]
+    if hints:
+        logger.warning(
+            "%s: no dead time recorded for the MCA spectra; columns %s may hold it "
+            "(--dead-time-column, --dead-time-factor-column, --live-time-column with "
+            "--real-time-column)",
+            s.where,
+            ", ".join(hints),
+        )
 
 
 def _mca_channel(
@@ -631,10 +645,10 @@ def _mca_channel(
     axis = McaSpectra(mca.index, mca.spectra, mca.channels, calibration).axis()
     extra = dict(extra)
     extra_attrs: dict[str, dict[str, Any]] = {}
-    if mca.ctime is not None:
+    if mca.ctime is not None and mca.ctime_source == "per point":
         for k, name in enumerate(("Preset_Time", "Live_Time", "Real_Time")):
             extra[name] = np.ascontiguousarray(mca.ctime[:, k])
-            extra_attrs[name] = {"units": "s", "source": f"#@CTIME ({mca.ctime_source})"}
+            extra_attrs[name] = {"units": "s", "source": "#@CTIME (per point)"}
     spec = MeasurementSpec(
         position_dims=s.positions.dims,
         spec_dims=[Dim("Channel", opts.energy_unit if calibrated else "channel", axis)],
@@ -656,7 +670,11 @@ def _mca_channel(
             chan_attrs["mca_calibration_file"] = list(mca.calibration)
     elif calibrated:
         chan_attrs["mca_calibration_source"] = "#@CALIB"
+    if mca.ctime is not None and mca.ctime_source == "scan header":
+        chan_attrs["mca_ctime"] = mca.ctime[0].tolist()  # preset, live, real of one point only
     dead_time = dead_time_record(opts, mca, channel)
-    if dead_time["kind"] != "none" or opts.dead_time_columns():
+    if dead_time["kind"] != "none":
         chan_attrs["dead_time"] = dead_time
+    else:
+        _hint_dead_time(s)
     return ChannelData(spec, mca.spectra, chan_attrs)
