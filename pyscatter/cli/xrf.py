@@ -69,6 +69,9 @@ def register(sub) -> None:
     fit.add_argument("--snip-width", type=int, default=30, help="SNIP window, channels (30)")
     fit.add_argument("--snip-iterations", type=int, default=1, help="SNIP passes (1)")
     fit.add_argument(
+        "--smooth-width", type=int, default=0, help="smoothing before SNIP, channels (0; 11)"
+    )
+    fit.add_argument(
         "--store-background", action="store_true", help="also write the fitted backgrounds"
     )
     add_execution(fit)
@@ -143,6 +146,7 @@ def run_fit(args: argparse.Namespace) -> int:
         fit_range=args.fit_range,
         snip_width=args.snip_width,
         snip_iterations=args.snip_iterations,
+        smooth_width=args.smooth_width,
         store_background=args.store_background,
         **_kwargs(args),
         **execution_kwargs(args),

@@ -111,6 +111,7 @@ def build_fit(spec, h5: h5py.File):
             snip_width=params["snip_width"],
             fit_range_keV=fit_range,
             snip_iterations=params["snip_iterations"],
+            smooth_width=params.get("smooth_width", 0),
             keep_background=store,
         )
         scale = block_scale(h5file, params, start, stop)
