@@ -12,11 +12,12 @@ region's channels; with one side window only, that side's mean; with none, zero:
     t_c = \\frac{E_c - \\bar E_L}{\\bar E_R - \\bar E_L}
 
 The net counts ``N = G - B`` (``G`` the gross sum of the region) have the Poisson variance
-``G + sum_c w_c^2 y_c`` (``w_c`` the weight of side channel ``c`` in ``B``): the counts are
+``G + c_L^2 S_L + c_R^2 S_R`` (``S`` the sums of the side windows, ``c = α / n`` their weights
+in ``B``): the counts are
 taken as measured, before any dead-time or monitor scale, which multiplies ``N`` and ``σ``.
 
-Every sum is one matrix product over a block of spectra (no loop over spectra), so a block's
-results do not depend on the other spectra of the block.
+Every sum is a vectorised sum over channels of the whole block (no loop over spectra), each
+spectrum's alone, so a block's results do not depend on the other spectra of the block.
 
 Examples
 --------
@@ -38,7 +39,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 
-__all__ = ["RoiSums", "RoiWindow", "line_windows", "roi_matrices", "roi_sums"]
+__all__ = ["RoiPlan", "RoiSums", "RoiWindow", "line_windows", "roi_plan", "roi_sums"]
 
 
 @dataclass(frozen=True)
@@ -113,48 +114,66 @@ def line_windows(
     return out
 
 
-def _mask(energy: np.ndarray, window: tuple[float, float] | None, closed: bool) -> np.ndarray:
-    if window is None:
-        return np.zeros(energy.shape, bool)
-    a, b = window
-    return (energy >= a) & ((energy <= b) if closed else (energy < b))
+def _span(energy: np.ndarray, a: float, b: float, closed: bool) -> slice:
+    """The channels with ``a <= E <= b`` (``< b`` when not ``closed``) of an increasing axis."""
+    lo = int(np.searchsorted(energy, a, side="left"))
+    hi = int(np.searchsorted(energy, b, side="right" if closed else "left"))
+    return slice(lo, max(lo, hi))
 
 
-def roi_matrices(
-    energy_keV: np.ndarray, windows: Sequence[RoiWindow]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The (n_channels, n_windows) weights of the gross sums and of the backgrounds.
+@dataclass(frozen=True)
+class RoiPlan:
+    """Where each region and its side windows are on an energy axis, and their weights.
 
-    ``spectra @ gross`` are the gross sums, ``spectra @ background`` the linear backgrounds
-    under the regions, ``spectra @ background**2`` their Poisson variances.
+    ``background = c_left * sum(left) + c_right * sum(right)`` per region; slices of channels.
+    """
+
+    regions: tuple[slice, ...]
+    lefts: tuple[slice, ...]
+    rights: tuple[slice, ...]
+    c_left: np.ndarray
+    c_right: np.ndarray
+
+
+def roi_plan(energy_keV: np.ndarray, windows: Sequence[RoiWindow]) -> RoiPlan:
+    """The channels of every region and side window, and the background weights.
 
     Raises
     ------
     InputError
-        A region holding no channel of the energy axis (its name and range are given).
+        An energy axis that does not increase, or a region holding no channel (its name and
+        range are given).
     """
     energy = np.asarray(energy_keV, dtype=np.float64)
-    gross = np.zeros((energy.size, len(windows)))
-    back = np.zeros_like(gross)
+    if energy.ndim != 1 or energy.size < 2 or not np.all(np.diff(energy) > 0):
+        raise InputError("ROI sums need an increasing energy axis (keV) of 2 channels or more")
+    regions, lefts, rights = [], [], []
+    c_left, c_right = np.zeros(len(windows)), np.zeros(len(windows))
     for w, win in enumerate(windows):
-        region = _mask(energy, (win.lo, win.hi), True)
-        if not region.any():
+        region = _span(energy, win.lo, win.hi, True)
+        if region.stop <= region.start:
             raise InputError(
                 f"ROI {win.name} [{win.lo:.4g}, {win.hi:.4g}] keV holds no channel of the "
-                f"energy axis [{energy.min():.4g}, {energy.max():.4g}] keV"
+                f"energy axis [{energy[0]:.4g}, {energy[-1]:.4g}] keV"
             )
-        gross[region, w] = 1.0
-        left = _mask(energy, win.left, False) & ~region
-        right = _mask(energy, win.right, True) & ~region
-        sides = [m for m in (left, right) if m.any()]
-        if len(sides) == 1:
-            back[sides[0], w] = region.sum() / sides[0].sum()
-        elif len(sides) == 2:
+        left = slice(0, 0) if win.left is None else _span(energy, *win.left, False)
+        left = slice(left.start, min(left.stop, region.start))
+        right = slice(0, 0) if win.right is None else _span(energy, *win.right, True)
+        right = slice(max(right.start, region.stop), right.stop)
+        n_left, n_right = max(left.stop - left.start, 0), max(right.stop - right.start, 0)
+        n = region.stop - region.start
+        if n_left and n_right:
             e_left, e_right = energy[left].mean(), energy[right].mean()
             t = (energy[region] - e_left) / (e_right - e_left)
-            back[left, w] = (1.0 - t).sum() / left.sum()
-            back[right, w] = t.sum() / right.sum()
-    return gross, back
+            c_left[w], c_right[w] = (1.0 - t).sum() / n_left, t.sum() / n_right
+        elif n_left:
+            c_left[w] = n / n_left
+        elif n_right:
+            c_right[w] = n / n_right
+        regions.append(region)
+        lefts.append(left if n_left else slice(0, 0))
+        rights.append(right if n_right else slice(0, 0))
+    return RoiPlan(tuple(regions), tuple(lefts), tuple(rights), c_left, c_right)
 
 
 def roi_sums(
@@ -163,22 +182,25 @@ def roi_sums(
     windows: Sequence[RoiWindow],
     *,
     scale: np.ndarray | None = None,
-    matrices: tuple[np.ndarray, np.ndarray] | None = None,
+    plan: RoiPlan | None = None,
 ) -> RoiSums:
     """Net counts, σ, gross counts and background of every region of every spectrum.
+
+    Every sum is over one spectrum's channels only, so a spectrum's results are the same bits
+    whatever block of spectra it comes in.
 
     Parameters
     ----------
     spectra : ndarray
         (n_spectra, n_channels) counts as measured.
     energy_keV : ndarray
-        (n_channels,) channel energies.
+        (n_channels,) channel energies, increasing.
     windows : sequence of RoiWindow
     scale : ndarray, optional
         (n_spectra,) factor applied to every result of a spectrum after the Poisson errors
         (dead-time correction × monitor normalisation).
-    matrices : (gross, background), optional
-        :func:`roi_matrices` of ``energy_keV`` and ``windows``, computed once for many blocks.
+    plan : RoiPlan, optional
+        :func:`roi_plan` of ``energy_keV`` and ``windows``, computed once for many blocks.
 
     Returns
     -------
@@ -189,10 +211,21 @@ def roi_sums(
         raise InputError(
             f"roi_sums: spectra of shape {y.shape} for {np.asarray(energy_keV).size} energies"
         )
-    gross_w, back_w = matrices if matrices is not None else roi_matrices(energy_keV, windows)
-    gross = y @ gross_w
-    background = y @ back_w
-    variance = np.clip(y, 0.0, None) @ (gross_w + back_w**2)
+    plan = plan if plan is not None else roi_plan(energy_keV, windows)
+    shape = (y.shape[0], len(plan.regions))
+    gross, background, variance = np.empty(shape), np.empty(shape), np.empty(shape)
+    positive = np.clip(y, 0.0, None)
+    for w, (region, left, right) in enumerate(
+        zip(plan.regions, plan.lefts, plan.rights, strict=True)
+    ):
+        gross[:, w] = y[:, region].sum(axis=1)
+        s_left, s_right = y[:, left].sum(axis=1), y[:, right].sum(axis=1)
+        background[:, w] = plan.c_left[w] * s_left + plan.c_right[w] * s_right
+        variance[:, w] = (
+            positive[:, region].sum(axis=1)
+            + plan.c_left[w] ** 2 * positive[:, left].sum(axis=1)
+            + plan.c_right[w] ** 2 * positive[:, right].sum(axis=1)
+        )
     net, sigma = gross - background, np.sqrt(variance)
     if scale is not None:
         f = np.asarray(scale, dtype=np.float64)[:, None]

@@ -431,7 +431,7 @@ class XrfRoi(_XrfProcess):
         monitor: str = "auto",
         **kwargs: Any,
     ) -> None:
-        from pyscatter.kernels.xrf_roi import RoiWindow, line_windows, roi_matrices
+        from pyscatter.kernels.xrf_roi import RoiWindow, line_windows, roi_plan
 
         if windows is None and (elements is None or excitation is None):
             raise InputError("xrf-roi: give elements and excitation (keV), or windows in keV")
@@ -456,7 +456,7 @@ class XrfRoi(_XrfProcess):
             params["windows"] = [[w.name, w.lo, w.hi, w.left and list(w.left),
                                   w.right and list(w.right)] for w in rois]  # fmt: skip
         params.update(roi_width=k, background_width=side)
-        roi_matrices(self._energy, rois)  # a region without channels fails here
+        roi_plan(self._energy, rois)  # a region without channels fails here
         self._rois = rois
         super().__init__(h5_main, params, **kwargs)
 

@@ -55,7 +55,7 @@ def block_scale(h5: h5py.File, params: dict[str, Any], start: int, stop: int) ->
 
 def build_roi(spec, h5: h5py.File):
     """Block function of an XrfRoi spec: regions and their weights computed once."""
-    from pyscatter.kernels.xrf_roi import RoiWindow, roi_matrices, roi_sums
+    from pyscatter.kernels.xrf_roi import RoiWindow, roi_plan, roi_sums
 
     params = spec.params
     source = params["source"]
@@ -64,12 +64,12 @@ def build_roi(spec, h5: h5py.File):
         RoiWindow(n, lo, hi, tuple(left) if left else None, tuple(right) if right else None)
         for n, lo, hi, left, right in params["windows"]
     ]
-    matrices = roi_matrices(energy, windows)
+    plan = roi_plan(energy, windows)
 
     def compute(h5file: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
         spectra = read_rows(h5file[source], start, stop)
         scale = block_scale(h5file, params, start, stop)
-        res = roi_sums(spectra, energy, windows, scale=scale, matrices=matrices)
+        res = roi_sums(spectra, energy, windows, scale=scale, plan=plan)
         return {"net": res.net, "net_sigma": res.sigma, "gross": res.gross,
                 "background": res.background}  # fmt: skip
 
