@@ -21,8 +21,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--elements", nargs="+", help="elements, e.g. Fe Cu Zn or Pb_L")
     p.add_argument("--excitation", type=float, help="incident energy in keV")
     p.add_argument("--families", nargs="+", default=["K", "L", "M"], help="line families tried")
-    pair = {"type": float, "nargs": 2, "metavar": ("LO", "HI")}
-    p.add_argument("--energy-range", **pair, help="lines kept, keV (default 1 keV to the end)")
+    p.add_argument(
+        "--energy-range", type=float, nargs=2, metavar=("LO", "HI"),
+        help="lines kept, keV (default 1 keV to the end)",
+    )  # fmt: skip
     det = p.add_argument_group("detector response: FWHM = sqrt(noise² + 2.3548² fano ε E)")
     det.add_argument("--noise", type=float, default=0.1, help="electronic noise FWHM, keV (0.1)")
     det.add_argument("--fano", type=float, default=0.114, help="Fano factor (0.114, Si)")

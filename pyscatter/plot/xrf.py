@@ -235,9 +235,9 @@ def plot_pixel_spectrum(
     )
     background = res.background[0] if res.background is not None else None
     peaks = design_matrix(energy, groups, response) @ res.areas[0]
-    model = None if background is None else background + peaks
-    if model is not None:
-        model = np.where(np.isfinite(background), model, np.nan)
+    model = None
+    if background is not None:
+        model = np.where(np.isfinite(background), background + peaks, np.nan)
     names = ", ".join(
         f"{g.name.replace('_', ' ')} {a:.3g}" for g, a in zip(groups, res.areas[0], strict=True)
     )

@@ -121,7 +121,7 @@ def build_fit(spec, h5: h5py.File):
             "area_sigma": res.sigma * f[:, None],
             "chi2_reduced": np.asarray(res.chi2_reduced, dtype=np.float64).reshape(-1, 1),
         }
-        if store:
+        if store and res.background is not None:
             out["fit_background"] = (res.background * f[:, None]).astype(np.float32)
         return out
 
