@@ -24,7 +24,9 @@ def test_shapes_truth_and_seed():
         assert area.std() / area.mean() > 0.1, name  # spatial structure
     again = xrf_map((6, 7), n_channels=512, gain_keV=0.025, seed=4)
     assert_array_equal(again.spectra, m.spectra)
-    assert not np.array_equal(xrf_map((6, 7), n_channels=512, gain_keV=0.025, seed=5).spectra, m.spectra)
+    assert not np.array_equal(
+        xrf_map((6, 7), n_channels=512, gain_keV=0.025, seed=5).spectra, m.spectra
+    )
 
 
 def test_dead_time_is_exact_and_counts_are_thinned():
@@ -36,7 +38,9 @@ def test_dead_time_is_exact_and_counts_are_thinned():
     # the total counts are Poisson draws of the true spectrum times live / real
     a = design_matrix(m.energy_keV, m.groups, m.response)
     areas = np.stack([m.truth[n] for n in m.names], axis=-1)
-    expected = (areas @ a.T + m.background * (m.monitor / m.monitor.mean())[..., None]) / factor[..., None]
+    expected = (areas @ a.T + m.background * (m.monitor / m.monitor.mean())[..., None]) / factor[
+        ..., None
+    ]
     total = m.spectra.sum(dtype=np.float64)
     assert abs(total - expected.sum()) < 5 * np.sqrt(expected.sum())
     per_point = m.spectra.sum(axis=-1, dtype=np.float64)
@@ -76,12 +80,22 @@ def test_spec_mesh_read_by_silx_and_the_translator(tmp_path):
     sf = SpecFile(str(path))
     try:
         scan = sf["3.1"]
-        assert scan.labels == ["samx", "samy", "livetime", "realtime", "dt_percent", "I0", "Seconds"]
+        assert scan.labels == [
+            "samx",
+            "samy",
+            "livetime",
+            "realtime",
+            "dt_percent",
+            "I0",
+            "Seconds",
+        ]
         assert len(scan.mca) == 12
         assert_array_equal(np.asarray(scan.mca[7]), m.spectra.reshape(12, 300)[7])
         assert_allclose(scan.mca.calibration[0], [0.01, 0.04, 0.0])
         assert scan.mca_header_dict["CTIME"].split() == ["1", "0.98", "1"]
-        assert_allclose(scan.data_column_by_name("dt_percent"), m.dead_time_percent.ravel(), rtol=1e-9)
+        assert_allclose(
+            scan.data_column_by_name("dt_percent"), m.dead_time_percent.ravel(), rtol=1e-9
+        )
         assert_allclose(scan.data_column_by_name("I0"), m.monitor.ravel(), rtol=1e-9)
     finally:
         sf.close()
