@@ -203,11 +203,12 @@ def xrf_map(
         list(elements), excitation_keV=excitation_keV, energy_range_keV=energy_range_keV
     )
     names = [g.name for g in groups]
-    means = np.broadcast_to(np.asarray(mean_counts, dtype=np.float64), (len(groups),))
-    if np.shape(mean_counts) not in ((), (len(groups),)) or not (means > 0).all():
+    means = np.asarray(mean_counts, dtype=np.float64)
+    if means.shape not in ((), (len(groups),)) or not (means > 0).all():
         raise InputError(
             f"mean_counts: expected a positive number or {len(groups)} ({names}), got {mean_counts!r}"
         )
+    means = np.broadcast_to(means, (len(groups),))
     design = design_matrix(energy, groups, response)
     ny, nx = shape
     t = np.arange(ny * nx, dtype=np.float64).reshape(ny, nx) / max(ny * nx - 1, 1)
