@@ -183,3 +183,45 @@ def test_bad_input_is_named(path, xrf):
         run(path, XrfLinearFit, xrf, smooth_width=4)
     with pytest.raises(InputError, match="give the excitation energy"):
         run_on_file(path, XrfLinearFit, elements=["Fe"], progress=False)
+
+
+def _fit_paused(path, names, after, paused, resume):
+    """run_on_file of the fit whose writer stops after ``after`` blocks (holding the file) until
+    ``resume`` is set: a job certainly inside its run when it is killed (no timing)."""
+    from pyscatter.io import safety
+
+    real = safety.write_status
+    calls = []
+
+    def write_status(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == after:
+            paused.set()
+            resume.wait(300)
+        return result
+
+    safety.write_status = write_status
+    run_on_file(path, XrfLinearFit, elements=names, excitation=17.0, max_mem_mb=1.0,
+                progress=False, **FIT)  # fmt: skip
+
+
+def test_sigkill_then_resume_gives_the_same_bits(path, tmp_path, xrf, translated):
+    import multiprocessing
+    import os
+    import signal
+
+    reference = shutil.copy(translated, tmp_path / "ref.h5")
+    run(reference, XrfLinearFit, xrf, max_mem_mb=1.0, **FIT)
+    ctx = multiprocessing.get_context("forkserver")
+    paused, resume = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_fit_paused, args=(str(path), xrf.names, 3, paused, resume))
+    proc.start()
+    assert paused.wait(300), "the job never reached its third block"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+    resumed = run(path, XrfLinearFit, xrf, max_mem_mb=1.0, **FIT)
+    assert resumed.resumed and 0 < resumed.computed_positions < SHAPE[0] * SHAPE[1]
+    for name in ("area", "area_sigma", "chi2_reduced"):
+        assert_array_equal(maps(path, "XrfFit", name), maps(reference, "XrfFit", name))
