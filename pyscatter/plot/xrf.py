@@ -99,14 +99,33 @@ def plot_element_maps(
     return fig
 
 
-def _markers(groups: Sequence[Any], min_ratio: float) -> list[tuple[float, str]]:
+def _markers(
+    groups: Sequence[Any], min_ratio: float, merge_keV: float = 0.06
+) -> list[tuple[float, str]]:
+    """(energy, label) of the lines to mark: those at least ``min_ratio`` of their group's
+    strongest; lines of a group closer than ``merge_keV`` share one marker at their weighted
+    energy, labelled with their common name (``Fe Kα`` for Kα1 and Kα2)."""
     from pyscatter.processes.xrf import line_label
 
     out = []
     for g in groups:
-        for energy, ratio, line in zip(g.energies_keV, g.ratios, g.lines, strict=False):
-            if ratio >= min_ratio * float(np.max(g.ratios)):
-                out.append((float(energy), line_label(g.element, line)))
+        keep = np.asarray(g.ratios) >= min_ratio * float(np.max(g.ratios))
+        lines = [(float(e), float(r), line_label(g.element, n))
+                 for e, r, n, k in zip(g.energies_keV, g.ratios, g.lines, keep, strict=False) if k]  # fmt: skip
+        lines.sort()
+        clusters: list[list[tuple[float, float, str]]] = []
+        for line in lines:
+            if clusters and line[0] - clusters[-1][-1][0] < merge_keV:
+                clusters[-1].append(line)
+            else:
+                clusters.append([line])
+        for cluster in clusters:
+            energy = sum(e * r for e, r, _ in cluster) / sum(r for _, r, _ in cluster)
+            names = [n for _, _, n in cluster]
+            label = (
+                names[0] if len(names) == 1 else os.path.commonprefix(names).rstrip("0123456789")
+            )
+            out.append((energy, label if len(label) > len(g.element) + 1 else " / ".join(names)))
     return out
 
 
