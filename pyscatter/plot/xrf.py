@@ -4,7 +4,7 @@
 coordinates (:func:`pyscatter.plot.maps.plot_map`) with a colour bar each;
 :func:`plot_pixel_spectrum` draws one position's measured spectrum (log y) with the fast linear
 fit recomputed from the recorded parameters, its SNIP background and the lines of the fitted
-groups marked (``Fe Kα1`` …). :func:`plot_spectrum` does the same from arrays.
+groups marked (``Fe Kα``, ``Fe Kβ1`` …). :func:`plot_spectrum` does the same from arrays.
 """
 
 from __future__ import annotations
