@@ -28,6 +28,9 @@ commands     whole commands on Eiger-like files against pyFAI-diffmap and a naiv
 live         ``pyscatter watch`` behind a simulated Eiger 1M: latency from a frame complete on
              disk to its I(q) readable in the file, at 20 frames/s (HDF5 and TIFF), and the
              backlog and memory over 5000 frames at the offline rate (``bench_live``).
+xrf          XRF fast linear fit (SNIP + line groups) of 100,000 spectra × 2048 channels, 10
+             groups: ``fast_linear_fit`` against PyMca's FastXRFLinearFit on the whole map and a
+             per-pixel scipy ``nnls`` loop on a subset, scaled (``bench_xrf``).
 
 Usage::
 
@@ -64,6 +67,7 @@ FIGURES = (
     "startup",
     "commands",
     "live",
+    "xrf",
 )
 RESULTS = common.HERE / "RESULTS.md"
 
@@ -91,6 +95,9 @@ class Config:
     live_frames: int = 400  # frames per latency run (h5 and tif), at live_rate
     live_rate: float = 20.0
     live_sustained: int = 5000  # frames of the sustained run, at the offline rate
+    xrf_spectra: int = 100_000  # spectra of the XRF map (2048 channels, 10 groups)
+    xrf_loop: int = 300  # spectra of the per-pixel scipy loop (its time scaled)
+    xrf_repeats: int = 2  # rounds of ours and PyMca, alternating
 
 
 QUICK = Config(
@@ -113,6 +120,9 @@ QUICK = Config(
     commands_rounds=3,
     live_frames=60,
     live_sustained=300,
+    xrf_spectra=5000,
+    xrf_loop=50,
+    xrf_repeats=1,
 )
 
 
@@ -340,6 +350,15 @@ class Bench:
             self.workdir / "live", cfg.live_frames, cfg.live_rate, cfg.live_sustained, say=say
         )
         return bench_live.rows(results)
+
+    # ------------------------------------------------------------------ xrf
+    def xrf(self) -> list[common.Row]:
+        import bench_xrf
+
+        cfg = self.config
+        return bench_xrf.rows(
+            bench_xrf.measure(cfg.xrf_spectra, cfg.xrf_loop, cfg.xrf_repeats, say=say)
+        )
 
 
 def bytes_per_frame(batch: Any, itemsize: int) -> tuple[float, dict[str, float]]:

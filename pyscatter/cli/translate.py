@@ -38,6 +38,15 @@ def register(sub) -> None:
         help="SPEC: image file per point, e.g. '{file}_{scan:03d}_{point:04d}.tiff'",
     )
     scans.add_argument("--monitor", help="counter/scaler to record as the monitor, e.g. I0")
+    scans.add_argument(
+        "--mca-calibration", nargs="+", type=float, metavar="A",
+        help="SPEC MCA: energy = A + B*ch [+ C*ch^2], replacing #@CALIB",
+    )  # fmt: skip
+    scans.add_argument("--energy-unit", help="SPEC MCA: unit of the calibration (default keV)")
+    for what, text in (("dead-time", "dead time in percent"),
+                       ("dead-time-factor", "dead-time correction factor"),
+                       ("live-time", "live time"), ("real-time", "real time")):  # fmt: skip
+        scans.add_argument(f"--{what}-column", help=f"SPEC MCA: column of the {text}")
     scans.add_argument("--dataset", help="NeXus/HDF5: path of the frames dataset")
     scans.add_argument("--axes", help="NeXus/HDF5: position axes as NAME=PATH,… (slow→fast)")
     scans.add_argument("--kind", help="NeXus/HDF5: how to read the source (see the docs)")
@@ -99,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
         "scans": _scans(args.scans),
         "image_pattern": args.image_pattern,
         "monitor": args.monitor,
+        "mca_calibration": args.mca_calibration,
+        "energy_unit": args.energy_unit,
+        "dead_time_column": args.dead_time_column,
+        "dead_time_factor_column": args.dead_time_factor_column,
+        "live_time_column": args.live_time_column,
+        "real_time_column": args.real_time_column,
         "dataset": args.dataset,
         "axes": _axes(args.axes),
         "kind": args.kind,

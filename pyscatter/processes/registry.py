@@ -176,6 +176,20 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "parameters against a scan variable, filtered by fit quality, in one table",
             cli="pyscatter.cli.summary",
         ),
+        ProcessEntry(
+            "xrf-roi",
+            "pyscatter.processes.xrf:XrfRoi",
+            "XrfRoi",
+            "XRF element maps: counts in a window per line group, linear background",
+            cli="pyscatter.cli.xrf",
+        ),
+        ProcessEntry(
+            "xrf-fit",
+            "pyscatter.processes.xrf:XrfLinearFit",
+            "XrfFit",
+            "XRF element maps: fast linear fit (SNIP background, line groups)",
+            cli="pyscatter.cli.xrf",
+        ),
     )
 }
 

@@ -16,8 +16,16 @@ What becomes the main dataset of each scan:
   read by fabio (:mod:`pyscatter.translators.common`);
 * MCA spectra (``@A`` lines): one ``Channel_NNN`` per analyser (several ``@A`` lines per point are
   several analysers), dim ``Channel`` whose values are the channel numbers (``#@CHANN``), or the
-  energies ``a + b·ch + c·ch²`` when a ``#@CALIB a b c`` line gives a calibration (recorded as
-  ``mca_calibration``, unit ``energy_unit``); after the image channel when both exist;
+  energies ``a + b·ch + c·ch²`` when a ``#@CALIB a b c`` line or the ``mca_calibration`` option
+  gives a calibration (recorded as ``mca_calibration`` with ``mca_calibration_source``, unit
+  ``energy_unit``, keV by default); after the image channel when both exist. Counting times
+  (``#@CTIME preset live real``, one line per point or one for the scan) become ``Preset_Time``,
+  ``Live_Time`` and ``Real_Time`` (s) beside the spectra when there is one line per point (one
+  line for the scan, the times of one point only, is kept as the attribute ``mca_ctime``), and
+  how to correct the dead time is recorded on the channel as ``dead_time`` (see
+  :func:`dead_time_record`): from a percent column (``dead_time_column``), a correction-factor
+  column (``dead_time_factor_column``), live and real time columns, else per-point ``#@CTIME``. The counts stay as measured: the XRF processes apply
+  the correction (:mod:`pyscatter.processes.xrf`);
 * neither: the counters themselves, (points, counters), dim ``Counter`` (names in the
   ``counter_names`` attribute).
 
@@ -188,6 +196,11 @@ class _Options:
     mask: Any
     flip: str | None
     dummy: float | None
+    mca_calibration: tuple[float, float, float] | None = None
+    dead_time_column: str | None = None
+    dead_time_factor_column: str | None = None
+    live_time_column: str | None = None
+    real_time_column: str | None = None
 
     def record(self) -> dict[str, Any]:
         def describe(value: Any) -> Any:
@@ -195,7 +208,7 @@ class _Options:
                 return None if value is None else str(value)
             return "array" if isinstance(value, np.ndarray) else "dict"
 
-        return dict(
+        out = dict(
             image_pattern=self.image_pattern,
             monitor=self.monitor,
             energy_unit=self.energy_unit,
@@ -204,6 +217,27 @@ class _Options:
             flip=self.flip,
             dummy=self.dummy,
         )
+        # the MCA options only when given: translations without them keep their recorded
+        # options, so their partial files still resume and their files are still reused
+        more = dict(
+            mca_calibration=None if self.mca_calibration is None else list(self.mca_calibration),
+            dead_time_column=self.dead_time_column,
+            dead_time_factor_column=self.dead_time_factor_column,
+            live_time_column=self.live_time_column,
+            real_time_column=self.real_time_column,
+        )
+        out.update({k: v for k, v in more.items() if v is not None})
+        return out
+
+    def dead_time_columns(self) -> dict[str, str]:
+        """The dead-time columns asked for, by option name."""
+        named = dict(
+            dead_time_column=self.dead_time_column,
+            dead_time_factor_column=self.dead_time_factor_column,
+            live_time_column=self.live_time_column,
+            real_time_column=self.real_time_column,
+        )
+        return {k: v for k, v in named.items() if v is not None}
 
 
 def _looks_like_spec(path: Path) -> bool:
@@ -249,6 +283,11 @@ class SpecTranslator(Translator):
         mask: str | os.PathLike | np.ndarray | None = None,
         flip: str | None = None,
         dummy: float | None = None,
+        mca_calibration: Sequence[float] | None = None,
+        dead_time_column: str | None = None,
+        dead_time_factor_column: str | None = None,
+        live_time_column: str | None = None,
+        real_time_column: str | None = None,
         overwrite: bool = False,
         compression: str | None = "bslz4",
         progress: bool = False,
@@ -279,7 +318,18 @@ class SpecTranslator(Translator):
         monitor : str, optional
             A column to record as the monitor (``monitor = "Counters/<name>"``).
         energy_unit : str
-            Unit of the ``#@CALIB`` energies (SPEC does not record it).
+            Unit of the ``#@CALIB`` (or ``mca_calibration``) energies (SPEC does not record
+            it); keV by default, which the XRF processes expect (they also take eV).
+        mca_calibration : (a, b) or (a, b, c), optional
+            Energy = a + b·ch + c·ch² of every MCA of the scans, replacing their ``#@CALIB``
+            (recorded with ``mca_calibration_source = "given"``).
+        dead_time_column : str, optional
+            A column holding the dead time in percent of every point.
+        dead_time_factor_column : str, optional
+            A column holding the dead-time correction factor (≥ 1) of every point.
+        live_time_column, real_time_column : str, optional
+            Columns holding the live and real counting times (both or neither). Without any
+            dead-time option, the ``#@CTIME`` times are used when the scan has them.
         poni, mask, flip, dummy
             Geometry, mask, orientation and invalid-pixel value of the images, as for the
             ``images`` translator (:meth:`~pyscatter.translators.images.ImageStackTranslator.translate`).
@@ -316,7 +366,21 @@ class SpecTranslator(Translator):
             raise InputError("give scan (one) or scans (several or 'all'), not both")
         if image_pattern is None and any(v is not None for v in (poni, mask, flip, dummy)):
             raise InputError("poni, mask, flip and dummy apply to images: give image_pattern too")
-        opts = _Options(image_pattern, monitor, energy_unit, poni, mask, flip, dummy)
+        opts = _Options(
+            image_pattern,
+            monitor,
+            energy_unit,
+            poni,
+            mask,
+            flip,
+            dummy,
+            _calibration(mca_calibration),
+            dead_time_column,
+            dead_time_factor_column,
+            live_time_column,
+            real_time_column,
+        )
+        _check_dead_time_options(opts)
         parsed, skipped = self._parse(path, scan, scans, motors)
         record = file_record(path)
         options = dict(
@@ -428,6 +492,12 @@ class SpecTranslator(Translator):
                     f"{', '.join(s.labels)}"
                 )
             attrs["monitor"] = f"Counters/{opts.monitor}"
+        for option, column in opts.dead_time_columns().items():
+            if column not in s.labels:
+                raise InputError(
+                    f"{where}: {option} {column!r} is not a column; its columns are "
+                    f"{', '.join(s.labels)}"
+                )
         pos = s.positions
         extra = dict(pos.extra, **counters)
         if pos.extra_units:
@@ -436,24 +506,8 @@ class SpecTranslator(Translator):
         if opts.image_pattern is not None:
             channels.append(_image_channel(files, s, opts, attrs, extra))
         for mca in s.mcas:
-            calibrated = mca.calibration is not None
-            spec = MeasurementSpec(
-                position_dims=pos.dims,
-                spec_dims=[
-                    Dim("Channel", opts.energy_unit if calibrated else "channel", mca.axis())
-                ],
-                dtype=mca.spectra.dtype,
-                position_values=pos.values,
-                attrs=dict(attrs, kind="mca"),
-                extra=extra if not channels else {},
-            )
-            chan_attrs = {
-                "mca_index": mca.index,
-                "mca_channels": [int(mca.channels[0]), int(mca.channels[-1])],
-                "mca_calibration": list(mca.calibration) if mca.calibration is not None else "none",
-                "mca_axis": f"energy ({opts.energy_unit})" if calibrated else "channel number",
-            }
-            channels.append(ChannelData(spec, mca.spectra, chan_attrs))
+            channels.append(_mca_channel(mca, s, opts, attrs, extra if not channels else {},
+                                         f"Channel_{len(channels):03d}"))  # fmt: skip
         if not channels:
             spec = MeasurementSpec(
                 position_dims=pos.dims,
@@ -500,3 +554,127 @@ def _image_channel(
         extra=extra,
     )
     return ChannelData(spec, _ImageFrames(files, first, flip))
+
+
+# --------------------------------------------------------------------------- MCA channels
+
+
+def _calibration(value: Sequence[float] | None) -> tuple[float, float, float] | None:
+    """``mca_calibration`` as (a, b, c); refuse anything but 2 or 3 finite numbers, b != 0."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        numbers = []
+    if isinstance(value, (str, bytes)) or len(numbers) not in (2, 3):
+        raise InputError(
+            f"mca_calibration {value!r}: expected 2 or 3 numbers a b [c] "
+            "(energy = a + b·ch + c·ch²)"
+        )
+    if not all(np.isfinite(numbers)) or numbers[1] == 0:
+        raise InputError(f"mca_calibration {value!r}: numbers must be finite with b != 0")
+    a, b, *c = numbers
+    return (a, b, c[0] if c else 0.0)
+
+
+def _check_dead_time_options(opts: _Options) -> None:
+    """One way of giving the dead time; live and real time together."""
+    named = opts.dead_time_columns()
+    kinds = {"percent" if "dead_time_column" in named else None,
+             "factor" if "dead_time_factor_column" in named else None,
+             "live_real" if {"live_time_column", "real_time_column"} & set(named) else None}  # fmt: skip
+    kinds.discard(None)
+    if len(kinds) > 1:
+        raise InputError(
+            f"dead time: give one of dead_time_column, dead_time_factor_column or "
+            f"live_time_column with real_time_column; got {', '.join(sorted(named))}"
+        )
+    if kinds == {"live_real"} and len({"live_time_column", "real_time_column"} & set(named)) < 2:
+        raise InputError("dead time: live_time_column and real_time_column go together")
+
+
+def dead_time_record(opts: _Options, mca: McaSpectra, channel: str) -> dict[str, Any]:
+    """How the dead time of an MCA channel is corrected, as recorded on it (``dead_time``).
+
+    Dataset paths are relative to the measurement group: the columns are
+    ``Channel_000/Counters/<name>``, the ``#@CTIME`` times ``<channel>/Live_Time`` …
+
+    ``{"kind": "percent", "percent": path}`` (factor ``1 / (1 - percent / 100)``),
+    ``{"kind": "factor", "factor": path}``, ``{"kind": "live_real", "live_time": path,
+    "real_time": path}`` (factor ``real / live``) or ``{"kind": "none"}``; ``source`` says
+    where the values come from.
+    """
+    counters = "Channel_000/Counters/"
+    if opts.dead_time_column is not None:
+        return {"kind": "percent", "percent": counters + opts.dead_time_column,
+                "source": f"column {opts.dead_time_column!r}"}  # fmt: skip
+    if opts.dead_time_factor_column is not None:
+        column = opts.dead_time_factor_column
+        return {"kind": "factor", "factor": counters + column, "source": f"column {column!r}"}
+    if opts.live_time_column is not None and opts.real_time_column is not None:
+        return {"kind": "live_real", "live_time": counters + opts.live_time_column,
+                "real_time": counters + opts.real_time_column,
+                "source": f"columns {opts.live_time_column!r}, {opts.real_time_column!r}"}  # fmt: skip
+    if mca.ctime is not None and mca.ctime_source == "per point":
+        return {"kind": "live_real", "live_time": f"{channel}/Live_Time",
+                "real_time": f"{channel}/Real_Time", "source": f"#@CTIME ({mca.ctime_source})"}  # fmt: skip
+    return {"kind": "none"}
+
+
+def _hint_dead_time(s: SpecScan) -> None:
+    """Say which columns look like dead time when none is recorded."""
+    hints = [n for n in s.labels if any(w in n.lower() for w in ("dead", "dt", "live", "real"))]
+    if hints:
+        logger.warning(
+            "%s: no dead time recorded for the MCA spectra; columns %s may hold it "
+            "(--dead-time-column, --dead-time-factor-column, --live-time-column with "
+            "--real-time-column)",
+            s.where,
+            ", ".join(hints),
+        )
+
+
+def _mca_channel(
+    mca: McaSpectra, s: SpecScan, opts: _Options, attrs: dict, extra: dict, channel: str
+) -> ChannelData:
+    """One MCA analyser: spectra as measured, energy axis, counting times, dead-time record."""
+    given = opts.mca_calibration is not None
+    calibration = opts.mca_calibration if given else mca.calibration
+    calibrated = calibration is not None
+    axis = McaSpectra(mca.index, mca.spectra, mca.channels, calibration).axis()
+    extra = dict(extra)
+    extra_attrs: dict[str, dict[str, Any]] = {}
+    if mca.ctime is not None and mca.ctime_source == "per point":
+        for k, name in enumerate(("Preset_Time", "Live_Time", "Real_Time")):
+            extra[name] = np.ascontiguousarray(mca.ctime[:, k])
+            extra_attrs[name] = {"units": "s", "source": "#@CTIME (per point)"}
+    spec = MeasurementSpec(
+        position_dims=s.positions.dims,
+        spec_dims=[Dim("Channel", opts.energy_unit if calibrated else "channel", axis)],
+        dtype=mca.spectra.dtype,
+        position_values=s.positions.values,
+        attrs=dict(attrs, kind="mca"),
+        extra=extra,
+        extra_attrs=extra_attrs,
+    )
+    chan_attrs: dict[str, Any] = {
+        "mca_index": mca.index,
+        "mca_channels": [int(mca.channels[0]), int(mca.channels[-1])],
+        "mca_calibration": list(calibration) if calibration is not None else "none",
+        "mca_axis": f"energy ({opts.energy_unit})" if calibrated else "channel number",
+    }
+    if given:
+        chan_attrs["mca_calibration_source"] = "given"
+        if mca.calibration is not None:
+            chan_attrs["mca_calibration_file"] = list(mca.calibration)
+    elif calibrated:
+        chan_attrs["mca_calibration_source"] = "#@CALIB"
+    if mca.ctime is not None and mca.ctime_source == "scan header":
+        chan_attrs["mca_ctime"] = mca.ctime[0].tolist()  # preset, live, real of one point only
+    dead_time = dead_time_record(opts, mca, channel)
+    if dead_time["kind"] != "none":
+        chan_attrs["dead_time"] = dead_time
+    else:
+        _hint_dead_time(s)
+    return ChannelData(spec, mca.spectra, chan_attrs)

@@ -83,12 +83,20 @@ class McaSpectra:
         (n_channels,) channel numbers (``#@CHANN``, else 0 … n-1).
     calibration : tuple of 3 float, or None
         ``#@CALIB a b c``: energy = a + b·ch + c·ch²; None when the scan has no ``#@CALIB``.
+    ctime : ndarray or None
+        (n_points, 3) float64 ``#@CTIME preset live real`` counting times (s) of every point:
+        from one line per point (or per point and analyser), or the scan's single line
+        repeated (``ctime_source`` says which); None when the scan has no ``#@CTIME``.
+    ctime_source : str
+        ``"per point"``, ``"scan header"`` or ``""``.
     """
 
     index: int
     spectra: np.ndarray
     channels: np.ndarray
     calibration: tuple[float, float, float] | None = None
+    ctime: np.ndarray | None = None
+    ctime_source: str = ""
 
     def axis(self) -> np.ndarray:
         """Energies when calibrated, else channel numbers; float64 (n_channels,)."""
@@ -356,8 +364,47 @@ def _read_mcas(where: str, s: Any, n_points: int) -> list[McaSpectra]:
         if has_calib and calibs:
             a, b, c = (float(v) for v in calibs[min(k, len(calibs) - 1)])
             calib = (a, b, c)
-        out.append(McaSpectra(k, _counts(spectra), ch.astype(np.int64), calib))
+        ctime, ctime_source = _ctime(where, s.mca_header_dict.get("CTIME"), k, n_mca, n_points)
+        out.append(McaSpectra(k, _counts(spectra), ch.astype(np.int64), calib, ctime, ctime_source))
     return out
+
+
+def _ctime(
+    where: str, text: Any, k: int, n_mca: int, n_points: int
+) -> tuple[np.ndarray | None, str]:
+    """``#@CTIME preset live real`` of analyser ``k`` at every point (silx joins the lines of a
+    scan with newlines): one line per point and analyser, one per point, or one for the scan.
+
+    Raises
+    ------
+    FileFormatError
+        A line without three numbers.
+    """
+    if text is None or not str(text).strip():
+        return None, ""
+    lines = [ln.split() for ln in str(text).splitlines() if ln.strip()]
+    try:
+        values = np.array([[float(v) for v in ln[:3]] for ln in lines], dtype=np.float64)
+    except ValueError:
+        values = np.empty((0, 0))
+    if values.ndim != 2 or values.shape[1] != 3 or not np.all(np.isfinite(values)):
+        raise FileFormatError(
+            f"{where}: #@CTIME lines must hold 'preset live real' times; got {str(text)[:80]!r}"
+        )
+    if len(values) == n_points * n_mca and n_mca > 1:
+        return values[k::n_mca].copy(), "per point"
+    if len(values) == n_points and n_points > 1:
+        return values.copy(), "per point"
+    if len(values) == 1:
+        return np.repeat(values, n_points, axis=0), "scan header"
+    logger.warning(
+        "%s: %d #@CTIME lines for %d points and %d analyser(s); counting times not recorded",
+        where,
+        len(values),
+        n_points,
+        n_mca,
+    )
+    return None, ""
 
 
 def _refuse_short_spectra(
@@ -505,6 +552,8 @@ def _mesh_positions(where: str, scan: SpecScan, mnemonics: Mapping[str, str]) ->
         scan.columns = scan.columns[: rows * n_fast]
         for mca in scan.mcas:
             mca.spectra = mca.spectra[: rows * n_fast]
+            if mca.ctime is not None:
+                mca.ctime = mca.ctime[: rows * n_fast]
     values = np.stack([scan.column(slow), scan.column(fast)], axis=1)
     grid = values.reshape(n_slow, n_fast, 2)
     dims = [Dim(slow, "", grid[:, :, 0].mean(axis=1)), Dim(fast, "", grid[:, :, 1].mean(axis=0))]
