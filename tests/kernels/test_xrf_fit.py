@@ -215,3 +215,31 @@ def test_fit_bad_input():
     with pytest.raises(InputError, match="spectra"):
         fast_linear_fit(np.ones((2, 3, ENERGY.size)), ENERGY, GROUPS, RESPONSE, snip_width=10)
     assert channel_range(ENERGY, None) == slice(0, ENERGY.size)
+
+
+def test_fit_with_escape_peaks_and_l_lines():
+    """Escape peaks and an L group in the generator and in the fit: areas within 2 %."""
+    response = DetectorResponse(escape=True)
+    m = xrf_map(
+        (6, 8),
+        n_channels=1500,
+        elements=("Fe", "Zn", "Pb_L"),
+        response=response,
+        mean_counts=1e5,
+        background=20.0,
+        seed=5,
+    )
+    assert m.names == ["Fe_K", "Zn_K", "Pb_L"]
+    fit = fast_linear_fit(
+        m.spectra.reshape(-1, 1500),  # uint32 as measured
+        m.energy_keV,
+        m.groups,
+        response,
+        snip_width=24,
+        smooth_width=15,
+        fit_range_keV=(2.0, 14.5),
+    )
+    factor = m.dead_time_factor().ravel()
+    for i, name in enumerate(fit.names):
+        rel = fit.areas[:, i] * factor / m.truth[name].ravel() - 1
+        assert np.max(np.abs(rel)) < 0.02, (name, np.max(np.abs(rel)))
