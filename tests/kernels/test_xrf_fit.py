@@ -14,6 +14,7 @@ from pyscatter.kernels.xrf import (
     dead_time_factor,
     fast_linear_fit,
     fit_linear,
+    model_spectra,
     snip_background,
 )
 from pyscatter.kernels.xrf_lines import DetectorResponse, design_matrix, line_groups
@@ -116,6 +117,13 @@ def test_fit_exact_without_noise():
     assert np.allclose(fit.areas, truth, rtol=1e-9, atol=1e-9)
     assert np.all(fit.chi2_reduced < 1e-12)
     assert fit.names == ["Ca_K", "Fe_K", "Cu_K", "Zn_K"]
+    model = model_spectra(fit.areas, a, fit.background)
+    assert np.allclose(model, truth @ a.T + bg, rtol=1e-9)
+    assert np.array_equal(model_spectra(fit.areas[1], a), model_spectra(fit.areas, a)[1:])
+    with pytest.raises(InputError, match="areas, design"):
+        model_spectra(fit.areas, a[:, :2])
+    with pytest.raises(InputError, match="background"):
+        model_spectra(fit.areas, a, bg[:, :5])
 
 
 def test_fit_block_size_independent():
