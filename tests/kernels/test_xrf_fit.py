@@ -53,6 +53,16 @@ def test_snip_removes_a_peak_and_keeps_ends():
     assert np.array_equal(both[0], b)
 
 
+def test_snip_iterations_repeat_the_sweep():
+    rng = np.random.default_rng(5)
+    y = rng.poisson(40.0, (3, 150)).astype(np.float64)
+    once = snip_background(y, 12, lls=False)
+    assert np.array_equal(
+        snip_background(y, 12, iterations=2, lls=False), snip_background(once, 12, lls=False)
+    )
+    assert np.all(snip_background(y, 12, iterations=2, lls=False) <= once)
+
+
 def test_snip_savitzky_golay_interior():
     rng = np.random.default_rng(3)
     y = rng.poisson(100.0, (2, 120)).astype(np.float64)
