@@ -126,6 +126,26 @@ def _continuum(energy: FloatArray, excitation_keV: float, level: float) -> Float
     return level * shape / peak if peak > 0 else shape
 
 
+def _draw(
+    rng: np.random.Generator,
+    areas: FloatArray,
+    design: FloatArray,
+    background: FloatArray,
+    scale: FloatArray,
+    thin: FloatArray,
+) -> NDArray[np.uint32]:
+    """Poisson counts (ny, nx, n_channels) of ``(areas . design + background scale) thin``, a
+    row of the map at a time (the expected counts of a whole map would be large)."""
+    ny, nx = thin.shape
+    spectra = np.empty((ny, nx, design.shape[0]), dtype=np.uint32)
+    for iy in range(ny):
+        lam = (areas[:, iy].T @ design.T + background[None, :] * scale[iy][:, None]) * thin[iy][
+            :, None
+        ]
+        spectra[iy] = rng.poisson(lam)
+    return spectra
+
+
 def _check(
     shape: tuple[int, int], n_channels: int, gain_keV: float, dead: tuple[float, float]
 ) -> None:
@@ -222,11 +242,7 @@ def xrf_map(
     dead = np.full((ny, nx), lo) if span == 0 else lo + (hi - lo) * (rate - rate.min()) / span
     real = np.full((ny, nx), float(real_time))
     live = real * (1 - dead / 100)
-    spectra = np.empty((ny, nx, n_channels), dtype=np.uint32)
-    for iy in range(ny):  # a row at a time: the expected counts of a whole map would be large
-        thin = (live[iy] / real[iy])[:, None]
-        lam = (areas[:, iy].T @ design.T + bg[None, :] * (mon[iy] / mon.mean())[:, None]) * thin
-        spectra[iy] = rng.poisson(lam)
+    spectra = _draw(rng, areas, design, bg, mon / mon.mean(), live / real)
     return XrfMap(
         spectra=spectra,
         truth={name: areas[i] for i, name in enumerate(names)},

@@ -55,6 +55,7 @@ __all__ = [
     "dead_time_factor",
     "fast_linear_fit",
     "fit_linear",
+    "model_spectra",
     "snip_background",
 ]
 
@@ -393,6 +394,46 @@ def fit_linear(
         bb = None if b is None else b[rows, sl]
         areas[rows], sigma[rows], chi2[rows] = _fit_block(yb, bb, a_fit, pinv)
     return XrfFit(areas=areas, sigma=sigma, chi2_reduced=chi2, background=b, names=list(names))
+
+
+def model_spectra(
+    areas: ArrayLike, design: ArrayLike, background: ArrayLike | None = None
+) -> FloatArray:
+    """The fitted spectra ``areas @ design.T (+ background)``: ``(n, n_channels)`` float64.
+
+    Parameters
+    ----------
+    areas : array_like
+        (n, n_groups) or (n_groups,), e.g. :attr:`XrfFit.areas`.
+    design : array_like
+        (n_channels, n_groups), the columns the areas were fitted with.
+    background : array_like, optional
+        (n, n_channels) or (n_channels,), e.g. :attr:`XrfFit.background` (NaN outside the fit
+        range, which the model keeps).
+
+    Returns
+    -------
+    ndarray
+        Each row summed line group by line group in a fixed order (the same bits whatever the
+        other rows, :func:`~pyscatter.kernels.row_products.combine`).
+    """
+    a = np.atleast_2d(np.asarray(areas, dtype=np.float64))
+    d = np.asarray(design, dtype=np.float64)
+    if a.ndim != 2 or d.ndim != 2 or a.shape[1] != d.shape[1]:
+        raise InputError(
+            f"areas, design: expected (n, n_groups) and (n_channels, n_groups), got shapes "
+            f"{np.shape(areas)} and {d.shape}"
+        )
+    out = combine(a, d)
+    if background is not None:
+        b = np.asarray(background, dtype=np.float64)
+        try:
+            out = out + np.broadcast_to(b, out.shape)
+        except ValueError:
+            raise InputError(
+                f"background: expected {out.shape} or ({out.shape[1]},), got shape {b.shape}"
+            ) from None
+    return out
 
 
 def channel_range(energy_keV: ArrayLike, fit_range_keV: tuple[float, float] | None) -> slice:

@@ -14,6 +14,7 @@ from pyscatter.kernels.xrf import (
     dead_time_factor,
     fast_linear_fit,
     fit_linear,
+    model_spectra,
     snip_background,
 )
 from pyscatter.kernels.xrf_lines import DetectorResponse, design_matrix, line_groups
@@ -50,6 +51,16 @@ def test_snip_removes_a_peak_and_keeps_ends():
     # 1-D in, 1-D out; batches are clipped row by row
     both = snip_background(np.vstack([y, 2 * y]), 25)
     assert np.array_equal(both[0], b)
+
+
+def test_snip_iterations_repeat_the_sweep():
+    rng = np.random.default_rng(5)
+    y = rng.poisson(40.0, (3, 150)).astype(np.float64)
+    once = snip_background(y, 12, lls=False)
+    assert np.array_equal(
+        snip_background(y, 12, iterations=2, lls=False), snip_background(once, 12, lls=False)
+    )
+    assert np.all(snip_background(y, 12, iterations=2, lls=False) <= once)
 
 
 def test_snip_savitzky_golay_interior():
@@ -116,6 +127,13 @@ def test_fit_exact_without_noise():
     assert np.allclose(fit.areas, truth, rtol=1e-9, atol=1e-9)
     assert np.all(fit.chi2_reduced < 1e-12)
     assert fit.names == ["Ca_K", "Fe_K", "Cu_K", "Zn_K"]
+    model = model_spectra(fit.areas, a, fit.background)
+    assert np.allclose(model, truth @ a.T + bg, rtol=1e-9)
+    assert np.array_equal(model_spectra(fit.areas[1], a), model_spectra(fit.areas, a)[1:])
+    with pytest.raises(InputError, match="areas, design"):
+        model_spectra(fit.areas, a[:, :2])
+    with pytest.raises(InputError, match="background"):
+        model_spectra(fit.areas, a, bg[:, :5])
 
 
 def test_fit_block_size_independent():
@@ -215,3 +233,31 @@ def test_fit_bad_input():
     with pytest.raises(InputError, match="spectra"):
         fast_linear_fit(np.ones((2, 3, ENERGY.size)), ENERGY, GROUPS, RESPONSE, snip_width=10)
     assert channel_range(ENERGY, None) == slice(0, ENERGY.size)
+
+
+def test_fit_with_escape_peaks_and_l_lines():
+    """Escape peaks and an L group in the generator and in the fit: areas within 2 %."""
+    response = DetectorResponse(escape=True)
+    m = xrf_map(
+        (6, 8),
+        n_channels=1500,
+        elements=("Fe", "Zn", "Pb_L"),
+        response=response,
+        mean_counts=1e5,
+        background=20.0,
+        seed=5,
+    )
+    assert m.names == ["Fe_K", "Zn_K", "Pb_L"]
+    fit = fast_linear_fit(
+        m.spectra.reshape(-1, 1500),  # uint32 as measured
+        m.energy_keV,
+        m.groups,
+        response,
+        snip_width=24,
+        smooth_width=15,
+        fit_range_keV=(2.0, 14.5),
+    )
+    factor = m.dead_time_factor().ravel()
+    for i, name in enumerate(fit.names):
+        rel = fit.areas[:, i] * factor / m.truth[name].ravel() - 1
+        assert np.max(np.abs(rel)) < 0.02, (name, np.max(np.abs(rel)))
