@@ -71,7 +71,10 @@ def register(sub) -> None:
     fit.add_argument("--snip-width", type=int, default=30, help="SNIP window, channels (30)")
     fit.add_argument("--snip-iterations", type=int, default=1, help="SNIP passes (1)")
     fit.add_argument(
-        "--smooth-width", type=int, default=0, help="smoothing before SNIP, channels (0; 11)"
+        "--smooth-width",
+        default="auto",
+        type=_smooth_arg,
+        help="smoothing before SNIP, channels (odd; 0 none; default auto: the peaks' FWHM)",
     )
     fit.add_argument(
         "--store-background", action="store_true", help="also write the fitted backgrounds"
@@ -154,3 +157,7 @@ def run_fit(args: argparse.Namespace) -> int:
         **execution_kwargs(args),
     )
     return _finish(args, summary, "XrfFit", "xrf-fit")
+
+
+def _smooth_arg(text: str) -> int | str:
+    return text if text == "auto" else int(text)

@@ -258,7 +258,13 @@ def _range(value: Any, name: str) -> list[float] | None:
     return [lo, hi]
 
 
-def _smooth(value: Any) -> int:
+def _smooth(value: Any, energy: np.ndarray, response: Any, fit: list[float]) -> int:
+    """The smoothing width in channels; ``"auto"``: the peaks' FWHM in the middle of the fit
+    range, in channels, made odd (at least 3)."""
+    if value == "auto":
+        gain = float(np.median(np.abs(np.diff(energy))))
+        fwhm = float(response.fwhm_keV(0.5 * (fit[0] + fit[1])))
+        return max(3, 2 * int(round(0.5 * fwhm / gain)) + 1)
     width = _positive_int(value, "smooth_width (channels)", 0)
     if width not in (0, 1) and (width < 3 or width % 2 == 0):
         raise InputError(f"smooth_width must be 0 or an odd number >= 3; got {value!r}")
@@ -530,11 +536,13 @@ class XrfLinearFit(_XrfProcess):
         the peaks; PyMca's default is 30).
     snip_iterations : int
         SNIP passes.
-    smooth_width : int
+    smooth_width : int or "auto"
         Savitzky-Golay smoothing of the spectra over this many channels (odd, >= 3; 0: none)
-        before the SNIP: a continuum of a few counts per channel is otherwise clipped to its
-        lower envelope (about 1-2 % too high areas on :mod:`pyscatter.datasets_xrf` maps;
-        11 channels brings them under 0.6 %).
+        before the SNIP, as PyMca's fast fit smooths: a continuum of a few counts per channel is
+        otherwise clipped to its lower envelope (about 1-2 % too high areas on
+        :mod:`pyscatter.datasets_xrf` maps; 11 channels brings them under 0.6 %). Default
+        ``"auto"``: the peaks' FWHM in the middle of the fit range, in channels (recorded as
+        the number it gives).
     store_background : bool
         Also write the fitted background of every spectrum (``fit_background``, positions ×
         channels, float32): as large as the spectra.
@@ -557,7 +565,7 @@ class XrfLinearFit(_XrfProcess):
         fit_range: Sequence[float] | None = None,
         snip_width: int = 30,
         snip_iterations: int = 1,
-        smooth_width: int = 0,
+        smooth_width: int | str = "auto",
         store_background: bool = False,
         noise: float = 0.1,
         fano: float = 0.114,
@@ -591,7 +599,7 @@ class XrfLinearFit(_XrfProcess):
             fit_range_keV=fit,
             snip_width=_positive_int(snip_width, "snip_width (channels)"),
             snip_iterations=_positive_int(snip_iterations, "snip_iterations"),
-            smooth_width=_smooth(smooth_width),
+            smooth_width=_smooth(smooth_width, self._energy, self._response, fit),
             store_background=store_background,
         )
         super().__init__(h5_main, params, **kwargs)

@@ -29,7 +29,7 @@ def test_translate_roi_fit_plot_and_pipeline(tmp_path, xrf, capsys):
     roi_png, fit_png = tmp_path / "roi.png", tmp_path / "fit.png"
     code = main(["-q", "xrf-roi", str(out), *elements, "--plot", str(roi_png), "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    code = main(["-q", "xrf-fit", str(out), *elements, "--smooth-width", "11",
+    code = main(["-q", "xrf-fit", str(out), *elements,
                  "--plot", str(fit_png), "--no-progress"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert capsys.readouterr().out.strip().endswith("Raw_Data-XrfFit_000")
@@ -41,7 +41,7 @@ def test_translate_roi_fit_plot_and_pipeline(tmp_path, xrf, capsys):
     # the same step from a pipeline: the same parameters, so reused
     (tmp_path / "p.yaml").write_text(
         f"output: {out}\nexecution: {{progress: false}}\nsteps:\n"
-        f"  - xrf-fit: {{elements: {xrf.names}, excitation: 17, smooth_width: 11}}\n"
+        f"  - xrf-fit: {{elements: {xrf.names}, excitation: 17}}\n"
         f"  - xrf-roi: {{elements: {xrf.names}, excitation: 17, normalize: monitor}}\n"
     )
     from pyscatter.pipeline import run_pipeline

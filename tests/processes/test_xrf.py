@@ -23,7 +23,7 @@ from pyscatter.processes.xrf import XrfLinearFit, XrfRoi
 from pyscatter.translators import translate
 
 SHAPE = (6, 8)
-FIT = {"snip_width": 30, "smooth_width": 11}
+FIT = {"snip_width": 30}  # smooth_width "auto": the default is what meets the truth
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,14 @@ def test_fit_areas_meet_the_truth_after_dead_time(path, xrf):
     within(area, t, sigma)
     # the kernel on the raw spectra, times the generator's dead-time factor
     n = SHAPE[0] * SHAPE[1]
+    with h5py.File(path, "r") as h5:
+        smooth = json.loads(h5[summary.group].attrs["parameters"])["smooth_width"]
+    # "auto": the FWHM at the middle of the fit range (1-20.47 keV), 10 eV channels, made odd
+    fwhm = xrf.response.fwhm_keV(0.5 * (1.0 + xrf.energy_keV[-1]))
+    assert smooth == 2 * round(0.5 * fwhm / 0.01) + 1
     ref = fast_linear_fit(xrf.spectra.reshape(n, -1), xrf.energy_keV, xrf.groups, xrf.response,
-                          fit_range_keV=(1.0, xrf.energy_keV[-1]), **FIT)  # fmt: skip
+                          fit_range_keV=(1.0, xrf.energy_keV[-1]), smooth_width=smooth,
+                          **FIT)  # fmt: skip
     f = xrf.dead_time_factor().ravel()[:, None]
     assert_allclose(area, ref.areas * f, rtol=1e-10)
     assert_allclose(sigma, ref.sigma * f, rtol=1e-10)
