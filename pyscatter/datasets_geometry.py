@@ -126,7 +126,7 @@ class GeometryScan:
 def _series(
     dim: str,
     units: str,
-    values: Sequence[float],
+    values: Any,
     ponis: list[dict[str, Any]],
     rings: Sequence[Ring],
     noise: bool,
@@ -169,7 +169,9 @@ def energy_series(
     rings on the frame.
     """
     energies = _check_values(energies_kev, "energies_kev", 7.0, 30.0)
-    base = dict(default_poni(tuple(frame_shape)), rot1=0.0, rot2=0.0)  # ESRF headers: no tilt
+    base = dict(
+        default_poni((int(frame_shape[0]), int(frame_shape[1]))), rot1=0.0, rot2=0.0
+    )  # ESRF headers: no tilt
     ponis = [dict(base, wavelength=float(energy_to_wavelength(e))) for e in energies]
     return _series("Energy", "keV", energies, ponis, rings, noise, rng)
 
@@ -187,7 +189,9 @@ def distance_series(
     Default: 0.8, 1.0 and 1.25 times the distance of :func:`pyscatter.datasets.make_scan`, the
     beam centre moving by 2 pixels a step. Dim ``Distance`` in mm.
     """
-    base = dict(default_poni(tuple(frame_shape)), rot1=0.0, rot2=0.0)  # ESRF headers: no tilt
+    base = dict(
+        default_poni((int(frame_shape[0]), int(frame_shape[1]))), rot1=0.0, rot2=0.0
+    )  # ESRF headers: no tilt
     if distances_mm is None:
         distances_mm = [round(base["dist"] * 1e3 * f, 3) for f in (0.8, 1.0, 1.25)]
     distances = _check_values(distances_mm, "distances_mm", 1.0, 1e5)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +181,7 @@ class GeometrySeries:
 
 
 def series_extras(
-    configs: list[Mapping[str, Any]], *, source: str, rtol: float = 0.0
+    configs: Sequence[Mapping[str, Any]], *, source: str, rtol: float = 0.0
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], list[str]] | None:
     """The per-position datasets of the geometry of every frame, or None when it does not vary.
 

@@ -293,7 +293,7 @@ class ID02Translator(Translator):
                 monitor_values = reorder_frames(monitor_values, counts, order_files)
             files = [files[i] for i in order_files]
         pos = mark_unwritten(pos, files)
-        geometry, geometry_source, series = self._geometry(files, poni, header_geometry)
+        geometry, geometry_source, per_frame_geometry = self._geometry(files, poni, header_geometry)
         mask_arr, dummies = _mask(files, mask)
         options = dict(
             series=series,
@@ -312,8 +312,8 @@ class ID02Translator(Translator):
         )
         attrs = self._attributes(files, chosen, link, pos, options, geometry_source, dummies)
         extra, extra_attrs = _extras(pos, files, attrs, monitor, monitor_values, monitor_source)
-        if series is not None:  # the geometry of each position (a distance or energy series)
-            per_frame, per_frame_attrs, varies = series
+        if per_frame_geometry is not None:  # each position's (a distance or energy series)
+            per_frame, per_frame_attrs, varies = per_frame_geometry
             extra.update({k: pos.arrange(v) for k, v in per_frame.items()})
             extra_attrs.update(per_frame_attrs)
             attrs[VARIES_ATTR] = varies
