@@ -48,7 +48,8 @@ def run_local(
 
     results = not_run(plan, pipe)
     for i, item in enumerate(plan.files):
-        report(f"[{i + 1}/{len(plan.files)}] {item.input} → {item.output}")
+        into = f" → {item.output}" if item.output != item.input else ""
+        report(f"[{i + 1}/{len(plan.files)}] {item.input}{into}")
         try:
             results[i] = run_file(pipe, item, plan.token, report=report)
         except KeyboardInterrupt:

@@ -35,6 +35,8 @@ __all__ = [
 RESULT_SUFFIX = ".batch.json"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Files a pattern never yields: result records, progress records (``.status.json``).
+_NOT_INPUTS = (RESULT_SUFFIX, ".status.json", ".tmp")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def expand_inputs(
     """The files named by paths and glob patterns (and the lines of ``from_list``), in order.
 
     Patterns are sorted naturally (``x_2`` before ``x_10``); duplicates are dropped, keeping
-    the first; result records (``*.batch.json``) are never inputs. ``from_list`` holds one
+    the first; result and progress records (``*.batch.json``, ``*.status.json``) are
+    never inputs. ``from_list`` holds one
     path or pattern a line, relative to the current folder; blank lines and ``#`` comments are
     skipped.
 
@@ -141,7 +144,7 @@ def expand_inputs(
             matches = [
                 Path(m)
                 for m in glob.glob(text, recursive=True)
-                if not m.endswith(RESULT_SUFFIX) and (folders or os.path.isfile(m))
+                if not m.endswith(_NOT_INPUTS) and (folders or os.path.isfile(m))
             ]
             if not matches:
                 raise InputError(f"{name!r} matches no file")
@@ -231,6 +234,7 @@ def make_plan(
         output that would replace its input, a folder when nothing is translated.
     """
     pipe, fmt = load_pipeline(pipeline, translate)
+    pipe = dataclasses.replace(pipe, where=str(Path(pipeline).absolute()))
     if fmt is not None and out_dir is None:
         raise InputError(
             "--out-dir: give the folder the translated files go to (translation by "

@@ -93,6 +93,7 @@ def run_file(
         write_json_atomic(item.result, record)
 
     try:
+        item.output.parent.mkdir(parents=True, exist_ok=True)  # a translation's --out-dir
         save()
         one = file_pipeline(pipe, item)
         work: list[Any] = ([one.translate] if one.translate is not None else []) + one.steps
