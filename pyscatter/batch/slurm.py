@@ -279,7 +279,7 @@ class SlurmBatch:
             self._progress = self.clock()
             self._sacct(job)
             states = [s for k, s in self.final.items() if k.split("_")[0] == job]
-            counts = {s: states.count(s) for s in dict.fromkeys(states)}
+            counts = {s: states.count(s) for s in sorted(set(states))}
             text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "state unknown (no sacct)"
             self.report(f"job {job} ended: {text}")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pyscatter.batch.plan import BatchFile, BatchPlan, file_pipeline, load_pipeline, read_plan
 from pyscatter.batch.records import FileResult, write_json_atomic
-from pyscatter.pipeline import Pipeline
+from pyscatter.pipeline import Pipeline, TranslateStep
 
 __all__ = ["main", "run_file"]
 
@@ -98,7 +98,8 @@ def run_file(
         one = file_pipeline(pipe, item)
         work: list[Any] = ([one.translate] if one.translate is not None else []) + one.steps
         for part in work:
-            done = _run_translate(one, part) if part is one.translate else _run_step(one, part)
+            translate = isinstance(part, TranslateStep)
+            done = _run_translate(one, part) if translate else _run_step(one, part)
             step = {"step": done.step, "action": done.action, "seconds": round(done.seconds, 3)}
             if done.total_positions:
                 step["positions"] = [done.computed_positions, done.total_positions]

@@ -19,6 +19,7 @@ import datetime
 import shlex
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if _finish(args, results, about) else 1
 
 
+def _report() -> Callable[[str], None]:
+    """Where the progress lines go: stdout, flushed (nowhere with ``pyscatter -q``)."""
+    from pyscatter import progress
+
+    if progress.QUIET:
+        return lambda line: None
+    return lambda line: print(line, flush=True)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -155,10 +165,10 @@ def _local(args, plan, pipe, job_dir: Path):
             print(f"[{i + 1}/{len(plan.files)}] {item.input}: {what}pipeline {plan.pipeline}")
         return None
     if not args.jobs or args.jobs == 1:
-        return run_local(plan, pipe)
+        return run_local(plan, pipe, _report())
     job_dir.mkdir(parents=True, exist_ok=True)
     plan_file = plan.write(job_dir / "files.json")
-    return run_parallel(plan, pipe, plan_file, args.jobs, job_dir)
+    return run_parallel(plan, pipe, plan_file, args.jobs, job_dir, _report())
 
 
 def _slurm(args, plan, pipe, job_dir: Path):
@@ -187,4 +197,4 @@ def _slurm(args, plan, pipe, job_dir: Path):
         )
     job_dir.mkdir(parents=True, exist_ok=True)
     plan.write(plan_file)
-    return SlurmBatch(plan, pipe, scripts, options).watch()
+    return SlurmBatch(plan, pipe, scripts, options, report=_report()).watch()

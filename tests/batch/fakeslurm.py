@@ -150,7 +150,9 @@ def _sacct(state, argv, folder):
     if job is None:
         return 0, "", ""
     if job["state"] == "CANCELLED" and not job["exit"]:
-        name = job_id if job["tasks"] is None else f"{job_id}_[{job['tasks'][0]}-{job['tasks'][-1]}]"
+        name = (
+            job_id if job["tasks"] is None else f"{job_id}_[{job['tasks'][0]}-{job['tasks'][-1]}]"
+        )
         return 0, f"{name}|CANCELLED by 1000|0:0\n", ""
     lines = [
         f"{name}|{'COMPLETED' if code == 0 else 'FAILED'}|{code}:0"

@@ -37,7 +37,10 @@ def test_local_batch_ran_failed_then_reused(work, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1  # bad.h5 failed
     files, data = _summary(work / "sum.json")
-    assert {n: f["status"] for n, f in files.items()} == {**dict.fromkeys(GOOD, "ran"), "bad.h5": "failed"}
+    assert {n: f["status"] for n, f in files.items()} == {
+        **dict.fromkeys(GOOD, "ran"),
+        "bad.h5": "failed",
+    }
     assert data["counts"] == {"ran": 4, "reused": 0, "failed": 1, "partial": 0, "not run": 0}
     assert "bad.h5 is not a pyscatter file" in files["bad.h5"]["error"]
     assert "p.yaml:3: step 'integrate'" in files["bad.h5"]["error"]
@@ -80,8 +83,16 @@ def test_local_jobs_as_subprocesses(work, capsys):
         "bad.h5": "failed",
     }
     assert "not a pyscatter file" in files["bad.h5"]["error"]
-    assert sorted(p.name for p in (work / "jobs").iterdir()) == ["0.log", "1.log", "2.log", "files.json"]
-    assert main(["batch", "raw/s_*.h5", "--pipeline", "p.yaml", "--jobs", "2", "--job-dir", "jobs"]) == 0
+    assert sorted(p.name for p in (work / "jobs").iterdir()) == [
+        "0.log",
+        "1.log",
+        "2.log",
+        "files.json",
+    ]
+    assert (
+        main(["batch", "raw/s_*.h5", "--pipeline", "p.yaml", "--jobs", "2", "--job-dir", "jobs"])
+        == 0
+    )
     assert "2 files: 2 reused" in capsys.readouterr().out
 
 
