@@ -196,6 +196,7 @@ class SlurmBatch:
         self._seen: dict[str, tuple[str, str]] = {}
         self._since: dict[str, float] = {}
         self._reminded: dict[str, float] = {}
+        self._done: set[str] = set()
         self._progress = clock()
 
     # ------------------------------------------------------------------ commands
@@ -256,21 +257,43 @@ class SlurmBatch:
     # ------------------------------------------------------------------ watching
 
     def _states(self, rows: dict[str, tuple[str, str]]) -> None:
+        """Report changes of state; an array's pending rows are one key (its range shrinks)."""
         now = self.clock()
-        for key, (state, reason) in rows.items():
+        keys = set()
+        for name, (state, reason) in rows.items():
+            key = name.split("_")[0] + "_[]" if "[" in name else name
+            keys.add(key)
             why = f" ({reason})" if reason and reason != "None" else ""
             if self._seen.get(key) != (state, reason):
                 if state in _RUNNING and self._seen.get(key, ("",))[0] not in _RUNNING:
                     self._progress = now
                 self._seen[key], self._since[key], self._reminded[key] = (state, reason), now, now
                 waiting = ": waiting in the queue" if state == "PENDING" else ""
-                self.report(f"job {key} {state}{why}{waiting}")
+                self.report(f"job {name} {state}{why}{waiting}")
             elif state == "PENDING" and now - self._reminded[key] >= self.options.remind:
                 self._reminded[key] = now
                 self.report(
-                    f"job {key} PENDING{why} for {_minutes(now - self._since[key])}: "
+                    f"job {name} PENDING{why} for {_minutes(now - self._since[key])}: "
                     "waiting in the queue"
                 )
+        for key, (state, _) in list(self._seen.items()):
+            if state in _RUNNING and key not in keys and key not in self._done:
+                self._done.add(key)
+                self._task_done(key)
+
+    def _task_done(self, task: str) -> None:
+        """One line for a task that has left the queue: what its record says."""
+        base, _, index = task.partition("_")
+        script = self.submitted.get(base)
+        if script is None:
+            return
+        i = int(index) if index.isdigit() else script.indices[0]
+        item = self.plan.files[i]
+        record = read_record(item.result, self.plan.token) or {}
+        status = record.get("status", "no record")
+        status = "ended during a step" if status == "running" else status
+        error = f": {record['error']}" if record.get("error") else ""
+        self.report(f"job {task} done: {item.input}: {status}{error}")
 
     def _ended(self, rows: dict[str, tuple[str, str]]) -> None:
         listed = {key.split("_")[0] for key in rows}

@@ -124,6 +124,30 @@ def test_translate_then_process_and_skip(tmp_path, monkeypatch, capsys):
     np.testing.assert_array_equal(raw.reshape(64, 64), scan.frames.reshape(-1, 64, 64)[2])
 
 
+def test_interrupt_records_partial_and_not_run(work, monkeypatch):
+    import pyscatter.pipeline
+    from pyscatter.batch import BatchInterrupted
+    from pyscatter.batch.local import run_local
+    from pyscatter.batch.plan import expand_inputs, make_plan
+
+    real = pyscatter.pipeline._run_step
+    calls = []
+
+    def interrupted_second(pipe, step):
+        calls.append(pipe.output.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second file
+        return real(pipe, step)
+
+    monkeypatch.setattr(pyscatter.pipeline, "_run_step", interrupted_second)
+    plan, pipe = make_plan(expand_inputs(["raw/s_*.h5"]), "p.yaml")
+    with pytest.raises(BatchInterrupted) as err:
+        run_local(plan, pipe, report=lambda line: None)
+    assert [r.status for r in err.value.results] == ["ran", "partial", "not run"]
+    record = json.loads((work / "raw" / "s_2.h5.batch.json").read_text())
+    assert record["status"] == "partial" and "run the batch again" in record["error"]
+
+
 PIPELINE_STEPS = """\
 execution: {progress: false}
 steps:

@@ -49,6 +49,8 @@ def test_array_then_per_file_reused(work, slurm, capsys):
     assert out.count("job 1000_[0-4] PENDING (Priority): waiting in the queue") == 1
     assert "job 1000_0 RUNNING" in out and "job 1000_4 RUNNING" in out
     assert "job 1000 ended: 4 COMPLETED, 1 FAILED" in out
+    assert f"job 1000_2 done: {work / 'raw' / 's_1.h5'}: ran\n" in out
+    assert f"job 1000_0 done: {work / 'raw' / 'bad.h5'}: failed: " in out
     statuses = _statuses(work / "sum.json")
     order = ["bad.h5", GOOD[3], "s_1.h5", "s_2.h5", "s_10.h5"]  # natural order of the paths
     assert list(statuses) == order
