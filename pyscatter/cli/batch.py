@@ -7,8 +7,8 @@ exit code 0 when every file is complete, 1 otherwise.
 
   pyscatter batch 'raw/*.h5' --pipeline p.yaml
   pyscatter batch 'raw/*.spec' --translate spec --out-dir out --pipeline p.yaml --jobs 4
-  pyscatter batch --from-list files.txt --pipeline p.yaml --scheduler slurm --array \
-      --partition short --time 01:00:00 --mem 16G --queue-timeout 3600
+  pyscatter batch --from-list files.txt --pipeline p.yaml --scheduler slurm --array
+      --partition short --time 01:00:00 --mem 16G --queue-timeout 3600   (one command)
   pyscatter batch --template > pyscatter-file.sh    # an sbatch script that resubmits itself
 """
 
@@ -40,7 +40,12 @@ def register(sub) -> None:
     p.add_argument("--pipeline", metavar="YAML", help="the pipeline run on every file")
     p.add_argument("--translate", metavar="FORMAT", help="translate each input first (a format)")
     p.add_argument("--out-dir", metavar="DIR", help="where translated files go (DIR/stem.h5)")
-    p.add_argument("--scheduler", choices=("local", "slurm"), default="local")
+    p.add_argument(
+        "--scheduler",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: on this machine (default); slurm: as SLURM jobs (sbatch)",
+    )
     p.add_argument(
         "--jobs", type=int, metavar="N", help="files at once (local: subprocesses; slurm: jobs)"
     )
