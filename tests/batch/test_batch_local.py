@@ -184,3 +184,24 @@ def test_template_printed(capsys):
     assert main(["batch", "--template"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("#!/bin/bash\n") and "#SBATCH --signal=B:USR1@120" in text
+
+
+def test_from_list_and_local_dry_run(work, capsys):
+    (work / "files.txt").write_text(
+        "# the two first scans\nraw/s_2.h5\n\nraw/s_1*.h5\nraw/s_2.h5\n"
+    )
+    assert main(["batch", "--from-list", "files.txt", "--pipeline", "p.yaml", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    raw = work / "raw"
+    assert lines == [
+        f"[1/3] {raw / 's_2.h5'}: pipeline {work / 'p.yaml'}",
+        f"[2/3] {raw / 's_1.h5'}: pipeline {work / 'p.yaml'}",
+        f"[3/3] {raw / 's_10.h5'}: pipeline {work / 'p.yaml'}",
+    ]
+    assert not list(raw.glob("*.batch.json"))
+
+
+def test_path_with_a_newline_refused(work, capsys):
+    (work / "raw" / "x\ny.h5").write_bytes((work / "raw" / "s_1.h5").read_bytes())
+    assert main(["batch", "raw/x*.h5", "--pipeline", "p.yaml", "--dry-run"]) == 2
+    assert "control character" in capsys.readouterr().err
