@@ -210,9 +210,13 @@ class SlurmBatch:
         done = self._command(script.argv)
         job = done.stdout.strip().split(";")[0]
         if done.returncode != 0 or not job.isdigit():
+            before = self.cancel()
+            undone = (
+                f"; cancelled the jobs submitted before it ({', '.join(before)})" if before else ""
+            )
             raise InputError(
                 f"sbatch refused {script.path}: {(done.stderr or done.stdout).strip()} "
-                f"(command: {shlex.join(script.argv)})"
+                f"(command: {shlex.join(script.argv)}){undone}"
             )
         self.submitted[job] = script
         self.active.append(job)
@@ -356,6 +360,11 @@ class SlurmBatch:
         except KeyboardInterrupt:
             self.cancel()
             raise BatchInterrupted(self.results(), "the submitted jobs were cancelled") from None
+        except Exception:
+            if self.active:  # the jobs do their work; say how to stop them
+                ids = " ".join(self.active)
+                self.report(f"stopped watching; jobs {ids} keep running (scancel {ids} stops them)")
+            raise
         return self.results()
 
     # ------------------------------------------------------------------ results

@@ -24,15 +24,17 @@ from typing import Any
 TOOLS = ("sbatch", "squeue", "scancel", "sacct")
 
 
-def install(bin_dir: Path, *, pending_polls: int = 1, start: bool = True) -> Path:
-    """Write the fake commands into ``bin_dir``; the path of their job table."""
+def install(
+    bin_dir: Path, *, pending_polls: int = 1, start: bool = True, accept: int | None = None
+) -> Path:
+    """Write the fake commands into ``bin_dir``; the path of their job table.
+
+    ``accept``: sbatch refuses every job after that many (as for an invalid partition).
+    """
     bin_dir.mkdir(parents=True, exist_ok=True)
     state = bin_dir / "state.json"
-    state.write_text(
-        json.dumps(
-            {"pending_polls": pending_polls, "start": start, "next": 1000, "jobs": {}, "calls": []}
-        )
-    )
+    config = {"pending_polls": pending_polls, "start": start, "accept": accept}
+    state.write_text(json.dumps({**config, "next": 1000, "jobs": {}, "calls": []}))
     here = Path(__file__).resolve().parent
     for tool in TOOLS:
         path = bin_dir / tool
@@ -69,6 +71,12 @@ def _sbatch(state, argv, folder):
         options[key] = value
         i += 1
     script, args = argv[i], argv[i + 1 :]
+    if state["accept"] is not None and len(state["jobs"]) >= state["accept"]:
+        return (
+            1,
+            "",
+            "sbatch: error: Batch job submission failed: Invalid partition name specified\n",
+        )
     job = str(state["next"])
     state["next"] += 1
     copy = folder / f"job-{job}.sh"  # sbatch keeps a copy: the job runs it, not the original

@@ -110,6 +110,16 @@ def test_queue_timeout_cancels(work, slurm, capsys):
     assert set(_statuses(work / "sum.json").values()) == {("not run", "1000"), ("not run", "1001")}
 
 
+def test_sbatch_refusal_cancels_what_was_submitted(work, slurm, capsys):
+    state = slurm(start=False, accept=1)
+    args = ["batch", "raw/s_1.h5", "raw/s_2.h5", "--pipeline", "p.yaml", *SLURM]
+    assert main([*args, "--partition", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert _calls(state, "scancel") == [["1000"]]
+    assert "sbatch refused" in err and "Invalid partition name specified" in err
+    assert "cancelled the jobs submitted before it (1000)" in err
+
+
 class _Clock:
     """A clock that moves only when the batch sleeps."""
 
