@@ -110,6 +110,7 @@ class JobScript:
 
 def _script(plan: BatchPlan, plan_file: Path, index: str, argv: list[str], what: str) -> str:
     python, cwd = _plain(sys.executable, "python"), _plain(os.getcwd(), "current folder")
+    _plain(str(plan.pipeline), "pipeline")
     lines = [
         "#!/bin/bash",
         f"# pyscatter batch {plan.token}: {what}",
@@ -207,9 +208,19 @@ class SlurmBatch:
     def submit(self, script: JobScript) -> str:
         """Write ``script``, submit it; its job id."""
         script.path.write_text(script.text, encoding="utf-8")
-        done = self._command(script.argv)
+        try:
+            done = self._command(script.argv)
+        except KeyboardInterrupt:
+            self.report(
+                f"interrupted while sbatch submitted {script.path}: if it was submitted, its job "
+                "is not cancelled (squeue --me --name pyscatter-batch shows it)"
+            )
+            raise
         job = done.stdout.strip().split(";")[0]
-        if done.returncode != 0 or not job.isdigit():
+        if done.returncode == 0 and job.isdigit():
+            self.submitted[job] = script
+            self.active.append(job)
+        else:
             before = self.cancel()
             undone = (
                 f"; cancelled the jobs submitted before it ({', '.join(before)})" if before else ""
@@ -218,8 +229,6 @@ class SlurmBatch:
                 f"sbatch refused {script.path}: {(done.stderr or done.stdout).strip()} "
                 f"(command: {shlex.join(script.argv)}){undone}"
             )
-        self.submitted[job] = script
-        self.active.append(job)
         self._progress = self.clock()
         self.report(f"submitted job {job}: {script.path}")
         return job

@@ -19,6 +19,7 @@ import datetime
 import shlex
 import shutil
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         "job_dir": str(job_dir),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         if args.scheduler == "slurm":
             results = _slurm(args, plan, pipe, job_dir)
@@ -132,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt(stop.message) from None
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if results is None:  # a dry run
         return 0
     return 0 if _finish(args, results, about) else 1

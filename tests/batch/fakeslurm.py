@@ -57,7 +57,9 @@ def main(tool: str, state_path: str, argv: list[str]) -> int:
         state = json.loads(Path(state_path).read_text())
         state["calls"].append({"tool": tool, "argv": argv})
         code, out, err = globals()[f"_{tool}"](state, argv, Path(state_path).parent)
-        Path(state_path).write_text(json.dumps(state, indent=1))
+        tmp = f"{state_path}.{os.getpid()}.tmp"  # killed mid-call: the old table stays whole
+        Path(tmp).write_text(json.dumps(state, indent=1))
+        os.replace(tmp, state_path)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code

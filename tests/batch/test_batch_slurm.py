@@ -110,6 +110,22 @@ def test_queue_timeout_cancels(work, slurm, capsys):
     assert set(_statuses(work / "sum.json").values()) == {("not run", "1000"), ("not run", "1001")}
 
 
+@pytest.mark.parametrize(
+    ("inputs", "pipeline", "message"),
+    [
+        (["raw/*.nope"], "steps:\n  - integrate: {npt: 32}\n", "'raw/*.nope' matches no file"),
+        (["raw/*.h5"], "steps:\n  - integrate: {npt: -3.5}\n", "p.yaml:2: "),
+        (["raw/*.h5"], "steps:\n  - integrat: {}\n", "p.yaml:2: "),
+    ],
+)
+def test_bad_input_refused_before_any_submission(work, slurm, capsys, inputs, pipeline, message):
+    state = slurm()
+    (work / "p.yaml").write_text(pipeline)
+    assert main(["batch", *inputs, "--pipeline", "p.yaml", *SLURM, "--array"]) == 2
+    assert message in capsys.readouterr().err
+    assert fakeslurm.load(state)["calls"] == [] and not (work / "jobs").exists()
+
+
 def test_sbatch_refusal_cancels_what_was_submitted(work, slurm, capsys):
     state = slurm(start=False, accept=1)
     args = ["batch", "raw/s_1.h5", "raw/s_2.h5", "--pipeline", "p.yaml", *SLURM]
@@ -187,3 +203,11 @@ def test_signal_cancels_submitted_jobs(work, slurm, sig):
     assert "cancelled jobs 1000, 1001 (scancel)" in out
     assert "interrupted" in err
     assert "2 files: 2 not run" in out
+
+
+def test_pipeline_path_with_a_newline_refused(work, slurm, capsys):
+    state = slurm()
+    (work / "p\nrm -rf ~.yaml").write_text((work / "p.yaml").read_text())
+    assert main(["batch", "raw/s_1.h5", "--pipeline", "p\nrm -rf ~.yaml", *SLURM, "--dry-run"]) == 2
+    assert "control characters" in capsys.readouterr().err
+    assert fakeslurm.load(state)["calls"] == []
