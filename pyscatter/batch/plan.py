@@ -233,8 +233,10 @@ def make_plan(
         An invalid pipeline, translation without ``out_dir``, two inputs with one output, an
         output that would replace its input, a folder when nothing is translated.
     """
-    pipe, fmt = load_pipeline(pipeline, translate)
-    pipe = dataclasses.replace(pipe, where=str(Path(pipeline).absolute()))
+    pipeline_file = _check_path(Path(pipeline).absolute(), "pipeline")
+    if not pipeline_file.is_file():
+        raise InputError(f"--pipeline {pipeline}: no such file")
+    pipe, fmt = load_pipeline(pipeline_file, translate)  # a Path: never taken for YAML text
     if fmt is not None and out_dir is None:
         raise InputError(
             "--out-dir: give the folder the translated files go to (translation by "
@@ -258,5 +260,5 @@ def make_plan(
             raise InputError(f"{seen[key]} and {path} would both be processed into {output}")
         seen[key] = path
         files.append(BatchFile(path, output, output.with_name(output.name + RESULT_SUFFIX)))
-    plan = BatchPlan(Path(pipeline).absolute(), fmt, tuple(files), uuid.uuid4().hex[:12])
+    plan = BatchPlan(pipeline_file, fmt, tuple(files), uuid.uuid4().hex[:12])
     return plan, pipe

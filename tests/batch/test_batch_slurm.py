@@ -209,5 +209,5 @@ def test_pipeline_path_with_a_newline_refused(work, slurm, capsys):
     state = slurm()
     (work / "p\nrm -rf ~.yaml").write_text((work / "p.yaml").read_text())
     assert main(["batch", "raw/s_1.h5", "--pipeline", "p\nrm -rf ~.yaml", *SLURM, "--dry-run"]) == 2
-    assert "control characters" in capsys.readouterr().err
+    assert "a path with a control character" in capsys.readouterr().err
     assert fakeslurm.load(state)["calls"] == []
