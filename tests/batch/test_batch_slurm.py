@@ -211,3 +211,32 @@ def test_pipeline_path_with_a_newline_refused(work, slurm, capsys):
     assert main(["batch", "raw/s_1.h5", "--pipeline", "p\nrm -rf ~.yaml", *SLURM, "--dry-run"]) == 2
     assert "a path with a control character" in capsys.readouterr().err
     assert fakeslurm.load(state)["calls"] == []
+
+
+def test_killed_jobs_are_partial_or_failed_from_records(work, slurm, tmp_path):
+    """A record left ``running`` by a killed job makes its file partial; no record, failed."""
+    from pyscatter.batch.plan import expand_inputs, make_plan
+    from pyscatter.batch.records import write_json_atomic
+    from pyscatter.batch.slurm import SlurmBatch, SlurmOptions, job_scripts
+
+    slurm(pending_polls=0)
+    plan, pipe = make_plan(expand_inputs(["raw/s_1.h5", "raw/s_2.h5"]), "p.yaml")
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    options = SlurmOptions(poll=0)
+    scripts = job_scripts(plan, jobs / "files.json", jobs, options)
+    for script in scripts:  # as if the node died (or the time limit struck) mid-step
+        script.text = "#!/bin/bash\nexit 137\n"
+    first = plan.files[0]
+    record = {"input": str(first.input), "output": str(first.output), "status": "running",
+              "steps_total": 1, "steps": [], "token": plan.token}  # fmt: skip
+    write_json_atomic(first.result, record)
+    lines: list[str] = []
+    results = SlurmBatch(plan, pipe, scripts, options, report=lines.append).watch()
+    assert [(r.status, r.job) for r in results] == [("partial", "1000"), ("failed", "1001")]
+    assert results[0].error == (
+        f"job ended FAILED during a step; run the batch again to resume (log {jobs}/slurm-1000-0.out)"
+    )
+    assert results[1].error == f"job ended FAILED; see {jobs}/slurm-1001-1.out"
+    assert f"job 1000 done: {first.input}: ended during a step" in lines
+    assert "job 1001 ended: 1 FAILED" in lines
