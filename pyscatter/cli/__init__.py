@@ -27,7 +27,7 @@ from pyscatter.processes.registry import BUILTIN_PROCESSES, ProcessEntry, availa
 
 #: Commands before and after the processing steps; each is the module ``pyscatter.cli.<name>``.
 _BEFORE_STEPS = ("translate",)
-_AFTER_STEPS = ("run", "watch", "serve", "export", "info", "verify", "formats", "demo")
+_AFTER_STEPS = ("run", "watch", "serve", "export", "info", "verify", "formats", "demo", "batch")
 
 #: The built-in commands in ``--help`` order; the processing steps come from their registry,
 #: which also adds the plugin steps (:func:`commands`).
