@@ -292,7 +292,8 @@ def images_layout(
     )
     grid = None if dims is None else {name: int(size) for name, size in dims}
     _images._check_options(None, None, grid, dummy, "pad", False, compression)
-    geometry, geometry_source = translator._geometry(stack, poni, header_geometry, flip)
+    # one frame: its geometry (a later frame of another geometry is not followed, see the docs)
+    geometry, geometry_source, _ = translator._geometry(stack, poni, header_geometry, flip)
     mask_arr, dummies = _images._mask(stack, mask, flip, dummy)
     options = _images._options_record(
         None, None, grid, poni, mask, flip, dummy, compression, None,
