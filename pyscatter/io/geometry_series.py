@@ -30,8 +30,8 @@ Examples
 [0, 1, 0]
 >>> series.config(1)["wavelength"]
 1.2e-10
->>> energy_to_wavelength(12.398419843320026)  # keV -> m
-1e-10
+>>> round(energy_to_wavelength(12.398419843320026) * 1e10, 12)  # keV -> m, in Angstrom
+1.0
 """
 
 from __future__ import annotations
