@@ -31,6 +31,9 @@ live         ``pyscatter watch`` behind a simulated Eiger 1M: latency from a fra
 xrf          XRF fast linear fit (SNIP + line groups) of 100,000 spectra × 2048 channels, 10
              groups: ``fast_linear_fit`` against PyMca's FastXRFLinearFit on the whole map and a
              per-pixel scipy ``nnls`` loop on a subset, scaled (``bench_xrf``).
+series       an energy series (a wavelength per position) of Eiger 1M frames against the same
+             frames with one geometry, whole ``pyscatter integrate`` commands, cold and warm
+             matrix cache, and one matrix build (``bench_series``).
 
 Usage::
 
@@ -68,6 +71,7 @@ FIGURES = (
     "commands",
     "live",
     "xrf",
+    "series",
 )
 RESULTS = common.HERE / "RESULTS.md"
 
@@ -98,6 +102,7 @@ class Config:
     xrf_spectra: int = 100_000  # spectra of the XRF map (2048 channels, 10 groups)
     xrf_loop: int = 300  # spectra of the per-pixel scipy loop (its time scaled)
     xrf_repeats: int = 2  # rounds of ours and PyMca, alternating
+    series_energies: int = 100  # energies (Eiger 1M frames) of the energy series
 
 
 QUICK = Config(
@@ -123,6 +128,7 @@ QUICK = Config(
     xrf_spectra=5000,
     xrf_loop=50,
     xrf_repeats=1,
+    series_energies=8,
 )
 
 
@@ -359,6 +365,12 @@ class Bench:
         return bench_xrf.rows(
             bench_xrf.measure(cfg.xrf_spectra, cfg.xrf_loop, cfg.xrf_repeats, say=say)
         )
+
+    # ------------------------------------------------------------------ series
+    def series(self) -> list[common.Row]:
+        import bench_series
+
+        return bench_series.rows(bench_series.measure(self.config.series_energies, say=say))
 
 
 def bytes_per_frame(batch: Any, itemsize: int) -> tuple[float, dict[str, float]]:
