@@ -170,7 +170,14 @@ class WatchSession:
             )
         else:
             opts.pop("poni", None)
-            layout = spectra_layout(first.frame, dims=dims, source=self._src.describe(), **opts)
+            spectrum_dims = getattr(self._src, "spectrum_dims", None)
+            layout = spectra_layout(
+                first.frame,
+                dims=dims,
+                spec_dims=None if spectrum_dims is None else spectrum_dims(),
+                source=self._src.describe(),
+                **opts,
+            )
         layout.take_chunks(first.chunk)  # an HDF5 source's stored chunks, copied as they are
         start = getattr(self._src, "start", None)
         if start is not None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.usid import Dim
 from pyscatter.live.folder import _stat, _Track, header_values, quiet_fabio
 from pyscatter.live.sources import (
     DEFAULT_SETTLE,
@@ -47,7 +48,7 @@ from pyscatter.translators.common import check_frame, read_image
 from pyscatter.translators.spec import image_files
 from pyscatter.translators.spec_scans import SpecScan, declared_dims, parse_points
 
-__all__ = ["SpecSource", "point_ends"]
+__all__ = ["SpecSource", "mca_order", "point_ends", "point_ends_after"]
 
 _SCAN_LINE = re.compile(rb"^#S\s+(\d+)", re.MULTILINE)
 
@@ -71,6 +72,93 @@ def point_ends(text: bytes) -> tuple[list[int], bool]:
             ends.append(pos + len(line))
         pos += len(line)
     return ends, False
+
+
+def point_ends_after(
+    text: bytes, n_mca: int | None = None, remaining: int | None = None
+) -> tuple[list[int], bool]:
+    """:func:`point_ends` of a scan whose ``@A`` spectra FOLLOW their data line (as SPEC writes
+    them, e.g. the APS files of spec2nexus): a point is complete when the next data line, a
+    ``#`` line (``#C`` at a scan's end) or a new ``#S`` begins after it, or, for the last point
+    the command declares (``remaining == 1`` for the point being read), once it holds its
+    ``n_mca`` complete spectra. A line without its newline is not complete."""
+    ends: list[int] = []
+    pos, continued, in_point, spectra = 0, False, False, 0
+
+    def spectrum_done() -> None:
+        nonlocal spectra, in_point
+        spectra += 1
+        last = remaining is not None and len(ends) + 1 == remaining
+        if in_point and last and n_mca is not None and spectra == n_mca:
+            ends.append(pos)
+            in_point = False
+
+    for line in text.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        stripped = line.strip()
+        if continued:  # an MCA spectrum continues while its lines end in a backslash
+            continued = stripped.endswith(b"\\")
+            pos += len(line)
+            if not continued:
+                spectrum_done()
+            continue
+        if stripped.startswith(b"#S "):
+            if in_point:
+                ends.append(pos)
+            return ends, True
+        if stripped.startswith(b"@"):
+            continued = stripped.endswith(b"\\")
+            pos += len(line)
+            if not continued:
+                spectrum_done()
+            continue
+        if stripped and in_point:  # a data line or a comment: the point before it is complete
+            ends.append(pos)
+            in_point = False
+        if stripped and not stripped.startswith(b"#"):
+            in_point, spectra = True, 0
+        pos += len(line)
+    return ends, False
+
+
+def mca_order(scan_header: bytes, body: bytes) -> tuple[bool | None, int | None]:
+    """Whether the ``@A`` spectra of a scan follow their data line (None: not known yet, the
+    header announcing MCA data with one data line read so far), and how many a point holds
+    (None: not known yet)."""
+    kinds = []  # b"d" data line, b"a" a complete spectrum, b"#" a comment
+    continued = False
+    for line in body.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        stripped = line.strip()
+        if continued:
+            continued = stripped.endswith(b"\\")
+            if not continued:
+                kinds.append(b"a")
+        elif stripped.startswith(b"@"):
+            continued = stripped.endswith(b"\\")
+            if not continued:
+                kinds.append(b"a")
+        elif stripped.startswith(b"#"):
+            kinds.append(b"#")
+        elif stripped:
+            kinds.append(b"d")
+    points = [k for k in kinds if k != b"#"]
+    if not points:
+        return None, None
+    if points[0] == b"a":
+        return False, None
+    if len(points) == 1:
+        ended = b"#" in kinds[kinds.index(b"d") + 1 :]  # a comment or #S: no spectrum followed
+        return (None if b"#@MCA" in scan_header and not ended else False), None
+    if points[1] == b"d":
+        return False, None
+    after = points[1:]
+    n = next((k for k, kind in enumerate(after) if kind == b"d"), None)
+    if n is None and b"#" in kinds[kinds.index(b"d") + 1 :]:
+        n = len(after)
+    return True, n
 
 
 class SpecSource(FollowedFile):
@@ -127,6 +215,11 @@ class SpecSource(FollowedFile):
         self._base = 0
         self._dims: list[tuple[str, int]] | None = None
         self._n = 0  # points read
+        #: whether the scan's @A spectra follow their data line (None: not known yet), and
+        #: how many a point holds
+        self._mca_after: bool | None = None
+        self._n_mca: int | None = None
+        self._spec_dims: list[Dim] | None = None
         self._ended = False
         self._pending: dict[int, tuple[_Track, dict[str, float]]] = {}
         self._shape: tuple[int, ...] | None = None
@@ -147,6 +240,11 @@ class SpecSource(FollowedFile):
     def first_header(self) -> dict:
         return dict(self._header)
 
+    def spectrum_dims(self) -> list[Dim] | None:
+        """The ``Channel`` dim of the MCA spectra as the spec translator makes it (energies in
+        keV from ``#@CALIB``, else the channel numbers of ``#@CHANN``), once a point was read."""
+        return None if self._spec_dims is None else list(self._spec_dims)
+
     def finished(self) -> bool:
         total = math.prod(n for _, n in self._dims) if self._dims else None
         done = self._ended or (total is not None and self._n >= total)
@@ -164,7 +262,17 @@ class SpecSource(FollowedFile):
         if self._scan_header is None and not self._find_scan(data):
             return out
         if not self._ended:
-            ends, new_scan = point_ends(data[self._pos - self._base :])
+            body = data[self._pos - self._base :]
+            if self._mca_after is None or (self._mca_after and self._n_mca is None):
+                self._mca_after, self._n_mca = mca_order(self._scan_header, body)
+            if self._mca_after:
+                total = math.prod(n for _, n in self._dims) if self._dims else None
+                remaining = None if total is None else total - self._n
+                ends, new_scan = point_ends_after(body, self._n_mca, remaining)
+            elif self._mca_after is None:  # one data line so far: its spectra may follow
+                ends, new_scan = [], _SCAN_LINE.search(body) is not None
+            else:
+                ends, new_scan = point_ends(body)
             if ends:
                 chunk = data[self._pos - self._base : self._pos - self._base + ends[-1]]
                 self._pos += ends[-1]
@@ -301,7 +409,11 @@ class SpecSource(FollowedFile):
             elif scan.mcas:
                 if self.mca >= len(scan.mcas):
                     raise InputError(f"{origin}: no MCA {self.mca}; it has {len(scan.mcas)}")
-                out.append(Arrival(index, scan.mcas[self.mca].spectra[k], origin, values))
+                mca = scan.mcas[self.mca]
+                if self._spec_dims is None:  # as the spec translator: #@CHANN and #@CALIB
+                    unit = "keV" if mca.calibration is not None else "channel"
+                    self._spec_dims = [Dim("Channel", unit, mca.axis())]
+                out.append(Arrival(index, mca.spectra[k], origin, values))
             else:
                 out.append(Arrival(index, scan.columns[k].copy(), origin, values))
         return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 
-__all__ = ["plot_element_maps", "plot_pixel_spectrum", "plot_spectrum"]
+__all__ = ["line_markers", "pixel_fit", "plot_element_maps", "plot_pixel_spectrum", "plot_spectrum"]
 
 #: The map drawn for each process, by default
 _DEFAULT_VAR = {"XrfFit": "area", "XrfRoi": "net"}
@@ -199,48 +199,35 @@ def _flat_index(h5_main, position: int | Sequence[int]) -> int:
     return flat
 
 
-def plot_pixel_spectrum(
-    path: str | os.PathLike,
-    position: int | Sequence[int],
-    *,
-    index: int = -1,
-    min_ratio: float = 0.1,
-    ax=None,
-):
-    """One position's measured spectrum with the fast linear fit of an ``XrfFit`` results group.
-
-    The fit is computed again for that spectrum from the recorded parameters (counts as
-    measured: the dead-time and monitor factors scale the maps, not the spectra).
+def pixel_fit(h5: Any, group: Any, flat: int) -> dict[str, Any]:
+    """One position's spectrum and its fast linear fit, recomputed from an ``XrfFit`` group.
 
     Parameters
     ----------
-    path : path
-    position : int or (int, ...)
-        Flat position index, or one index per position dim (slow to fast).
-    index : int
-        Which ``XrfFit`` results group (-1: the latest).
-    min_ratio : float
-        Lines at least this fraction of their group's strongest are marked.
-    ax : matplotlib.axes.Axes, optional
+    h5 : h5py.File (or pyscatter's reader)
+        The open file.
+    group : h5py.Group
+        The ``XrfFit`` results group (its recorded parameters and source).
+    flat : int
+        Flat position index.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    dict
+        ``energy`` (keV), ``counts`` (as measured), ``model`` (background + peaks) and
+        ``background`` (NaN outside the fit range; None without one), ``areas`` (per group),
+        ``groups`` (the LineGroups), all ``(n_channels,)`` arrays but ``areas``/``groups``.
     """
     from pyscatter.io.integrity import read_rows
-    from pyscatter.io.xarray import open_for_reading
     from pyscatter.kernels.xrf import fast_linear_fit
     from pyscatter.kernels.xrf_lines import design_matrix
     from pyscatter.processes.xrf_worker import groups_and_response, worker_energy
 
-    _, attrs = _group_attrs(path, "XrfFit", index)
-    params = json.loads(attrs["parameters"])
-    params["source"] = str(attrs["source"])
-    with open_for_reading(path) as h5:
-        source = h5[params["source"]]
-        flat = _flat_index(source, position)
-        counts = read_rows(source, flat, flat + 1)[0]
-        energy = worker_energy(h5, params)
+    params = json.loads(group.attrs["parameters"])
+    params["source"] = str(group.attrs["source"])
+    source = h5[params["source"]]
+    counts = read_rows(source, flat, flat + 1)[0]
+    energy = worker_energy(h5, params)
     groups, response = groups_and_response(params)
     res = fast_linear_fit(
         counts[None, :],
@@ -257,15 +244,66 @@ def plot_pixel_spectrum(
     model = None
     if background is not None:
         model = np.where(np.isfinite(background), background + peaks, np.nan)
+    return {
+        "energy": energy,
+        "counts": counts,
+        "model": model,
+        "background": background,
+        "areas": res.areas[0],
+        "groups": groups,
+    }
+
+
+def line_markers(groups: Sequence[Any], min_ratio: float = 0.1) -> list[tuple[float, str]]:
+    """(energy keV, label) of the lines of ``groups`` to mark on a spectrum (``Fe Kα`` …)."""
+    return _markers(groups, min_ratio)
+
+
+def plot_pixel_spectrum(
+    path: str | os.PathLike,
+    position: int | Sequence[int],
+    *,
+    index: int = -1,
+    min_ratio: float = 0.1,
+    ax=None,
+):
+    """One position's measured spectrum with the fast linear fit of an ``XrfFit`` results group.
+
+    The fit is computed again for that spectrum from the recorded parameters (counts as
+    measured: the dead-time and monitor factors scale the maps, not the spectra;
+    :func:`pixel_fit`).
+
+    Parameters
+    ----------
+    path : path
+    position : int or (int, ...)
+        Flat position index, or one index per position dim (slow to fast).
+    index : int
+        Which ``XrfFit`` results group (-1: the latest).
+    min_ratio : float
+        Lines at least this fraction of their group's strongest are marked.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from pyscatter.io.xarray import open_for_reading
+
+    name, attrs = _group_attrs(path, "XrfFit", index)
+    with open_for_reading(path) as h5:
+        flat = _flat_index(h5[str(attrs["source"])], position)
+        fit = pixel_fit(h5, h5[name], flat)
     names = ", ".join(
-        f"{g.name.replace('_', ' ')} {a:.3g}" for g, a in zip(groups, res.areas[0], strict=True)
+        f"{g.name.replace('_', ' ')} {a:.3g}"
+        for g, a in zip(fit["groups"], fit["areas"], strict=True)
     )
     return plot_spectrum(
-        energy,
-        counts,
-        model=model,
-        background=background,
-        groups=groups,
+        fit["energy"],
+        fit["counts"],
+        model=fit["model"],
+        background=fit["background"],
+        groups=fit["groups"],
         min_ratio=min_ratio,
         ax=ax,
         title=f"position {position}: {names}"[:120],

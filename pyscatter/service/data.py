@@ -169,7 +169,8 @@ def position_detail(
     integration: str | None = None,
     profiles: str | None = None,
 ) -> dict[str, Any]:
-    """I(q), the azimuthal profiles I(chi) and their fits at position ``index`` (flat)."""
+    """I(q), the azimuthal profiles I(chi) and their fits at position ``index`` (flat), and, in
+    a file with XRF fits, the position's spectrum with its fit and line markers."""
     with _open(path, rel) as f:
         out: dict[str, Any] = {"file": rel, "index": index, "position": {}, "rings": []}
         out.update(integration=None, q_units=None, iq=None, profiles=None)
@@ -192,7 +193,32 @@ def position_detail(
         pg = _group(f, rel, profiles) if profiles else _latest(f, "AzimuthalProfiles")
         if pg is not None and "Intensity" in pg:
             out.update(_profiles(f, pg, index, rel, out))
+        xg = _latest(f, "XrfFit")
+        out["xrf"] = None if xg is None else _xrf(f, xg, index, rel, out)
         return out
+
+
+def _xrf(f: Any, group: h5py.Group, index: int, rel: str, out: dict) -> dict[str, Any]:
+    """The position's MCA spectrum with the fast linear fit of ``group`` and its line markers
+    (the fit recomputed from the recorded parameters: :func:`pyscatter.plot.xrf.pixel_fit`)."""
+    from pyscatter.plot.xrf import line_markers, pixel_fit
+
+    source = f[_text(group.attrs["source"])]
+    _check_index(source, index, rel)
+    fit = pixel_fit(f, group, index)
+    if not out["position"]:
+        out["position"] = _position(f, source, index)
+    ok = bool(f.verified(group)[index])
+    areas = fit["areas"] if ok else np.full(len(fit["groups"]), np.nan)
+    return {
+        "group": group.name,
+        "energy": _json_floats(fit["energy"]),
+        "counts": _json_floats(fit["counts"]),
+        "model": None if fit["model"] is None else _json_floats(fit["model"]),
+        "background": None if fit["background"] is None else _json_floats(fit["background"]),
+        "areas": {g.name: _json_float(a) for g, a in zip(fit["groups"], areas, strict=True)},
+        "markers": [{"energy": e, "label": label} for e, label in line_markers(fit["groups"])],
+    }
 
 
 def detector_frame(path: Path, rel: str, index: int, max_size: int = 256) -> dict[str, Any]:

@@ -208,6 +208,23 @@ class Ring(_Response):
     fit_status: int | None
 
 
+class LineMarker(_Response):
+    energy: float = Field(description="keV")
+    label: str
+
+
+class XrfSpectrum(_Response):
+    """The position's MCA spectrum and the fast linear fit of the latest XrfFit group."""
+
+    group: str
+    energy: list[Number] = Field(description="keV")
+    counts: list[Number] = Field(description="as measured")
+    model: list[Number] | None = Field(description="background + peaks; null outside the fit")
+    background: list[Number] | None
+    areas: dict[str, Number] = Field(description="per line group (as measured)")
+    markers: list[LineMarker]
+
+
 class PositionResponse(_Response):
     file: str
     index: int
@@ -219,6 +236,7 @@ class PositionResponse(_Response):
     fit_group: str | None
     fit_model: str | None
     rings: list[Ring]
+    xrf: XrfSpectrum | None = None
 
 
 class FrameResponse(_Response):

@@ -281,3 +281,27 @@ def test_a_signed_request_starts_a_watch_whose_map_fills_in(browser, tmp_path):
             s = h5[group]["S"][:, 0].astype(float)
         np.testing.assert_allclose(np.array(z, dtype=float).ravel(), s, rtol=1e-6)
         context.close()
+
+
+def test_xrf_spectrum_of_a_clicked_position(page, browser_root):
+    """Issue 17: a pixel's spectrum with its fit and line markers beside the element map."""
+    from .test_xrf_view import make_xrf_file
+
+    root, _ = browser_root
+    path = make_xrf_file(root)
+    open_map(page, file="xrf.h5")
+    page.wait_for_selector('#map[data-positions="20"][data-complete="20"]', timeout=30_000)
+    row, col = 2, 3
+    index = row * 5 + col
+    click_until_selected(page, row, col, index)
+    wait_js(page, f"document.getElementById('xrf').dataset.index === '{index}'")
+    assert not page.evaluate("document.getElementById('xrf').hidden")
+    names = page.evaluate("document.getElementById('xrf').data.map(t => t.name)")
+    assert names == ["measured", "fit", "background"]
+    shown = page.evaluate("document.getElementById('xrf').data[0].y")
+    with h5py.File(path, "r") as h5:
+        counts = h5["Measurement_000/Channel_000/Raw_Data"][index].astype(float)
+    expected = np.where(counts > 0, counts, np.nan)
+    np.testing.assert_array_equal(np.array(shown, dtype=float), expected)
+    labels = page.evaluate("document.getElementById('xrf').layout.annotations.map(a => a.text)")
+    assert {"Fe Kα", "Cu Kα", "Zn Kα"} <= set(labels)

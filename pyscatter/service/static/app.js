@@ -240,7 +240,32 @@ function drawPosition() {
   Plotly.react($("ichi"), traces, { title: { text: `I(χ)${p.fit_model ? " with " + p.fit_model + " fit" : ""}` },
     margin: { t: 30, r: 10, b: 40, l: 60 }, xaxis: { title: { text: "χ [deg]" } } }, { displaylogo: false });
   $("ichi").dataset.index = String(p.index);
+  drawXrf(p);
   drawFrame();
+}
+
+// An MCA spectrum (log) with the fast linear fit, its background and the lines of the fitted
+// groups marked ("Fe Kα"): the position's XRF fit, recomputed by the server.
+function drawXrf(p) {
+  const gd = $("xrf"), x = p.xrf;
+  gd.hidden = !x;
+  if (!x) { Plotly.purge(gd); return; }
+  const positive = (v) => (v !== null && v > 0 ? v : null);
+  const traces = [{ type: "scatter", mode: "markers", x: x.energy, y: x.counts.map(positive),
+    name: "measured", marker: { size: 3, color: "#555" } }];
+  if (x.model) traces.push({ type: "scatter", mode: "lines", x: x.energy, y: x.model.map(positive),
+    name: "fit", line: { width: 2, color: "#d62728" } });
+  if (x.background) traces.push({ type: "scatter", mode: "lines", x: x.energy,
+    y: x.background.map(positive), name: "background", line: { width: 1, dash: "dash" } });
+  const shapes = x.markers.map((m) => ({ type: "line", xref: "x", yref: "paper", x0: m.energy,
+    x1: m.energy, y0: 0, y1: 1, line: { color: "green", width: 1 }, opacity: 0.5 }));
+  const annotations = x.markers.map((m) => ({ x: m.energy, y: 1, xref: "x", yref: "paper",
+    text: m.label, textangle: -90, showarrow: false, yanchor: "top", font: { size: 9 } }));
+  const areas = Object.entries(x.areas).map(([k, v]) => `${k} ${v === null ? "–" : v.toPrecision(3)}`);
+  Plotly.react(gd, traces, { title: { text: `XRF spectrum: ${areas.join(", ")}`.slice(0, 110) },
+    shapes, annotations, margin: { t: 30, r: 10, b: 40, l: 60 },
+    xaxis: { title: { text: "energy [keV]" } }, yaxis: { type: "log" } }, { displaylogo: false });
+  gd.dataset.index = String(p.index);
 }
 
 function drawFrame() {
