@@ -69,6 +69,8 @@ __all__ = [
     "STEP_KEYS",
     "TranslateStep",
     "run_pipeline",
+    "run_step",
+    "run_translate",
     "translation_differences",
     "validate_pipeline",
     "validate_step",
@@ -617,15 +619,16 @@ def run_pipeline(
     pipe = validate_pipeline(spec, base_dir=base_dir)
     summaries = []
     if pipe.translate is not None:
-        summaries.append(_run_translate(pipe, pipe.translate))
+        summaries.append(run_translate(pipe, pipe.translate))
     produced: dict[str, str] = {}  # step name -> its results group, for `source: <step>`
     for step in pipe.steps:
-        summaries.append(_run_step(pipe, step, produced))
+        summaries.append(run_step(pipe, step, produced))
         produced[step.name] = summaries[-1].target
     return summaries
 
 
-def _run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
+def run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
+    """Run a pipeline's ``translate:`` step (skipped when the output holds this translation)."""
     import time
 
     from pyscatter.translators import translate
@@ -657,7 +660,7 @@ def _run_translate(pipe: Pipeline, step: TranslateStep) -> StepSummary:
     )
 
 
-def _run_step(pipe: Pipeline, step: Step, produced: Mapping[str, str] | None = None) -> StepSummary:
+def run_step(pipe: Pipeline, step: Step, produced: Mapping[str, str] | None = None) -> StepSummary:
     """Run one step; ``source:`` naming an earlier step (``produced``: step name -> results
     group) means that step's first output (e.g. ``source: cave``, the caved frames)."""
     from pyscatter.processes.base import run_on_file

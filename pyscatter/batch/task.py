@@ -74,7 +74,7 @@ def run_file(
     KeyboardInterrupt
         After recording the file as ``partial``.
     """
-    from pyscatter.pipeline import _run_step, _run_translate
+    from pyscatter.pipeline import run_step, run_translate
 
     total = len(pipe.steps) + (pipe.translate is not None)
     record: dict[str, Any] = {
@@ -99,7 +99,7 @@ def run_file(
         work: list[Any] = ([one.translate] if one.translate is not None else []) + one.steps
         for part in work:
             translate = isinstance(part, TranslateStep)
-            done = _run_translate(one, part) if translate else _run_step(one, part)
+            done = run_translate(one, part) if translate else run_step(one, part)
             step = {"step": done.step, "action": done.action, "seconds": round(done.seconds, 3)}
             if done.total_positions:
                 step["positions"] = [done.computed_positions, done.total_positions]

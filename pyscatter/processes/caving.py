@@ -41,10 +41,10 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.usid import Dim, dims_of, main_datasets
+from pyscatter.io.usid import Dim, dims_of
 from pyscatter.kernels.caving import ORDERS, cave
 from pyscatter.processes.base import Output, ScatterProcess
-from pyscatter.processes.frame_setup import FRAME_OPTIONS, FrameSetup
+from pyscatter.processes.frame_setup import FRAME_OPTIONS, FrameSetup, raw_frames
 
 __all__ = ["MAX_ITER", "Caving", "resolve_center"]
 
@@ -164,10 +164,7 @@ class Caving(ScatterProcess):
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
         """The raw frames (the first ``Raw_Data`` of detector images)."""
-        for dset in main_datasets(h5):
-            if dset.name.endswith("/Raw_Data") and len(dims_of(dset, "Spectroscopic")) == 2:
-                return dset
-        raise InputError(f"{h5.filename}: no Raw_Data of detector images; translate the data first")
+        return raw_frames(h5)
 
     def _worker_parameters(self) -> str:
         params = dict(self.parameters, source=self._source.name)

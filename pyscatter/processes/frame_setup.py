@@ -193,3 +193,13 @@ class FrameSetup:
         if self.extra_mask is not None:
             mask |= self.extra_mask != 0
         return mask
+
+
+def raw_frames(h5: h5py.File) -> h5py.Dataset:
+    """The default source of the frame steps: the first ``Raw_Data`` of detector images."""
+    from pyscatter.io.usid import dims_of, main_datasets
+
+    for dset in main_datasets(h5):
+        if dset.name.endswith("/Raw_Data") and len(dims_of(dset, "Spectroscopic")) == 2:
+            return dset
+    raise InputError(f"{h5.filename}: no Raw_Data of detector images; translate the data first")

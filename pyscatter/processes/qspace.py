@@ -29,9 +29,9 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.geometry import Q_UNITS, q_parallel_perpendicular
-from pyscatter.io.usid import Dim, dims_of, main_datasets
+from pyscatter.io.usid import Dim
 from pyscatter.processes.base import Output, ScatterProcess
-from pyscatter.processes.frame_setup import QMAP_OPTIONS, FrameSetup
+from pyscatter.processes.frame_setup import QMAP_OPTIONS, FrameSetup, raw_frames
 
 __all__ = ["MAX_BINS", "MAX_NPT", "QSpaceMap", "q_axes"]
 
@@ -142,10 +142,7 @@ class QSpaceMap(ScatterProcess):
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
         """The raw frames (the first ``Raw_Data`` of detector images)."""
-        for dset in main_datasets(h5):
-            if dset.name.endswith("/Raw_Data") and len(dims_of(dset, "Spectroscopic")) == 2:
-                return dset
-        raise InputError(f"{h5.filename}: no Raw_Data of detector images; translate the data first")
+        return raw_frames(h5)
 
     def _worker_parameters(self) -> str:
         params = dict(self.parameters, source=self._source.name)

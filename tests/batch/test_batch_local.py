@@ -130,7 +130,7 @@ def test_interrupt_records_partial_and_not_run(work, monkeypatch):
     from pyscatter.batch.local import run_local
     from pyscatter.batch.plan import expand_inputs, make_plan
 
-    real = pyscatter.pipeline._run_step
+    real = pyscatter.pipeline.run_step
     calls = []
 
     def interrupted_second(pipe, step):
@@ -139,7 +139,7 @@ def test_interrupt_records_partial_and_not_run(work, monkeypatch):
             raise KeyboardInterrupt  # Ctrl-C during the second file
         return real(pipe, step)
 
-    monkeypatch.setattr(pyscatter.pipeline, "_run_step", interrupted_second)
+    monkeypatch.setattr(pyscatter.pipeline, "run_step", interrupted_second)
     plan, pipe = make_plan(expand_inputs(["raw/s_*.h5"]), "p.yaml")
     with pytest.raises(BatchInterrupted) as err:
         run_local(plan, pipe, report=lambda line: None)
