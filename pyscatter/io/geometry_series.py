@@ -444,7 +444,7 @@ def apply_geometry_from(
         bad = np.flatnonzero(~np.isfinite(values) | ((values <= 0) & positive))
         if bad.size:
             raise InputError(
-                f"geometry_from {name}={column}: value {values[bad[0]]!r} at frame {bad[0]} "
+                f"geometry_from {name}={column}: value {float(values[bad[0]])!r} at frame {bad[0]} "
                 f"({found}); expected {'positive' if positive else 'finite'} numbers"
             )
         scaled = values * units[unit.lower()]
