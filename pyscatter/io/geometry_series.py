@@ -377,6 +377,20 @@ def _pixel_size(config: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+def _converted(name: str, values: np.ndarray, base: Mapping[str, Any]) -> np.ndarray:
+    """Values of a ``geometry_from`` parameter (in its unit's base: keV, m, pixels) → its key's."""
+    if name == "energy":
+        return np.asarray(energy_to_wavelength(values), dtype=np.float64).reshape(-1)
+    if name.startswith("beam_center"):
+        if any(float(base.get(r, 0.0) or 0.0) != 0.0 for r in ("rot1", "rot2")):
+            raise InputError(
+                f"geometry_from {name}: the base geometry is tilted (rot1/rot2); a beam "
+                "centre gives the PONI only without tilt: give poni1/poni2 instead"
+            )
+        return values * _pixel_size(base, "pixel2" if name.endswith("x") else "pixel1")
+    return values
+
+
 def apply_geometry_from(
     base: Mapping[str, Any] | None,
     series: tuple | None,
@@ -440,23 +454,14 @@ def apply_geometry_from(
                 f"geometry_from {name}={column}: {values.size} values ({found}) for {n_frames} "
                 "frames; expected one per frame"
             )
-        positive = not name.startswith("poni")
+        positive = name in ("energy", "wavelength", "distance")  # a centre may be off the detector
         bad = np.flatnonzero(~np.isfinite(values) | ((values <= 0) & positive))
         if bad.size:
             raise InputError(
                 f"geometry_from {name}={column}: value {float(values[bad[0]])!r} at frame {bad[0]} "
                 f"({found}); expected {'positive' if positive else 'finite'} numbers"
             )
-        scaled = values * units[unit.lower()]
-        if name == "energy":
-            scaled = np.asarray(energy_to_wavelength(scaled), dtype=np.float64).reshape(-1)
-        elif name.startswith("beam_center"):
-            if any(float(frames[0].get(r, 0.0) or 0.0) != 0.0 for r in ("rot1", "rot2")):
-                raise InputError(
-                    f"geometry_from {name}: the base geometry is tilted (rot1/rot2); a beam "
-                    "centre gives the PONI only without tilt: give poni1/poni2 instead"
-                )
-            scaled = scaled * _pixel_size(frames[0], "pixel2" if name.endswith("x") else "pixel1")
+        scaled = _converted(name, values * units[unit.lower()], frames[0])
         for cfg, value in zip(frames, scaled, strict=True):
             cfg[key] = float(value)
         where.append(f"{name} from {column} [{unit}] ({found})")

@@ -414,6 +414,16 @@ def _geometry_series(
     return configs[0], f"{source} ({', '.join(series[2])} varies)", series
 
 
+def _series_extras(pos: Positions, attrs: dict, series: Any) -> tuple[dict, dict]:
+    """The per-position datasets (and their attributes) with a geometry series' ones; the
+    varying keys go into ``attrs``. Position i holds frame i: the values in frame order."""
+    extra, extra_attrs = dict(pos.extra), {}
+    if series is not None:
+        extra.update(series[0])
+        extra_attrs, attrs[VARIES_ATTR] = series[1], series[2]
+    return extra, extra_attrs
+
+
 class _Frames:
     """The frames in position order, by index (so an interrupted translation resumes cheaply):
     decoded arrays (flipped), or with ``chunks`` the stored chunks as they are (:class:`RawChunk`).
@@ -714,10 +724,7 @@ class NexusTranslator(Translator):
                 attrs["dummy"], attrs["dummy_source"] = found
         if pos.extra_units:
             attrs["measured_units"] = pos.extra_units
-        extra, extra_attrs = dict(pos.extra), {}
-        if series is not None:  # position i holds frame i: the values in frame order
-            extra.update(series[0])
-            extra_attrs, attrs[VARIES_ATTR] = series[1], series[2]
+        extra, extra_attrs = _series_extras(pos, attrs, series)
         spec = MeasurementSpec(
             position_dims=pos.dims,
             spec_dims=spec_dims,
