@@ -230,3 +230,20 @@ def test_conversions_against_pyfai_units():
     with pytest.raises(InputError, match="value -1.0 at frame 1"):
         apply_geometry_from(base, None, parse_geometry_from("energy=C"), lookup, 2,
                             base_source="test")  # fmt: skip
+
+
+def test_header_motor_over_a_poni_equals_the_header_geometry(scan, tmp_path):
+    """The images' ``motor_mne``/``motor_pos`` Energy, over a PONI, with the header geometry
+    not read: the same geometry per position as the header route."""
+    edf, _ = _both(scan, tmp_path)
+    paths = sorted((tmp_path / "edf").glob("frame_*.edf"))
+    out = translate(
+        paths, tmp_path / "motor.h5", format="images", motors=scan.dim, header_geometry=False,
+        poni=tmp_path / "base.poni", geometry_from="energy=Energy:keV",
+    )  # fmt: skip
+    with h5py.File(edf, "r") as a, h5py.File(out, "r") as b:
+        series_a = read_series(a["Measurement_000/Channel_000/Raw_Data"])
+        series_b = read_series(b["Measurement_000/Channel_000/Raw_Data"])
+        source = b["Measurement_000/Channel_000/Geometry_wavelength"].attrs["source"]
+    assert [series_a.config(i) for i in range(3)] == [series_b.config(i) for i in range(3)]
+    assert "motor Energy of each image header" in source
