@@ -24,6 +24,14 @@ def register(sub) -> None:
         "tilt=…,tilt_plan_rotation=… (distance in mm, beam centre in pixels, x = columns, "
         "pixels in µm, wavelength in Å, angles in degrees)",
     )
+    p.add_argument(
+        "--geometry-from",
+        metavar="PARAM=COLUMN[:UNIT],…",
+        help="a geometry parameter per position from a positions-CSV column, header motor or "
+        "SPEC column/motor, over --poni or the header geometry: energy=COL[:keV|eV], "
+        "wavelength=COL[:A|nm|m], distance=COL[:mm|m], poni1/poni2=COL[:m|mm], "
+        "beam_center_x/beam_center_y=COL[:pixel]",
+    )
     p.add_argument("--mask", help="mask image, nonzero = masked")
     p.add_argument(
         "--flip", choices=("ud", "lr"), help="store images flipped (as the geometry expects)"
@@ -125,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "incomplete": args.incomplete,
         "header_geometry": False if args.no_header_geometry else None,
         "resume": False if args.no_resume else None,
+        "geometry_from": args.geometry_from,
     }
     options = {k: v for k, v in options.items() if v is not None}
     path = translate(args.sources, args.output, format=args.format, **options)

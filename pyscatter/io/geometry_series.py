@@ -51,8 +51,11 @@ __all__ = [
     "DATASET_PREFIX",
     "KEYS",
     "VARIES_ATTR",
+    "GEOMETRY_FROM",
     "GeometrySeries",
+    "apply_geometry_from",
     "energy_to_wavelength",
+    "parse_geometry_from",
     "read_series",
     "series_extras",
     "wavelength_to_energy",
@@ -274,3 +277,193 @@ def read_series(h5_main: Any) -> GeometrySeries | None:
         values[str(key)] = dset[()]
     base = json.loads(measurement.attrs["geometry"])
     return GeometrySeries(base, values, source=f"{channel.name}/{DATASET_PREFIX}*")
+
+
+# --------------------------------------------------------------------------- geometry_from
+
+#: ``geometry_from`` parameters: name → (pyFAI key, default unit, unit → factor to the key's
+#: unit). ``energy`` gives the wavelength (h c / E); ``beam_center_x``/``_y`` (pixels) give
+#: ``poni2``/``poni1`` (times the pixel size: a detector without tilt).
+GEOMETRY_FROM: dict[str, tuple[str, str, dict[str, float]]] = {
+    "energy": ("wavelength", "keV", {"kev": 1.0, "ev": 1e-3}),
+    "wavelength": (
+        "wavelength",
+        "A",
+        {"a": 1e-10, "å": 1e-10, "angstrom": 1e-10, "nm": 1e-9, "m": 1.0},
+    ),
+    "distance": ("dist", "mm", {"mm": 1e-3, "m": 1.0}),
+    "poni1": ("poni1", "m", {"m": 1.0, "mm": 1e-3}),
+    "poni2": ("poni2", "m", {"m": 1.0, "mm": 1e-3}),
+    "beam_center_x": ("poni2", "pixel", {"pixel": 1.0, "pixels": 1.0, "px": 1.0}),
+    "beam_center_y": ("poni1", "pixel", {"pixel": 1.0, "pixels": 1.0, "px": 1.0}),
+}
+
+
+def parse_geometry_from(value: Any) -> dict[str, tuple[str, str]]:
+    """``geometry_from`` as ``{parameter: (column, unit)}``, checked.
+
+    Parameters
+    ----------
+    value : str or mapping
+        ``"energy=Energy:keV,distance=Dist"`` (the command line's ``--geometry-from``) or
+        ``{"energy": "Energy"}`` / ``{"energy": "Energy:eV"}`` / ``{"energy": ("Energy", "eV")}``:
+        a parameter of :data:`GEOMETRY_FROM`, the column (or motor) holding its value at every
+        position, and its unit (default: the parameter's, keV, Å, mm, m or pixel).
+
+    Raises
+    ------
+    InputError
+        An unknown parameter or unit, an empty column, or two parameters setting one key
+        (``energy`` with ``wavelength``, ``poni1`` with ``beam_center_y`` …).
+
+    Examples
+    --------
+    >>> parse_geometry_from("energy=Energy,distance=Det:m")
+    {'energy': ('Energy', 'keV'), 'distance': ('Det', 'm')}
+    """
+    if isinstance(value, str):
+        items: dict[str, Any] = {}
+        for part in (p for p in value.split(",") if p.strip()):
+            name, sep, column = part.partition("=")
+            if not sep:
+                raise InputError(
+                    f"geometry_from {value!r}: expected PARAMETER=COLUMN[:UNIT],… "
+                    "(e.g. energy=Energy:keV)"
+                )
+            items[name.strip()] = column.strip()
+    elif isinstance(value, Mapping):
+        items = dict(value)
+    else:
+        raise InputError(
+            f"geometry_from {value!r}: expected a dict like {{'energy': 'Energy'}} or a text "
+            "like 'energy=Energy:keV'"
+        )
+    if not items:
+        raise InputError("geometry_from: empty; give e.g. energy=Energy")
+    out: dict[str, tuple[str, str]] = {}
+    keys: dict[str, str] = {}
+    for name, spec in items.items():
+        if name not in GEOMETRY_FROM:
+            raise InputError(
+                f"geometry_from: unknown parameter {name!r}; allowed: {', '.join(GEOMETRY_FROM)}"
+            )
+        key, default_unit, units = GEOMETRY_FROM[name]
+        if isinstance(spec, str):
+            column, _, unit = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        else:
+            column, unit = (list(spec) + [""])[:2]
+        column, unit = str(column).strip(), str(unit).strip() or default_unit
+        if not column:
+            raise InputError(f"geometry_from {name}: no column or motor name given")
+        if unit.lower() not in units:
+            raise InputError(
+                f"geometry_from {name}={column}: unit {unit!r}; allowed: {', '.join(units)}"
+            )
+        if key in keys:
+            raise InputError(
+                f"geometry_from: {keys[key]} and {name} both set the {key}; give one of them"
+            )
+        keys[key] = name
+        out[name] = (column, unit)
+    return out
+
+
+def _pixel_size(config: Mapping[str, Any], key: str) -> float:
+    """pixel1 / pixel2 of a pyFAI config (``detector_config`` or flat)."""
+    detector = config.get("detector_config") or {}
+    value = detector.get(key, config.get(key))
+    if value is None:
+        raise InputError(f"geometry_from: the base geometry has no {key} (pixel size)")
+    return float(value)
+
+
+def _converted(name: str, values: np.ndarray, base: Mapping[str, Any]) -> np.ndarray:
+    """Values of a ``geometry_from`` parameter (in its unit's base: keV, m, pixels) → its key's."""
+    if name == "energy":
+        return np.asarray(energy_to_wavelength(values), dtype=np.float64).reshape(-1)
+    if name.startswith("beam_center"):
+        if any(float(base.get(r, 0.0) or 0.0) != 0.0 for r in ("rot1", "rot2")):
+            raise InputError(
+                f"geometry_from {name}: the base geometry is tilted (rot1/rot2); a beam "
+                "centre gives the PONI only without tilt: give poni1/poni2 instead"
+            )
+        return values * _pixel_size(base, "pixel2" if name.endswith("x") else "pixel1")
+    return values
+
+
+def apply_geometry_from(
+    base: Mapping[str, Any] | None,
+    series: tuple | None,
+    geometry_from: Mapping[str, tuple[str, str]],
+    lookup: Any,
+    n_frames: int,
+    *,
+    base_source: str,
+) -> tuple[dict[str, Any], tuple | None, str]:
+    """The geometry of every frame with the parameters of ``geometry_from`` taken from columns.
+
+    Parameters
+    ----------
+    base : dict or None
+        The pyFAI config the translator read (a PONI, the first header, the NeXus fields);
+        None: no geometry, refused.
+    series : tuple or None
+        :func:`series_extras` of the geometry the source gives per frame (headers), or None:
+        ``base`` for every frame.
+    geometry_from : dict
+        :func:`parse_geometry_from`.
+    lookup : callable
+        ``lookup(column) -> (values, where)``: the column's value at every frame (source order,
+        ``n_frames`` numbers) and where they come from; raises :class:`InputError` naming the
+        columns there are.
+    n_frames : int
+    base_source : str
+        Where the base geometry comes from (PONI, header, NeXus fields).
+
+    Returns
+    -------
+    (geometry, series, source)
+        The first frame's config (the measurement's ``geometry``), :func:`series_extras` of
+        every frame's (None: one geometry), and the ``geometry_source`` text.
+
+    Raises
+    ------
+    InputError
+        No base geometry, a column of another length or with values that are not positive and
+        finite, a beam centre with a tilted base geometry.
+    """
+    if not base:
+        raise InputError(
+            f"geometry_from {', '.join(geometry_from)}: needs a base geometry (the detector, "
+            "its pixel size and the keys the columns do not give): give poni=FILE (--poni), "
+            "or a source whose headers or NeXus fields hold one"
+        )
+    frames = [dict(base) for _ in range(n_frames)]
+    if series is not None:
+        extra, _, varies = series
+        for key in varies:
+            for cfg, value in zip(frames, extra[DATASET_PREFIX + key], strict=True):
+                cfg[key] = float(value)
+    where = []
+    for name, (column, unit) in geometry_from.items():
+        key, _, units = GEOMETRY_FROM[name]
+        values, found = lookup(column)
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if values.shape != (n_frames,):
+            raise InputError(
+                f"geometry_from {name}={column}: {values.size} values ({found}) for {n_frames} "
+                "frames; expected one per frame"
+            )
+        positive = name in ("energy", "wavelength", "distance")  # a centre may be off the detector
+        bad = np.flatnonzero(~np.isfinite(values) | ((values <= 0) & positive))
+        if bad.size:
+            raise InputError(
+                f"geometry_from {name}={column}: value {float(values[bad[0]])!r} at frame {bad[0]} "
+                f"({found}); expected {'positive' if positive else 'finite'} numbers"
+            )
+        scaled = _converted(name, values * units[unit.lower()], frames[0])
+        for cfg, value in zip(frames, scaled, strict=True):
+            cfg[key] = float(value)
+        where.append(f"{name} from {column} [{unit}] ({found})")
+    source = f"{base_source}; per frame: " + "; ".join(where)
+    return frames[0], series_extras(frames, source=source), source

@@ -325,7 +325,8 @@ class FolderSource(WakingSource):
         self._indices.add(index)
         self._failed.discard(index)
         frame = frame.astype(self._dtype, copy=False)  # the first image's dtype, as offline
-        return Arrival(index, frame, str(track.path), header_values(header, str(track.path)))
+        values = header_values(header, str(track.path))
+        return Arrival(index, frame, str(track.path), values, header=dict(header))
 
     def _unreadable(self, track: _Track, index: int, now: float, err: Exception) -> None:
         """A file fabio cannot read (yet): corrupt at once under the rename convention, else

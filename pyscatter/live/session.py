@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pyscatter.errors import InputError
+from pyscatter.errors import FileFormatError, InputError
 from pyscatter.live.runner import WatchOptions, WatchReport
 
 __all__ = ["WatchSession"]
@@ -45,6 +45,8 @@ class WatchSession:
         self._sessions: list[Any] = []
         self._side: Any = None  # the SideWriter of --side-outputs, made at the first frame
         self._status_at = 0.0
+        self._guard: Any = None  # the first frame's header geometry (a GeometryGuard), or False
+        self._geometry_change = ""  # the message of a frame of another geometry
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -73,6 +75,7 @@ class WatchSession:
             if arrivals:
                 if self._file is None:
                     self._create(arrivals)
+                arrivals = self._same_geometry(arrivals)
                 self.report.frames_written += len(self._file.write(arrivals))
                 last_new = time.monotonic()
             advanced = self._advance()
@@ -88,9 +91,36 @@ class WatchSession:
             if not arrivals and not stop.is_set():
                 self._src.wait(self.opts.poll_interval)
         self._finish()
+        if self._geometry_change:  # after the frames before it are written and processed
+            raise FileFormatError(self._geometry_change)
         return self.report
 
+    def _same_geometry(self, arrivals: Sequence[Any]) -> list[Any]:
+        """The arrivals whose header geometry is the first frame's; the first other one (by
+        position) stops the watch (:mod:`pyscatter.live.geometry_guard`)."""
+        from pyscatter.live.geometry_guard import GeometryGuard
+
+        if self._guard is None:
+            attrs = self._file.h5["Measurement_000"].attrs
+            self._guard = GeometryGuard.of_measurement(attrs) or False
+        if not self._guard:
+            return list(arrivals)
+        keep = []
+        for arrival in sorted(arrivals, key=lambda a: a.index):
+            message = None
+            if arrival.header is not None:
+                message = self._guard.check(arrival.header, arrival.origin, arrival.index)
+            if message is None:
+                keep.append(arrival)
+            elif not self._geometry_change:  # the first one: not written, the watch stops
+                log.error("%s", message)
+                self._geometry_change = message
+                self.report.problems.append(message)
+        return keep
+
     def _stop_reason(self, stop: threading.Event, last_new: float) -> str:
+        if self._geometry_change:
+            return "geometry changed"
         if stop.is_set():
             return "interrupted"
         if any(p.fatal for p in self._src.problems):

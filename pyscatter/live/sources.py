@@ -146,6 +146,9 @@ class Arrival:
         copies it as it is when its ``Raw_Data`` has the same pipeline. The first frame a
         source delivers comes with both (the layout is made from its values); the others
         come with ``frame`` None.
+    header : dict or None
+        The frame's image header (a folder of image files), for the geometry check of
+        :mod:`pyscatter.live.geometry_guard`; None when the source has none per frame.
     """
 
     index: int
@@ -153,6 +156,7 @@ class Arrival:
     origin: str
     values: dict[str, float] = field(default_factory=dict)
     chunk: SourceChunk | None = None
+    header: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.frame is None and self.chunk is None:

@@ -43,7 +43,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.geometry_series import VARIES_ATTR, series_extras
+from pyscatter.io.geometry_series import (
+    VARIES_ATTR,
+    apply_geometry_from,
+    parse_geometry_from,
+    series_extras,
+)
 from pyscatter.io.raw import MeasurementSpec, write_measurement
 from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, expand_sources
@@ -63,6 +68,7 @@ from pyscatter.translators.common import (
     versions,
 )
 from pyscatter.translators.esrf import dummy_mask, esrf_dummy, header_monitor
+from pyscatter.translators.geometry_from import images_lookup
 from pyscatter.translators.geometry_readers import (
     check_same_geometry,
     esrf_geometries,
@@ -171,6 +177,7 @@ class ImageStackTranslator(Translator):
         progress: bool = False,
         resume: bool = True,
         frames: np.ndarray | None = None,
+        geometry_from: Mapping[str, Any] | str | None = None,
     ) -> Path:
         """Write a stack of images (files, or an in-memory array) as one USID file.
 
@@ -241,6 +248,11 @@ class ImageStackTranslator(Translator):
             Continue an interrupted translation (same sources and options) where it stopped.
         frames : ndarray, optional
             Instead of files: (n, rows, cols) or (*scan_shape, rows, cols), written in C order.
+        geometry_from : dict or str, optional
+            Geometry parameters of every image from a column of ``positions`` or a header
+            motor: ``{"energy": "Energy"}`` or ``"energy=Energy:keV,distance=Det:mm"``
+            (:func:`~pyscatter.io.geometry_series.parse_geometry_from`), over the geometry of
+            ``poni`` or the headers (required); recorded per position when it varies.
 
         Returns
         -------
@@ -264,6 +276,12 @@ class ImageStackTranslator(Translator):
         stack = self._stack(sources, frames, (positions, poni, mask))
         pos = self._positions(stack, positions, motors, grid, snake, incomplete)
         geometry, geometry_source, series = self._geometry(stack, poni, header_geometry, flip)
+        if geometry_from is not None:  # a geometry parameter per image from a column or motor
+            lookup = images_lookup(positions, stack.headers if stack.files else None, stack.files)
+            geometry, series, geometry_source = apply_geometry_from(
+                geometry, series, parse_geometry_from(geometry_from), lookup, stack.n,
+                base_source=str(geometry_source),
+            )  # fmt: skip
         mask_arr, dummies = _mask(stack, mask, flip, dummy)
         monitor_values = self._monitor(stack, monitor)
         options = _options_record(
@@ -281,6 +299,8 @@ class ImageStackTranslator(Translator):
             monitor=monitor,
             header_geometry=header_geometry,
         )
+        if geometry_from is not None:  # recorded only when given: earlier records unchanged
+            options["geometry_from"] = describe(geometry_from)
         # checksums last (in _attributes): every cheap check above has passed
         attrs = self._attributes(stack, pos, flip, options, geometry_source, dummy, dummies, poni)
         pos.with_valid_dataset()

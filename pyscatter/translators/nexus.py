@@ -28,6 +28,9 @@ beam_center_y, x_pixel_size, y_pixel_size}`` and ``instrument/beam/incident_wave
 NXmonochromator ``wavelength``, or ``incident_energy``), each in the unit its ``@units`` names (a
 beam centre in pixels or a length); a field without units is refused, naming it
 (:mod:`pyscatter.translators.nexus_geometry`).
+A wavelength or energy, distance or beam centre holding one value per frame (or an Eiger
+``detectorSpecific/photon_energy`` array) is recorded per position
+(:func:`~pyscatter.translators.nexus_geometry.nexus_geometries`, :mod:`pyscatter.io.geometry_series`).
 The Eiger ``detectorSpecific/pixel_mask`` (or NXmx ``pixel_mask``) becomes the mask (nonzero =
 masked) unless ``mask=`` is given. ``flip`` flips frames, mask and the beam centre alike.
 
@@ -60,6 +63,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.geometry_series import VARIES_ATTR, series_extras
 from pyscatter.io.raw import (
     MeasurementSpec,
     RawChunk,
@@ -88,6 +92,7 @@ from pyscatter.translators.grid_inference import infer_grid
 from pyscatter.translators.nexus_geometry import (
     instrument_groups,
     invalid_value,
+    nexus_geometries,
     pixel_mask,
     units_of,
 )
@@ -393,6 +398,32 @@ def _image_geometry_mask(
     return geometry, geometry_source, mask_arr, mask_source
 
 
+def _geometry_series(
+    signal: _Signal, shape: tuple[int, int], n_frames: int, flip: str | None
+) -> tuple[dict[str, Any], str, tuple] | None:
+    """The first frame's geometry, its source and :func:`series_extras` of every frame's, when a
+    NeXus geometry field holds one value per frame that changes; None otherwise."""
+    assert signal.entry is not None
+    configs = nexus_geometries(signal.entry, shape, n_frames, flip)
+    if configs is None:
+        return None
+    source = f"NeXus detector fields of {signal.entry.name}, one value per frame"
+    series = series_extras(configs, source=source)
+    if series is None:
+        return None
+    return configs[0], f"{source} ({', '.join(series[2])} varies)", series
+
+
+def _series_extras(pos: Positions, attrs: dict, series: Any) -> tuple[dict, dict]:
+    """The per-position datasets (and their attributes) with a geometry series' ones; the
+    varying keys go into ``attrs``. Position i holds frame i: the values in frame order."""
+    extra, extra_attrs = dict(pos.extra), {}
+    if series is not None:
+        extra.update(series[0])
+        extra_attrs, attrs[VARIES_ATTR] = series[1], series[2]
+    return extra, extra_attrs
+
+
 class _Frames:
     """The frames in position order, by index (so an interrupted translation resumes cheaply):
     decoded arrays (flipped), or with ``chunks`` the stored chunks as they are (:class:`RawChunk`).
@@ -643,11 +674,16 @@ class NexusTranslator(Translator):
                 f"{signal.where}: {pos.n_positions} positions for the scan shape {lead}"
             )
         geometry, geometry_source, mask_arr, mask_source = None, "none", None, "none"
+        series: Any = None
         if kind == "image":
             image_shape = (frame_shape[0], frame_shape[1])
             geometry, geometry_source, mask_arr, mask_source = _image_geometry_mask(
                 signal, image_shape, poni, mask, flip
             )
+            if poni is None and signal.entry is not None:  # a geometry field per frame
+                series = _geometry_series(signal, image_shape, int(np.prod(lead)), flip)
+                if series is not None:
+                    geometry, geometry_source, series = series
             spec_dims = image_dims(frame_shape)
         else:
             if any(v is not None for v in (poni, mask, flip)):
@@ -688,6 +724,7 @@ class NexusTranslator(Translator):
                 attrs["dummy"], attrs["dummy_source"] = found
         if pos.extra_units:
             attrs["measured_units"] = pos.extra_units
+        extra, extra_attrs = _series_extras(pos, attrs, series)
         spec = MeasurementSpec(
             position_dims=pos.dims,
             spec_dims=spec_dims,
@@ -696,6 +733,7 @@ class NexusTranslator(Translator):
             attrs=attrs,
             geometry=geometry,
             mask=mask_arr,
-            extra=pos.extra,
+            extra=extra,
+            extra_attrs=extra_attrs,
         )
         return spec, lead, frame_shape

@@ -6,6 +6,8 @@ incident_wavelength`` (or an NXmonochromator ``wavelength``, or ``incident_energ
 Lengths take any unit of :data:`LENGTH_UNITS`, a beam centre pixels (:data:`PIXEL_UNITS`) or a
 length (divided by the pixel size), energies :data:`ENERGY_UNITS`. A field without ``@units`` or
 with another unit is refused, naming it. The values go through pyFAI's ``setFit2D``.
+:func:`nexus_geometries` reads the same fields when some hold one value per frame (an energy,
+distance or beam-centre series; also an Eiger ``detectorSpecific/photon_energy`` array).
 
 >>> fit2d_geometry(distance_mm=100, center_x=5, center_y=5, pixel_x_um=100, pixel_y_um=100,
 ...                wavelength_angstrom=1, frame_shape=(10, 10))["dist"]
@@ -32,6 +34,7 @@ __all__ = [
     "fit2d_geometry",
     "instrument_groups",
     "invalid_value",
+    "nexus_geometries",
     "nexus_geometry",
     "pixel_mask",
     "units_of",
@@ -196,6 +199,152 @@ def nexus_geometry(
         wavelength_angstrom=wavelength,
         frame_shape=frame_shape,
     )
+
+
+# --------------------------------------------------------------------------- per frame
+
+
+@dataclass(frozen=True)
+class _Values:
+    """A NeXus field of one value (``per_frame`` False) or one per frame, with its ``@units``."""
+
+    values: np.ndarray
+    unit: str
+    where: str
+    per_frame: bool
+
+    def at(self, i: int) -> _Field:
+        return _Field(float(self.values[i if self.per_frame else 0]), self.unit, self.where)
+
+
+def _field_values(group: h5py.Group, name: str, n_frames: int) -> _Values | None:
+    """``name`` in ``group``: one number, or one per frame (``n_frames``); None when absent.
+
+    Raises
+    ------
+    FileFormatError
+        A numeric field of another size (neither one value nor one per frame).
+    """
+    obj = group.get(name)
+    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "uif" or obj.size == 0:
+        return None
+    where = f"{obj.file.filename}:{obj.name}"
+    values = np.asarray(obj[()], dtype=np.float64).ravel()
+    if values.size == 1 or n_frames == 1:
+        return _Values(values[:1], units_of(obj), where, False)
+    if values.size != n_frames:
+        raise FileFormatError(
+            f"{where}: {values.size} values for {n_frames} frames; expected one value, or one "
+            "per frame (give the geometry with poni=FILE instead)"
+        )
+    return _Values(values, units_of(obj), where, True)
+
+
+#: Where a wavelength or an energy may be, in order of precedence (relative to NXinstrument,
+#: then the NXdetector's Eiger ``detectorSpecific/photon_energy``).
+_WAVE_FIELDS = (
+    ("beam/incident_wavelength", "wavelength"),
+    ("monochromator/wavelength", "wavelength"),
+    ("beam/incident_energy", "energy"),
+    ("monochromator/energy", "energy"),
+)
+
+
+def _wave_angstrom(item: _Values, kind: str, i: int) -> float:
+    if kind == "wavelength":
+        return item.at(i).converted(LENGTH_UNITS, "wavelength") * 1e10
+    return _KEV_ANGSTROM / item.at(i).converted(ENERGY_UNITS, "energy")
+
+
+def _wave_source(inst: h5py.Group, det: h5py.Group, n_frames: int) -> tuple[_Values, str] | None:
+    """The wavelength or energy field the geometry uses, and its kind.
+
+    The first present of :data:`_WAVE_FIELDS` (as :func:`nexus_geometry`), else an Eiger
+    ``photon_energy`` that holds one value per frame. A varying per-frame field of lower
+    precedence than a single value is refused: the frames would get one wavelength silently.
+    """
+    found = [(f, kind) for path, kind in _WAVE_FIELDS if (f := _field_values(inst, path, n_frames))]
+    eiger = _field_values(det, "detectorSpecific/photon_energy", n_frames)
+    if eiger is not None:
+        found.append((eiger, "energy"))
+    if not found:
+        return None
+    chosen = found[0]
+    if chosen[0] is eiger and not eiger.per_frame:
+        return None  # a single Eiger photon_energy alone: no geometry, as before
+    if not chosen[0].per_frame:
+        for other, _ in found[1:]:
+            if other.per_frame and np.unique(other.values).size > 1:
+                raise FileFormatError(
+                    f"{other.where} changes from frame to frame but {chosen[0].where} holds one "
+                    "value; which one is right is not known: give the geometry with poni=FILE"
+                )
+    return chosen
+
+
+def nexus_geometries(
+    entry: h5py.Group, frame_shape: tuple[int, int], n_frames: int, flip: str | None = None
+) -> list[dict[str, Any]] | None:
+    """One pyFAI config per frame when a NeXus geometry field holds one value per frame.
+
+    Read as :func:`nexus_geometry` reads the single geometry (the same fields, units and
+    ``setFit2D``), but the wavelength (NXbeam ``incident_wavelength``/``incident_energy``,
+    NXmonochromator ``wavelength``/``energy``, else an Eiger ``detectorSpecific/photon_energy``
+    of one value per frame), the NXdetector ``distance`` (``detector_distance``) and
+    ``beam_center_x``/``_y`` may hold one value per frame. Frames of the same values share one
+    conversion. Returns None when every field holds one value (or a field is missing: then
+    :func:`nexus_geometry` says so): the scan has one geometry.
+
+    Raises
+    ------
+    FileFormatError
+        A field without ``@units``, with an unknown unit, or of another size than one value or
+        one per frame (the message names it).
+    """
+    inst, det = instrument_groups(entry)
+    if det is None or inst is None or n_frames < 2:
+        return None
+    dist = _field_values(det, "detector_distance", n_frames) or _field_values(
+        det, "distance", n_frames
+    )
+    names = ("beam_center_x", "beam_center_y", "x_pixel_size", "y_pixel_size")
+    found = [_scalar(det, n) for n in names[2:]]
+    centres = [_field_values(det, n, n_frames) for n in names[:2]]
+    wave = _wave_source(inst, det, n_frames)
+    if dist is None or wave is None or None in found or None in centres:
+        return None
+    varying = [v for v in (dist, wave[0], *centres) if v is not None and v.per_frame]
+    if not varying:
+        return None
+    size_x, size_y = found
+    assert size_x is not None and size_y is not None and centres[0] and centres[1]
+    px = size_x.converted(LENGTH_UNITS, "pixel size")
+    py = size_y.converted(LENGTH_UNITS, "pixel size")
+    cache: dict[tuple[float, ...], dict[str, Any]] = {}
+    out = []
+    for i in range(n_frames):
+        cx = _centre_pixels(centres[0].at(i), px)
+        cy = _centre_pixels(centres[1].at(i), py)
+        cx, cy = flip_centre(cx, cy, frame_shape, flip)
+        numbers = (dist.at(i).converted(LENGTH_UNITS, "distance") * 1e3, cx, cy,
+                   _wave_angstrom(wave[0], wave[1], i))  # fmt: skip
+        if not all(np.isfinite(numbers)):
+            raise FileFormatError(
+                f"{entry.file.filename}:{entry.name}: frame {i}: the NeXus geometry (distance "
+                f"mm, centre x, y pixels, wavelength Å) {numbers} is not finite"
+            )
+        if numbers not in cache:
+            cache[numbers] = fit2d_geometry(
+                distance_mm=numbers[0],
+                center_x=numbers[1],
+                center_y=numbers[2],
+                pixel_x_um=px * 1e6,
+                pixel_y_um=py * 1e6,
+                wavelength_angstrom=numbers[3],
+                frame_shape=frame_shape,
+            )
+        out.append(cache[numbers])
+    return out
 
 
 def pixel_mask(

@@ -75,6 +75,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyscatter.errors import FileFormatError, InputError
+from pyscatter.io.geometry_series import VARIES_ATTR, apply_geometry_from, parse_geometry_from
 from pyscatter.io.measurements import ChannelData, MeasurementPlan, write_measurements
 from pyscatter.io.raw import MeasurementSpec
 from pyscatter.io.usid import Dim, compression_options
@@ -90,6 +91,7 @@ from pyscatter.translators.common import (
     read_image,
     versions,
 )
+from pyscatter.translators.geometry_from import spec_lookup
 from pyscatter.translators.geometry_readers import poni_geometry
 from pyscatter.translators.spec_scans import (  # re-exported: they used to live here
     McaSpectra,
@@ -201,6 +203,7 @@ class _Options:
     dead_time_factor_column: str | None = None
     live_time_column: str | None = None
     real_time_column: str | None = None
+    geometry_from: dict[str, tuple[str, str]] | None = None
 
     def record(self) -> dict[str, Any]:
         def describe(value: Any) -> Any:
@@ -225,6 +228,9 @@ class _Options:
             dead_time_factor_column=self.dead_time_factor_column,
             live_time_column=self.live_time_column,
             real_time_column=self.real_time_column,
+            geometry_from=None
+            if self.geometry_from is None
+            else {k: list(v) for k, v in self.geometry_from.items()},
         )
         out.update({k: v for k, v in more.items() if v is not None})
         return out
@@ -288,6 +294,7 @@ class SpecTranslator(Translator):
         dead_time_factor_column: str | None = None,
         live_time_column: str | None = None,
         real_time_column: str | None = None,
+        geometry_from: Mapping[str, Any] | str | None = None,
         overwrite: bool = False,
         compression: str | None = "bslz4",
         progress: bool = False,
@@ -333,6 +340,12 @@ class SpecTranslator(Translator):
         poni, mask, flip, dummy
             Geometry, mask, orientation and invalid-pixel value of the images, as for the
             ``images`` translator (:meth:`~pyscatter.translators.images.ImageStackTranslator.translate`).
+        geometry_from : dict or str, optional
+            Geometry parameters of every point from a column of the scan (``#L``), else a motor
+            (``#P``, one value for the scan): ``{"energy": "Energy"}`` or
+            ``"energy=Energy:keV,distance=Det:mm"``
+            (:func:`~pyscatter.io.geometry_series.parse_geometry_from`), over ``poni``
+            (required); recorded per position when it varies.
         overwrite : bool
             Replace an existing ``h5_path``; otherwise refuse.
         compression : {"bslz4", "gzip", "none"}
@@ -366,6 +379,7 @@ class SpecTranslator(Translator):
             raise InputError("give scan (one) or scans (several or 'all'), not both")
         if image_pattern is None and any(v is not None for v in (poni, mask, flip, dummy)):
             raise InputError("poni, mask, flip and dummy apply to images: give image_pattern too")
+        parsed_from = _geometry_from(geometry_from, image_pattern, poni)
         opts = _Options(
             image_pattern,
             monitor,
@@ -379,6 +393,7 @@ class SpecTranslator(Translator):
             dead_time_factor_column,
             live_time_column,
             real_time_column,
+            parsed_from,
         )
         _check_dead_time_options(opts)
         parsed, skipped = self._parse(path, scan, scans, motors)
@@ -530,6 +545,15 @@ def _image_channel(
     flip = opts.flip
     first, header = read_image(files[0])
     geometry = None if opts.poni is None else poni_geometry(opts.poni, first.shape, header)
+    extra_attrs: dict[str, dict[str, Any]] = {}
+    if opts.geometry_from is not None:  # a geometry parameter per point from a column or motor
+        geometry, series, source = apply_geometry_from(
+            geometry, None, opts.geometry_from, spec_lookup(s), len(files), base_source="poni"
+        )
+        attrs = dict(attrs, geometry_source=source)
+        if series is not None:
+            extra = dict(extra, **series[0])
+            extra_attrs, attrs[VARIES_ATTR] = series[1], series[2]
     mask_arr = load_mask(opts.mask, first.shape)
     if mask_arr is not None:
         mask_arr = flip_frame(mask_arr, flip)
@@ -552,8 +576,24 @@ def _image_channel(
         geometry=geometry,
         mask=mask_arr,
         extra=extra,
+        extra_attrs=extra_attrs,
     )
     return ChannelData(spec, _ImageFrames(files, first, flip))
+
+
+def _geometry_from(value: Any, image_pattern: str | None, poni: Any) -> dict | None:
+    """``geometry_from`` parsed; refused without images or without a PONI to start from."""
+    if value is None:
+        return None
+    parsed = parse_geometry_from(value)
+    if image_pattern is None:
+        raise InputError("geometry_from applies to images: give image_pattern too")
+    if poni is None:
+        raise InputError(
+            f"geometry_from {', '.join(parsed)}: needs a base geometry (detector, pixel size, "
+            "the keys the columns do not give); SPEC files hold none: give poni=FILE (--poni)"
+        )
+    return parsed
 
 
 # --------------------------------------------------------------------------- MCA channels

@@ -131,6 +131,8 @@ class SpecScan:
         Points of an aborted mesh left out (incomplete last row).
     where : str
         How messages name the scan (file, key and command).
+    motors : dict
+        Motor name → position at the start of the scan (``#O``/``#P`` lines; ``{}`` if none).
     """
 
     key: str
@@ -144,6 +146,7 @@ class SpecScan:
     header: dict = field(default_factory=dict)
     n_dropped: int = 0
     where: str = ""
+    motors: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_points(self) -> int:
@@ -326,8 +329,20 @@ def parse_points(path: Path, s: Any, key: str) -> SpecScan:
         mcas=mcas,
         header={k: str(v) for k, v in s.scan_header_dict.items()},
         where=where,
+        motors=_motors(s),
     )
     return scan
+
+
+def _motors(s: Any) -> dict[str, float]:
+    """Motor name → position of the scan's ``#P`` lines, as silx reads them (``{}`` if none)."""
+    try:
+        names, values = list(s.motor_names), list(s.motor_positions)
+    except Exception:  # noqa: BLE001 - silx raises SfError when a scan has no #P lines
+        return {}
+    if len(names) != len(values):
+        return {}
+    return {str(n): float(v) for n, v in zip(names, values, strict=True)}
 
 
 def _read_mcas(where: str, s: Any, n_points: int) -> list[McaSpectra]:
