@@ -32,7 +32,8 @@ Examples
 >>> par, perp = sector_masks(chi, np.array([0.0]), 10.0)
 >>> int(par.sum()), int(perp.sum())
 (40, 40)
->>> round(float(sector_factor(chi, 0.0, 10.0, 0.0)), 12) == round(np.sin(np.radians(20)) / np.radians(20), 12)
+>>> two_w = np.radians(20.0)  # the bins tile [-10, 10]: F = sin 2w / 2w
+>>> bool(abs(sector_factor(chi, 0.0, 10.0, 0.0) - np.sin(two_w) / two_w) < 1e-12)
 True
 """
 
