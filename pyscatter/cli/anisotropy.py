@@ -19,7 +19,6 @@ def register(sub) -> None:
     pol.add_argument(
         "--polarization",
         type=float,
-        default=0.0,
         metavar="DEG",
         help="pyFAI chi (degrees) of the electric field, every position (default 0: horizontal)",
     )

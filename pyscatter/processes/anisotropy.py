@@ -129,10 +129,10 @@ class Anisotropy(ScatterProcess):
     h5_main : h5py.Dataset
         A cake (positions × chi·q), an AzimuthalIntegration ``Intensity`` made with
         ``npt_azim``, with its ``Intensity_Sigma`` beside it.
-    polarization : float
+    polarization : float, optional
         χ_pol, the pyFAI chi (degrees) of the electric field, for every position (default 0:
-        horizontal polarization, pyFAI's ``polarization_factor`` > 0). Ignored when
-        ``polarization_dataset`` is given.
+        horizontal polarization, pyFAI's ``polarization_factor`` > 0). Not with
+        ``polarization_dataset``.
     polarization_dataset : str, optional
         Path (in the file) of a dataset with χ_pol of every position (degrees, pyFAI's chi),
         e.g. a polarizer or EPU motor column; recorded with its SHA-256.
@@ -152,7 +152,7 @@ class Anisotropy(ScatterProcess):
         self,
         h5_main: h5py.Dataset,
         *,
-        polarization: float = 0.0,
+        polarization: float | None = None,
         polarization_dataset: str | None = None,
         sector_width: float = 10.0,
         q_range: Sequence[float] | None = None,
@@ -174,6 +174,11 @@ class Anisotropy(ScatterProcess):
             "polarization_dataset": None,
             "polarization_sha256": None,
         }
+        if polarization_dataset is not None and polarization is not None:
+            raise InputError(
+                f"polarization = {polarization!r} and polarization_dataset = "
+                f"{polarization_dataset!r}; give one of them"
+            )
         if polarization_dataset is not None:
             dset = h5_main.file.get(str(polarization_dataset))
             if not isinstance(dset, h5py.Dataset):
@@ -184,7 +189,8 @@ class Anisotropy(ScatterProcess):
             _, digest = polarization_values(dset, h5_main.shape[0])
             params.update(polarization_dataset=dset.name, polarization_sha256=digest)
         else:
-            params["polarization"] = _number(polarization, "polarization")
+            params["polarization"] = _number(0.0 if polarization is None else polarization,
+                                             "polarization")  # fmt: skip
         self._axes = (chi, radial)
         super().__init__(h5_main, params, **kwargs)
 
