@@ -160,6 +160,16 @@ class RsoxsScan(GeometryScan):
     q_full: float = Q_FULL_NM
     q_beamstop: float = 0.0
 
+    def esrf_header(self, position: int) -> dict[str, str]:
+        """The ESRF geometry keys of one position and its motors: ``Energy`` (eV) and ``EPU``,
+        the field direction χ_E (degrees). ``translate … --motors "Energy[eV],EPU[deg]"`` keeps
+        both (a scan whose EPU changes is no grid: the columns ``measured_Energy`` and
+        ``measured_EPU`` are stored, the latter is the anisotropy's ``polarization_dataset``)."""
+        header = super().esrf_header(position)
+        header["motor_mne"] = f"{self.dim} EPU"
+        header["motor_pos"] = f"{float(self.values[position])!r} {float(self.chi_e[position])!r}"
+        return header
+
     def true_anisotropy(self, q_nm: Any, *, chi_deg: np.ndarray, polarization_deg: Any,
                         width_deg: float) -> np.ndarray:  # fmt: skip
         """:func:`true_anisotropy` at this scan's energies and field directions."""

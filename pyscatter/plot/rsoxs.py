@@ -43,7 +43,7 @@ def _label(name: str, units: str) -> str:
 def read_anisotropy(path: str | os.PathLike, group: str | None = None) -> AnisotropyData:
     """The arrays of an Anisotropy group (``group``: its path; default the latest one)."""
     from pyscatter.io.results import results_by_start_time
-    from pyscatter.io.usid import dims_of
+    from pyscatter.io.usid import Dim, dims_of
     from pyscatter.io.xarray import open_for_reading
 
     with open_for_reading(path) as h5:
@@ -64,13 +64,12 @@ def read_anisotropy(path: str | os.PathLike, group: str | None = None) -> Anisot
             )
         (q_dim,) = dims_of(g["A"], "Spectroscopic")
         scan = position[0].values
-        if position[0].name == "Position":  # positions kept as an index: the measured values
-            measured = [k for k in g.parent.parent if k.startswith("measured_")]
-            if len(measured) == 1 and g.parent.parent[measured[0]].shape[0] == scan.size:
-                dset = g.parent.parent[measured[0]]
-                scan = np.asarray(dset[()], dtype=np.float64).ravel()
-                position = [type(position[0])(measured[0][9:], str(dset.attrs.get("units", "")),
-                                              scan)]  # fmt: skip
+        if position[0].name == "Position":  # positions kept as an index: a measured column
+            measured = _measured_column(h5[g["A"].attrs["Position_Indices"]].parent, scan.size)
+            if measured is not None:
+                scan = np.asarray(measured[()], dtype=np.float64).ravel()
+                name = measured.name.rsplit("/", 1)[-1][len("measured_") :]
+                position = [Dim(name, str(measured.attrs.get("units", "")), scan)]
         return AnisotropyData(
             scan=scan,
             scan_label=_label(position[0].name, position[0].units),
@@ -81,6 +80,19 @@ def read_anisotropy(path: str | os.PathLike, group: str | None = None) -> Anisot
             a_sigma=g["A_sigma"][()],
             intensity_units=str(g["I_parallel"].attrs.get("units", "a.u.")),
         )
+
+
+def _measured_column(channel: Any, n: int) -> Any:
+    """The translator's ``measured_<motor>`` column to plot against: ``measured_Energy`` if
+    there is one, else the first with ``n`` distinct values; None if none."""
+    columns = {k: channel[k] for k in channel if k.startswith("measured_")}
+    columns = {k: d for k, d in columns.items() if getattr(d, "shape", None) == (n,)}
+    if "measured_Energy" in columns:
+        return columns["measured_Energy"]
+    for dset in columns.values():
+        if np.unique(dset[()]).size == n:
+            return dset
+    return None
 
 
 def _nearest(q: np.ndarray, values: Sequence[float]) -> list[int]:

@@ -30,11 +30,11 @@ OUTPUTS = ("I_parallel", "I_perpendicular", "A")
 POLARIZATION = "/Measurement_000/Channel_000/Polarization"
 
 
-def _cake_file(scan, folder):
+def _cake_file(scan, folder, motors="Energy[eV]"):
     paths = scan.write_images(folder / "images")
     out = folder / "rsoxs.h5"
     mask = folder / "images" / "mask.edf"
-    translate(paths, out, format="images", motors="Energy[eV]", mask=mask)
+    translate(paths, out, format="images", motors=motors, mask=mask)
     run_on_file(out, AzimuthalIntegration, progress=False, **CAKE)
     return out
 
@@ -140,14 +140,15 @@ def test_polarization_per_position(tmp_path):
     energies = np.linspace(280.0, 290.0, 11)
     turned = np.where(energies > 285.0, 90.0, 0.0)
     scan = rsoxs_series(energies, polarization_deg=turned, rng=9)
-    path = _cake_file(scan, tmp_path)
-    with h5py.File(path, "r+") as h5:  # the polarizer motor column, one value a position
-        h5[POLARIZATION] = turned
-    right = read(path, run(path, sector_width=WIDTH, polarization_dataset=POLARIZATION).group)
+    path = _cake_file(scan, tmp_path, motors="Energy[eV],EPU[deg]")  # EPU: the field's chi
+    epu = "/Measurement_000/Channel_000/measured_EPU"  # no grid: the measured columns are kept
+    with h5py.File(path, "r") as h5:
+        assert_array_equal(h5[epu][()], turned)
+    right = read(path, run(path, sector_width=WIDTH, polarization_dataset=epu).group)
     pull = pulls(right, scan)
     assert abs(pull.mean()) < 0.3 and 0.8 < pull.std() < 1.2
     params = right["parameters"]
-    assert params["polarization_dataset"] == POLARIZATION and params["polarization"] is None
+    assert params["polarization_dataset"] == epu and params["polarization"] is None
     assert len(params["polarization_sha256"]) == 64
     # a fixed polarization (0) gives A of opposite sign where the field was turned
     fixed = read(path, run(path, sector_width=WIDTH, polarization=0.0).group)
@@ -160,6 +161,11 @@ def test_polarization_per_position(tmp_path):
     clear = np.abs(t[:, sel]) > 5 * fixed["A_sigma"][:, sel]
     assert clear.sum() > 100
     assert (np.sign(fixed["A"][:, sel][clear]) == np.sign(t[:, sel][clear])).all()
+    from pyscatter.plot.rsoxs import read_anisotropy  # the figure's axis: the energy column
+
+    data = read_anisotropy(path)
+    assert data.scan_label == "Energy (eV)"
+    assert_array_equal(data.scan, energies)
 
 
 def test_reuse_and_bit_identical_resume(path):
