@@ -190,6 +190,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "XRF element maps: fast linear fit (SNIP background, line groups)",
             cli="pyscatter.cli.xrf",
         ),
+        ProcessEntry(
+            "anisotropy",
+            "pyscatter.processes.anisotropy:Anisotropy",
+            "Anisotropy",
+            "RSoXS: I parallel/perpendicular to the polarization and A(q) from a cake",
+            cli="pyscatter.cli.anisotropy",
+        ),
     )
 }
 
