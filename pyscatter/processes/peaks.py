@@ -148,6 +148,13 @@ def _wavelength_for(
         )
     if not kind.startswith("2theta"):
         return None
+    recorded = json.loads(h5_main.parent.attrs.get("parameters", "{}"))
+    if wavelength is None and "wavelength" in recorded.get("geometry_series", {}).get("keys", []):
+        raise InputError(
+            f"{h5_main.file.filename}:{h5_main.name} is on a {axis.name} axis of an energy "
+            "series: every position has its own wavelength, so 2theta gives no d-spacing or "
+            "size with one; integrate it in q (unit q_nm^-1), where the wavelength cancels out"
+        )
     wavelength = _wavelength(h5_main) if wavelength is None else float(wavelength)
     if wavelength is None and sizes:
         raise InputError(

@@ -210,3 +210,11 @@ def test_a_stack_of_two_detectors_is_refused(tmp_path, energy):
     img.write(str(paths[2]))
     with pytest.raises(InputError, match=r"frame 2 of .*the detector .*differs"):
         translate(paths, tmp_path / "x.h5", format="images", motors="Energy")
+
+
+def test_peaks_on_a_2theta_axis_of_an_energy_series_are_refused(energy_file):
+    from pyscatter.processes.peaks import PeakFit
+
+    run_on_file(energy_file, AzimuthalIntegration, npt=200, unit="2th_deg")
+    with pytest.raises(InputError, match="every position has its own wavelength"):
+        run_on_file(energy_file, PeakFit, windows=[[0.5, 1.5]])
