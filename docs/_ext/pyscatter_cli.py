@@ -95,7 +95,10 @@ class PyscatterCli(SphinxDirective):
                         sub.format_help(),
                     )
                 )
-        for module in ("pyscatter.cli", *(f"pyscatter.cli.{n}" for n in SUBCOMMANDS)):
+        from pyscatter.cli import commands
+
+        modules = {m for n, m in commands().items() if m is not None and n in SUBCOMMANDS}
+        for module in ("pyscatter.cli", *sorted(modules)):
             self.env.note_dependency(_module_file(module))
         return out
 
