@@ -40,16 +40,16 @@ class Spot:
 
     q_xy: float
     q_z: float
-    sigma: float = 0.09
+    sigma: float = 0.2
     amplitude: float = 800.0
 
 
 #: Reflections of the default scan (nm⁻¹): out of the missing wedge, off the masked gap.
 GI_SPOTS = (
-    Spot(1.8, 1.6),
-    Spot(-2.6, 2.4),
-    Spot(3.0, 3.6, amplitude=600.0),
-    Spot(-1.6, 4.4, amplitude=600.0),
+    Spot(4.2, 2.8),
+    Spot(-5.0, 4.0),
+    Spot(3.4, 6.4, amplitude=600.0),
+    Spot(-4.4, 7.6, amplitude=600.0),
 )
 #: Background counts of every pixel (before the solid angle).
 BACKGROUND = 10.0
@@ -57,7 +57,7 @@ BACKGROUND = 10.0
 SAMPLE_ORIENTATION = 1
 
 
-def gi_poni(frame_shape: tuple[int, int] = (160, 176)) -> dict[str, Any]:
+def gi_poni(frame_shape: tuple[int, int] = (240, 264)) -> dict[str, Any]:
     """pyFAI config of the scan: 172 µm pixels, 1 Å, the direct beam near the bottom rows,
     q_z up to ~5.5 nm⁻¹ and q_xy over ±3.6 nm⁻¹."""
     n_row, n_col = int(frame_shape[0]), int(frame_shape[1])
@@ -166,7 +166,7 @@ def _check_angles(incident_deg: Any) -> np.ndarray:
 def gi_scan(
     incident_deg: Sequence[float] = (0.10, 0.13, 0.16, 0.20),
     *,
-    frame_shape: tuple[int, int] = (160, 176),
+    frame_shape: tuple[int, int] = (240, 264),
     spots: Sequence[Spot] = GI_SPOTS,
     background: float = BACKGROUND,
     noise: bool = True,

@@ -190,6 +190,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "XRF element maps: fast linear fit (SNIP background, line groups)",
             cli="pyscatter.cli.xrf",
         ),
+        ProcessEntry(
+            "gi",
+            "pyscatter.processes.grazing:GrazingIncidence",
+            "GrazingIncidence",
+            "grazing incidence: I(q_xy, q_z) maps or I(q, chi) per position, own incident angle",
+            cli="pyscatter.cli.grazing",
+        ),
     )
 }
 
