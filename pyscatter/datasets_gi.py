@@ -169,6 +169,7 @@ def gi_scan(
     frame_shape: tuple[int, int] = (240, 264),
     spots: Sequence[Spot] = GI_SPOTS,
     background: float = BACKGROUND,
+    poni: dict[str, Any] | None = None,
     noise: bool = True,
     rng: Any = 0,
 ) -> GIScan:
@@ -184,6 +185,8 @@ def gi_scan(
         Reflections in (q_xy, q_z), nm⁻¹.
     background : float
         Constant counts added to every pixel (before the solid angle).
+    poni : dict, optional
+        pyFAI geometry config (default :func:`gi_poni` of the frame shape).
     noise : bool
         Poisson counts (else the expected counts, rounded).
     rng : int or numpy.random.Generator
@@ -192,7 +195,7 @@ def gi_scan(
     from pyscatter.kernels.grazing import gi_pixel_maps
 
     angles = _check_angles(incident_deg)
-    poni = gi_poni(frame_shape)
+    poni = gi_poni(frame_shape) if poni is None else dict(poni)
     shape = (int(frame_shape[0]), int(frame_shape[1]))
     solid_angle = np.asarray(integrator_from_config(poni).solidAngleArray(shape), dtype=np.float64)
     generator = np.random.default_rng(rng)

@@ -298,12 +298,27 @@ def gi_reference(
     """pyFAI's FiberIntegrator called directly on one frame (the reference of the tests).
 
     ``pyfai``: more keywords of ``integrate2d_grazing_incidence`` (``mask``, ``dummy``,
-    ``polarization_factor``, ``correctSolidAngle`` …). Returns pyFAI's result.
+    ``polarization_factor``, ``correctSolidAngle`` …). With ``error_model`` (which
+    ``integrate2d_grazing_incidence`` does not pass on), the FiberIntegrator's own
+    ``integrate2d_ng`` with the same fibre units and ranges, which is what
+    ``integrate2d_grazing_incidence`` runs. Returns pyFAI's result.
     """
     fi = fiber_integrator(config)
+    pyfai.setdefault("method", _METHOD)
+    if pyfai.get("error_model") is not None:
+        (u_ip, u_oop), shared = _parsed_units(mode, unit, incident_deg, tilt_deg, sample_orientation)
+        fi.reset_integrator(**shared)
+        return fi.integrate2d_ng(
+            np.asarray(frame),
+            int(npt_ip),
+            int(npt_oop),
+            unit=(u_ip, u_oop),
+            radial_range=[float(v) for v in ip_range],
+            azimuth_range=[float(v) for v in oop_range],
+            **pyfai,
+        )
     options = _gi_options(
         mode, unit, npt_ip, npt_oop, ip_range, oop_range, incident_deg, tilt_deg,
         sample_orientation,
     )  # fmt: skip
-    pyfai.setdefault("method", _METHOD)
     return fi.integrate2d_grazing_incidence(np.asarray(frame), **options, **pyfai)
