@@ -13,7 +13,7 @@ from typing import Any
 
 def register(sub) -> None:
     from pyscatter.cli.options import add_execution, add_option
-    from pyscatter.processes.grazing import GI_OPTIONS
+    from pyscatter.processes.grazing_options import GI_OPTIONS
 
     p = sub.add_parser(
         "gi",
@@ -81,7 +81,7 @@ def _angle(text: str) -> float | str:
 def gi_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The detector keywords of the ``gi`` flags (images read, numbers or dataset paths)."""
     from pyscatter.cli.options import number_or_path, read_image, warn_deprecated
-    from pyscatter.processes.grazing import GI_OPTIONS
+    from pyscatter.processes.grazing_options import GI_OPTIONS
 
     warn_deprecated(args)
     out = {}

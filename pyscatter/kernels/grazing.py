@@ -223,7 +223,11 @@ def gi_integrator(
     engine = fi.engines[key].engine
     n_pix = shape[0] * shape[1]
     matrix = sp.csr_matrix(
-        (np.array(engine.data, dtype=np.float32), np.array(engine.indices), np.array(engine.indptr)),
+        (
+            np.array(engine.data, dtype=np.float32),
+            np.array(engine.indices),
+            np.array(engine.indptr),
+        ),
         shape=(len(engine.indptr) - 1, n_pix),
     )
     cmask = None
@@ -271,7 +275,8 @@ def integrate_gi(bi: BatchIntegrator, frames: Any) -> tuple[np.ndarray, np.ndarr
     in the bins no unmasked pixel of the geometry reaches (beyond the detector, in the gaps,
     out of the grazing-incidence wedge); each frame is computed alone, whatever the block."""
     res = bi.integrate(frames)
-    unreached = (bi.static_normalization() == 0).reshape(bi.radial.size, bi.azimuthal.size).T
+    n_slow = 1 if bi.azimuthal is None else bi.azimuthal.size
+    unreached = (bi.static_normalization() == 0).reshape(bi.radial.size, n_slow).T
     intensity = res.intensity
     intensity[:, unreached] = np.nan
     sigma = res.sigma
@@ -306,7 +311,9 @@ def gi_reference(
     fi = fiber_integrator(config)
     pyfai.setdefault("method", _METHOD)
     if pyfai.get("error_model") is not None:
-        (u_ip, u_oop), shared = _parsed_units(mode, unit, incident_deg, tilt_deg, sample_orientation)
+        (u_ip, u_oop), shared = _parsed_units(
+            mode, unit, incident_deg, tilt_deg, sample_orientation
+        )
         fi.reset_integrator(**shared)
         return fi.integrate2d_ng(
             np.asarray(frame),

@@ -133,7 +133,6 @@ def plot_gi_map(
     ax.set_xlabel(f"{data['fast_name']} [{data['fast_units']}]")
     ax.set_ylabel(f"{data['slow_name']} [{data['slow_units']}]")
     ax.set_title(
-        f"grazing incidence, position {data['position']} "
-        f"(incident angle {data['incident_deg']:g}°)"
+        f"grazing incidence, position {data['position']} (incident angle {data['incident_deg']:g}°)"
     )
     return fig

@@ -40,12 +40,10 @@ from pyscatter.processes.grazing_worker import (
     position_groups,
 )
 from pyscatter.processes.integration import check_bins, range_pair
-from pyscatter.processes.options import DETECTOR_OPTIONS
+from pyscatter.processes.grazing_options import GI_OPTIONS
 
 __all__ = ["GI_OPTIONS", "GrazingIncidence"]
 
-GI_OPTIONS = tuple(o for o in DETECTOR_OPTIONS if o.name not in ("method", "allow_fallback"))
-"""The detector options of :class:`GrazingIncidence` (no ``method``: no pixel splitting)."""
 _LABELS = {"nm^-1": "1/nm", "A^-1": "1/A"}
 
 
@@ -81,7 +79,7 @@ class GrazingIncidence(SetupHooks, ScatterProcess):
         Ranges of q_xy (or q) and q_z (or chi, degrees); default the union of what the
         positions' unmasked pixel centres reach (recorded).
     **options
-        The detector set-up (:data:`GI_OPTIONS`: poni, masks, dummy, dark, flat, solid angle,
+        The detector set-up (:data:`~pyscatter.processes.grazing_options.GI_OPTIONS`: poni, masks, dummy, dark, flat, solid angle,
         polarization, normalisation, error model), then the execution options.
     """
 
@@ -119,7 +117,7 @@ class GrazingIncidence(SetupHooks, ScatterProcess):
             raise InputError(
                 "incident_angle is required: degrees, a position dim or a per-position dataset"
             )
-        npt_ip, npt_oop = check_bins(npt_ip, npt_oop)
+        n_ip, n_oop = check_bins(npt_ip, npt_oop)
         orientation = _orientation(sample_orientation)
         for key in ("method", "allow_fallback"):
             if key in options:
@@ -135,17 +133,16 @@ class GrazingIncidence(SetupHooks, ScatterProcess):
         self._keys, self._index = position_groups(groups, incident, tilt)
         configs = [setup.geometry] if setup.series is None else setup.series.group_configs()
         self._configs = [configs[int(k[0])] for k in self._keys]
-        ranges = [
+        given: list[list[float] | None] = [
             None if r is None else [*range_pair(name, r)]
             for name, r in (("ip_range", ip_range), ("oop_range", oop_range))
         ]
-        if None in ranges:
-            ranges = self._union(ranges, mode, unit, orientation, h5_main.file)
+        ranges = self._union(given, mode, unit, orientation, h5_main.file)
         params = {
             "mode": mode,
             "unit": unit,
-            "npt_ip": int(npt_ip),
-            "npt_oop": int(npt_oop),
+            "npt_ip": int(n_ip),
+            "npt_oop": int(n_oop or 1),
             "ip_range": ranges[0],
             "oop_range": ranges[1],
             "incident_angle": incident_record,
@@ -156,7 +153,9 @@ class GrazingIncidence(SetupHooks, ScatterProcess):
         super().__init__(h5_main, params, **execution)
 
     def _union(self, ranges, mode, unit, orientation, h5) -> list[list[float]]:
-        """The ranges not given: the union over the groups of their unmasked pixel centres."""
+        """The ranges, those not given the union over the groups of their unmasked pixels."""
+        if None not in ranges:
+            return ranges
         mask = self.setup.combined_mask(h5)
         fast: list[np.ndarray] = []
         slow: list[np.ndarray] = []

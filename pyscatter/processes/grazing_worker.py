@@ -100,9 +100,7 @@ def recorded_angles(h5: h5py.File, source: str, name: str, record: Any) -> np.nd
     h5_main = h5[source]
     if not isinstance(record, dict):
         return np.full(int(h5_main.shape[0]), float(record))
-    values, again = angle_values(
-        h5_main, name, record.get("position_dim") or record.get("dataset")
-    )
+    values, again = angle_values(h5_main, name, record.get("position_dim") or record.get("dataset"))
     if again["sha256"] != record["sha256"]:
         raise InputError(
             f"{h5.filename}: the {name} of the positions ({record}) changed since this run "
@@ -213,7 +211,9 @@ def make_function(
             intensity, err = integrate_gi(engine(int(k)), frames[rows])
             parts = {"Intensity": intensity, "Intensity_Sigma": err}
             for name in out:
-                values = parts[name].reshape(rows.size, n_bins)
+                part = parts[name]
+                assert part is not None  # a sigma whenever an error model is recorded
+                values = part.reshape(rows.size, n_bins)
                 if factor is not None:  # like pyFAI's normalization_factor
                     values = values / factor[rows, None]
                 out[name][rows] = values
