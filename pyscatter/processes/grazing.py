@@ -33,6 +33,7 @@ from pyscatter.kernels.grazing import MODES, UNITS, gi_pixel_maps
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.detector import DetectorSetup, SetupHooks, split_options
 from pyscatter.processes.execution import release_memory
+from pyscatter.processes.grazing_options import GI_OPTIONS
 from pyscatter.processes.grazing_worker import (
     angle_values,
     finite_range,
@@ -40,7 +41,6 @@ from pyscatter.processes.grazing_worker import (
     position_groups,
 )
 from pyscatter.processes.integration import check_bins, range_pair
-from pyscatter.processes.grazing_options import GI_OPTIONS
 
 __all__ = ["GI_OPTIONS", "GrazingIncidence"]
 
