@@ -15,7 +15,7 @@ Examples
 >>> scan.frames.shape, scan.incident_deg.tolist()
 ((2, 96, 112), [0.1, 0.2])
 >>> [(s.q_xy, s.q_z) for s in scan.spots][:2]
-[(1.8, 1.6), (-2.6, 2.4)]
+[(4.2, 2.8), (-5.0, 4.0)]
 """
 
 from __future__ import annotations
