@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -205,30 +204,51 @@ def gi_integrator(
         without a valid pixel hold 0, pyFAI's ``empty``; :func:`integrate_gi` makes the bins
         no unmasked pixel reaches NaN). ``radial`` holds the fast axis, ``azimuthal`` the slow.
     """
-    from pyFAI.method_registry import IntegrationMethod
-
     shape = (int(shape[0]), int(shape[1]))
     fi = fiber_integrator(config)
     options = _gi_options(
         mode, unit, npt_ip, npt_oop, ip_range, oop_range, incident_deg, tilt_deg,
         sample_orientation,
     )  # fmt: skip
+    matrix, csr, key = _pyfai_matrix(fi, shape, options, mask)
+    inputs = _pixel_inputs(fi, shape, correct_solid_angle, polarization_factor)
+    inputs["poisson_dark"] = np.array(error_model == "poisson" and not key.manage_variance)
+    return BatchIntegrator.from_inputs(
+        matrix,
+        csr,
+        inputs,
+        shape,
+        dummy=dummy,
+        delta_dummy=delta_dummy,
+        dark=dark,
+        flat=flat,
+        error_model=error_model,
+        block_frames=block_frames,
+    )
+
+
+def _pyfai_matrix(fi: Any, shape: tuple[int, int], options: dict[str, Any], mask: Any):
+    """Let pyFAI build its grazing-incidence CSR engine on a blank frame; take its matrix.
+
+    Returns the matrix (n_bins, n_pix), the dict :meth:`BatchIntegrator.from_inputs` takes
+    (axes, unit, pyFAI's mask, empty) and pyFAI's method.
+    """
+    from pyFAI.method_registry import IntegrationMethod
+
     probe = np.zeros(shape, dtype=np.float32)
     mask_u8 = None if mask is None else (np.asarray(mask) != 0).astype(np.int8)
-    logging.getLogger("pyFAI.containers").disabled = True  # "Radial does not apply ..." notes
     res = fi.integrate2d_grazing_incidence(
         probe, **options, method=_METHOD, mask=mask_u8, correctSolidAngle=False
     )
     key = IntegrationMethod.select_method(2, *_METHOD)[0]
     engine = fi.engines[key].engine
-    n_pix = shape[0] * shape[1]
     matrix = sp.csr_matrix(
         (
             np.array(engine.data, dtype=np.float32),
             np.array(engine.indices),
             np.array(engine.indptr),
         ),
-        shape=(len(engine.indptr) - 1, n_pix),
+        shape=(len(engine.indptr) - 1, shape[0] * shape[1]),
     )
     cmask = None
     if engine.check_mask:
@@ -240,34 +260,29 @@ def gi_integrator(
         "cmask": cmask,
         "empty": 0.0,
     }
+    return matrix, csr, key
+
+
+def _pixel_inputs(
+    fi: Any, shape: tuple[int, int], correct_solid_angle: bool, polarization_factor: Any
+) -> dict[str, np.ndarray]:
+    """The per-pixel corrections of the geometry, as pyFAI's 2-D integration applies them."""
     none = np.zeros(0, dtype=np.float32)
     detector = fi.detector
     detector_dummy = none
     if detector.dummy is not None:
         delta = detector.delta_dummy
         detector_dummy = np.array([detector.dummy, np.nan if delta is None else delta])
-    inputs = {
-        "solid_angle": fi.solidAngleArray(shape, True) if correct_solid_angle else none,
-        "polarization": none
-        if polarization_factor is None
-        else fi.polarization(shape, polarization_factor),
-        "detector_flat": none if detector.flatfield is None else np.asarray(detector.flatfield),
-        "detector_dark": none if detector.darkcurrent is None else np.asarray(detector.darkcurrent),
+    solid = fi.solidAngleArray(shape, True) if correct_solid_angle else none
+    polar = none if polarization_factor is None else fi.polarization(shape, polarization_factor)
+    flat, dark = detector.flatfield, detector.darkcurrent
+    return {
+        "solid_angle": np.asarray(solid),
+        "polarization": np.asarray(polar),
+        "detector_flat": none if flat is None else np.asarray(flat),
+        "detector_dark": none if dark is None else np.asarray(dark),
         "detector_dummy": detector_dummy,
-        "poisson_dark": np.array(error_model == "poisson" and not key.manage_variance),
     }
-    return BatchIntegrator.from_inputs(
-        matrix,
-        csr,
-        {k: np.asarray(v) for k, v in inputs.items()},
-        shape,
-        dummy=dummy,
-        delta_dummy=delta_dummy,
-        dark=dark,
-        flat=flat,
-        error_model=error_model,
-        block_frames=block_frames,
-    )
 
 
 def integrate_gi(bi: BatchIntegrator, frames: Any) -> tuple[np.ndarray, np.ndarray | None]:

@@ -255,3 +255,27 @@ def test_bad_input_is_named(path, tmp_path):
         source = h5["Measurement_000/Channel_000/Raw_Data"]
         with pytest.raises(InputError, match="needs detector images .* 1-D spectra"):
             GrazingIncidence(source, incident_angle=0.1)
+
+
+def test_tilt_orientation_sigma_and_normalisation_follow_pyfai(path, scan):
+    grid = dict(GRID, npt_ip=200, npt_oop=150, ip_range=[-9.5, 9.5], oop_range=[-6.0, 6.0])
+    summary = run(
+        path, tilt_angle=1.5, sample_orientation=6, error_model="poisson", exposure_time=2.0,
+        **grid,
+    )  # fmt: skip
+    with h5py.File(path, "r") as h5:
+        group = h5[summary.group]
+        got = group["Intensity"][()].reshape(-1, 150, 200)
+        sigma = group["Intensity_Sigma"][()].reshape(-1, 150, 200)
+        params = json.loads(group.attrs["parameters"])
+    assert params["tilt_angle"] == 1.5 and params["sample_orientation"] == 6
+    for k, angle in enumerate(scan.incident_deg):
+        ref = gi_reference(
+            scan.poni, scan.frames[k], incident_deg=angle, tilt_deg=1.5, sample_orientation=6,
+            mask=scan.mask.astype(np.int8), error_model="poisson", normalization_factor=2.0,
+            **grid,
+        )  # fmt: skip
+        reached = ref.count > 0
+        assert reached.mean() > 0.2
+        assert_allclose(got[k][reached], ref.intensity[reached], rtol=1e-5)
+        assert_allclose(sigma[k][reached], ref.sigma[reached], rtol=1e-5)
