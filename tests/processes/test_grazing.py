@@ -279,3 +279,13 @@ def test_tilt_orientation_sigma_and_normalisation_follow_pyfai(path, scan):
         assert reached.mean() > 0.2
         assert_allclose(got[k][reached], ref.intensity[reached], rtol=1e-5)
         assert_allclose(sigma[k][reached], ref.sigma[reached], rtol=1e-5)
+
+
+def test_parallel_workers_give_the_serial_bits(path, tmp_path):
+    other = shutil.copy(path, tmp_path / "other.h5")
+    grid = dict(GRID, npt_ip=120, npt_oop=90, error_model="poisson")
+    serial = run(path, **grid)
+    parallel = run(other, n_jobs=2, max_mem_mb=1.0, **grid)  # workers read the angles again
+    with h5py.File(path, "r") as h5, h5py.File(other, "r") as h5_other:
+        for name in ("Intensity", "Intensity_Sigma"):
+            assert_array_equal(h5[serial.group][name][()], h5_other[parallel.group][name][()])
