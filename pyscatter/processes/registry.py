@@ -197,6 +197,13 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
             "RSoXS: I parallel/perpendicular to the polarization and A(q) from a cake",
             cli="pyscatter.cli.anisotropy",
         ),
+        ProcessEntry(
+            "gi",
+            "pyscatter.processes.grazing:GrazingIncidence",
+            "GrazingIncidence",
+            "grazing incidence: I(q_xy, q_z) maps or I(q, chi) per position, own incident angle",
+            cli="pyscatter.cli.grazing",
+        ),
     )
 }
 

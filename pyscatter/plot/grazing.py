@@ -1,0 +1,138 @@
+"""The grazing-incidence map of one position (a
+:class:`~pyscatter.processes.grazing.GrazingIncidence` result), with expected reflections.
+
+The image is drawn with ``origin="lower"``: ``q_xy`` to the right and ``q_z`` upwards (in
+``chi`` mode: ``q`` to the right, ``chi`` upwards), in log10 of the intensity by default; bins
+the position does not reach (NaN) are left blank. Expected reflections are marked as circles at
+their (q_xy, q_z) (in ``chi`` mode at their (q, chi)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pyscatter.errors import InputError
+from pyscatter.plot.maps import new_axes
+
+__all__ = ["plot_gi_map", "read_gi_map"]
+
+
+def read_gi_map(
+    path: str | os.PathLike, position: int | Sequence[int] = 0, *, group: str | None = None
+) -> dict[str, Any]:
+    """One position's map and its axes from a GrazingIncidence results group (default: latest).
+
+    Returns
+    -------
+    dict
+        ``intensity`` (n_slow, n_fast), ``fast``, ``slow`` (bin centres), ``fast_name``,
+        ``slow_name``, ``fast_units``, ``slow_units``, ``mode``, ``incident_deg`` (the
+        position's incident angle), ``position`` (flat index), ``group``.
+    """
+    import h5py
+
+    from pyscatter.io.results import latest_results, require_complete
+    from pyscatter.io.usid import dims_of
+
+    with h5py.File(path, "r", locking=False) as h5:
+        grp = h5[group] if group is not None else latest_results(h5, "GrazingIncidence")
+        if grp is None or str(grp.attrs.get("process", "")) != "GrazingIncidence":
+            raise InputError(
+                f"{path}: no GrazingIncidence results{'' if group is None else f' at {group}'}"
+            )
+        require_complete(grp, "plotting it")
+        dset = grp["Intensity"]
+        pos_shape = tuple(len(d) for d in dims_of(dset, "Position"))
+        n = dset.shape[0]
+        if isinstance(position, (int, np.integer)):
+            flat = int(position)
+        else:
+            flat = int(np.ravel_multi_index(tuple(int(p) for p in position), pos_shape))
+        if not 0 <= flat < n:
+            raise InputError(f"position {position!r}: expected a flat index in [0, {n})")
+        slow, fast = dims_of(dset, "Spectroscopic")
+        params = json.loads(grp.attrs["parameters"])
+        from pyscatter.processes.grazing_worker import recorded_angles
+
+        source = str(grp.attrs["source"])
+        incident = recorded_angles(h5, source, "incident_angle", params["incident_angle"])
+        return {
+            "intensity": dset[flat].reshape(len(slow), len(fast)).astype(np.float64),
+            "fast": fast.values,
+            "slow": slow.values,
+            "fast_name": fast.name,
+            "slow_name": slow.name,
+            "fast_units": fast.units,
+            "slow_units": slow.units,
+            "mode": params["mode"],
+            "incident_deg": float(incident[flat]),
+            "position": flat,
+            "group": grp.name,
+        }
+
+
+def plot_gi_map(
+    path: str | os.PathLike,
+    position: int | Sequence[int] = 0,
+    *,
+    group: str | None = None,
+    spots: Sequence[tuple[float, float]] = (),
+    log: bool = True,
+    ax=None,
+):
+    """One position's grazing-incidence map, with markers at expected reflections.
+
+    Parameters
+    ----------
+    path : path
+        A pyscatter file with GrazingIncidence results.
+    position : int or tuple of int
+        Flat position index, or a tuple over the position dims (slow to fast).
+    group : str, optional
+        The results group (default: the latest GrazingIncidence).
+    spots : sequence of (float, float)
+        Expected reflections (q_xy, q_z) in the map's unit (``chi`` mode: (q, chi)).
+    log : bool
+        Colour by log10 of the intensity.
+    ax : matplotlib axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    data = read_gi_map(path, position, group=group)
+    image = data["intensity"]
+    if log:
+        positive = image[np.isfinite(image) & (image > 0)]
+        floor = positive.min() if positive.size else 1.0
+        with np.errstate(invalid="ignore"):
+            image = np.log10(np.clip(image, floor, None))
+    fast, slow = data["fast"], data["slow"]
+    half_f = 0.5 * (fast[1] - fast[0]) if fast.size > 1 else 0.5
+    half_s = 0.5 * (slow[1] - slow[0]) if slow.size > 1 else 0.5
+    extent = (fast[0] - half_f, fast[-1] + half_f, slow[0] - half_s, slow[-1] + half_s)
+    fig, ax = new_axes(ax, figsize=(6.4, 5.6))
+    shown = ax.imshow(
+        np.ma.masked_invalid(image),
+        origin="lower",
+        extent=extent,
+        cmap="magma",
+        interpolation="nearest",
+        aspect="auto",
+    )
+    fig.colorbar(shown, ax=ax, label="log10 intensity" if log else "intensity")
+    for a, b in spots:
+        ax.plot([a], [b], marker="o", mfc="none", mec="cyan", ms=12, mew=1.2)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel(f"{data['fast_name']} [{data['fast_units']}]")
+    ax.set_ylabel(f"{data['slow_name']} [{data['slow_units']}]")
+    ax.set_title(
+        f"grazing incidence, position {data['position']} (incident angle {data['incident_deg']:g}°)"
+    )
+    return fig
