@@ -264,7 +264,7 @@ class SpecSource(FollowedFile):
         if not self._ended:
             body = data[self._pos - self._base :]
             if self._mca_after is None or (self._mca_after and self._n_mca is None):
-                self._mca_after, self._n_mca = mca_order(self._scan_header, body)
+                self._mca_after, self._n_mca = mca_order(self._scan_header or b"", body)
             if self._mca_after:
                 total = math.prod(n for _, n in self._dims) if self._dims else None
                 remaining = None if total is None else total - self._n
