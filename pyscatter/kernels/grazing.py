@@ -12,7 +12,7 @@ is re-implemented here: the pixel → q mapping is pyFAI's (:func:`gi_pixel_maps
 
 Axes (pyFAI's fibre units, :mod:`pyFAI.units`): ``q_xy`` is pyFAI's ``qip`` (in the sample
 plane, signed by the horizontal component), ``q_z`` its ``qoop`` (along the sample normal);
-in ``"chi"`` mode, ``q`` is ``qtot`` (|q|) and ``chi`` is ``chigi`` (degrees from the sample
+in ``"chi"`` mode, ``q`` is ``qtot`` (the modulus of q) and ``chi`` is ``chigi`` (degrees from the sample
 normal, ``arctan2(q_xy, q_z)``). The incident angle is the rotation of the sample about the
 horizontal lab axis, the tilt angle its rotation about the beam, the sample orientation
 pyFAI's EXIF-like code 1–8. Refraction is not corrected. Pure numerics on pyFAI objects made
