@@ -59,7 +59,7 @@ def test_pixel_spectrum_has_data_fit_background_and_labels(fitted):
     y, model = xrf.spectra[1, 2].astype(float), fit.get_ydata()
     peak = np.argmax(y)
     assert abs(model[peak] / y[peak] - 1) < 0.1
-    with pytest.raises(InputError, match="outside the map"):
+    with pytest.raises(InputError, match="outside the scan"):
         plot_pixel_spectrum(h5, (5, 0))
 
 

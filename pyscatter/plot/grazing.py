@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pyscatter.errors import InputError
-from pyscatter.plot.maps import new_axes
+from pyscatter.plot.maps import new_axes, result_image
 
 __all__ = ["plot_gi_map", "read_gi_map"]
 
@@ -34,27 +33,9 @@ def read_gi_map(
         ``slow_name``, ``fast_units``, ``slow_units``, ``mode``, ``incident_deg`` (the
         position's incident angle), ``position`` (flat index), ``group``.
     """
-    import h5py
-
-    from pyscatter.io.results import latest_results, require_complete
     from pyscatter.io.usid import dims_of
 
-    with h5py.File(path, "r", locking=False) as h5:
-        grp = h5[group] if group is not None else latest_results(h5, "GrazingIncidence")
-        if grp is None or str(grp.attrs.get("process", "")) != "GrazingIncidence":
-            raise InputError(
-                f"{path}: no GrazingIncidence results{'' if group is None else f' at {group}'}"
-            )
-        require_complete(grp, "plotting it")
-        dset = grp["Intensity"]
-        pos_shape = tuple(len(d) for d in dims_of(dset, "Position"))
-        n = dset.shape[0]
-        if isinstance(position, (int, np.integer)):
-            flat = int(position)
-        else:
-            flat = int(np.ravel_multi_index(tuple(int(p) for p in position), pos_shape))
-        if not 0 <= flat < n:
-            raise InputError(f"position {position!r}: expected a flat index in [0, {n})")
+    with result_image(path, "GrazingIncidence", group, position) as (h5, grp, dset, flat):
         slow, fast = dims_of(dset, "Spectroscopic")
         params = json.loads(grp.attrs["parameters"])
         from pyscatter.processes.grazing_worker import recorded_angles

@@ -7,7 +7,8 @@ display the returned figure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from numpy.typing import ArrayLike
 from pyscatter.errors import InputError
 
 __all__ = [
+    "flat_position",
+    "result_image",
     "as_map",
     "cell_edges",
     "colour_scale",
@@ -256,3 +259,48 @@ def coord_units(da, dim: str) -> str | None:
     if dim in da.coords:
         return da.coords[dim].attrs.get("units")
     return "index"
+
+
+def flat_position(dset: Any, position: Any) -> int:
+    """The flat index of ``position`` (an int, or one index per position dim, slow to fast) in
+    the positions of a main dataset ``dset``.
+
+    Raises
+    ------
+    InputError
+        A position outside the scan.
+    """
+    from pyscatter.io.usid import dims_of
+
+    n = dset.shape[0]
+    if isinstance(position, (int, np.integer)):
+        flat = int(position)
+    else:
+        shape = tuple(len(d) for d in dims_of(dset, "Position"))
+        try:
+            flat = int(np.ravel_multi_index(tuple(int(p) for p in position), shape))
+        except ValueError as err:
+            raise InputError(f"position {position!r}: outside the scan {shape}") from err
+    if not 0 <= flat < n:
+        raise InputError(f"position {position!r}: expected a flat index in [0, {n})")
+    return flat
+
+
+@contextmanager
+def result_image(
+    path: Any, process: str, group: str | None, position: Any
+) -> Iterator[tuple[Any, Any, Any, int]]:
+    """``(h5, results group, its Intensity, flat position)`` of a complete results group of
+    ``process`` (``group``, or the latest), the file open read-only while in the block."""
+    import h5py
+
+    from pyscatter.io.results import latest_results, require_complete
+
+    with h5py.File(path, "r", locking=False) as h5:
+        grp = h5[group] if group is not None else latest_results(h5, process)
+        if grp is None or str(grp.attrs.get("process", "")) != process:
+            where = "" if group is None else f" at {group}"
+            raise InputError(f"{path}: no {process} results{where}")
+        require_complete(grp, "plotting it")
+        dset = grp["Intensity"]
+        yield h5, grp, dset, flat_position(dset, position)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.plot.maps import new_axes
+from pyscatter.plot.maps import new_axes, result_image
 
 __all__ = ["circle_radius", "plot_qspace", "read_qspace"]
 
@@ -47,27 +47,9 @@ def read_qspace(
         ``intensity`` (n_perp, n_par), ``q_perp``, ``q_par``, ``unit``, ``units`` (the axes'),
         ``wavelength`` (m), ``director_deg``, ``position`` (flat index), ``group``.
     """
-    import h5py
-
-    from pyscatter.io.results import latest_results, require_complete
     from pyscatter.io.usid import dims_of
 
-    with h5py.File(path, "r", locking=False) as h5:
-        grp = h5[group] if group is not None else latest_results(h5, "QSpaceMap")
-        if grp is None or str(grp.attrs.get("process", "")) != "QSpaceMap":
-            raise InputError(
-                f"{path}: no QSpaceMap results{'' if group is None else f' at {group}'}"
-            )
-        require_complete(grp, "plotting it")
-        dset = grp["Intensity"]
-        pos_shape = tuple(len(d) for d in dims_of(dset, "Position"))
-        n = dset.shape[0]
-        if isinstance(position, (int, np.integer)):
-            flat = int(position)
-        else:
-            flat = int(np.ravel_multi_index(tuple(int(p) for p in position), pos_shape))
-        if not 0 <= flat < n:
-            raise InputError(f"position {position!r}: expected a flat index in [0, {n})")
+    with result_image(path, "QSpaceMap", group, position) as (h5, grp, dset, flat):
         q_perp, q_par = dims_of(dset, "Spectroscopic")
         params = json.loads(grp.attrs["parameters"])
         geometry = json.loads(params["geometry"])

@@ -183,20 +183,9 @@ def plot_spectrum(
 
 
 def _flat_index(h5_main, position: int | Sequence[int]) -> int:
-    n = h5_main.shape[0]
-    if isinstance(position, (int, np.integer)):
-        flat = int(position)
-    else:
-        from pyscatter.io.usid import dims_of
+    from pyscatter.plot.maps import flat_position
 
-        shape = [len(d) for d in dims_of(h5_main, "Position")]
-        try:
-            flat = int(np.ravel_multi_index(tuple(int(p) for p in position), shape))
-        except ValueError as err:
-            raise InputError(f"position {position!r}: outside the map {tuple(shape)}") from err
-    if not 0 <= flat < n:
-        raise InputError(f"position {position!r}: expected 0 <= index < {n}")
-    return flat
+    return flat_position(h5_main, position)
 
 
 def pixel_fit(h5: Any, group: Any, flat: int) -> dict[str, Any]:
