@@ -12,7 +12,7 @@ from typing import Any
 
 
 def register(sub) -> None:
-    from pyscatter.cli.options import add_execution, add_option
+    from pyscatter.cli.options import add_detector, add_execution
     from pyscatter.processes.grazing_options import GI_OPTIONS
 
     p = sub.add_parser(
@@ -63,9 +63,7 @@ def register(sub) -> None:
         metavar=("QXY", "QZ"),
         help="an expected reflection to mark on the map (repeat the flag for more)",
     )
-    g = p.add_argument_group("detector")
-    for option in GI_OPTIONS:
-        add_option(g, option)
+    add_detector(p, options=GI_OPTIONS)
     add_execution(p)
     p.set_defaults(func=run)
 
@@ -80,19 +78,10 @@ def _angle(text: str) -> float | str:
 
 def gi_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The detector keywords of the ``gi`` flags (images read, numbers or dataset paths)."""
-    from pyscatter.cli.options import number_or_path, read_image, warn_deprecated
+    from pyscatter.cli.options import detector_kwargs
     from pyscatter.processes.grazing_options import GI_OPTIONS
 
-    warn_deprecated(args)
-    out = {}
-    for option in GI_OPTIONS:
-        value = getattr(args, option.name)
-        if option.convert == "image":
-            value = read_image(value, option.name)
-        elif option.convert == "number_or_path":
-            value = number_or_path(value)
-        out[option.name] = value
-    return out
+    return detector_kwargs(args, GI_OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:

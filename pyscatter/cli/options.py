@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyscatter.cli.cluster_security import add_cluster_security, cluster_security_kwargs
@@ -109,22 +109,29 @@ def add_option(group: Any, option: Option, default: Any = _UNSET) -> None:
     group.add_argument(*flags, dest=option.name, help=help_text, **kwargs)
 
 
-def add_detector(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None):
-    """The "detector" argument group: every option of
-    :data:`~pyscatter.processes.options.DETECTOR_OPTIONS` (``defaults`` overrides some, e.g.
+def add_detector(
+    parser: argparse.ArgumentParser,
+    defaults: Mapping[str, Any] | None = None,
+    options: Sequence[Any] = DETECTOR_OPTIONS,
+):
+    """The "detector" argument group: every option of ``options`` (default
+    :data:`~pyscatter.processes.options.DETECTOR_OPTIONS`; ``defaults`` overrides some, e.g.
     ``{"error_model": "poisson"}`` for profiles and sectors)."""
     g = parser.add_argument_group("detector")
-    for option in DETECTOR_OPTIONS:
+    for option in options:
         add_option(g, option, (defaults or {}).get(option.name, _UNSET))
     return g
 
 
-def detector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The detector keywords of a process from the "detector" group's flags (images read);
-    deprecated flags are warned about here."""
+def detector_kwargs(
+    args: argparse.Namespace, options: Sequence[Any] = DETECTOR_OPTIONS
+) -> dict[str, Any]:
+    """The detector keywords of a process from the "detector" group's flags (``options``,
+    default :data:`~pyscatter.processes.options.DETECTOR_OPTIONS`; images read); deprecated
+    flags are warned about here."""
     warn_deprecated(args)
     out = {}
-    for option in DETECTOR_OPTIONS:
+    for option in options:
         value = getattr(args, option.name)
         if option.convert == "image":
             value = read_image(value, option.name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pyscatter.plot.maps import new_axes, result_image
+from pyscatter.plot.maps import draw_image, result_image
 
 __all__ = ["plot_gi_map", "read_gi_map"]
 
@@ -87,26 +87,7 @@ def plot_gi_map(
     matplotlib.figure.Figure
     """
     data = read_gi_map(path, position, group=group)
-    image = data["intensity"]
-    if log:
-        positive = image[np.isfinite(image) & (image > 0)]
-        floor = positive.min() if positive.size else 1.0
-        with np.errstate(invalid="ignore"):
-            image = np.log10(np.clip(image, floor, None))
-    fast, slow = data["fast"], data["slow"]
-    half_f = 0.5 * (fast[1] - fast[0]) if fast.size > 1 else 0.5
-    half_s = 0.5 * (slow[1] - slow[0]) if slow.size > 1 else 0.5
-    extent = (fast[0] - half_f, fast[-1] + half_f, slow[0] - half_s, slow[-1] + half_s)
-    fig, ax = new_axes(ax, figsize=(6.4, 5.6))
-    shown = ax.imshow(
-        np.ma.masked_invalid(image),
-        origin="lower",
-        extent=extent,
-        cmap="magma",
-        interpolation="nearest",
-        aspect="auto",
-    )
-    fig.colorbar(shown, ax=ax, label="log10 intensity" if log else "intensity")
+    fig, ax, extent = draw_image(data["intensity"], data["fast"], data["slow"], log=log, ax=ax)
     for a, b in spots:
         ax.plot([a], [b], marker="o", mfc="none", mec="cyan", ms=12, mew=1.2)
     ax.set_xlim(extent[0], extent[1])

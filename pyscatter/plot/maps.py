@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from pyscatter.errors import InputError
 
 __all__ = [
+    "draw_image",
     "flat_position",
     "result_image",
     "as_map",
@@ -304,3 +305,42 @@ def result_image(
         require_complete(grp, "plotting it")
         dset = grp["Intensity"]
         yield h5, grp, dset, flat_position(dset, position)
+
+
+def draw_image(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    log: bool = True,
+    aspect: str = "auto",
+    ax=None,
+):
+    """A 2-D result (``y`` rows × ``x`` columns, bin centres) drawn with ``origin="lower"``, in
+    log10 of its positive values by default, NaN blank, with a colour bar.
+
+    Returns
+    -------
+    (figure, axes, extent)
+        ``extent`` (x0, x1, y0, y1): the bins' outer edges.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if log:
+        positive = image[np.isfinite(image) & (image > 0)]
+        floor = positive.min() if positive.size else 1.0
+        with np.errstate(invalid="ignore"):
+            image = np.log10(np.clip(image, floor, None))
+    half_x = 0.5 * (x[1] - x[0]) if x.size > 1 else 0.5
+    half_y = 0.5 * (y[1] - y[0]) if y.size > 1 else 0.5
+    extent = (x[0] - half_x, x[-1] + half_x, y[0] - half_y, y[-1] + half_y)
+    fig, ax = new_axes(ax, figsize=(6.4, 5.6))
+    shown = ax.imshow(
+        np.ma.masked_invalid(image),
+        origin="lower",
+        extent=extent,
+        cmap="magma",
+        interpolation="nearest",
+        aspect=aspect,
+    )
+    fig.colorbar(shown, ax=ax, label="log10 intensity" if log else "intensity")
+    return fig, ax, extent

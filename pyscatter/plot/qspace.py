@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.plot.maps import new_axes, result_image
+from pyscatter.plot.maps import draw_image, result_image
 
 __all__ = ["circle_radius", "plot_qspace", "read_qspace"]
 
@@ -125,25 +125,9 @@ def plot_qspace(
     """
     data = read_qspace(path, position, group=group)
     rings = _circles(circles, hkl, lattice, cif, data["unit"])
-    image = data["intensity"]
-    if log:
-        positive = image[np.isfinite(image) & (image > 0)]
-        floor = positive.min() if positive.size else 1.0
-        image = np.log10(np.clip(image, floor, None))
-    q_perp, q_par = data["q_perp"], data["q_par"]
-    half_perp = 0.5 * (q_perp[1] - q_perp[0]) if q_perp.size > 1 else 0.5
-    half_par = 0.5 * (q_par[1] - q_par[0]) if q_par.size > 1 else 0.5
-    extent = (
-        q_par[0] - half_par,
-        q_par[-1] + half_par,
-        q_perp[0] - half_perp,
-        q_perp[-1] + half_perp,
+    fig, ax, extent = draw_image(
+        data["intensity"], data["q_par"], data["q_perp"], log=log, aspect="equal", ax=ax
     )
-    fig, ax = new_axes(ax, figsize=(6.4, 5.6))
-    shown = ax.imshow(
-        image, origin="lower", extent=extent, cmap="magma", interpolation="nearest", aspect="equal"
-    )
-    fig.colorbar(shown, ax=ax, label="log10 intensity" if log else "intensity")
     theta = np.linspace(0.0, 2.0 * math.pi, 361)
     for q, label in rings:
         radius = float(circle_radius(q, data["wavelength"], data["unit"]))
