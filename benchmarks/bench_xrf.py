@@ -60,46 +60,13 @@ def make_map(n: int, seed: int = 0) -> Any:
 
 
 def _pymca_config(m: Any) -> dict[str, Any]:
-    from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
+    from pyscatter.datasets_xrf import pymca_config
 
-    config = ClassMcaTheory.McaTheory().getConfiguration()
-    peaks: dict[str, Any] = {}
-    for g in m.groups:
-        peaks.setdefault(g.element, []).append(g.family)
-    config["peaks"] = {k: v[0] if len(v) == 1 else v for k, v in peaks.items()}
     e = m.energy_keV
     inside = np.flatnonzero((e >= FIT_RANGE[0]) & (e <= FIT_RANGE[1]))
-    config["fit"].update(
-        energy=[m.excitation_keV],
-        energyflag=[1],
-        energyweight=[1.0],
-        energyscatter=[0],
-        scatterflag=0,
-        hypermetflag=1,
-        escapeflag=0,
-        sumflag=0,
-        stripflag=1,
-        stripalgorithm=1,
-        snipwidth=SNIP_WIDTH,
-        stripfilterwidth=SMOOTH,
-        linearfitflag=1,
-        continuum=0,
-        fitweight=0,
-        xmin=int(inside[0]),
-        xmax=int(inside[-1]),
+    return pymca_config(
+        m, first=inside[0], last=inside[-1], snip_width=SNIP_WIDTH, smooth_width=SMOOTH
     )
-    r = m.response
-    config["detector"].update(
-        zero=m.calibration[0],
-        gain=m.calibration[1],
-        noise=r.noise_keV,
-        fano=r.fano,
-        fixedzero=1,
-        fixedgain=1,
-        fixednoise=1,
-        fixedfano=1,
-    )
-    return config
 
 
 def ours(m: Any, lls: bool = False) -> Callable[[], np.ndarray]:

@@ -31,6 +31,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,7 +39,7 @@ from numpy.typing import NDArray
 from pyscatter.errors import InputError
 from pyscatter.kernels.xrf_lines import DetectorResponse, LineGroup, design_matrix, line_groups
 
-__all__ = ["XrfMap", "element_patterns", "write_spec_mesh", "xrf_map"]
+__all__ = ["XrfMap", "element_patterns", "pymca_config", "write_spec_mesh", "xrf_map"]
 
 FloatArray = NDArray[np.float64]
 
@@ -324,3 +325,52 @@ def write_spec_mesh(path: str | os.PathLike[str], xrf: XrfMap, *, scan_number: i
             body.extend(_mca_lines(xrf.spectra[iy, ix]))
     path.write_text("\n".join(head + body) + "\n\n")
     return path
+
+
+def pymca_config(
+    xrf: XrfMap, *, first: int, last: int, snip_width: int, smooth_width: int = 1
+) -> dict[str, Any]:
+    """PyMca's fast-linear-fit configuration of ``xrf``'s line groups and detector, set up as
+    pyscatter's fit: Gaussian lines (no hypermet tails), SNIP without LLS after
+    ``smooth_width`` channels of smoothing (1: none), no escape, sum or scatter peaks, no
+    attenuators, unweighted, the detector calibration and width fixed, channels
+    ``first``..``last`` fitted. For comparing with PyMca (the ``xrf`` extra); imports it.
+    """
+    from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
+
+    config = ClassMcaTheory.McaTheory().getConfiguration()
+    peaks: dict[str, list[str]] = {}
+    for g in xrf.groups:
+        peaks.setdefault(g.element, []).append(g.family)
+    config["peaks"] = {k: v[0] if len(v) == 1 else v for k, v in peaks.items()}
+    config["fit"].update(
+        energy=[xrf.excitation_keV],
+        energyflag=[1],
+        energyweight=[1.0],
+        energyscatter=[0],
+        scatterflag=0,
+        hypermetflag=1,  # Gaussians only
+        escapeflag=0,
+        sumflag=0,
+        stripflag=1,
+        stripalgorithm=1,  # SNIP
+        snipwidth=int(snip_width),
+        stripfilterwidth=int(smooth_width),
+        linearfitflag=1,
+        continuum=0,
+        fitweight=0,
+        xmin=int(first),
+        xmax=int(last),
+    )
+    r = xrf.response
+    config["detector"].update(
+        zero=xrf.calibration[0],
+        gain=xrf.calibration[1],
+        noise=r.noise_keV,
+        fano=r.fano,
+        fixedzero=1,
+        fixedgain=1,
+        fixednoise=1,
+        fixedfano=1,
+    )
+    return config

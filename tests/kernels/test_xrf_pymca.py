@@ -7,53 +7,20 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from pyscatter.datasets_xrf import XrfMap, xrf_map
+from pyscatter.datasets_xrf import XrfMap, pymca_config, xrf_map
 from pyscatter.kernels.xrf import _savitzky_golay, fast_linear_fit, fit_linear, snip_background
 
 pytest.importorskip("PyMca5", reason="PyMca5 (pip install pyscatter[xrf]) is the reference here")
 from PyMca5.PyMcaMath.fitting import SpecfitFuns  # noqa: E402
-from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory, FastXRFLinearFit  # noqa: E402
+from PyMca5.PyMcaPhysics.xrf import FastXRFLinearFit  # noqa: E402
 
 SNIP_WIDTH = 24
 FIRST, LAST = 150, 1150  # fitted channels (1.5 to 11.5 keV)
 
 
 def _pymca_config(m: XrfMap) -> dict:
-    """PyMca's fast linear fit configured as ours: Gaussian K lines, SNIP without LLS or
-    smoothing, no escape, sum, scatter peaks, attenuators or weights; the detector fixed."""
-    config = ClassMcaTheory.McaTheory().getConfiguration()
-    config["peaks"] = {g.element: g.family for g in m.groups}
-    config["fit"].update(
-        energy=[m.excitation_keV],
-        energyflag=[1],
-        energyweight=[1.0],
-        energyscatter=[0],
-        scatterflag=0,
-        hypermetflag=1,  # Gaussians only
-        escapeflag=0,
-        sumflag=0,
-        stripflag=1,
-        stripalgorithm=1,  # SNIP
-        snipwidth=SNIP_WIDTH,
-        stripfilterwidth=1,  # no smoothing
-        linearfitflag=1,
-        continuum=0,
-        fitweight=0,
-        xmin=FIRST,
-        xmax=LAST,
-    )
-    r = m.response
-    config["detector"].update(
-        zero=m.calibration[0],
-        gain=m.calibration[1],
-        noise=r.noise_keV,
-        fano=r.fano,
-        fixedzero=1,
-        fixedgain=1,
-        fixednoise=1,
-        fixedfano=1,
-    )
-    return config
+    """PyMca's fast linear fit configured as ours, SNIP without smoothing."""
+    return pymca_config(m, first=FIRST, last=LAST, snip_width=SNIP_WIDTH)
 
 
 @pytest.fixture(scope="module")
