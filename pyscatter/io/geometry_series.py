@@ -55,6 +55,7 @@ __all__ = [
     "GeometrySeries",
     "apply_geometry_from",
     "energy_to_wavelength",
+    "one_geometry_error",
     "parse_geometry_from",
     "read_series",
     "series_extras",
@@ -237,6 +238,18 @@ def series_extras(
         extra[name] = np.asarray([cfg[key] for cfg in configs], dtype=np.float64)
         attrs[name] = {"units": KEYS[key], "source": source, "geometry_key": key}
     return extra, attrs, varies
+
+
+def one_geometry_error(series: GeometrySeries, what: str) -> InputError:
+    """The refusal of a step (``what``) that uses one geometry for every frame, on a scan whose
+    geometry changes with the position: it names the keys and the step that handles them."""
+    return InputError(
+        f"{what}: the geometry of this scan changes with the position "
+        f"({', '.join(series.keys)} recorded per position in {series.source}); {what} uses "
+        "one geometry for every frame and would put the rings at the wrong q. Integrate it "
+        "(pyscatter integrate), which uses each position's own geometry, or translate the "
+        "positions of each geometry separately"
+    )
 
 
 def read_series(h5_main: Any) -> GeometrySeries | None:

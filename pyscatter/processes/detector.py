@@ -35,7 +35,7 @@ import numpy as np
 
 from pyscatter.errors import InputError
 from pyscatter.geometry import check_geometry, integrator_from_config, short_error
-from pyscatter.io.geometry_series import GeometrySeries, read_series
+from pyscatter.io.geometry_series import GeometrySeries, one_geometry_error, read_series
 from pyscatter.processes.options import DETECTOR, DETECTOR_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -567,14 +567,7 @@ class DetectorSetup:
             Naming the varying keys and the step that handles them (integrate).
         """
         if self.series is not None:
-            raise InputError(
-                f"{what}: the geometry of this scan changes with the position "
-                f"({', '.join(self.series.keys)} recorded per position in "
-                f"{self.series.source}); {what} uses one geometry for every frame and would "
-                "put the rings at the wrong q. Integrate it (pyscatter integrate), which uses "
-                "each position's own geometry, or translate the positions of each geometry "
-                "separately"
-            )
+            raise one_geometry_error(self.series, what)
 
     @property
     def normalizes(self) -> bool:

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.geometry_series import read_series
+from pyscatter.io.geometry_series import one_geometry_error, read_series
 from pyscatter.processes.options import DETECTOR
 
 __all__ = ["FRAME_OPTIONS", "QMAP_OPTIONS", "FrameSetup", "dummy_pixels"]
@@ -134,13 +134,7 @@ class FrameSetup:
             dummy, delta = recorded_dummy(h5_main, delta)
         series = read_series(h5_main)
         if series is not None:  # caved frames or q maps would carry one geometry for all
-            raise InputError(
-                f"{h5_main.file.filename}: the geometry of this scan changes with the position "
-                f"({', '.join(series.keys)} recorded per position in {series.source}); caving "
-                "and q-space maps use one geometry (one beam centre) for every frame. Integrate "
-                "it (pyscatter integrate), which uses each position's own geometry, or translate "
-                "the positions of each geometry separately"
-            )
+            raise one_geometry_error(series, "cave and qmap")
         ai = geometry = None
         try:
             ai, geometry = load_integrator(opts.get("poni"), h5_main)
