@@ -30,22 +30,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyscatter.translators.common import header_text
-from pyscatter.translators.geometry_readers import GEOMETRY_KEYS
+from pyscatter.translators.geometry_readers import HEADER_GEOMETRY_KEYS, same_value
 
 __all__ = ["GUARDED_KEYS", "GeometryGuard"]
 
 #: The header keys of the geometry a watch follows (those the offline translator reads).
-GUARDED_KEYS = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    """Equal as numbers when both are numbers (``2`` and ``2.0``), else as text."""
-    if a is None or b is None:
-        return a is b
-    try:
-        return float(a.split()[0]) == float(b.split()[0])
-    except (ValueError, IndexError):
-        return a == b
+GUARDED_KEYS = HEADER_GEOMETRY_KEYS
 
 
 class GeometryGuard:
@@ -82,7 +72,7 @@ class GeometryGuard:
         """None when ``header`` holds the first frame's geometry, else the one-line message."""
         for key in GUARDED_KEYS:
             value, ref = header_text(header, key), self.reference[key]
-            if not _same(value, ref):
+            if not same_value(value, ref):
                 return (
                     f"{origin}: frame {index}: its ESRF header {key} = {value} differs from "
                     f"{ref} in {self.first}, whose geometry the live file holds; a watch follows "

@@ -594,6 +594,15 @@ class DetectorSetup:
             mask = extra if mask is None else (mask | extra)
         return mask
 
+    def local_arrays(self, h5: h5py.File) -> dict[str, np.ndarray | None]:
+        """``mask`` (:meth:`combined_mask`), ``dark`` and ``flat``: what the kernels of this
+        process take, for the computation in this process (workers read them from the file)."""
+        return {
+            "mask": self.combined_mask(h5),
+            "dark": self.arrays.get("dark"),
+            "flat": self.arrays.get("flat"),
+        }
+
     def warn_negative_pixels(self, h5_main: h5py.Dataset) -> None:
         """Log a warning when the first frame has many negative, unmasked pixels (gaps)."""
         if h5_main.shape[0] == 0 or h5_main.dtype.kind == "u":

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import InputError
-from pyscatter.io.usid import Dim, dims_of, main_datasets
+from pyscatter.io.usid import Dim, dims_of
 from pyscatter.kernels.grazing import MODES, UNITS, gi_pixel_maps
 from pyscatter.processes.base import Output, ScatterProcess
 from pyscatter.processes.detector import DetectorSetup, SetupHooks, split_options
@@ -183,21 +183,16 @@ class GrazingIncidence(SetupHooks, ScatterProcess):
     @classmethod
     def default_source(cls, h5: h5py.File) -> h5py.Dataset:
         """The raw frames (the first ``Raw_Data`` of detector images)."""
-        for dset in main_datasets(h5):
-            if dset.name.endswith("/Raw_Data") and len(dims_of(dset, "Spectroscopic")) == 2:
-                return dset
-        raise InputError(f"{h5.filename}: no Raw_Data of detector images; translate the data first")
+        from pyscatter.processes.frame_setup import raw_frames
+
+        return raw_frames(h5)
 
     def _local_function(self):
         """Built once in this process from the set-up's masks, dark and flat."""
         if getattr(self, "_local", None) is None:
             params = dict(self.parameters, source=self._source.name)
             setup = self.setup
-            arrays = {
-                "mask": setup.combined_mask(self._source.file),
-                "dark": setup.arrays.get("dark"),
-                "flat": setup.arrays.get("flat"),
-            }
+            arrays = setup.local_arrays(self._source.file)
             self._local = make_function(params, arrays, self._configs, self._keys, self._index)
             release_memory()
         return self._local

@@ -254,11 +254,7 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
         if getattr(self, "_local", None) is None:
             params = dict(self.parameters, source=self._source.name)
             setup = self.setup
-            arrays = {
-                "mask": setup.combined_mask(self._source.file),
-                "dark": setup.arrays.get("dark"),
-                "flat": setup.arrays.get("flat"),
-            }
+            arrays = setup.local_arrays(self._source.file)
             self._local = make_function(
                 setup.integrator, params, integrator_options(params, arrays), series=setup.series
             )

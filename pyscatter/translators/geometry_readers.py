@@ -61,6 +61,7 @@ from pyscatter.translators.nexus_geometry import nexus_geometry
 __all__ = [
     "GEOMETRY_HINT",
     "GEOMETRY_KEYS",
+    "HEADER_GEOMETRY_KEYS",
     "SAXSLAB_GEOMETRY_KEYS",
     "check_same_geometry",
     "esrf_geometries",
@@ -72,11 +73,14 @@ __all__ = [
     "nexus_geometry",
     "poni_geometry",
     "raw_geometry",
+    "same_value",
     "saxslab_geometry",
 ]
 
 #: Every key the ESRF geometry needs.
 GEOMETRY_KEYS = ("SampleDistance", "WaveLength", "Center_1", "Center_2", "PSize_1", "PSize_2")
+#: Every header key of the geometry (with the rotations, which must be absent or zero).
+HEADER_GEOMETRY_KEYS = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
 #: Keys that say "this header describes a geometry": any of them makes every GEOMETRY_KEY required.
 #: (``PSize_*`` alone does not: many EDF writers record the pixel size and nothing else.)
 _GEOMETRY_TRIGGERS = ("SampleDistance", "WaveLength", "Center_1", "Center_2")
@@ -335,12 +339,12 @@ def check_same_geometry(
     InputError
         Naming the first differing file, the key and both values.
     """
-    keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
+    keys = HEADER_GEOMETRY_KEYS
     reference = {k: header_text(headers[0], k) for k in keys}
     for path, header in zip(files[1:], headers[1:], strict=True):
         for key in keys:
             value = header_text(header, key)
-            if not _same_value(value, reference[key]):
+            if not same_value(value, reference[key]):
                 raise InputError(
                     f"{path}: header key {key} = {value} differs from {reference[key]} in "
                     f"{Path(files[0]).name}; one translation holds one geometry: translate the "
@@ -366,7 +370,7 @@ def esrf_geometries(
         A later header without the geometry the first one has (see
         :func:`check_same_geometry`), or an incomplete or unphysical geometry (naming the file).
     """
-    keys = (*GEOMETRY_KEYS, "Rot_1", "Rot_2", "Rot_3")
+    keys = HEADER_GEOMETRY_KEYS
     cache: dict[tuple, dict[str, Any] | None] = {}
     out = []
     for path, header in zip(files, headers, strict=True):
@@ -381,7 +385,8 @@ def esrf_geometries(
     return out
 
 
-def _same_value(a: str | None, b: str | None) -> bool:
+def same_value(a: str | None, b: str | None) -> bool:
+    """Equal as numbers when both are numbers (``2`` and ``2.0``), else as text."""
     if a is None or b is None:
         return a is b
     try:
