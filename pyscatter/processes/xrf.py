@@ -106,19 +106,11 @@ def mca_source(h5: h5py.File) -> h5py.Dataset:
     )
 
 
-def _calibration(value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        numbers = []
-    if isinstance(value, (str, bytes)) or len(numbers) not in (2, 3) or numbers[1] == 0:
-        raise InputError(
-            f"mca_calibration {value!r}: expected 2 or 3 numbers a b [c] "
-            "(energy in keV = a + b·ch + c·ch², b != 0)"
-        )
-    return [*numbers, 0.0][:3]
+def _calibration_list(value: Any) -> list[float] | None:
+    from pyscatter.translators.spec_scans import check_mca_calibration
+
+    checked = check_mca_calibration(value)
+    return None if checked is None else list(checked)
 
 
 def energy_axis(h5_main: h5py.Dataset, calibration: Sequence[float] | None) -> np.ndarray:
@@ -315,7 +307,7 @@ class _XrfProcess(ScatterProcess):
         from pyscatter.kernels.xrf_lines import DetectorResponse, line_groups
 
         check_source(h5_main)
-        calibration = _calibration(mca_calibration)
+        calibration = _calibration_list(mca_calibration)
         energy = energy_axis(h5_main, calibration)
         excitation = _number(excitation, "excitation (keV)")
         if not isinstance(escape, bool):
@@ -473,7 +465,7 @@ class XrfRoi(_XrfProcess):
         check_source(h5_main)
         if not isinstance(windows, Mapping) or not windows:
             raise InputError(f"windows must map names to [lo, hi] keV; got {windows!r}")
-        calibration = _calibration(mca_calibration)
+        calibration = _calibration_list(mca_calibration)
         self._energy = energy_axis(h5_main, calibration)
         self._groups = []
         rows = []

@@ -93,10 +93,11 @@ from pyscatter.translators.common import (
 )
 from pyscatter.translators.geometry_from import spec_lookup
 from pyscatter.translators.geometry_readers import poni_geometry
-from pyscatter.translators.spec_scans import (  # re-exported: they used to live here
+from pyscatter.translators.spec_scans import (
     McaSpectra,
     NoDataError,
     SpecScan,
+    check_mca_calibration,  # re-exported: they used to live here
     open_spec,
     parse_scan,
     read_scan,
@@ -388,7 +389,7 @@ class SpecTranslator(Translator):
             mask,
             flip,
             dummy,
-            _calibration(mca_calibration),
+            check_mca_calibration(mca_calibration),
             dead_time_column,
             dead_time_factor_column,
             live_time_column,
@@ -597,25 +598,6 @@ def _geometry_from(value: Any, image_pattern: str | None, poni: Any) -> dict | N
 
 
 # --------------------------------------------------------------------------- MCA channels
-
-
-def _calibration(value: Sequence[float] | None) -> tuple[float, float, float] | None:
-    """``mca_calibration`` as (a, b, c); refuse anything but 2 or 3 finite numbers, b != 0."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        numbers = []
-    if isinstance(value, (str, bytes)) or len(numbers) not in (2, 3):
-        raise InputError(
-            f"mca_calibration {value!r}: expected 2 or 3 numbers a b [c] "
-            "(energy = a + b·ch + c·ch²)"
-        )
-    if not all(np.isfinite(numbers)) or numbers[1] == 0:
-        raise InputError(f"mca_calibration {value!r}: numbers must be finite with b != 0")
-    a, b, *c = numbers
-    return (a, b, c[0] if c else 0.0)
 
 
 def _check_dead_time_options(opts: _Options) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "McaSpectra",
     "NoDataError",
     "SpecScan",
+    "check_mca_calibration",
     "declared_dims",
     "open_spec",
     "parse_points",
@@ -594,3 +595,24 @@ def _motor_positions(where: str, scan: SpecScan, motors: Any) -> Positions:
     values = np.stack([scan.column(name) for name, _ in labels], axis=1)
     names = ",".join(name for name, _ in labels)
     return infer_grid(values, labels, source=f"SPEC scan {scan.key}: columns {names}")
+
+
+def check_mca_calibration(value: Sequence[float] | None) -> tuple[float, float, float] | None:
+    """``mca_calibration`` as (a, b, c) (energy = a + b·ch + c·ch²; c = 0 when two are given);
+    refuse anything but 2 or 3 finite numbers with b != 0. The spec translator's option and the
+    XRF steps' parameter."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        numbers = []
+    if isinstance(value, (str, bytes)) or len(numbers) not in (2, 3):
+        raise InputError(
+            f"mca_calibration {value!r}: expected 2 or 3 numbers a b [c] "
+            "(energy = a + b·ch + c·ch²)"
+        )
+    if not all(np.isfinite(numbers)) or numbers[1] == 0:
+        raise InputError(f"mca_calibration {value!r}: numbers must be finite with b != 0")
+    a, b, *c = numbers
+    return (a, b, c[0] if c else 0.0)
