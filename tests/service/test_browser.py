@@ -95,7 +95,13 @@ def wait_js(page, expression, limit=30.0):
         if value:
             return value
         page.wait_for_timeout(100)
-    raise AssertionError(f"{expression}: not true within {limit} s")
+    seen = page.evaluate(
+        "JSON.stringify({error: document.getElementById('error').textContent,"
+        " selected: window.pyscatter && window.pyscatter.selected,"
+        " position: window.pyscatter && window.pyscatter.position"
+        " && window.pyscatter.position.index})"
+    )
+    raise AssertionError(f"{expression}: not true within {limit} s (page: {seen})")
 
 
 def open_map(page, **params):

@@ -211,6 +211,7 @@ async function selectPosition(index) {
     api("/api/position", { file: state.file, index }),
     api("/api/frame", { file: state.file, index, max_size: 192 }).catch(() => null),
   ]);
+  if (state.selected !== index) return;  // another position was clicked meanwhile
   state.position = position;
   state.frame = frame;
   drawPosition();
@@ -303,8 +304,10 @@ async function poll() {
     if (state.polls % 5 === 0) { await loadGroups(false); await refreshJobs(); }
     await refreshMap();
     const p = state.position;
-    if (p && state.selected !== null && p.iq && p.iq.y.every((v) => v === null)) {
-      await selectPosition(state.selected);  // the position was clicked before it was computed
+    const shown = p && p.index === state.selected;
+    if (state.selected !== null && (!shown || (p.iq && p.iq.y.every((v) => v === null)))) {
+      // the position's request failed, or it was clicked before it was computed: again
+      await selectPosition(state.selected);
     }
     showError(null);
   } catch (err) {
