@@ -49,7 +49,9 @@ NOOP_SHAPE = (64, 64)
 
 def _env() -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled once (.pyc)
+    return env
 
 
 def python(code: str) -> list[str]:

@@ -17,11 +17,14 @@ QUIET = False
 
 def bar(total: int, *, desc: str, unit: str, enabled: bool = True, **kwargs: Any):
     """A :func:`tqdm.auto.tqdm` bar for ``total`` items, shown only where it makes sense."""
+    if QUIET or not enabled:  # tqdm.auto imports asyncio (30 ms): not for a hidden bar
+        from tqdm import tqdm as plain
+
+        return plain(total=total, desc=desc, unit=unit, disable=True, **kwargs)
     from tqdm.auto import tqdm
 
-    if QUIET or not enabled:
-        disable: bool | None = True
-    elif _in_notebook(tqdm):
+    disable: bool | None
+    if _in_notebook(tqdm):
         disable = False
     else:
         disable = None if _stderr_is_terminal() else True

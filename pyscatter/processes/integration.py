@@ -219,9 +219,11 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
         )
         self.setup = setup
         self._shape = setup.frame_shape
-        radial, azimuth = check_ranges(
-            setup.integrator, setup.frame_shape, unit, radial_range, azimuth_range
-        )
+        radial, azimuth = None, None
+        if radial_range is not None or azimuth_range is not None:  # pyFAI only then
+            radial, azimuth = check_ranges(
+                setup.integrator, setup.frame_shape, unit, radial_range, azimuth_range
+            )
         if setup.series is not None:  # one common axis for every position's geometry
             radial, azimuth = series_ranges(
                 setup,
@@ -255,8 +257,11 @@ class AzimuthalIntegration(SetupHooks, ScatterProcess):
             params = dict(self.parameters, source=self._source.name)
             setup = self.setup
             arrays = setup.local_arrays(self._source.file)
-            self._local = make_function(
-                setup.integrator, params, integrator_options(params, arrays), series=setup.series
+            self._local = make_function(  # the integrator only if built: the cache may hold all
+                setup.built_integrator,
+                params,
+                integrator_options(params, arrays),
+                series=setup.series,
             )
             release_memory()
         return self._local

@@ -187,8 +187,9 @@ def test_progress_bars_show_in_a_notebook(monkeypatch):
     progress.bar(3, desc="x", unit="pos")
     assert seen["disable"] is False
     monkeypatch.setattr(progress, "QUIET", True)  # -q silences it there too
-    progress.bar(3, desc="x", unit="pos")
-    assert seen["disable"] is True
+    seen.clear()
+    hidden = progress.bar(3, desc="x", unit="pos")
+    assert hidden.disable is True and "disable" not in seen  # a plain tqdm, never shown
 
 
 def test_read_only_mount_reuses_complete_results_and_refuses_work_clearly(monkeypatch, scan_file):
