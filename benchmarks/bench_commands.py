@@ -20,10 +20,18 @@ Commands, 1000 bins in q (nm⁻¹), ``bbox,csr,cython``, solid angle, no polariz
   -o scan.h5 --poni P`` (compressed chunks copied, not decoded), then ``pyscatter integrate
   scan.h5 --npt 1000 --method bbox,csr,cython --mask M``; counted together (wall times added,
   peak the larger);
+- **pyscatter, --link vds**: the same with ``--link vds`` (a virtual dataset over the source
+  file: nothing copied), and ``cp`` of the frames' file beside them: what writing the copy of
+  ``--link`` costs on this disk;
 - **pyFAI-diffmap** ``--no-gui --config diffmap.json -o out.h5 FILE`` (the same geometry, bins,
   method, unit and mask in its JSON);
 - **naive script**: h5py ``dset[i]`` → ``ai.integrate1d_ng(frame, 1000, method=("bbox", "csr",
   "cython"), mask=...)`` → the row into another HDF5 file (:data:`NAIVE_SCRIPT`).
+
+The pyscatter children share one matrix cache of this run (``PYSCATTER_CACHE``): the warm-up
+round fills it, so every timed run is the next command with the same geometry, as at a beamline
+(geometry, mask and bins change rarely); the first command with an empty cache is timed once
+and reported on its own row.
 
 Orientation (``oriented``): a pyscatter file of ``oriented_map`` frames (300 positions of
 192 × 224) through ``pyscatter profiles`` → ``fit`` → ``order`` as three commands and as one
@@ -170,10 +178,18 @@ with h5py.File(src, "r") as h5:
 """
 
 
-def _env(root: Path = ROOT) -> dict[str, str]:
+#: The matrix cache of the pyscatter children (``PYSCATTER_CACHE``), set by :func:`measure`:
+#: a folder of this run, so that "warm" and "cold" mean what they say.
+CACHE: list[Path] = []
+
+
+def _env(root: Path = ROOT, cache: Path | None = None) -> dict[str, str]:
     """The children's environment: this checkout (or ``root``) first, no thread limits (as
-    users run)."""
+    users run), the matrix cache of this run (``cache``, else :data:`CACHE`'s)."""
     env = dict(os.environ)
+    cache = cache if cache is not None else (CACHE[-1] if CACHE else None)
+    if cache is not None:
+        env["PYSCATTER_CACHE"] = str(cache)
     env.pop("OMP_NUM_THREADS", None)
     # as installed: modules compiled once (.pyc), not at every start (70 ms of a command here)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -203,12 +219,14 @@ class Run:
     parts: tuple[Run, ...] = ()  # the commands of a sequence (see combine)
 
 
-def launch(argv: list[str], timeout: float = 3600, root: Path = ROOT) -> Run:
-    """Run ``argv`` to its end under :data:`LAUNCHER` (pyscatter from ``root``); its wall time
-    and peak RSS."""
+def launch(
+    argv: list[str], timeout: float = 3600, root: Path = ROOT, cache: Path | None = None
+) -> Run:
+    """Run ``argv`` to its end under :data:`LAUNCHER` (pyscatter from ``root``, matrix cache
+    ``cache`` or :data:`CACHE`'s); its wall time and peak RSS."""
     proc = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *argv],
-        env=_env(root),
+        env=_env(root, cache),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -324,23 +342,38 @@ def latest_group(path: Path, process: str) -> str:
 # ----------------------------------------------------------------------------- integration
 
 
-def translate_argv(inputs: Inputs, out: Path) -> list[str]:
-    """``pyscatter translate FILE --link --poni P -o out``, as :func:`run_pyscatter` runs it."""
+def translate_argv(inputs: Inputs, out: Path, link: str = "chunks") -> list[str]:
+    """``pyscatter translate FILE --link [vds] --poni P -o out``, as :func:`run_pyscatter`
+    runs it (``link``: "chunks", the default of ``--link``, copies the compressed chunks;
+    "vds" leaves the frames in the source)."""
     return pyscatter_cli(
-        "translate", inputs.frames, "--format", "nexus", "--dataset", DATASET, "--link",
+        "translate", inputs.frames, "--format", "nexus", "--dataset", DATASET,
+        *(["--link"] if link == "chunks" else ["--link", link]),
         "-o", out, "--poni", inputs.poni, "--overwrite",
     )  # fmt: skip
 
 
-def run_pyscatter(inputs: Inputs, work: Path) -> Run:
-    """``pyscatter translate --link`` then ``pyscatter integrate``, counted together."""
-    out = work / "scan.h5"
-    translate = translate_argv(inputs, out)
+def run_pyscatter(
+    inputs: Inputs, work: Path, link: str = "chunks", cache: Path | None = None
+) -> Run:
+    """``pyscatter translate --link [vds]`` then ``pyscatter integrate``, counted together."""
+    out = work / ("scan.h5" if link == "chunks" else f"scan_{link}.h5")
+    translate = translate_argv(inputs, out, link)
     integrate = pyscatter_cli(
         "integrate", out, "--npt", NPT, "--unit", UNIT, "--method", METHOD,
         "--mask", inputs.mask, "--no-progress",
     )  # fmt: skip
-    return combine(launch(translate), launch(integrate))
+    return combine(launch(translate, cache=cache), launch(integrate, cache=cache))
+
+
+def run_copy(inputs: Inputs, work: Path) -> Run:
+    """``cp`` of the frames' file: what writing the frames' bytes once costs on this disk (the
+    floor of ``--link``'s copy of the chunks)."""
+    target = work / "copy.h5"
+    target.unlink(missing_ok=True)
+    run = launch(["cp", str(inputs.frames), str(target)])
+    target.unlink(missing_ok=True)
+    return run
 
 
 def run_diffmap(inputs: Inputs, work: Path, config: Path) -> Run:
@@ -373,6 +406,9 @@ def agreement(work: Path) -> dict[str, float]:
     with h5py.File(work / "naive.h5", "r") as h5:
         naive = h5["I"][()]
         q_naive = h5["q"][()]
+    vds = work / "scan_vds.h5"
+    with h5py.File(vds, "r") as h5:
+        ours_vds = h5[latest_group(vds, "AzimuthalIntegration")]["Intensity"][()]
 
     def dev(theirs: np.ndarray) -> float:
         keep = np.isfinite(theirs) & (theirs != 0)
@@ -382,6 +418,7 @@ def agreement(work: Path) -> dict[str, float]:
         "diffmap": dev(diffmap),
         "naive": dev(naive),
         "q": float(np.max(np.abs(q_diffmap - q_naive) / q_naive)),
+        "vds_identical": bool(np.array_equal(ours_vds.reshape(ours.shape), ours, equal_nan=True)),
         "frames_compared": ours.shape[0],
     }
 
@@ -390,18 +427,26 @@ def measure_integration(inputs: Inputs, work: Path, rounds: int) -> dict[str, An
     """The three commands on ``inputs``, alternating, ``rounds`` rounds (after one warm-up each)."""
     work.mkdir(parents=True, exist_ok=True)
     config = diffmap_config(inputs, work / "diffmap.json")
-    runs: dict[str, list[Run]] = {"pyscatter": [], "diffmap": [], "naive": []}
+    runs: dict[str, list[Run]] = {k: [] for k in ("pyscatter", "vds", "diffmap", "naive", "cp")}
     funcs = {
         "pyscatter": lambda: runs["pyscatter"].append(run_pyscatter(inputs, work)),
+        "vds": lambda: runs["vds"].append(run_pyscatter(inputs, work, "vds")),
         "diffmap": lambda: runs["diffmap"].append(run_diffmap(inputs, work, config)),
         "naive": lambda: runs["naive"].append(run_naive(inputs, work)),
+        "cp": lambda: runs["cp"].append(run_copy(inputs, work)),
     }
+    # cold: the first command with this geometry (an empty matrix cache), after the page cache
+    # holds the frames; then every run is warm, as the next scan with the same geometry
+    cold_cache = work / "cold-cache"
+    shutil.rmtree(cold_cache, ignore_errors=True)
+    launch(["cat", str(inputs.frames)])  # the frames in the page cache, as for the others
+    cold = run_pyscatter(inputs, work, cache=cold_cache)
     for func in funcs.values():  # warm-up: page cache, .pyc files, pyFAI's first-use imports
         func()
     for name in runs:
         runs[name].clear()
     common.interleaved(funcs, rounds)
-    return {"n": inputs.n, "runs": runs, "agreement": agreement(work)}
+    return {"n": inputs.n, "runs": runs, "cold": cold, "agreement": agreement(work)}
 
 
 # ----------------------------------------------------------------------------- decode ceiling
@@ -588,20 +633,28 @@ def _secs(runs: list[Run]) -> str:
 def integration_rows(result: dict[str, Any], *, full_size: int) -> list[common.Row]:
     """Frames/s against pyFAI-diffmap and the naive script; peak RSS against pyFAI-diffmap's."""
     n, runs, agree = result["n"], result["runs"], result["agreement"]
-    ours, diffmap, naive = (n / _med(runs[k]) for k in ("pyscatter", "diffmap", "naive"))
+    ours, vds, diffmap, naive = (
+        n / _med(runs[k]) for k in ("pyscatter", "vds", "diffmap", "naive")
+    )
     if n == SMALL_SIZE:
         target_diffmap, checked = "≥ 2×", True
     else:
         target_diffmap, checked = ("≥ 5×", True) if n == full_size else ("(≥ 5× at 1000)", False)
     checked_naive = n == full_size
     what = f"{n} Eiger-like frames (bslz4, gaps + dead pixels 0xFFFFFFFF)"
+    translate, integrate = (_med([r.parts[k] for r in runs["pyscatter"]]) for k in (0, 1))
     common_note = (
         f"{len(runs['pyscatter'])} rounds, alternating; seconds per round: pyscatter "
-        f"{_secs(runs['pyscatter'])}, pyFAI-diffmap {_secs(runs['diffmap'])}, naive "
-        f"{_secs(runs['naive'])}; max rel. deviation of I(q) over {agree['frames_compared']} "
-        f"frames from pyFAI-diffmap {agree['diffmap']:.1e}, from the naive script "
-        f"{agree['naive']:.1e} (q axes {agree['q']:.1e})"
+        f"{_secs(runs['pyscatter'])} (median translate {translate:.2f} + integrate "
+        f"{integrate:.2f}), with --link vds {_secs(runs['vds'])}, pyFAI-diffmap "
+        f"{_secs(runs['diffmap'])}, naive {_secs(runs['naive'])}; `cp` of the frames' file "
+        f"{_med(runs['cp']):.2f} s (what writing the copy costs on this disk); max rel. "
+        f"deviation of I(q) over {agree['frames_compared']} frames from pyFAI-diffmap "
+        f"{agree['diffmap']:.1e}, from the naive script {agree['naive']:.1e} (q axes "
+        f"{agree['q']:.1e}); --link vds gives the same bits: {agree['vds_identical']}; matrix "
+        "cache warm (the first command with this geometry: next row)"
     )
+    cold = result["cold"]
     rows = [
         common.Row(
             f"commands, {what}: `pyscatter translate --link` + `integrate` vs `pyFAI-diffmap`",
@@ -612,6 +665,29 @@ def integration_rows(result: dict[str, Any], *, full_size: int) -> list[common.R
             passed=ours / diffmap >= float(target_diffmap[2]) if checked else None,
             note="whole processes, wall clock, 1000 bins q_nm^-1, bbox/csr, mask file; "
             + common_note,
+        ),
+        common.Row(
+            f"commands, {n} frames: `pyscatter translate --link vds` (frames left in the "
+            "source) + `integrate` vs `pyFAI-diffmap`",
+            vds,
+            diffmap,
+            "frames/s",
+            target=target_diffmap,
+            passed=vds / diffmap >= float(target_diffmap[2]) if checked else None,
+            note="the same, translated as a virtual dataset over the source file instead of "
+            "copying its chunks; median translate "
+            f"{_med([r.parts[0] for r in runs['vds']]):.2f} + integrate "
+            f"{_med([r.parts[1] for r in runs['vds']]):.2f} s",
+        ),
+        common.Row(
+            f"commands, {n} frames, cold matrix cache (the first command with this geometry): "
+            "`pyscatter translate --link` + `integrate` vs `pyFAI-diffmap`",
+            n / cold.wall,
+            diffmap,
+            "frames/s",
+            note=f"one run, empty PYSCATTER_CACHE: translate {cold.parts[0].wall:.2f} + "
+            f"integrate {cold.parts[1].wall:.2f} s (pyFAI imported, the matrix built and "
+            "stored); every later command with the same geometry, mask and bins loads it",
         ),
         common.Row(
             f"commands, {n} frames: `pyscatter translate --link` + `integrate` vs naive "
@@ -681,23 +757,30 @@ def orientation_rows(result: dict[str, Any]) -> list[common.Row]:
     return rows
 
 
-def ceiling_row(result: dict[str, Any], ceiling: dict[str, Any]) -> common.Row:
+def ceiling_rows(result: dict[str, Any], ceiling: dict[str, Any]) -> list[common.Row]:
     n = result["n"]
-    ours = n / _med(result["runs"]["pyscatter"])
-    return common.Row(
-        f"commands, {n} frames: end-to-end frames/s as a fraction of the bslz4 decode ceiling "
-        "(all cores)",
-        ours,
-        ceiling["fps"],
-        "frames/s",
-        target="≥ 50 %",
-        passed=ours / ceiling["fps"] >= 0.5,
-        note=(
-            f"ceiling: {ceiling['processes']} processes each reading + decoding its share of "
-            f"the frames (h5py read_direct, one frame at a time), frames over the slowest "
-            "loop; rounds: " + ", ".join(f"{x:.0f}" for x in ceiling["all"]) + " frames/s"
-        ),
-    )
+    rows = []
+    for key, how in (("pyscatter", "--link"), ("vds", "--link vds")):
+        ours = n / _med(result["runs"][key])
+        rows.append(
+            common.Row(
+                f"commands, {n} frames: end-to-end frames/s (translate {how} + integrate) as "
+                "a fraction of the bslz4 decode ceiling (all cores)",
+                ours,
+                ceiling["fps"],
+                "frames/s",
+                target="≥ 50 %",
+                passed=ours / ceiling["fps"] >= 0.5,
+                note=(
+                    f"ceiling: {ceiling['processes']} processes each reading + decoding its "
+                    "share of the frames (h5py read_direct, one frame at a time), frames over "
+                    "the slowest loop; rounds: "
+                    + ", ".join(f"{x:.0f}" for x in ceiling["all"])
+                    + " frames/s"
+                ),
+            )
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------- figure
@@ -713,6 +796,7 @@ def measure(
     """The whole ``commands`` figure: inputs, every comparison, the rows."""
     rows: list[common.Row] = []
     results = []
+    CACHE.append(workdir / "cache")  # this run's matrix cache (see _env)
     for n in sizes:
         t0 = time.perf_counter()
         inputs = write_inputs(workdir / f"eiger_{n}", n)
@@ -722,7 +806,7 @@ def measure(
         rows += integration_rows(results[-1][1], full_size=FULL_SIZE)
     inputs, largest = results[-1]
     ceiling = decode_ceiling(inputs, rounds)
-    rows.append(ceiling_row(largest, ceiling))
+    rows += ceiling_rows(largest, ceiling)
     oriented = write_oriented(workdir / "oriented", oriented_shape)
     rows += orientation_rows(measure_orientation(oriented, workdir / "oriented_work", rounds))
     say(f"  orientation measured; load average {os.getloadavg()[0]:.2f}")
