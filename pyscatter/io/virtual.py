@@ -251,6 +251,7 @@ class VirtualReader:
             return False
         sources = self._resolve(h5, dset)
         if sources is None:
+            STATS["fallbacks"] += 1
             return False
         try:
             done = self._fill(sources, out, start, stop) and _matches(dset, out, start, stop)
