@@ -140,6 +140,12 @@ def test_vds_integrates_to_the_bits_of_copied_chunks_and_to_pyfai(tmp_path, stat
             results[name] = group["Intensity"][()]
     assert stats["frames"] == N and stats["fallbacks"] == 0  # every frame from the sources
     assert results["vds"].tobytes() == results["chunks"].tobytes()
+    # joblib workers: each resolves the mappings and opens the sources itself
+    summary = run_on_file(
+        vds, AzimuthalIntegration, progress=False, max_mem_mb=0.05, n_jobs=2, override=True, **kw
+    )
+    with h5py.File(vds, "r") as h5:
+        assert h5[summary.group]["Intensity"][()].tobytes() == results["vds"].tobytes()
     for i in (0, 2, N - 1):
         ref = ai.integrate1d_ng(frames[i], kw["npt"], unit=kw["unit"], method=kw["method"])
         scale = np.abs(ref.intensity).max()
