@@ -2,11 +2,11 @@
 
 ``--link vds`` translations write ``Raw_Data`` as an HDF5 virtual dataset over the detector's
 files (:func:`pyscatter.io.raw.write_virtual_measurement`). Reading frames through HDF5's
-virtual-dataset machinery is slow (each block of rows is mapped element by element onto the
-source selections, then decoded by the filter into fresh memory: ~55 ms a 1M-pixel frame where
-the source's own chunk decodes in ~2 ms). The translators write only simple mappings, positions
-``[p, p + n)`` from source frames ``[s, s + n)``, so :class:`VirtualReader` resolves them once and
-reads the frames from the source datasets directly: one-frame bitshuffle-LZ4 chunks as stored
+virtual-dataset machinery is slow: 60-100 ms a 1M-pixel Eiger frame here, where reading the
+source's chunk, decoding it and checking its crc32 takes ~3 ms. The translators write only
+simple mappings, positions ``[p, p + n)`` from source frames ``[s, s + n)``, so
+:class:`VirtualReader` resolves them once and reads the frames from the source datasets
+directly: one-frame bitshuffle-LZ4 chunks as stored
 (:mod:`pyscatter.io.stored_chunks`, decoded outside h5py's lock with the GIL released), any other
 layout with ``read_direct`` on the source. Every frame is still checked against ``Raw_Data``'s
 ``Frame_Checksums``; whenever something is not that simple (another kind of mapping, a source
@@ -15,7 +15,7 @@ block through HDF5 as before (:func:`pyscatter.io.integrity.read_verified`), so 
 still reads as HDF5 reads it (the fill value) and a bad frame is reported by its position.
 
 **Where the sources are.** As HDF5 looks for them (``H5F_prefix_open_file``): an absolute name
-as it is, else its last component; then beside the virtual file (relative names are stored
+as it is, then its last component as a relative name would be; beside the virtual file (relative names are stored
 relative to its folder), then from the current directory, then beside the file's resolved path.
 A prefix from ``HDF5_VDS_PREFIX`` or the dataset access list leaves the reading to HDF5.
 
