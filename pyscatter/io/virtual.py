@@ -15,8 +15,9 @@ block through HDF5 as before (:func:`pyscatter.io.integrity.read_verified`), so 
 still reads as HDF5 reads it (the fill value) and a bad frame is reported by its position.
 
 **Where the sources are.** As HDF5 looks for them (``H5F_prefix_open_file``): an absolute name
-as it is, then its last component as a relative name would be; beside the virtual file (relative names are stored
-relative to its folder), then from the current directory, then beside the file's resolved path.
+as it is, then its last component as a relative name; a relative name beside the virtual file
+(translations store them relative to its folder), then from the current directory, then beside
+the file's resolved path.
 A prefix from ``HDF5_VDS_PREFIX`` or the dataset access list leaves the reading to HDF5.
 
 **Source handles.** Opened read-only. HDF5 opens the sources of a virtual dataset with the
