@@ -60,13 +60,14 @@ STATS: dict[str, int] = {"frames": 0, "fallbacks": 0}
 @dataclass(frozen=True)
 class _Piece:
     """Positions ``[position, position + count)`` hold frames ``[start, start + count)`` of the
-    source ``dataset`` in ``file`` (resolved)."""
+    source ``dataset`` in ``file`` (resolved), whose frames are ``frame_shape``."""
 
     position: int
     count: int
     file: str
     dataset: str
     start: int
+    frame_shape: tuple[int, ...]
 
 
 def _box(space: Any) -> list[tuple[int, int]] | None:
@@ -145,7 +146,8 @@ def _pieces(dset: h5py.Dataset) -> list[_Piece] | None:
         path = found[m.file_name]
         if path is None:
             return None  # missing: HDF5 reads the fill value, and reports it through the crc32
-        pieces.append(_Piece(vbox[0][0], vbox[0][1] - vbox[0][0], path, m.dset_name, sbox[0][0]))
+        count = vbox[0][1] - vbox[0][0]
+        pieces.append(_Piece(vbox[0][0], count, path, m.dset_name, sbox[0][0], src_shape[1:]))
     pieces.sort(key=lambda p: p.position)
     for a, b in zip(pieces, pieces[1:], strict=False):
         if a.position + a.count > b.position:
@@ -161,7 +163,6 @@ class _Sources:
         self.keep_open = keep_open
         self.fill = np.array(dset.fillvalue, dtype=dset.dtype)
         self.dtype = dset.dtype
-        self.n_spec = int(dset.shape[1])
         self._files: dict[str, h5py.File] = {}
         self._decoders: dict[tuple[str, str], Decoder | None] = {}
 
@@ -175,10 +176,8 @@ class _Sources:
         src = h5.get(piece.dataset)
         if not isinstance(src, h5py.Dataset) or src.ndim < 2:
             return None
-        if int(src.shape[0]) < piece.start + piece.count:
-            return None
-        if int(np.prod(src.shape[1:])) != self.n_spec:
-            return None
+        if int(src.shape[0]) < piece.start + piece.count or src.shape[1:] != piece.frame_shape:
+            return None  # not the extent the mapping was made for: HDF5 reads it
         key = (piece.file, piece.dataset)
         if key not in self._decoders:
             same = src.dtype == self.dtype
