@@ -54,7 +54,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
@@ -63,7 +63,7 @@ import h5py
 import numpy as np
 
 from pyscatter.errors import ExistingResultsError, InputError
-from pyscatter.io.integrity import frame_crc, stored_crc, write_checksums, write_chunk_checksums
+from pyscatter.io.integrity import stored_crc, write_checksums, write_chunk_checksums
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.safety import _fsync_dir, fsync, job_lock
 from pyscatter.io.usid import Dim, compression_options, write_ancillary
@@ -712,12 +712,17 @@ def write_virtual_measurement(
     mappings: Sequence[VirtualFrames],
     *,
     overwrite: bool = False,
+    sources: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Path:
     """Write a USID file whose ``Raw_Data`` is a virtual dataset over the source frames.
 
     Positions not covered by ``mappings`` read as zeros. Source files are referred to by their
     path relative to the folder of ``path`` (HDF5 looks for them there first), so the output and
     its sources can move together.
+
+    ``sources``, when given, is called once every frame's crc32 is computed and what it returns
+    becomes ``spec.attrs["sources"]`` (the source file records): a translator hashes the source
+    files in a thread meanwhile (:class:`pyscatter.translators.common.PendingRecords`).
 
     Raises
     ------
@@ -753,9 +758,12 @@ def write_virtual_measurement(
             return _usid_links(dset, spec, pos, sp)
 
         try:
+            crcs = _virtual_crcs(spec, mappings)
+            if sources is not None:
+                spec.attrs["sources"] = sources()
             with h5py.File(tmp, "w") as h5:
                 raw = _build(h5, spec, make_raw, storage="virtual")
-                write_checksums(raw, _virtual_crcs(spec, mappings))
+                write_checksums(raw, crcs)
                 records = json.dumps(spec.attrs.get("sources", []), sort_keys=True, default=str)
                 raw.attrs["sha256"] = hashlib.sha256(records.encode()).hexdigest()
                 raw.attrs["sha256_of"] = "the source file records (names, sizes, sha256)"
@@ -768,24 +776,11 @@ def write_virtual_measurement(
 
 
 def _virtual_crcs(spec: MeasurementSpec, mappings: Sequence[VirtualFrames]) -> np.ndarray:
-    """crc32 of every frame a virtual ``Raw_Data`` will show, read from the sources.
+    """crc32 of every frame a virtual ``Raw_Data`` will show, read from the sources
+    (:func:`pyscatter.io.virtual.virtual_crcs`). Positions no mapping covers read as zeros."""
+    from pyscatter.io.virtual import virtual_crcs
 
-    Read from the source files themselves (read-only), not through the new file's mapping: HDF5
-    would open the sources read-write like the file being written, which fails for a source
-    this process already holds open read-only. Positions no mapping covers read as zeros.
-    """
-    import hdf5plugin  # noqa: F401 - sources may be compressed
-
-    dtype = np.dtype(spec.dtype)
-    zeros = frame_crc(np.zeros(spec.n_spec, dtype=dtype))
-    crcs = np.full(spec.n_positions, zeros, dtype=np.uint32)
-    for m in mappings:
-        with h5py.File(m.file, "r") as src:
-            dset = src[m.dataset]
-            for j in range(m.count):
-                frame = np.asarray(dset[m.start + j], dtype=dtype)
-                crcs[m.position + j] = frame_crc(frame)
-    return crcs
+    return virtual_crcs(mappings, spec.n_positions, spec.n_spec, spec.dtype)
 
 
 def nominal_dims(names: Sequence[str], units: Sequence[str], sizes: Sequence[int]) -> list[Dim]:

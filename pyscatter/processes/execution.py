@@ -15,9 +15,12 @@ writes each computed block (data, barrier, flag, barrier) while the next is comp
 h5py call of the run happens in that thread and the computation never waits for h5py's lock.
 Frames stored as bitshuffle-LZ4 chunks (one frame per chunk, as detectors and ``--link``
 translations write them) are read as stored bytes and decoded by the bitshuffle library of
-hdf5plugin through ctypes (:func:`stored_decoder`), which releases the GIL and h5py's lock and
-decodes into the reused buffer (HDF5's filter decodes into fresh memory, then copies); the
-kernels run in numpy and scipy with the GIL released, so the two overlap on two cores.
+hdf5plugin through ctypes (:func:`stored_decoder`, from :mod:`pyscatter.io.stored_chunks`),
+which releases the GIL and h5py's lock and decodes into the reused buffer (HDF5's filter decodes
+into fresh memory, then copies); the kernels run in numpy and scipy with the GIL released, so
+the two overlap on two cores. A virtual ``Raw_Data`` (``--link vds``) is read from its source
+files the same way (:class:`pyscatter.io.virtual.VirtualReader`), not through HDF5's
+virtual-dataset reading, which is ~20 times slower.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ from pyscatter.io.integrity import (
     read_verified,
     stored_crc,
 )
+from pyscatter.io.stored_chunks import (  # noqa: F401 - the names processes imported from here
+    _bshuf_decompress_lz4,
+    read_chunk,
+    stored_decoder,
+)
+from pyscatter.io.virtual import VirtualReader
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +88,10 @@ class FrameReader:
     ``slot`` (:class:`ReadAhead` gives each block in flight its own) and returns them shaped
     (n, rows, cols) together with whatever ``read_extra(h5, start, stop)`` returns (e.g.
     monitor values: every read of the file belongs to this stage, so the computation never
-    waits for h5py). HDF5 reads and decompresses with the GIL released.
+    waits for h5py). HDF5 reads and decompresses with the GIL released. The frames come from
+    their stored chunks (:func:`read_stored`), or from the source files of a virtual dataset
+    (:class:`~pyscatter.io.virtual.VirtualReader`, whose source files it holds), else from HDF5
+    (:func:`~pyscatter.io.integrity.read_verified`); every path checks each frame's checksum.
     """
 
     def __init__(
@@ -92,6 +104,7 @@ class FrameReader:
         self.shape = (int(shape[0]), int(shape[1]))
         self.read_extra = read_extra
         self._buffers: dict[int, np.ndarray] = {}  # slot -> buffer of the largest block seen
+        self._virtual = VirtualReader()  # a virtual Raw_Data: its sources, resolved once
 
     def read(self, h5: h5py.File, start: int, stop: int, slot: int = 0) -> tuple[np.ndarray, Any]:
         dset = h5[self.source]
@@ -100,81 +113,13 @@ class FrameReader:
         if buf is None or buf.shape[0] < n or buf.dtype != dset.dtype:
             buf = self._buffers[slot] = np.empty((n, dset.shape[1]), dtype=dset.dtype)
         frames = buf[:n]
-        if not read_stored(dset, frames, start, stop):
+        if not (
+            read_stored(dset, frames, start, stop)
+            or self._virtual.read(h5, dset, frames, start, stop)
+        ):
             read_verified(dset, frames, start, stop)  # checks each frame's crc32
         extra = None if self.read_extra is None else self.read_extra(h5, start, stop)
         return frames.reshape((n, *self.shape)), extra
-
-
-_BITSHUFFLE, _BITSHUFFLE_LZ4 = 32008, 2  # HDF5 filter id; its cd_values[4] for LZ4
-_BSHUF: list[Any] = []  # [bshuf_decompress_lz4 or None], loaded once
-
-
-def _bshuf_decompress_lz4() -> Any:
-    """hdf5plugin's ``bshuf_decompress_lz4`` through ctypes (which releases the GIL), or None."""
-    if not _BSHUF:
-        func = None
-        try:
-            import ctypes
-            import glob
-
-            import hdf5plugin
-
-            for name in sorted(glob.glob(os.path.join(hdf5plugin.PLUGIN_PATH, "libh5bshuf*"))):
-                try:
-                    func = ctypes.CDLL(name).bshuf_decompress_lz4
-                except (OSError, AttributeError):
-                    continue
-                func.restype = ctypes.c_int64
-                size_t = ctypes.c_size_t
-                func.argtypes = [ctypes.c_void_p, ctypes.c_void_p, size_t, size_t, size_t]
-                break
-        except ImportError:  # pragma: no cover - hdf5plugin is a dependency
-            func = None
-        _BSHUF.append(func)
-    return _BSHUF[0]
-
-
-def stored_decoder(dset: h5py.Dataset) -> Callable[[bytes, np.ndarray], bool] | None:
-    """A decoder of ``dset``'s stored chunks into frames, or None where HDF5 must decode.
-
-    Only for one frame per chunk (``chunks == (1, n)``), a native numeric dtype and a pipeline
-    of bitshuffle-LZ4 alone with the dtype's element size. ``decode(chunk, row)`` fills ``row``
-    (one frame, C-contiguous) from a chunk's stored bytes as HDF5's bitshuffle filter does (the
-    same library function on the same bytes: 8 bytes of decoded size and 4 of block size, big
-    endian, then the blocks) and says whether it could; when it cannot (any other size, a
-    decoding error), the caller lets HDF5 read the block, so every error is reported as before.
-    """
-    dtype = dset.dtype
-    if dset.ndim != 2 or dset.chunks != (1, dset.shape[1]) or not dtype.isnative:
-        return None
-    if dtype.kind not in "uif":
-        return None
-    dcpl = dset.id.get_create_plist()
-    if dcpl.get_nfilters() != 1:
-        return None
-    code, _flags, values, _name = dcpl.get_filter(0)
-    if code != _BITSHUFFLE or len(values) < 5 or values[4] != _BITSHUFFLE_LZ4:
-        return None
-    if values[2] != dtype.itemsize:
-        return None
-    func = _bshuf_decompress_lz4()
-    if func is None:
-        return None
-    itemsize = dtype.itemsize
-
-    def decode(chunk: bytes, row: np.ndarray) -> bool:
-        if len(chunk) <= 12 or not row.flags.c_contiguous:
-            return False
-        nbytes = int.from_bytes(chunk[:8], "big")
-        block = int.from_bytes(chunk[8:12], "big")
-        if nbytes != row.nbytes or block % itemsize:
-            return False
-        src = np.frombuffer(chunk, dtype=np.uint8)
-        used = func(src.ctypes.data + 12, row.ctypes.data, row.size, itemsize, block // itemsize)
-        return int(used) == len(chunk) - 12
-
-    return decode
 
 
 def read_stored(dset: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> bool:
@@ -194,11 +139,8 @@ def read_stored(dset: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> b
     chunk_sums = _chunk_checksums(dset)
     expected = None if chunk_sums is None else chunk_sums[start:stop]
     for k in range(stop - start):
-        try:
-            mask, chunk = dset.id.read_direct_chunk((start + k, 0))
-        except (OSError, ValueError, RuntimeError, KeyError):
-            return False
-        if mask != 0:
+        chunk = read_chunk(dset, start + k)
+        if chunk is None:
             return False
         if expected is not None and (
             stored_crc(chunk) != int(expected[k, 0]) or int(expected[k, 1]) != 0

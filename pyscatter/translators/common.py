@@ -6,7 +6,8 @@ Translators import these instead of each other's private functions:
   checked against the first), :func:`load_mask`, :func:`image_dims`;
 * orientation: :data:`FLIPS`, :func:`check_flip`, :func:`flip_frame`, :func:`flip_centre`,
   :func:`orientation`;
-* provenance: :func:`file_record` (name, path, size, sha256), :func:`versions`,
+* provenance: :func:`file_record` (name, path, size, sha256), :class:`PendingRecords` (the
+  same, hashed in a thread while the translation reads the frames), :func:`versions`,
   :func:`package_version`, :func:`describe` (an option as recorded in the ``options`` attribute);
 * options: :func:`check_scan_options` (``incomplete``, ``snake``), :func:`check_link`;
 * HDF5 and headers: :data:`HDF5_SIGNATURE`, :func:`nx_class`, :func:`attr_text`,
@@ -32,6 +33,7 @@ import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ __all__ = [
     "FLIPS",
     "HDF5_SIGNATURE",
     "LINKS",
+    "PendingRecords",
     "attr_text",
     "check_flip",
     "check_frame",
@@ -285,6 +288,32 @@ def file_record(path: Path) -> dict[str, Any]:
         "size": path.stat().st_size,
         "sha256": digest.hexdigest(),
     }
+
+
+class PendingRecords:
+    """:func:`file_record` of ``paths``, computed in a thread while the caller works.
+
+    hashlib releases the GIL while it hashes, so a translation hashes its source files
+    (~0.8 s a GB) while it reads their frames. :meth:`result` waits for the records, in the
+    order of ``paths``, and raises what :func:`file_record` raised; :meth:`close` (call it in a
+    ``finally``) drops the files not yet begun and waits for the one under way.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyscatter-sha256")
+        self._futures = [self._pool.submit(file_record, p) for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def result(self) -> list[dict[str, Any]]:
+        """The records of every file (waits for them)."""
+        return [future.result() for future in self._futures]
+
+    def close(self) -> None:
+        """Drop the files not begun; wait for the one being hashed."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def package_version(name: str) -> str:

@@ -76,6 +76,7 @@ from pyscatter.io.usid import Dim, compression_options
 from pyscatter.translators.base import Translator, check_output, single_source
 from pyscatter.translators.common import (
     HDF5_SIGNATURE,
+    PendingRecords,
     attr_text,
     check_flip,
     check_link,
@@ -624,10 +625,25 @@ class NexusTranslator(Translator):
         except OSError as err:
             raise FileFormatError(f"{path}: not an HDF5 file h5py can open ({err})") from err
         signal = None
+        pending = None
         try:
             signal = _find_signal(h5, path, dataset)
+            if check_link(link) == "vds":  # hash the sources while their frames are read
+                pending = PendingRecords([path, *signal.files])
             spec, lead, frame_shape = self._spec(
-                h5, path, signal, axes, grid, kind, poni, mask, flip, dummy, dataset, compression
+                h5,
+                path,
+                signal,
+                axes,
+                grid,
+                kind,
+                poni,
+                mask,
+                flip,
+                dummy,
+                dataset,
+                compression,
+                pending,
             )
             link = _check_link(link, signal, lead, flip)
             spec.attrs["link"] = str(link)
@@ -642,7 +658,11 @@ class NexusTranslator(Translator):
             )
             if link == "vds":
                 return write_virtual_measurement(
-                    h5_path, spec, _virtual_mappings(signal), overwrite=overwrite
+                    h5_path,
+                    spec,
+                    _virtual_mappings(signal),
+                    overwrite=overwrite,
+                    sources=None if pending is None else pending.result,
                 )
             return write_measurement(
                 h5_path,
@@ -654,13 +674,30 @@ class NexusTranslator(Translator):
                 resume=resume,
             )
         finally:
+            if pending is not None:
+                pending.close()
             if signal is not None:
                 _close_pieces(signal, h5)
             h5.close()
 
     def _spec(
-        self, h5, path, signal, axes, grid, kind, poni, mask, flip, dummy, dataset, compression
+        self,
+        h5,
+        path,
+        signal,
+        axes,
+        grid,
+        kind,
+        poni,
+        mask,
+        flip,
+        dummy,
+        dataset,
+        compression,
+        pending=None,
     ) -> tuple[MeasurementSpec, tuple[int, ...], tuple[int, ...]]:
+        """The measurement spec; with ``pending`` (:class:`PendingRecords` of the source files,
+        under way) its ``sources`` are left for the writer to fill in."""
         kind = _kind(signal, kind)
         shape = signal.shape
         n_frame = 2 if kind == "image" else 1
@@ -691,12 +728,13 @@ class NexusTranslator(Translator):
                     f"{signal.where}: poni, mask and flip apply to images, not spectra"
                 )
             spec_dims = [Dim("Channel", "channel", np.arange(frame_shape[0]))]
-        records = [file_record(path)] + [file_record(f) for f in signal.files]
+        if pending is None:
+            records = [file_record(path)] + [file_record(f) for f in signal.files]
         attrs: dict[str, Any] = {
             **self.provenance(),
             "versions": versions("silx"),
-            "sources": records,
-            "n_sources": len(records),
+            "sources": records if pending is None else [],  # the writer's, once hashed
+            "n_sources": len(records) if pending is None else len(pending),
             "nexus_signal": signal.where,
             "kind": kind,
             "positions_source": pos.source,
