@@ -50,6 +50,7 @@ from pyscatter.io.integrity import (
 )
 from pyscatter.io.stored_chunks import (  # noqa: F401 - the names processes imported from here
     _bshuf_decompress_lz4,
+    decode_frames,
     read_chunk,
     stored_decoder,
 )
@@ -138,16 +139,19 @@ def read_stored(dset: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> b
     sums = _checksums(dset)
     chunk_sums = _chunk_checksums(dset)
     expected = None if chunk_sums is None else chunk_sums[start:stop]
-    for k in range(stop - start):
+    chunks = []
+    for k in range(stop - start):  # the stored bytes, under h5py's lock
         chunk = read_chunk(dset, start + k)
         if chunk is None:
             return False
-        if expected is not None and (
-            stored_crc(chunk) != int(expected[k, 0]) or int(expected[k, 1]) != 0
-        ):
-            return False
-        if not decode(chunk, out[k]):
-            return False
+        chunks.append(chunk)
+
+    def check(k: int, chunk: bytes) -> bool:
+        assert expected is not None
+        return stored_crc(chunk) == int(expected[k, 0]) and int(expected[k, 1]) == 0
+
+    if not decode_frames(decode, chunks, out, None if expected is None else check):
+        return False  # outside the lock, on the decoding threads
     if sums is not None:
         want = sums[start:stop]
         if any(frame_crc(out[k]) != int(want[k]) for k in range(stop - start)):
