@@ -33,10 +33,20 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["DECODE_THREADS", "Decoder", "decode_frames", "read_chunk", "stored_decoder"]
+__all__ = [
+    "DECODE_THREADS",
+    "DECODE_WINDOW",
+    "Decoder",
+    "decode_frames",
+    "read_chunk",
+    "stored_decoder",
+]
 
 DECODE_THREADS = 2
 """Threads decoding the frames of a block at once (at most the number of CPUs)."""
+DECODE_WINDOW = 4
+"""Chunks read (and held) at once before they are decoded: a few frames' stored bytes at most,
+whatever the block (the memory budget counts the decoded frames, not their chunks)."""
 
 #: ``decode(chunk, row)``: fills ``row`` (one frame, C-contiguous) from a chunk's stored bytes
 #: and says whether it could.
