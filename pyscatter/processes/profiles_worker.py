@@ -45,9 +45,9 @@ from pyscatter.kernels.rings import (  # noqa: F401  (re-exported: their histori
     shared_pixel_matrices,
     stacked_integrator,
 )
+from pyscatter.processes import setup_cache
 from pyscatter.processes.detector import read_arrays, read_mask  # noqa: F401  (read_mask re-exported)
 from pyscatter.processes.execution import FrameBlocks
-from pyscatter.processes import setup_cache
 from pyscatter.processes.integration_worker import frame_reader
 
 log = logging.getLogger(__name__)
