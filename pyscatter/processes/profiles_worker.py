@@ -79,9 +79,14 @@ def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
         masks.append(group["Mask"].name)
     shape = recorded_shape(params)
     mask = read_mask(profiles.file, [m for m in masks if m in profiles.file], shape)
-    inputs = cached_ring_inputs(None, params, mask)
-    n_radial, n_chi = inputs["sub_radial"].shape[1], inputs["azimuthal"].size
-    return chi_correlation(csr_from_arrays(inputs), len(params["rings"]), n_radial, n_chi)
+    if {"correct_solid_angle", "polarization_factor"} <= set(params):  # as recorded today
+        inputs = cached_ring_inputs(None, params, mask)  # no pyFAI when cached
+        matrix, sub_radial = csr_from_arrays(inputs), inputs["sub_radial"]
+        chi = inputs["azimuthal"]
+    else:
+        ai = integrator_from_config(params["geometry"])
+        matrix, sub_radial, chi, _ = ring_matrix(ai, params, mask)
+    return chi_correlation(matrix, len(params["rings"]), sub_radial.shape[1], chi.size)
 
 
 def matrix_parts(params: dict[str, Any], mask: np.ndarray | None) -> dict[str, Any]:

@@ -273,3 +273,22 @@ def test_a_corrupt_entry_is_rebuilt_and_gives_the_same_bits(tmp_path, scan_file,
     run_on_file(second, AzimuthalProfiles, **kwargs)
     assert matrix_cache.STATS["rejected"] > 0
     _assert_same(_results(scan_file, "AzimuthalProfiles"), _results(second, "AzimuthalProfiles"))
+
+
+def test_the_chi_correlation_of_recorded_profiles_comes_from_the_cache(
+    scan_file, cache, monkeypatch
+):
+    from pyscatter.kernels.rings import chi_correlation, ring_matrix
+
+    params, mask = _recorded(scan_file, AzimuthalProfiles, q=0.45, half_width=0.05, n_radial=3)
+    matrix, sub_radial, chi, _ = ring_matrix(
+        integrator_from_config(params["geometry"]), params, mask
+    )
+    want = chi_correlation(matrix, 1, sub_radial.shape[1], chi.size)
+    _no_pyfai(monkeypatch)
+    with h5py.File(scan_file, "r") as h5:
+        channel = h5[CHANNEL]
+        name = next(k for k in channel if "AzimuthalProfiles" in k)
+        got = profiles_worker.profile_correlation(channel[name]["Intensity"])
+    assert len(got) == len(want) == 1
+    assert (got[0] != want[0]).nnz == 0
