@@ -2,7 +2,11 @@
 
 Pure numerics (numpy, scipy.sparse) on pyFAI integrators passed in: no files. The workers
 (:mod:`pyscatter.processes.profiles_worker`, :mod:`pyscatter.processes.sectors_worker`) read
-the masks, dark, flat and frames and call these.
+the masks, dark, flat and frames and call these. Everything taken from pyFAI is gathered as
+plain arrays (:func:`ring_inputs`, :func:`geometry_inputs`), which the workers remember in the
+matrix cache; :meth:`RingProfiles.from_inputs` and :func:`stacked_from_inputs` build from
+them without pyFAI (the constructors that take an integrator build through them too, so both
+give the same bits).
 
 Every ring (or sector) is one pyFAI CSR integration: a 2-D one with ``n_radial`` radial
 sub-bins of equal width across [q − w, q + w] and ``npt_azim`` azimuthal bins for a ring, a
@@ -619,7 +623,7 @@ def ring_inputs_check(params: dict[str, Any]):
     shape = recorded_shape(params)
     n_pix = shape[0] * shape[1]
     cube = (len(params["rings"]), int(params.get("n_radial", 1)), int(params["npt_azim"]))
-    return _inputs_check(
+    return inputs_check(
         n_pix,
         lambda a: (
             a["sub_radial"].shape == cube[:2]
@@ -629,7 +633,10 @@ def ring_inputs_check(params: dict[str, Any]):
     )
 
 
-def _inputs_check(n_pix: int, sizes: Any):
+def inputs_check(n_pix: int, sizes: Any):
+    """A check of stored stacked-integrator inputs over ``n_pix`` pixels: the CSR arrays, the
+    per-pixel arrays (:func:`~pyscatter.kernels.csr.pixel_check`) and ``sizes(arrays)``, the
+    caller's test of the bin counts."""
     from pyscatter.io import matrix_cache
     from pyscatter.kernels.csr import pixel_check
 

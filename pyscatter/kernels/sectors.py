@@ -130,11 +130,11 @@ def sector_inputs_check(params: dict[str, Any]):
     """A check of stored :func:`sector_inputs` of ``params``: a CSR matrix over the frame's
     pixels with a row per (q bin, sector), bin and sector centres of those sizes, and per-pixel
     arrays of the frame's size."""
-    from pyscatter.kernels.rings import _inputs_check
+    from pyscatter.kernels.rings import inputs_check
 
     shape = recorded_shape(params)
     npt, n_sec = int(params["npt"]), len(params["sectors"])
-    return _inputs_check(
+    return inputs_check(
         shape[0] * shape[1],
         lambda a: (
             a["radial"].shape == (npt,)
