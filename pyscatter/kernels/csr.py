@@ -22,7 +22,16 @@ from pyscatter.errors import InputError
 from pyscatter.kernels.checks import check_frame_shape
 from pyscatter.kernels.integrate_reference import SPLITTINGS
 
-__all__ = ["csr_key", "load_csr", "pyfai_csr", "pyfai_inputs"]
+__all__ = [
+    "csr_arrays",
+    "csr_key",
+    "csr_from_arrays",
+    "load_csr",
+    "pixel_check",
+    "pixel_inputs",
+    "pyfai_csr",
+    "pyfai_inputs",
+]
 
 
 def _csr_method(method: Any, dim: int) -> Any:
@@ -224,6 +233,37 @@ def pyfai_inputs(
         correctSolidAngle=False,
     )
     matrix, csr = pyfai_csr(ai, shape, npt, npt_azim, geometry)  # cached by geometry
+    inputs = {
+        **pixel_inputs(
+            ai,
+            shape,
+            correct_solid_angle=correct_solid_angle,
+            polarization_factor=polarization_factor,
+        ),
+        "poisson_dark": np.array(
+            error_model == "poisson" and dim == 2 and not chosen.manage_variance
+        ),
+        "csr_key": np.array(csr["key"]),
+    }
+    return matrix, csr, inputs
+
+
+PIXEL_INPUTS = ("solid_angle", "polarization", "detector_flat", "detector_dark", "detector_dummy")
+"""The per-pixel inputs of a geometry that :func:`pixel_inputs` returns."""
+
+
+def pixel_inputs(
+    ai: Any,
+    shape: tuple[int, int],
+    *,
+    correct_solid_angle: bool,
+    polarization_factor: float | None,
+) -> dict[str, np.ndarray]:
+    """The per-pixel corrections of a geometry that an integrator takes from pyFAI, as plain
+    arrays (empty when unused): ``solid_angle`` (pyFAI's relative solid angle, when
+    ``correct_solid_angle``), ``polarization`` (with ``polarization_factor``, when not None),
+    the detector's ``detector_flat`` and ``detector_dark``, and ``detector_dummy`` ((dummy,
+    delta) with NaN for no delta, or empty)."""
     detector = ai.detector
 
     def array(value: Any) -> np.ndarray:
@@ -233,7 +273,7 @@ def pyfai_inputs(
     if detector.dummy is not None:
         delta = detector.delta_dummy
         dummy = np.array([detector.dummy, np.nan if delta is None else delta], dtype=np.float64)
-    inputs = {
+    return {
         "solid_angle": array(ai.solidAngleArray(shape, True) if correct_solid_angle else None),
         "polarization": array(
             None if polarization_factor is None else ai.polarization(shape, polarization_factor)
@@ -241,9 +281,36 @@ def pyfai_inputs(
         "detector_flat": array(detector.flatfield),
         "detector_dark": array(detector.darkcurrent),
         "detector_dummy": dummy,
-        "poisson_dark": np.array(
-            error_model == "poisson" and dim == 2 and not chosen.manage_variance
-        ),
-        "csr_key": np.array(csr["key"]),
     }
-    return matrix, csr, inputs
+
+
+def pixel_check(n_pix: int):
+    """A check of stored :func:`pixel_inputs`: each array empty or of ``n_pix`` values, the
+    dummy empty or a pair."""
+
+    def check(arrays: dict[str, np.ndarray]) -> bool:
+        if not set(PIXEL_INPUTS) <= set(arrays):
+            return False
+        sizes = [arrays[name].size for name in PIXEL_INPUTS[:4]]
+        return all(n in (0, n_pix) for n in sizes) and arrays["detector_dummy"].size in (0, 2)
+
+    return check
+
+
+def csr_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """``data``, ``indices``, ``indptr`` and ``n_pix`` of a CSR matrix (what can be stored)."""
+    csr = sp.csr_matrix(matrix)
+    return {
+        "data": np.asarray(csr.data),
+        "indices": np.asarray(csr.indices),
+        "indptr": np.asarray(csr.indptr),
+        "n_pix": np.array(csr.shape[1]),
+    }
+
+
+def csr_from_arrays(arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    """The CSR matrix of :func:`csr_arrays`."""
+    return sp.csr_matrix(
+        (arrays["data"], arrays["indices"], arrays["indptr"]),
+        shape=(arrays["indptr"].size - 1, int(arrays["n_pix"])),
+    )

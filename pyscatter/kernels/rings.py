@@ -2,7 +2,11 @@
 
 Pure numerics (numpy, scipy.sparse) on pyFAI integrators passed in: no files. The workers
 (:mod:`pyscatter.processes.profiles_worker`, :mod:`pyscatter.processes.sectors_worker`) read
-the masks, dark, flat and frames and call these.
+the masks, dark, flat and frames and call these. Everything taken from pyFAI is gathered as
+plain arrays (:func:`ring_inputs`, :func:`geometry_inputs`), which the workers remember in the
+matrix cache; :meth:`RingProfiles.from_inputs` and :func:`stacked_from_inputs` build from
+them without pyFAI (the constructors that take an integrator build through them too, so both
+give the same bits).
 
 Every ring (or sector) is one pyFAI CSR integration: a 2-D one with ``n_radial`` radial
 sub-bins of equal width across [q − w, q + w] and ``npt_azim`` azimuthal bins for a ring, a
@@ -48,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pyscatter.errors import InputError
-from pyscatter.kernels.csr import pyfai_csr
+from pyscatter.kernels.csr import csr_arrays, csr_from_arrays, pixel_inputs, pyfai_csr
 from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
 
 
@@ -178,26 +182,73 @@ def stacked_integrator(
     (``dim=2``) integration adds max(dark, 0) to each pixel's variance, as pyFAI's
     ``integrate2d_ng`` (and ``BatchIntegrator.from_pyfai``) does.
     Rows are ``i_radial * len(azimuthal) + i_azimuthal``; empty bins come out NaN.
+    (:func:`stacked_from_inputs` of the geometry's :func:`geometry_inputs`.)
     """
-    detector = ai.detector
+    return stacked_from_inputs(
+        geometry_inputs(ai, shape, params),
+        shape,
+        matrix,
+        radial=radial,
+        azimuthal=azimuthal,
+        unit=unit,
+        mask=mask,
+        params=params,
+        dark=dark,
+        flat=flat,
+        dim=dim,
+    )
+
+
+def geometry_inputs(ai: Any, shape: tuple[int, int], params: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`stacked_integrator` takes from pyFAI besides the matrix: the per-pixel
+    arrays of :func:`~pyscatter.kernels.csr.pixel_inputs` for the corrections of ``params``."""
+    return pixel_inputs(
+        ai,
+        shape,
+        correct_solid_angle=bool(params["correct_solid_angle"]),
+        polarization_factor=params["polarization_factor"],
+    )
+
+
+def stacked_from_inputs(
+    inputs: dict[str, np.ndarray],
+    shape: tuple[int, int],
+    matrix: sp.csr_matrix,
+    *,
+    radial: np.ndarray,
+    azimuthal: np.ndarray,
+    unit: str,
+    mask: np.ndarray | None,
+    params: dict[str, Any],
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+    dim: int = 1,
+) -> BatchIntegrator:
+    """:func:`stacked_integrator` from its :func:`geometry_inputs` (computed, or loaded from
+    the matrix cache): no pyFAI call."""
+
+    def array(name: str) -> np.ndarray | None:
+        value = inputs[name]
+        return value if value.size else None
+
     dummy, error_model = params["dummy"], params["error_model"]
     detector_dummy = None
-    if dummy is None and detector.dummy is not None:
-        detector_dummy = (detector.dummy, detector.delta_dummy)
+    if dummy is None and inputs["detector_dummy"].size:
+        value, delta = (float(v) for v in inputs["detector_dummy"])
+        detector_dummy = (value, None if np.isnan(delta) else delta)
     poisson_offset = None
     if error_model == "poisson" and dim == 2 and dark is not None:
         poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
-    polarization = params["polarization_factor"]
     return BatchIntegrator(
         matrix,
         shape,
         radial=radial,
         unit=unit,
         azimuthal=azimuthal,
-        solid_angle=ai.solidAngleArray(shape, True) if params["correct_solid_angle"] else None,
-        polarization=None if polarization is None else ai.polarization(shape, polarization),
-        flat=detector.flatfield if flat is None else flat,
-        dark=detector.darkcurrent if dark is None else dark,
+        solid_angle=array("solid_angle") if params["correct_solid_angle"] else None,
+        polarization=None if params["polarization_factor"] is None else array("polarization"),
+        flat=array("detector_flat") if flat is None else flat,
+        dark=array("detector_dark") if dark is None else dark,
         mask=mask,
         dummy=dummy,
         delta_dummy=params["delta_dummy"],
@@ -423,9 +474,38 @@ class RingProfiles:
         dark: np.ndarray | None = None,
         flat: np.ndarray | None = None,
     ) -> None:
-        matrix, sub_radial, chi, unit = ring_matrix(ai, params, mask)
+        self._build(ring_inputs(ai, params, mask), params, mask, dark=dark, flat=flat)
+
+    @classmethod
+    def from_inputs(
+        cls,
+        inputs: dict[str, np.ndarray],
+        params: dict[str, Any],
+        mask: np.ndarray | None,
+        *,
+        dark: np.ndarray | None = None,
+        flat: np.ndarray | None = None,
+    ) -> RingProfiles:
+        """The profiles of :func:`ring_inputs` (computed, or loaded from the matrix cache):
+        no pyFAI call. The other parameters as for the class."""
+        self = cls.__new__(cls)
+        self._build(inputs, params, mask, dark=dark, flat=flat)
+        return self
+
+    def _build(
+        self,
+        inputs: dict[str, np.ndarray],
+        params: dict[str, Any],
+        mask: np.ndarray | None,
+        *,
+        dark: np.ndarray | None,
+        flat: np.ndarray | None,
+    ) -> None:
+        matrix = csr_from_arrays(inputs)
+        sub_radial = np.asarray(inputs["sub_radial"], dtype=np.float64)
+        unit = str(inputs["unit"])
         self.radial = np.array([ring["q"] for ring in params["rings"]], dtype=np.float64)
-        self.azimuthal = np.asarray(chi, dtype=np.float64)
+        self.azimuthal = np.asarray(inputs["azimuthal"], dtype=np.float64)
         self.sub_radial = sub_radial
         self.min_coverage = float(params.get("min_coverage", 0.0))
         self.unit = unit
@@ -435,8 +515,8 @@ class RingProfiles:
             shared = shared_pixel_matrices(matrix, *self._cube)
         self.n_shared = len(shared)
         stacked = sp.vstack([matrix, *shared], format="csr")
-        self.integrator = stacked_integrator(
-            ai,
+        self.integrator = stacked_from_inputs(
+            inputs,
             recorded_shape(params),
             stacked,
             radial=np.arange(stacked.shape[0] // self.azimuthal.size, dtype=np.float64),
@@ -521,6 +601,69 @@ def ring_matrix(
     return sp.vstack(pieces, format="csr"), np.array(centres), chi, unit
 
 
+def ring_inputs(ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Everything :class:`RingProfiles` takes from pyFAI, as plain arrays (what the matrix
+    cache stores): the :func:`ring_matrix` (``data``, ``indices``, ``indptr``, ``n_pix``), the
+    sub-bin centres ``sub_radial``, the chi centres ``azimuthal``, the ``unit`` and the
+    :func:`geometry_inputs` of ``params``."""
+    matrix, sub_radial, chi, unit = ring_matrix(ai, params, mask)
+    return {
+        **csr_arrays(matrix),
+        "sub_radial": np.asarray(sub_radial, dtype=np.float64),
+        "azimuthal": np.asarray(chi, dtype=np.float64),
+        "unit": np.array(unit),
+        **geometry_inputs(ai, recorded_shape(params), params),
+    }
+
+
+def ring_inputs_check(params: dict[str, Any]):
+    """A check of stored :func:`ring_inputs` of ``params``: a CSR matrix over the frame's pixels
+    with a row per (ring, sub-bin, chi), sub-bin and chi centres of those sizes, and per-pixel
+    arrays of the frame's size."""
+    shape = recorded_shape(params)
+    n_pix = shape[0] * shape[1]
+    cube = (len(params["rings"]), int(params.get("n_radial", 1)), int(params["npt_azim"]))
+    return inputs_check(
+        n_pix,
+        lambda a: (
+            a["sub_radial"].shape == cube[:2]
+            and a["azimuthal"].shape == cube[2:]
+            and a["indptr"].size == int(np.prod(cube)) + 1
+        ),
+    )
+
+
+def inputs_check(n_pix: int, sizes: Any):
+    """A check of stored stacked-integrator inputs over ``n_pix`` pixels: the CSR arrays, the
+    per-pixel arrays (:func:`~pyscatter.kernels.csr.pixel_check`) and ``sizes(arrays)``, the
+    caller's test of the bin counts."""
+    from pyscatter.io import matrix_cache
+    from pyscatter.kernels.csr import pixel_check
+
+    csr, pixels = matrix_cache.csr_check(n_pix), pixel_check(n_pix)
+
+    def check(arrays: dict[str, np.ndarray]) -> bool:
+        needed = {"data", "indices", "indptr", "n_pix", "azimuthal", "unit"}
+        if not needed <= set(arrays) or int(arrays["n_pix"]) != n_pix:
+            return False
+        return csr(arrays) and pixels(arrays) and bool(sizes(arrays))
+
+    return check
+
+
 def recorded_shape(params: dict[str, Any]) -> tuple[int, int]:
     """The ``frame_shape`` (n_row, n_col) recorded in ``params``, as ints."""
     return int(params["frame_shape"][0]), int(params["frame_shape"][1])
+
+
+def pixel_extent(
+    ai: Any, shape: tuple[int, int], unit: str, mask: np.ndarray | None
+) -> tuple[float, float] | None:
+    """(min, max) of the radial position (``unit``) of the unmasked pixel centres, or None when
+    no unmasked pixel has a finite one. ``mask``: True = masked."""
+    q = ai.array_from_unit(shape=shape, typ="center", unit=unit, scale=True)
+    seen = q[~mask] if mask is not None else q.ravel()
+    seen = seen[np.isfinite(seen)]
+    if seen.size == 0:
+        return None
+    return float(seen.min()), float(seen.max())

@@ -22,16 +22,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from pyscatter.kernels.csr import csr_key
+from pyscatter.kernels.csr import csr_arrays, csr_from_arrays, csr_key
 from pyscatter.kernels.integrate import BatchIntegrator
 from pyscatter.kernels.models import wrap_deg  # into [-180, 180), pyFAI's chi interval
 from pyscatter.kernels.rings import (
     csr_method,
+    geometry_inputs,
     guarded_matrix,
     pyfai_engine,
     pyfai_matrix,
     recorded_shape,
-    stacked_integrator,
+    stacked_from_inputs,
 )
 
 
@@ -105,16 +106,61 @@ def sector_integrator(
     """One integrator for all sectors: radial axis = q, azimuthal axis = sector centres.
 
     ``params`` as recorded by SectorIntegration; ``dark``, ``flat``: images (default: the
-    detector's).
+    detector's). (:func:`sector_from_inputs` of :func:`sector_inputs`.)
     """
-    matrix, radial, centres, unit = sector_matrix(ai, params, mask)
-    return stacked_integrator(
-        ai,
+    return sector_from_inputs(sector_inputs(ai, params, mask), params, mask, dark=dark, flat=flat)
+
+
+def sector_inputs(ai: Any, params: dict[str, Any], mask: np.ndarray | None) -> dict[str, Any]:
+    """Everything :func:`sector_integrator` takes from pyFAI, as plain arrays (what the matrix
+    cache stores): the :func:`sector_matrix` (``data``, ``indices``, ``indptr``, ``n_pix``), the
+    radial bin centres ``radial``, the ``unit`` and the
+    :func:`~pyscatter.kernels.rings.geometry_inputs` of ``params``."""
+    matrix, radial, _, unit = sector_matrix(ai, params, mask)
+    return {
+        **csr_arrays(matrix),
+        "radial": np.asarray(radial, dtype=np.float64),
+        "azimuthal": np.array([s["center"] for s in params["sectors"]], dtype=np.float64),
+        "unit": np.array(unit),
+        **geometry_inputs(ai, recorded_shape(params), params),
+    }
+
+
+def sector_inputs_check(params: dict[str, Any]):
+    """A check of stored :func:`sector_inputs` of ``params``: a CSR matrix over the frame's
+    pixels with a row per (q bin, sector), bin and sector centres of those sizes, and per-pixel
+    arrays of the frame's size."""
+    from pyscatter.kernels.rings import inputs_check
+
+    shape = recorded_shape(params)
+    npt, n_sec = int(params["npt"]), len(params["sectors"])
+    return inputs_check(
+        shape[0] * shape[1],
+        lambda a: (
+            a["radial"].shape == (npt,)
+            and a["azimuthal"].shape == (n_sec,)
+            and a["indptr"].size == npt * n_sec + 1
+        ),
+    )
+
+
+def sector_from_inputs(
+    inputs: dict[str, np.ndarray],
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+) -> BatchIntegrator:
+    """:func:`sector_integrator` from its :func:`sector_inputs` (computed, or loaded from the
+    matrix cache): no pyFAI call."""
+    return stacked_from_inputs(
+        inputs,
         recorded_shape(params),
-        matrix,
-        radial=radial,
-        azimuthal=centres,
-        unit=unit,
+        csr_from_arrays(inputs),
+        radial=inputs["radial"],
+        azimuthal=np.array([s["center"] for s in params["sectors"]], dtype=np.float64),
+        unit=str(inputs["unit"]),
         mask=mask,
         params=params,
         dark=dark,

@@ -134,7 +134,8 @@ class DetectorProcess(SetupHooks, ScatterProcess):
         raise NotImplementedError
 
     def _integrator(self, params: dict[str, Any]):
-        """The set-up's pyFAI integrator of the recorded geometry (built once)."""
+        """The set-up's pyFAI integrator of the recorded geometry (built once, when first
+        used: what the matrix cache holds needs none)."""
         return self.setup.integrator
 
     def _width(self) -> int:
@@ -302,15 +303,12 @@ class AzimuthalProfiles(DetectorProcess):
     def _resolve_parameters(
         self, params: dict[str, Any], mask: np.ndarray | None
     ) -> dict[str, Any]:
-        """Refuse rings that lie outside the q range of the detector's unmasked pixels."""
+        """Refuse rings that lie outside the q range of the detector's unmasked pixels (that
+        range is remembered in the matrix cache: no pyFAI when it holds it)."""
+        from pyscatter.processes.profiles_worker import detector_extent
+
         unit = params["unit"]
-        ai = self._integrator(params)
-        q = ai.array_from_unit(shape=self._shape, typ="center", unit=unit, scale=True)
-        seen = q[~mask] if mask is not None else q.ravel()
-        seen = seen[np.isfinite(seen)]
-        if seen.size == 0:
-            raise InputError("the mask leaves no detector pixel: no ring can be integrated")
-        lo, hi = float(seen.min()), float(seen.max())
+        lo, hi = detector_extent(params, mask, lambda: self._integrator(params))
         for ring in params["rings"]:
             if ring["q_max"] < lo or ring["q_min"] > hi:
                 what = f"hkl {tuple(ring['hkl'])} at " if ring.get("hkl") else ""
@@ -325,7 +323,7 @@ class AzimuthalProfiles(DetectorProcess):
     def _make_function(self, params, mask, *, dark, flat):
         from pyscatter.processes.profiles_worker import make_function
 
-        return make_function(params, mask, self._integrator(params), dark=dark, flat=flat)
+        return make_function(params, mask, self.setup.built_integrator, dark=dark, flat=flat)
 
     def _outputs(self) -> list[Output]:
         if getattr(self, "_outputs_cache", None) is None:

@@ -2,6 +2,14 @@
 (no pyUSID): reads the masks, dark, flat and frames, and calls the kernels of
 :mod:`pyscatter.kernels.rings` (the ring matrices, their guard bins, the sub-bin combination
 and the chi-bin correlation), re-exported here under their historical names.
+
+What the kernels take from pyFAI (the stacked matrix, the sub-bin and chi centres, the unit,
+the per-pixel corrections: :func:`~pyscatter.kernels.rings.ring_inputs`) and the q range of
+the detector's unmasked pixels are remembered in the matrix cache
+(:func:`pyscatter.processes.setup_cache.remembered`), keyed by the recorded geometry, frame
+shape, mask and the parameters that shape them: a command, a worker or a resumed run whose
+rings were integrated before builds its integrator without importing pyFAI (about 1.4 s),
+and gives the same bits (the same arrays; the cold run builds from them too).
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from pyscatter.errors import InputError
 from pyscatter.geometry import integrator_from_config
+from pyscatter.kernels.csr import csr_from_arrays
 from pyscatter.kernels.integrate import BatchIntegrator
 from pyscatter.kernels.rings import (  # noqa: F401  (re-exported: their historical home)
     RingProfiles,
@@ -25,13 +35,17 @@ from pyscatter.kernels.rings import (  # noqa: F401  (re-exported: their histori
     csr_method,
     expected_normalization,
     guarded_matrix,
+    pixel_extent,
     pyfai_engine,
     pyfai_matrix,
     recorded_shape,
+    ring_inputs,
+    ring_inputs_check,
     ring_matrix,
     shared_pixel_matrices,
     stacked_integrator,
 )
+from pyscatter.processes import setup_cache
 from pyscatter.processes.detector import read_arrays, read_mask  # noqa: F401  (read_mask re-exported)
 from pyscatter.processes.execution import FrameBlocks
 from pyscatter.processes.integration_worker import frame_reader
@@ -65,10 +79,83 @@ def profile_correlation(profiles: h5py.Dataset) -> list[sp.csr_matrix] | None:
         masks.append(group["Mask"].name)
     shape = recorded_shape(params)
     mask = read_mask(profiles.file, [m for m in masks if m in profiles.file], shape)
-    matrix, sub_radial, chi, _ = ring_matrix(
-        integrator_from_config(params["geometry"]), params, mask
-    )
+    if {"correct_solid_angle", "polarization_factor"} <= set(params):  # as recorded today
+        inputs = cached_ring_inputs(None, params, mask)  # no pyFAI when cached
+        matrix, sub_radial = csr_from_arrays(inputs), inputs["sub_radial"]
+        chi = inputs["azimuthal"]
+    else:
+        ai = integrator_from_config(params["geometry"])
+        matrix, sub_radial, chi, _ = ring_matrix(ai, params, mask)
     return chi_correlation(matrix, len(params["rings"]), sub_radial.shape[1], chi.size)
+
+
+def matrix_parts(params: dict[str, Any], mask: np.ndarray | None) -> dict[str, Any]:
+    """What a stacked integrator's matrix and per-pixel inputs depend on, of the recorded
+    ``params`` and the ``mask`` (the matrix cache key's parts shared by rings and sectors;
+    pyFAI's version is added by :func:`~pyscatter.processes.setup_cache.remembered`)."""
+    return {
+        "geometry": params["geometry"],
+        "frame_shape": [int(n) for n in params["frame_shape"]],
+        "method": [str(m) for m in params["method"]],
+        "unit": str(params["unit"]),
+        "correct_solid_angle": bool(params["correct_solid_angle"]),
+        "polarization_factor": params["polarization_factor"],
+        "mask": None if mask is None else (np.asarray(mask) != 0),
+    }
+
+
+def integrator_maker(ai: Any, params: dict[str, Any]) -> Callable[[], Any]:
+    """``ai``, or (when None) a new integrator of the recorded geometry, made when called."""
+    return (lambda: ai) if ai is not None else (lambda: integrator_from_config(params["geometry"]))
+
+
+def cached_ring_inputs(
+    ai: Any, params: dict[str, Any], mask: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """:func:`~pyscatter.kernels.rings.ring_inputs` of the recorded ``params`` and ``mask``,
+    from the matrix cache when it holds them (no pyFAI), else computed with ``ai`` (a pyFAI
+    integrator of ``params["geometry"]``, or None to make one) and stored."""
+    make = integrator_maker(ai, params)
+    parts = dict(
+        matrix_parts(params, mask),
+        npt_azim=int(params["npt_azim"]),
+        n_radial=int(params.get("n_radial", 1)),
+        rings=[[float(r["q_min"]), float(r["q_max"])] for r in params["rings"]],
+    )
+    return setup_cache.remembered(
+        "ring-inputs",
+        parts,
+        lambda: ring_inputs(make(), params, mask),
+        ring_inputs_check(params),
+    )
+
+
+def detector_extent(
+    params: dict[str, Any], mask: np.ndarray | None, integrator: Callable[[], Any]
+) -> tuple[float, float]:
+    """(min, max) of the unmasked pixel centres' radial position in ``params["unit"]``
+    (:func:`~pyscatter.kernels.rings.pixel_extent`), from the matrix cache when it holds it,
+    else with ``integrator()`` (pyFAI's integrator of the recorded geometry) and stored.
+
+    Raises
+    ------
+    InputError
+        When the mask leaves no pixel (never stored).
+    """
+    shape = recorded_shape(params)
+
+    def build() -> dict[str, np.ndarray]:
+        extent = pixel_extent(integrator(), shape, params["unit"], mask)
+        if extent is None:
+            raise InputError("the mask leaves no detector pixel: no ring can be integrated")
+        return {"extent": np.array(extent, dtype=np.float64)}
+
+    parts = matrix_parts(params, mask)
+    parts = {k: parts[k] for k in ("geometry", "frame_shape", "unit", "mask")}
+    arrays = setup_cache.remembered(
+        "pixel-extent", parts, build, lambda a: a["extent"].shape == (2,)
+    )
+    return float(arrays["extent"][0]), float(arrays["extent"][1])
 
 
 def ring_integrator(
@@ -88,7 +175,27 @@ def ring_integrator(
     (default: the detector's). Logs a warning for each ring covered in all its sub-bins at
     fewer than half the chi bins it reaches.
     """
-    rings = RingProfiles(ai, params, mask, dark=dark, flat=flat)
+    return warn_coverage(RingProfiles(ai, params, mask, dark=dark, flat=flat))
+
+
+def cached_ring_integrator(
+    ai: Any,
+    params: dict[str, Any],
+    mask: np.ndarray | None,
+    *,
+    dark: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+) -> RingProfiles:
+    """:func:`ring_integrator` of the recorded ``params`` (with their ``geometry``), built from
+    :func:`cached_ring_inputs`: without pyFAI when the matrix cache holds them. ``ai``: a pyFAI
+    integrator of ``params["geometry"]`` to use if they are not cached, or None."""
+    inputs = cached_ring_inputs(ai, params, mask)
+    return warn_coverage(RingProfiles.from_inputs(inputs, params, mask, dark=dark, flat=flat))
+
+
+def warn_coverage(rings: RingProfiles) -> RingProfiles:
+    """Log a warning for each ring covered in all its sub-bins at fewer than half the chi bins
+    it reaches; returns ``rings``."""
     counts = zip(rings.radial, rings.complete_bins, rings.reached_bins, strict=True)
     for q, n_complete, n_reached in counts:
         if n_complete < 0.5 * n_reached:
@@ -150,14 +257,14 @@ def matrix_function(
     radial_slow: bool,
 ):
     """The block function of ``make_integrator(ai, params, mask, dark=, flat=)``
-    (:func:`ring_integrator`, :func:`~pyscatter.kernels.sectors.sector_integrator`).
+    (:func:`cached_ring_integrator`,
+    :func:`~pyscatter.processes.sectors_worker.cached_sector_integrator`).
 
-    ``ai``: a pyFAI integrator of the recorded geometry to reuse (default: a new one);
-    ``dark``, ``flat``: images (default: the detector's); ``radial_slow`` as in
-    :func:`block_function`. The function carries ``.n_bins``, the rows of the matrix.
+    ``ai``: a pyFAI integrator of the recorded geometry to reuse, or None (``make_integrator``
+    makes one if it needs it); ``dark``, ``flat``: images (default: the detector's);
+    ``radial_slow`` as in :func:`block_function`. The function carries ``.n_bins``, the rows
+    of the matrix.
     """
-    if ai is None:
-        ai = integrator_from_config(params["geometry"])
     integrator = make_integrator(ai, params, mask, dark=dark, flat=flat)
     compute = block_function(integrator, params, radial_slow=radial_slow)
     compute.n_bins = integrator.n_bins  # type: ignore[attr-defined]  # rows of the matrix
@@ -173,9 +280,9 @@ def make_function(
     flat: np.ndarray | None = None,
 ):
     """The block function of the profiles of ``params`` with the combined ``mask``
-    (:func:`matrix_function` of :func:`ring_integrator`)."""
+    (:func:`matrix_function` of :func:`cached_ring_integrator`)."""
     return matrix_function(
-        ring_integrator, params, mask, ai, dark=dark, flat=flat, radial_slow=True
+        cached_ring_integrator, params, mask, ai, dark=dark, flat=flat, radial_slow=True
     )
 
 

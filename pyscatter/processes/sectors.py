@@ -129,21 +129,15 @@ class SectorIntegration(DetectorProcess):
     ) -> dict[str, Any]:
         if params["radial_range"] is not None:
             return params
-        from pyscatter.kernels.sectors import default_radial_range
+        from pyscatter.processes.sectors_worker import cached_radial_range
 
-        lo, hi = default_radial_range(
-            self._integrator(params),
-            self._shape,
-            unit=params["unit"],
-            method=params["method"],
-            mask=mask,
-        )
+        lo, hi = cached_radial_range(params, mask, lambda: self._integrator(params))
         return dict(params, radial_range=[lo, hi])
 
     def _make_function(self, params, mask, *, dark, flat):
         from pyscatter.processes.sectors_worker import make_function
 
-        return make_function(params, mask, self._integrator(params), dark=dark, flat=flat)
+        return make_function(params, mask, self.setup.built_integrator, dark=dark, flat=flat)
 
     def _outputs(self) -> list[Output]:
         if getattr(self, "_outputs_cache", None) is None:

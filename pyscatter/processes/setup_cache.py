@@ -20,7 +20,11 @@ What is remembered, and when:
   config's JSON round trip records the same text (the record is ``json.dumps`` of it). A
   geometry pyFAI refuses is never stored.
 
-``PYSCATTER_CACHE=off`` turns both off, as it does the matrices.
+* :func:`remembered`: any other deterministic answer of pyFAI's (the stacked matrices and
+  per-pixel inputs of ring profiles and sectors, the q range of a detector's pixels), keyed
+  by the caller's parts and pyFAI's version. What fails is never stored.
+
+``PYSCATTER_CACHE=off`` turns them off, as it does the matrices.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 
 from pyscatter.io import matrix_cache
 
-__all__ = ["geometry", "method"]
+__all__ = ["geometry", "method", "remembered"]
 
 _ENTRY_VERSION = 1
 """Version of these entries' layout (part of their keys)."""
@@ -148,3 +152,23 @@ def _detector_mask(ai: Any) -> np.ndarray | None:
     """The detector's own mask (pyFAI's ``detector.mask``: module gaps), or None."""
     mask = getattr(getattr(ai, "detector", None), "mask", None)
     return None if mask is None else np.asarray(mask)
+
+
+def remembered(
+    kind: str,
+    parts: Mapping[str, Any],
+    build: Callable[[], dict[str, np.ndarray]],
+    check: Callable[[dict[str, np.ndarray]], bool] | None = None,
+) -> dict[str, np.ndarray]:
+    """``build()`` (arrays from pyFAI), remembered under ``kind``, ``parts`` and pyFAI's version.
+
+    ``parts`` must hold everything the arrays depend on besides pyFAI's version (arrays in it,
+    such as a mask, are keyed by their digest). A stored entry that fails ``check`` is
+    rejected and built again; a ``build()`` that raises stores nothing. With the cache off
+    (``PYSCATTER_CACHE=off``), ``build()`` every time.
+    """
+    version = _pyfai_version()
+    if matrix_cache.directory() is None or version is None:
+        return build()
+    entry = matrix_cache.key(kind, pyFAI=version, entry=_ENTRY_VERSION, **parts)
+    return matrix_cache.cached(entry, build, check)
