@@ -123,14 +123,12 @@ def canonical_json(parameters: dict[str, Any]) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of pyscatter and the packages its results depend on (recorded on each group)."""
-    from importlib import metadata
+    from pyscatter._metadata import installed_version
 
     out = {}
     for name in ("pyscatter", "pyFAI", "pyUSID", "numpy", "h5py", "scipy", "fabio"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+        version = installed_version(name)
+        out[name] = "not installed" if version is None else version
     return out
 
 

@@ -105,14 +105,13 @@ _INPUT_KEYS = (
 def setup_key(params: dict[str, Any], options: dict[str, Any]) -> str:
     """The matrix cache key of an integration's pyFAI inputs, from the recorded parameters and
     the mask alone (no pyFAI import: its version comes from the package metadata)."""
-    from importlib import metadata
-
+    from pyscatter._metadata import installed_version
     from pyscatter.io import matrix_cache
 
     mask = options.get("mask")
     return matrix_cache.key(
         "integration-inputs",
-        pyfai=metadata.version("pyFAI"),
+        pyfai=installed_version("pyFAI"),
         geometry=params["geometry"],
         frame_shape=[int(n) for n in params["frame_shape"]],
         npt=options["npt"],

@@ -68,9 +68,8 @@ def request_hash(
     process: type[ScatterProcess], h5_main: h5py.Dataset, kwargs: Mapping[str, Any]
 ) -> str | None:
     """The hash of this request of ``process`` on ``h5_main``, or None (no quick reuse)."""
-    from importlib import metadata
-
     from pyscatter import __version__
+    from pyscatter._metadata import installed_version
     from pyscatter.processes.base import canonical_json, source_fingerprint
 
     try:
@@ -83,7 +82,7 @@ def request_hash(
             "options": options,
             "context": _plain(context),
             "pyscatter": __version__,
-            "pyFAI": metadata.version("pyFAI"),
+            "pyFAI": installed_version("pyFAI"),
         }
         text = canonical_json(record) + "|" + source_fingerprint(h5_main)
     except Exception:  # noqa: BLE001 - anything odd: the normal path says what is wrong

@@ -46,12 +46,9 @@ _ENTRY_VERSION = 1
 
 
 def _pyfai_version() -> str | None:
-    from importlib import metadata
+    from pyscatter._metadata import installed_version
 
-    try:
-        return metadata.version("pyFAI")
-    except metadata.PackageNotFoundError:  # pragma: no cover - pyFAI is a dependency
-        return None
+    return installed_version("pyFAI")
 
 
 def method(

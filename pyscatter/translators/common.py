@@ -318,12 +318,10 @@ class PendingRecords:
 
 def package_version(name: str) -> str:
     """The installed version of package ``name``, or ``"not installed"``."""
-    from importlib import metadata
+    from pyscatter._metadata import installed_version
 
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    version = installed_version(name)
+    return "not installed" if version is None else version
 
 
 def versions(*more: str) -> dict[str, str]:

@@ -138,16 +138,18 @@ def _cached_poni(path: Path, frame_shape: tuple[int, int], header: Mapping[str, 
     """:func:`_read_poni` of a file, through the cache (see :func:`poni_geometry`)."""
     import hashlib
     import json
-    from importlib import metadata
 
     import numpy as np
 
+    from pyscatter._metadata import installed_version
     from pyscatter.io import matrix_cache
 
     try:
         data = path.read_bytes()
-        version = metadata.version("pyFAI")
-    except (OSError, metadata.PackageNotFoundError):
+    except OSError:
+        return _read_poni(path, frame_shape, header)[0]
+    version = installed_version("pyFAI")
+    if version is None:  # pragma: no cover - pyFAI is a dependency
         return _read_poni(path, frame_shape, header)[0]
     entry = matrix_cache.key(
         "poni",
