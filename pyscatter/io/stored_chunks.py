@@ -11,11 +11,7 @@ function on the same stored bytes.
 * :func:`stored_decoder`: a decoder of a dataset's stored chunks, or None where HDF5 must decode
   (any other layout, filter pipeline or dtype);
 * :func:`read_chunk`: the stored bytes of the chunk holding one frame, or None (never written,
-  unreadable, or a filter skipped: HDF5 then reads the frame itself);
-* :func:`decode_frames`: the chunks of a block decoded (and checked) on :data:`DECODE_THREADS`
-  threads at once. Decoding a bitshuffle-LZ4 Eiger-1M frame takes longer than integrating it,
-  and a serial run's integration leaves part of the other core idle: two decoding threads use
-  it. Each frame is decoded alone into its own row, so the result does not depend on them.
+  unreadable, or a filter skipped: HDF5 then reads the frame itself).
 
 Used by the frame reader of processes (:func:`pyscatter.processes.execution.read_stored`), the
 reader of virtual raw data over the source files (:mod:`pyscatter.io.virtual`) and the checksums
@@ -25,28 +21,13 @@ of a virtual translation.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import h5py
 import numpy as np
 
-__all__ = [
-    "DECODE_THREADS",
-    "DECODE_WINDOW",
-    "Decoder",
-    "decode_frames",
-    "read_chunk",
-    "stored_decoder",
-]
-
-DECODE_THREADS = 2
-"""Threads decoding the frames of a block at once (at most the number of CPUs)."""
-DECODE_WINDOW = 4
-"""Chunks read (and held) at once before they are decoded: a few frames' stored bytes at most,
-whatever the block (the memory budget counts the decoded frames, not their chunks)."""
+__all__ = ["Decoder", "read_chunk", "stored_decoder"]
 
 #: ``decode(chunk, row)``: fills ``row`` (one frame, C-contiguous) from a chunk's stored bytes
 #: and says whether it could.
@@ -136,48 +117,3 @@ def read_chunk(dset: h5py.Dataset, index: int) -> bytes | None:
     except (OSError, ValueError, RuntimeError, KeyError):
         return None
     return chunk if mask == 0 else None
-
-
-_POOL: dict[int, ThreadPoolExecutor] = {}  # threads -> the decoding pool of this process
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        pool = _POOL.get(threads)
-        if pool is None:
-            pool = _POOL[threads] = ThreadPoolExecutor(
-                threads, thread_name_prefix="pyscatter-decode"
-            )
-        return pool
-
-
-def decode_frames(
-    decode: Decoder,
-    chunks: Sequence[bytes],
-    out: np.ndarray,
-    check: Callable[[int, bytes], bool] | None = None,
-) -> bool:
-    """Decode ``chunks[k]`` into ``out[k]`` for every k, after ``check(k, chunk)`` when given;
-    False if any check or decoding fails (``out`` then holds anything).
-
-    The frames are split into :data:`DECODE_THREADS` runs decoded at once (the decoder and
-    zlib's crc32 release the GIL); one frame, or one CPU, is decoded here.
-    """
-    n = len(chunks)
-
-    def run(ks: Sequence[int]) -> bool:
-        for k in ks:
-            if check is not None and not check(k, chunks[k]):
-                return False
-            if not decode(chunks[k], out[k]):
-                return False
-        return True
-
-    threads = max(1, min(DECODE_THREADS, os.cpu_count() or 1, n))
-    if threads == 1:
-        return run(range(n))
-    bounds = np.linspace(0, n, threads + 1).astype(int)
-    pool = _pool(threads)
-    futures = [pool.submit(run, range(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    return all([f.result() for f in futures])  # every run waited for: none writes later

@@ -46,13 +46,7 @@ import numpy as np
 from h5py import h5s
 
 from pyscatter.io.integrity import _checksums, frame_crc
-from pyscatter.io.stored_chunks import (
-    DECODE_WINDOW,
-    Decoder,
-    decode_frames,
-    read_chunk,
-    stored_decoder,
-)
+from pyscatter.io.stored_chunks import Decoder, read_chunk, stored_decoder
 
 __all__ = ["STATS", "VirtualReader", "resolve_source", "virtual_crcs"]
 
@@ -210,23 +204,15 @@ def _read_piece(src: h5py.Dataset, decode: Decoder | None, out: np.ndarray, firs
         except (OSError, ValueError, TypeError):
             return False
         return True
-    for w0 in range(0, len(out), DECODE_WINDOW):
-        w1 = min(len(out), w0 + DECODE_WINDOW)
-        stored, chunks = [], []
-        for k in range(w0, w1):
-            chunk = read_chunk(src, first + k)  # a short call under h5py's lock
-            if chunk is not None:
-                stored.append(k)
-                chunks.append(chunk)
-                continue
-            try:  # never written (HDF5 reads the fill value), or a filter skipped
-                src.read_direct(out[k].reshape(frame_shape), source_sel=np.s_[first + k])
-            except (OSError, ValueError, TypeError):
+    for k in range(len(out)):
+        chunk = read_chunk(src, first + k)  # a short call under h5py's lock
+        if chunk is not None:
+            if not decode(chunk, out[k]):  # outside it, GIL released
                 return False
-        if len(stored) == w1 - w0:  # outside the lock, GIL released, on the decoding threads
-            if not decode_frames(decode, chunks, out[w0:w1]):
-                return False
-        elif not all(decode(chunk, out[k]) for k, chunk in zip(stored, chunks, strict=True)):
+            continue
+        try:  # never written (HDF5 reads the fill value), or a filter skipped
+            src.read_direct(out[k].reshape(frame_shape), source_sel=np.s_[first + k])
+        except (OSError, ValueError, TypeError):
             return False
     return True
 

@@ -49,9 +49,7 @@ from pyscatter.io.integrity import (
     stored_crc,
 )
 from pyscatter.io.stored_chunks import (  # noqa: F401 - the names processes imported from here
-    DECODE_WINDOW,
     _bshuf_decompress_lz4,
-    decode_frames,
     read_chunk,
     stored_decoder,
 )
@@ -140,22 +138,15 @@ def read_stored(dset: h5py.Dataset, out: np.ndarray, start: int, stop: int) -> b
     sums = _checksums(dset)
     chunk_sums = _chunk_checksums(dset)
     expected = None if chunk_sums is None else chunk_sums[start:stop]
-    for w0 in range(0, stop - start, DECODE_WINDOW):
-        w1 = min(stop - start, w0 + DECODE_WINDOW)
-        chunks = []
-        for k in range(w0, w1):  # the stored bytes, under h5py's lock
-            chunk = read_chunk(dset, start + k)
-            if chunk is None:
-                return False
-            chunks.append(chunk)
-
-        def check(k: int, chunk: bytes, w0: int = w0) -> bool:
-            assert expected is not None
-            row = expected[w0 + k]
-            return stored_crc(chunk) == int(row[0]) and int(row[1]) == 0
-
-        # outside the lock, on the decoding threads
-        if not decode_frames(decode, chunks, out[w0:w1], None if expected is None else check):
+    for k in range(stop - start):
+        chunk = read_chunk(dset, start + k)
+        if chunk is None:
+            return False
+        if expected is not None and (
+            stored_crc(chunk) != int(expected[k, 0]) or int(expected[k, 1]) != 0
+        ):
+            return False
+        if not decode(chunk, out[k]):
             return False
     if sums is not None:
         want = sums[start:stop]
