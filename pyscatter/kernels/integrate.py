@@ -60,6 +60,7 @@ __all__ = [
     "BatchIntegrator",
     "IntegrationResult",
     "integrate_reference",
+    "pixel_keywords",
 ]
 
 
@@ -71,6 +72,43 @@ def _pixel_array(name: str, value: Any, n_pix: int) -> np.ndarray | None:
     if arr.size != n_pix:
         raise InputError(f"{name} has {arr.size} pixels ({arr.shape}); expected {n_pix}")
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
+
+
+def pixel_keywords(
+    inputs: dict[str, np.ndarray],
+    *,
+    dummy: float | None,
+    dark: np.ndarray | None,
+    flat: np.ndarray | None,
+    error_model: str | None,
+    poisson_dark: bool,
+) -> dict[str, Any]:
+    """The per-pixel keywords of :class:`BatchIntegrator` from pyFAI's per-pixel inputs as
+    plain arrays (:func:`~pyscatter.kernels.csr.pixel_inputs`: empty = unused), stored or
+    just computed: solid angle, polarization, flat and dark (the detector's unless given), the
+    detector's dummy (unless a ``dummy`` is given) and, with ``poisson_dark`` (pyFAI's 2-D
+    path), the Poisson variance offset max(dark, 0) of the given dark."""
+
+    def array(name: str) -> np.ndarray | None:
+        value = inputs[name]
+        return value if value.size else None
+
+    poisson_offset = None
+    if error_model == "poisson" and poisson_dark and dark is not None:
+        # integrate2d_ng: variance = max(data, 1) + max(dark, 0) with the dark as passed
+        poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
+    detector_dummy = None
+    if dummy is None and inputs["detector_dummy"].size:
+        value, delta = (float(v) for v in inputs["detector_dummy"])
+        detector_dummy = (value, None if np.isnan(delta) else delta)
+    return {
+        "solid_angle": array("solid_angle"),
+        "polarization": array("polarization"),
+        "flat": array("detector_flat") if flat is None else flat,
+        "dark": array("detector_dark") if dark is None else dark,
+        "detector_dummy": detector_dummy,
+        "poisson_offset": poisson_offset,
+    }
 
 
 class BatchIntegrator:
@@ -374,36 +412,26 @@ class BatchIntegrator:
         loaded from the matrix cache): no pyFAI call. The other parameters as in
         :meth:`from_pyfai`."""
 
-        def array(name: str) -> np.ndarray | None:
-            value = inputs[name]
-            return value if value.size else None
-
-        poisson_offset = None
-        if error_model == "poisson" and bool(inputs["poisson_dark"]) and dark is not None:
-            # integrate2d_ng: variance = max(data, 1) + max(dark, 0) with the dark as passed
-            poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
-        detector_dummy = None
-        if dummy is None and inputs["detector_dummy"].size:
-            value, delta = (float(v) for v in inputs["detector_dummy"])
-            detector_dummy = (value, None if np.isnan(delta) else delta)
         return cls(
             matrix,
             shape,
             radial=csr["radial"],
             unit=csr["unit"],
             azimuthal=csr["azimuthal"],
-            solid_angle=array("solid_angle"),
-            polarization=array("polarization"),
-            flat=array("detector_flat") if flat is None else flat,
-            dark=array("detector_dark") if dark is None else dark,
             mask=csr["cmask"],
             dummy=dummy,
             delta_dummy=delta_dummy,
-            detector_dummy=detector_dummy,
             error_model=error_model,
-            poisson_offset=poisson_offset,
             empty=csr["empty"],
             block_frames=block_frames,
+            **pixel_keywords(
+                inputs,
+                dummy=dummy,
+                dark=dark,
+                flat=flat,
+                error_model=error_model,
+                poisson_dark=bool(inputs["poisson_dark"]),
+            ),
         )
 
     def __repr__(self) -> str:

@@ -53,7 +53,12 @@ import scipy.sparse as sp
 
 from pyscatter.errors import InputError
 from pyscatter.kernels.csr import csr_arrays, csr_from_arrays, pixel_inputs, pyfai_csr
-from pyscatter.kernels.integrate import SPLITTINGS, BatchIntegrator, IntegrationResult
+from pyscatter.kernels.integrate import (
+    SPLITTINGS,
+    BatchIntegrator,
+    IntegrationResult,
+    pixel_keywords,
+)
 
 
 def csr_method(method: Any, dim: int) -> tuple[str, str, str]:
@@ -227,35 +232,26 @@ def stacked_from_inputs(
     """:func:`stacked_integrator` from its :func:`geometry_inputs` (computed, or loaded from
     the matrix cache): no pyFAI call."""
 
-    def array(name: str) -> np.ndarray | None:
-        value = inputs[name]
-        return value if value.size else None
-
     dummy, error_model = params["dummy"], params["error_model"]
-    detector_dummy = None
-    if dummy is None and inputs["detector_dummy"].size:
-        value, delta = (float(v) for v in inputs["detector_dummy"])
-        detector_dummy = (value, None if np.isnan(delta) else delta)
-    poisson_offset = None
-    if error_model == "poisson" and dim == 2 and dark is not None:
-        poisson_offset = np.maximum(np.asarray(dark, dtype=np.float32), np.float32(0))
     return BatchIntegrator(
         matrix,
         shape,
         radial=radial,
         unit=unit,
         azimuthal=azimuthal,
-        solid_angle=array("solid_angle") if params["correct_solid_angle"] else None,
-        polarization=None if params["polarization_factor"] is None else array("polarization"),
-        flat=array("detector_flat") if flat is None else flat,
-        dark=array("detector_dark") if dark is None else dark,
         mask=mask,
         dummy=dummy,
         delta_dummy=params["delta_dummy"],
-        detector_dummy=detector_dummy,
         error_model=error_model,
-        poisson_offset=poisson_offset,
         empty=float("nan"),
+        **pixel_keywords(
+            inputs,
+            dummy=dummy,
+            dark=dark,
+            flat=flat,
+            error_model=error_model,
+            poisson_dark=dim == 2,
+        ),
     )
 
 
