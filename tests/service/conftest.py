@@ -3,6 +3,7 @@ a client of the app with a known secret, and a stand-in for ``pyscatter watch``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import shutil
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -172,9 +174,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The last lines ``pyscatter serve`` printed (its log), for the messages of failed waits.
+SERVER_OUTPUT: collections.deque[str] = collections.deque(maxlen=60)
+
+
+def _drain(stream) -> None:
+    """Read the service's output to its end: a pipe nobody reads fills up (64 KiB) and stops
+    the service at its next log line; the lines are kept for messages."""
+    for line in stream:
+        SERVER_OUTPUT.append(line.rstrip())
+
+
 @contextlib.contextmanager
 def serve(root: Path, secret_file: Path):
-    """``pyscatter serve`` in a subprocess on a free loopback port; yields its session URL."""
+    """``pyscatter serve`` in a subprocess on a free loopback port; yields its session URL.
+    Its output is read to the end on a thread (:data:`SERVER_OUTPUT`)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyscatter", "serve", "--data-root", str(root),
@@ -189,6 +203,8 @@ def serve(root: Path, secret_file: Path):
                 url = line.split("):", 1)[1].strip()
                 break
         assert url is not None and url.startswith(f"http://127.0.0.1:{port}/?token="), url
+        SERVER_OUTPUT.clear()
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from .conftest import serve
+from .conftest import SERVER_OUTPUT, serve
 
 pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
@@ -101,7 +101,10 @@ def wait_js(page, expression, limit=30.0):
         " position: window.pyscatter && window.pyscatter.position"
         " && window.pyscatter.position.index})"
     )
-    raise AssertionError(f"{expression}: not true within {limit} s (page: {seen})")
+    log = "\n".join(SERVER_OUTPUT) or "(nothing)"
+    raise AssertionError(
+        f"{expression}: not true within {limit} s (page: {seen}); the service's last output:\n{log}"
+    )
 
 
 def open_map(page, **params):
