@@ -142,17 +142,23 @@ def detector_kwargs(
 
 
 def read_image(path: str | None, what: str):
-    """The image at ``path`` (read with fabio), or None."""
+    """The image at ``path`` (read with fabio, or remembered from an earlier read of the same
+    bytes: :func:`pyscatter.processes.setup_cache.image_file`), or None."""
     if path is None:
         return None
-    import fabio
+    from pyscatter.processes.setup_cache import image_file
 
-    from pyscatter.errors import FileFormatError
+    def read():
+        import fabio
 
-    try:
-        return fabio.open(path).data
-    except Exception as err:
-        raise FileFormatError(f"{what} {path}: not an image fabio reads ({err})") from err
+        from pyscatter.errors import FileFormatError
+
+        try:
+            return fabio.open(path).data
+        except Exception as err:
+            raise FileFormatError(f"{what} {path}: not an image fabio reads ({err})") from err
+
+    return image_file(path, read)
 
 
 def number_or_path(text: str | None) -> float | str | None:

@@ -208,6 +208,9 @@ BUILTIN_PROCESSES: dict[str, ProcessEntry] = {
 }
 
 
+_BUILTIN_PROCESS_NAMES = frozenset(e.process_name for e in BUILTIN_PROCESSES.values())
+
+
 def available_processes() -> dict[str, ProcessEntry]:
     """Every step name with its entry: built-ins first, then entry-point plugins by name.
 
@@ -269,6 +272,8 @@ def process_name_of(name: str) -> str:
     builtin = BUILTIN_PROCESSES.get(name)
     if builtin is not None and builtin.process_name:
         return builtin.process_name
+    if name in _BUILTIN_PROCESS_NAMES:  # a recorded name: no look at the entry points
+        return name
     entry = available_processes().get(name)
     if entry is None:
         return name

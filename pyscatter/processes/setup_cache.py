@@ -20,6 +20,10 @@ What is remembered, and when:
   config's JSON round trip records the same text (the record is ``json.dumps`` of it). A
   geometry pyFAI refuses is never stored.
 
+* :func:`image_file`: an image file's pixels as fabio reads them (the mask, flat or dark of a
+  command line), keyed by the file's bytes and name and fabio's version: a warm command reads
+  its mask without importing fabio (about 80 ms). Files over :data:`IMAGE_BYTES` are read
+  every time (hashing them would cost more than reading).
 * :func:`remembered`: any other deterministic answer of pyFAI's (the stacked matrices and
   per-pixel inputs of ring profiles and sectors, the q range of a detector's pixels), keyed
   by the caller's parts and pyFAI's version. What fails is never stored.
@@ -39,7 +43,7 @@ import numpy as np
 
 from pyscatter.io import matrix_cache
 
-__all__ = ["geometry", "method", "remembered"]
+__all__ = ["IMAGE_BYTES", "geometry", "image_file", "method", "remembered"]
 
 _ENTRY_VERSION = 1
 """Version of these entries' layout (part of their keys)."""
@@ -149,6 +153,36 @@ def _detector_mask(ai: Any) -> np.ndarray | None:
     """The detector's own mask (pyFAI's ``detector.mask``: module gaps), or None."""
     mask = getattr(getattr(ai, "detector", None), "mask", None)
     return None if mask is None else np.asarray(mask)
+
+
+#: Largest image file whose pixels :func:`image_file` remembers, bytes.
+IMAGE_BYTES = 64 * 2**20
+
+
+def image_file(path: str | Path, read: Callable[[], np.ndarray]) -> np.ndarray:
+    """The pixels of the image file ``path``: remembered, or ``read()`` (fabio), remembered.
+
+    Keyed by the file's name (fabio picks the format by it), its bytes' sha256 and fabio's
+    version; a file that ``read()`` refuses is never stored. With the cache off, over
+    :data:`IMAGE_BYTES`, or a path that is not a file (fabio's ``file.h5::/path``), ``read()``.
+    """
+    from pyscatter._metadata import installed_version
+
+    version = installed_version("fabio")
+    if matrix_cache.directory() is None or version is None:
+        return read()
+    try:
+        file = Path(path)
+        if file.stat().st_size > IMAGE_BYTES:
+            return read()
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    except (OSError, TypeError, ValueError):  # fabio reports a missing or odd path as before
+        return read()
+    entry = matrix_cache.key(
+        "image-file", fabio=version, name=file.name, sha256=digest, entry=_ENTRY_VERSION
+    )
+    arrays = matrix_cache.cached(entry, lambda: {"data": np.asarray(read())}, lambda a: "data" in a)
+    return arrays["data"]
 
 
 def remembered(

@@ -289,6 +289,8 @@ def get_translator(name: str) -> Translator:
     InputError
         No translator of that name is installed (the message lists the installed ones).
     """
+    if name in BUILTIN_TRANSLATORS:  # a plugin cannot take its name: no entry-point scan
+        return _load(BUILTIN_TRANSLATORS[name])()
     entries = translator_entries()
     if name not in entries:
         raise registry.unknown_name("format", name, entries, expected="installed formats:")

@@ -189,7 +189,7 @@ def test_progress_bars_show_in_a_notebook(monkeypatch):
     monkeypatch.setattr(progress, "QUIET", True)  # -q silences it there too
     seen.clear()
     hidden = progress.bar(3, desc="x", unit="pos")
-    assert hidden.disable is True and "disable" not in seen  # a plain tqdm, never shown
+    assert hidden.disable is True and "disable" not in seen  # never shown, no tqdm built
 
 
 def test_read_only_mount_reuses_complete_results_and_refuses_work_clearly(monkeypatch, scan_file):

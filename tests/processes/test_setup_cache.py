@@ -37,7 +37,8 @@ _COMMAND = """
 import json, sys
 from pyscatter.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "pyFAI": any(m.split(".")[0] == "pyFAI" for m in sys.modules)}))
+top = {m.split(".")[0] for m in sys.modules}
+print(json.dumps({"code": code, **{name: name in top for name in ("pyFAI", "fabio", "tqdm")}}))
 """
 
 
@@ -65,16 +66,27 @@ def _result(path):
 def test_a_command_with_everything_cached_runs_without_pyfai_and_gives_the_same_bits(
     tmp_path, scan_file
 ):
+    import fabio
+
     cache_dir = tmp_path / "cache"
     second = tmp_path / "second.h5"
     shutil.copyfile(scan_file, second)
     off = tmp_path / "off.h5"
     shutil.copyfile(scan_file, off)
-    assert _integrate(scan_file, cache_dir)["pyFAI"] is True  # cold: pyFAI builds, stored
+    with h5py.File(scan_file, "r") as h5:
+        shape = frame_shape(h5["Measurement_000/Channel_000/Raw_Data"])
+    mask = np.zeros(shape, dtype=np.int8)
+    mask[::7, 3] = 1
+    mask_file = tmp_path / "mask.edf"
+    fabio.edfimage.EdfImage(data=mask).write(str(mask_file))
+    flags = ("--mask", str(mask_file), "--no-progress")
+    cold = _integrate(scan_file, cache_dir, *flags)
+    assert cold["pyFAI"] and cold["fabio"]  # cold: pyFAI builds, fabio reads the mask: stored
     kinds = sorted(p.name for p in (cache_dir / "matrices").glob("*.npz"))
-    assert len(kinds) == 4  # method, geometry, the integration's inputs and its matrix
-    assert _integrate(second, cache_dir)["pyFAI"] is False  # warm: nothing asked of pyFAI
-    assert _integrate(off, "off")["pyFAI"] is True  # no cache: pyFAI as before
+    assert len(kinds) == 5  # method, geometry, the integration's inputs, its matrix, the mask
+    warm = _integrate(second, cache_dir, *flags)
+    assert warm == {"code": 0, "pyFAI": False, "fabio": False, "tqdm": False}  # nothing asked
+    assert _integrate(off, "off", *flags)["pyFAI"] is True  # no cache: pyFAI as before
     cold, warm, plain = _result(scan_file), _result(second), _result(off)
     for a, b in ((cold, warm), (cold, plain)):
         np.testing.assert_array_equal(a[0], b[0])
@@ -183,3 +195,56 @@ def test_the_command_line_builds_the_parser_of_the_asked_command_only():
     assert commands(_parser(["-q", "integrate", "x.h5"])) == {"integrate"}
     assert commands(_parser(["--debug", "nosuch"])) == everything  # unknown: all, for the error
     assert commands(_parser(["--help"])) == everything
+
+
+def test_an_image_file_is_remembered_by_its_bytes(tmp_path, cache):
+    """The mask of a command line: fabio's pixels, read again when the file changes."""
+    import fabio
+
+    from pyscatter.cli.options import read_image
+    from pyscatter.errors import FileFormatError
+
+    path = tmp_path / "mask.edf"
+    first = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    fabio.edfimage.EdfImage(data=first).write(str(path))
+    got = read_image(str(path), "mask")
+    assert got.dtype == fabio.open(str(path)).data.dtype
+    np.testing.assert_array_equal(got, fabio.open(str(path)).data)
+    assert matrix_cache.STATS["stores"] == 1
+    again = read_image(str(path), "mask")  # from the cache, the same pixels and dtype
+    assert matrix_cache.STATS["hits"] == 1 and again.dtype == got.dtype
+    np.testing.assert_array_equal(again, got)
+    fabio.edfimage.EdfImage(data=first[::-1].copy()).write(str(path))  # same name, new bytes
+    np.testing.assert_array_equal(read_image(str(path), "mask"), first[::-1])
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(b"not an image")
+    stores = matrix_cache.STATS["stores"]
+    for _ in range(2):  # refused as before, every time; nothing stored
+        with pytest.raises(FileFormatError, match=r"mask .*bad\.edf: not an image fabio reads"):
+            read_image(str(bad), "mask")
+    assert matrix_cache.STATS["stores"] == stores
+
+
+def test_built_in_commands_and_formats_do_not_scan_the_entry_points(monkeypatch):
+    """A plugin cannot take a built-in's name, so a built-in needs no entry-point scan."""
+    import importlib.metadata
+
+    from pyscatter.cli import _parser
+    from pyscatter.processes.registry import process_name_of
+    from pyscatter.translators.base import get_translator
+
+    scans = []
+    real = importlib.metadata.entry_points
+
+    def counted(*args, **kwargs):
+        scans.append(kwargs.get("group"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    _parser(["-q", "integrate", "x.h5"])
+    _parser(["order", "x.h5"])
+    assert type(get_translator("nexus")).__name__ == "NexusTranslator"
+    assert process_name_of("ProfileFit") == "ProfileFit"
+    assert scans == []
+    _parser(["--help"])  # every command: the plugins' too
+    assert scans == ["pyscatter.processes"]
