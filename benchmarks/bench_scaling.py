@@ -10,8 +10,11 @@ Each measurement runs in a fresh interpreter (a child process) so that peaks and
 state never mix: the child imports everything, records its resident set (baseline), then times
 :func:`~pyscatter.processes.base.run_on_file` with ``AzimuthalIntegration`` (``npt`` bins,
 ``max_mem_mb``, ``n_jobs`` workers, ``override=True``) and reports frames/s (wall clock, and per
-block: :func:`common.steady_rate`) and the peak RSS above its baseline (``VmHWM``). With ``n_jobs > 1`` the workers' resident sets are sampled
-every 20 ms and their largest sum is reported too. Rounds alternate the order of the runs.
+block: :func:`common.steady_rate`) and the peak RSS above its baseline (``VmHWM``), split into
+what the set-up holds (resident once the integrator is built) and what the blocks add on top.
+With ``n_jobs > 1`` the workers' resident sets are sampled every 20 ms and their largest sum is
+reported too. Rounds alternate the order of the runs; each run adds a results group to the same
+file (``override=True``, which reads none of the earlier ones).
 
 Run alone: ``.venv/bin/python benchmarks/bench_scaling.py [--small 1000] [--large 10000]``.
 """
@@ -118,6 +121,7 @@ def child(payload: dict[str, Any]) -> dict[str, Any]:
         "blocks": len(marks["blocks"]),
         "peak_mb": max(common.peak_mb(), setup["peak"]) - baseline,
         "blocks_above_setup_mb": common.peak_mb() - setup["rss"],
+        "setup_mb": setup["rss"] - baseline,
         "block_size": marks["block_size"],
         "workers_peak_mb": sampler.peak,
         "baseline_mb": baseline,
@@ -153,6 +157,7 @@ def measure(
             "peak_mb": common.median([x["peak_mb"] for x in results]),
             "workers_peak_mb": common.median([x["workers_peak_mb"] for x in results]),
             "blocks_mb": common.median([x["blocks_above_setup_mb"] for x in results]),
+            "setup_mb": common.median([x["setup_mb"] for x in results]),
             "block_size": results[0]["block_size"],
             "all_fps": [round(x["fps"], 1) for x in results],
             "all_steady": [round(x["steady_fps"], 1) for x in results],
@@ -197,7 +202,8 @@ def rows(result: dict[str, Any], shape=SHAPE) -> list[common.Row]:
             passed=mem_ratio <= 1.1,
             note=(
                 f"max_mem_mb={result['max_mem_mb']:g}, npt={NPT}, a child process per run, "
-                f"medians of {result['rounds']} rounds; the blocks phase adds "
+                f"medians of {result['rounds']} rounds; the set-up holds {s['setup_mb']:.1f} and "
+                f"{big['setup_mb']:.1f} MiB above the baseline, the blocks phase adds "
                 f"{s['blocks_mb']:.0f} and {big['blocks_mb']:.0f} MiB above the set-up "
                 f"(blocks of {big['block_size']} frames: {_buffers(s, shape)} and "
                 f"{_buffers(big, shape)} MiB of uint32 read buffers)"

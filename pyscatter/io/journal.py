@@ -34,7 +34,7 @@ _JOURNAL_END = b"PSCJEND1"
 _JOURNAL_HEAD = struct.Struct("<8sQQ")  # magic, file size before the transaction, number of ranges
 _JOURNAL_RANGE = struct.Struct("<QQ")  # offset, length; followed by the bytes
 _JOURNAL_TAIL = struct.Struct("<QI8s")  # length of everything before the tail, its crc32, end magic
-_IO_PIECE = 16 * 2**20
+_IO_PIECE = 2**20  # bytes read at once: a new group's unlinked outputs can be large
 
 
 @contextmanager

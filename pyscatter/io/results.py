@@ -34,6 +34,7 @@ __all__ = [
     "is_complete",
     "is_verified_complete",
     "latest_results",
+    "output_for_writing",
     "process_name",
     "require_complete",
     "results_by_start_time",
@@ -190,6 +191,26 @@ def require_complete(obj: h5py.Group | h5py.Dataset, what: str | None = None) ->
         f"{group.attrs.get('process', 'that process')} "
         + (f"before {what}" if what else "before using its results")
     )
+
+
+def output_for_writing(group: h5py.Group, name: str) -> h5py.Dataset:
+    """Output ``name`` of a results group, opened without HDF5's chunk cache: for writing blocks.
+
+    A process writes every chunk of its outputs once and whole (a block is a chunk, allocated
+    when the group was created), so HDF5's chunk cache (8 MiB per open dataset by default since
+    HDF5 2.0, 1 MiB before) would only keep each written chunk resident until the cache is full:
+    a run's memory then grows with its blocks (~8 MiB of an ``Intensity`` written in blocks of
+    168 kB). Without the cache each chunk goes straight to its place in the file; the bytes
+    written, and when they reach the disk (the writer flushes after each block's data), are
+    the same.
+
+    HDF5 keeps one cache per dataset while any handle of it is open: a dataset already open
+    elsewhere in this process keeps the cache it was first opened with
+    (``dset.id.get_access_plist().get_chunk_cache()`` says which).
+    """
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_chunk_cache(0, 0, 1.0)  # slots, bytes, w0: no chunk is kept
+    return h5py.Dataset(h5py.h5d.open(group.id, name.encode(), dapl=dapl))
 
 
 def _present(h5: h5py.File | h5py.Group) -> str:

@@ -71,7 +71,7 @@ from pyscatter.io import safety
 from pyscatter.io.integrity import require_pyscatter_file
 from pyscatter.io.nexus import annotate_nxdata, set_default_chain
 from pyscatter.io.record import FLAGS, block_flag, completion
-from pyscatter.io.results import is_verified_complete, source_results
+from pyscatter.io.results import is_verified_complete, output_for_writing, source_results
 from pyscatter.io.usid import Dim, create_main, dims_of, is_main, main_datasets, write_ancillary
 from pyscatter.processes.execution import (
     TaskSpec,
@@ -546,7 +546,8 @@ class ScatterProcess:
 
     def _compute_locked(self, override: bool) -> RunSummary:
         t0 = time.perf_counter()
-        complete, partial = self._check_for_duplicates()  # reads every matching group once
+        # reads (verifies) every matching group once; override uses neither answer
+        complete, partial = ([], []) if override else self._check_for_duplicates()
         reused = None if override else self._reuse(complete)
         if reused is not None:
             return reused
@@ -628,7 +629,7 @@ class ScatterProcess:
         invalid = self._invalid_positions()
         # held for the whole run: a dataset object freed while a write fault unwinds would
         # make HDF5 flush (and fail) again; safety.open_for_writing abandons them instead
-        dsets = {o.name: group[o.name] for o in outputs}
+        dsets = {o.name: output_for_writing(group, o.name) for o in outputs}  # no chunk cache
         flags = group[FLAGS]
 
         def write(index: int, out: Mapping[str, np.ndarray]) -> None:  # serial: the I/O thread
