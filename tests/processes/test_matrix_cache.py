@@ -138,9 +138,9 @@ def test_processes_give_the_same_bits_built_or_loaded(
     from conftest import write_scan
 
     folder, builds = cache
+    monkeypatch.setenv("PYSCATTER_CACHE", "off")  # before the scan: its ancillaries cache too
     path = write_scan(tmp_path / "scan.h5", small_scan)
     kwargs = dict(options, progress=False, override=True)
-    monkeypatch.setenv("PYSCATTER_CACHE", "off")
     fresh = _results(path, run_on_file(path, process, **kwargs).group)
     n_fresh = len(builds)
     assert n_fresh >= 1 and not _entries(folder)  # disabled: nothing stored
