@@ -14,7 +14,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -38,12 +38,15 @@ _IO_PIECE = 2**20  # bytes read at once: a new group's unlinked outputs can be l
 
 
 @contextmanager
-def setup_transaction(h5file: h5py.File) -> Iterator[None]:
+def setup_transaction(h5file: h5py.File, unlinked: Sequence[h5py.Group] = ()) -> Iterator[None]:
     """Make the body -- creating and linking a fully built results group -- all or nothing.
 
     An undo journal: before the body runs the file is flushed and fsynced, and every byte range
     that is not raw data of an existing dataset (all metadata; typically KBs) is saved with the
-    file size to ``<file>.journal`` (fsynced, and its folder). After the body the file is flushed
+    file size to ``<file>.journal`` (fsynced, and its folder). The datasets of the ``unlinked``
+    groups (the group about to be linked, built beforehand: its outputs are allocated early,
+    megabytes for a long scan) count as existing: nothing reachable refers to their storage
+    before the link, so their bytes need no saving. After the body the file is flushed
     and fsynced and the journal deleted. If the process dies in between, :func:`repair` restores
     the saved ranges and cuts the file back to its saved size: the set-up never happened. Raw data
     of existing datasets is never part of the journal, so the body must only create and link new
@@ -91,7 +94,7 @@ def setup_transaction(h5file: h5py.File) -> Iterator[None]:
         )
     fsync(h5file)
     size = os.fstat(fd).st_size
-    ranges = _complement(_raw_extents(h5file), size)
+    ranges = _complement(_raw_extents(h5file, unlinked), size)
     try:
         _write_journal(journal, fd, size, ranges)
     except BaseException:  # e.g. a full disk: the file was not touched, drop the partial journal
@@ -120,8 +123,9 @@ def _commit(h5file: h5py.File, journal: str) -> None:
     _fsync_dir(journal)
 
 
-def _raw_extents(h5file: h5py.File) -> list[tuple[int, int]]:
-    """(offset, length) of the stored raw data of every dataset reachable in the file."""
+def _raw_extents(h5file: h5py.File, unlinked: Sequence[h5py.Group] = ()) -> list[tuple[int, int]]:
+    """(offset, length) of the stored raw data of every dataset reachable in the file or in
+    one of the ``unlinked`` groups."""
     extents: list[tuple[int, int]] = []
 
     def visit(name: str, obj: Any) -> None:
@@ -129,6 +133,8 @@ def _raw_extents(h5file: h5py.File) -> list[tuple[int, int]]:
             extents.extend(_dataset_extents(obj.id))
 
     h5file.visititems(visit)
+    for group in unlinked:
+        group.visititems(visit)
     return extents
 
 

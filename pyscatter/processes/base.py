@@ -458,7 +458,7 @@ class ScatterProcess:
                 attrs[f"param_{key}"] = value
         self._setup_extra(group)
         self._annotate(group, f"{parent.name}/{name}")
-        with safety.setup_transaction(h5):
+        with safety.setup_transaction(h5, unlinked=[group]):  # its outputs: not journaled
             parent[name] = group
             set_default_chain(h5, f"{parent.name}/{name}")
         log.info("created %s", parent[name].name)

@@ -466,6 +466,46 @@ def test_setup_transaction_killed_inside_is_rolled_back(tmp_path, stage, libver)
     assert repair(path) == []
 
 
+SETUP_UNLINKED = f"""
+    import os, shutil, sys, time, h5py, numpy as np
+    from pyscatter.io import safety
+    path = sys.argv[1]
+    with h5py.File(path, "r+") as f:
+        group = h5py.Group(h5py.h5g.create(f.id, None))  # built before, as processes do
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        group.create_dataset("Intensity", shape=(2000, 500), chunks=(100, 500), dtype="f4",
+                             dcpl=dcpl, fillvalue=0, fill_time="alloc")  # 4 MB allocated
+        safety.fsync(f)
+        shutil.copyfile(path, path + ".before")  # what a rollback must give back
+        print("built", flush=True)
+        with safety.setup_transaction(f, unlinked=[group]):
+            f["{NEW_GROUP}"] = group
+            f.flush()
+            print("linked", flush=True)
+            time.sleep(60)
+"""
+
+
+def test_setup_transaction_leaves_the_unlinked_outputs_out_of_the_journal(tmp_path):
+    """A long scan's outputs (allocated early, before the transaction) are not metadata: the
+    journal stays small, and a set-up killed after the link still rolls back byte for byte."""
+    path = _make_scan(tmp_path / "scan.h5")
+    _sigkill(_spawn(SETUP_UNLINKED, path, until="linked"))
+    journal = Path(f"{path}.journal")
+    before = Path(f"{path}.before").read_bytes()
+    assert len(before) > 4_000_000  # the outputs are in the file ...
+    assert journal.stat().st_size < 100_000  # ... not in the journal
+    messages = repair(path)
+    assert len(messages) == 1 and messages[0].startswith("Rolled back an interrupted set-up")
+    after = path.read_bytes()
+    assert len(after) == len(before)
+    assert [i for i in range(len(after)) if after[i] != before[i]] in ([], [20])
+    with h5py.File(path, "r") as f:
+        assert NEW_GROUP not in f
+    assert repair(path) == []
+
+
 def test_setup_transaction_completed_leaves_no_journal(tmp_path):
     path = _make_scan(tmp_path / "scan.h5")
     raw = _stored_raw(path)
