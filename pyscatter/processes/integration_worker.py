@@ -131,26 +131,41 @@ def batch_integrator(ai: Any, params: dict[str, Any], options: dict[str, Any]) -
     """The batched integrator of ``options``: from the matrix cache without pyFAI when it holds
     it, else from pyFAI (``ai``, or one made from the recorded geometry), then stored."""
     from pyscatter.io import matrix_cache
+    from pyscatter.kernels import integrate_state
     from pyscatter.kernels.csr import load_csr, pyfai_inputs
 
     shape = (int(params["frame_shape"][0]), int(params["frame_shape"][1]))
     keywords = {k: options[k] for k in ("dummy", "delta_dummy", "dark", "flat", "error_model")}
     key = setup_key(params, options) if matrix_cache.directory() is not None else None
+    prepared = None
+    if key is not None:  # the integrator itself, prepared (integrate_state): one load
+        prepared = matrix_cache.key(
+            "batch-integrator", inputs=key, state=integrate_state.STATE_VERSION, **keywords
+        )
+        arrays = matrix_cache.load(prepared, integrate_state.consistent)
+        if arrays is not None:
+            return integrate_state.restore(arrays)
     inputs = None if key is None else matrix_cache.load(key, lambda a: set(_INPUT_KEYS) <= set(a))
+    engine = None
     if inputs is not None:
         loaded = load_csr(str(inputs["csr_key"]), shape, options["npt_azim"] is not None)
         if loaded is not None:
             matrix, csr = loaded
-            return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
-    if ai is None:
-        ai = integrator_from_config(params["geometry"])
-    pyfai_options = {k: v for k, v in options.items() if k not in keywords}
-    matrix, csr, inputs = pyfai_inputs(
-        ai, shape, **pyfai_options, error_model=options["error_model"]
-    )
-    if key is not None:
-        matrix_cache.store(key, inputs)
-    return BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
+            engine = BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
+    if engine is None:
+        if ai is None:
+            ai = integrator_from_config(params["geometry"])
+        pyfai_options = {k: v for k, v in options.items() if k not in keywords}
+        matrix, csr, inputs = pyfai_inputs(
+            ai, shape, **pyfai_options, error_model=options["error_model"]
+        )
+        if key is not None:
+            matrix_cache.store(key, inputs)
+        engine = BatchIntegrator.from_inputs(matrix, csr, inputs, shape, **keywords)
+    state = None if prepared is None else integrate_state.state(engine)
+    if prepared is not None and state is not None:
+        matrix_cache.store(prepared, state)
+    return engine
 
 
 def make_function(

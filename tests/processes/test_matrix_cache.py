@@ -284,7 +284,7 @@ def test_a_worker_loads_the_integrator_without_pyfai(cache, tmp_path, small_scan
     )
     report = json.loads(run.stdout.splitlines()[-1])
     assert report["pyFAI"] is False  # neither pyFAI nor its engine: loaded
-    assert report["stats"]["hits"] == 2 and report["stats"]["misses"] == 0
+    assert report["stats"] == dict(report["stats"], hits=1, misses=0)  # one entry: prepared
     with h5py.File(path, "r") as h5:
         written = h5[summary.group]["Intensity"][0:2]
     np.testing.assert_array_equal(np.asarray(report["intensity"], np.float32), written)
