@@ -54,6 +54,8 @@ import bench_commands
 
 RATE = 20.0
 MONITOR_PERIOD = 0.02
+#: ``--save``: where each run's per-frame times go (``<stem>_<kind>_<frames>.npz``).
+SAVE: Path | None = None
 
 
 @dataclass
@@ -244,6 +246,9 @@ def run_live(pool: Pool, kind: str, work: Path, n: int, rate: float) -> dict[str
     rss = np.array(monitor.rss) if monitor.rss else np.zeros((1, 2))
     early = rss[rss[:, 0] >= tenth][:1, 1]
     shutil.rmtree(run, ignore_errors=True)
+    if SAVE is not None:  # per-frame times, for a closer look (--save)
+        np.savez(SAVE.with_name(f"{SAVE.stem}_{kind}_{n}.npz"), done=detector.done,
+                 seen=monitor.seen, rss=rss)  # fmt: skip
     return {
         "kind": kind,
         "frames": n,
@@ -329,7 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained", type=int, default=5000, help="0: skip")
     parser.add_argument("--sustained-rate", type=float, help="default: the offline rate")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--save", type=Path, help="an .npz path: per-frame completion and seen times of each run"
+    )
     args = parser.parse_args(argv)
+    global SAVE
+    SAVE = args.save
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pyscatter-live-bench-"))
     kinds = ("h5", "tif") if args.kind == "both" else (args.kind,)
     print(f"machine load {os.getloadavg()[0]:.1f}; work in {work}")
