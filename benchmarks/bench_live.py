@@ -27,7 +27,8 @@ Figures:
   at the end against after the first 10 %.
 
 Run: ``.venv/bin/python benchmarks/bench_live.py [--kind h5|tif] [--frames N] [--rate HZ]
-[--sustained N] [--workdir DIR]``. It needs a few GB of disk for 5000 frames (source and live
+[--sustained N] [--sustained-rate HZ] [--workdir DIR] [--save RUN.npz]`` (``--save``: each
+run's per-frame completion and seen times, to see where a backlog grows). It needs a few GB of disk for 5000 frames (source and live
 file).
 """
 
