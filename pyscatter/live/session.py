@@ -26,6 +26,9 @@ log = logging.getLogger("pyscatter.live.runner")
 #: frames come (each is an fsync: not one per frame at 20 frames/s).
 _STATUS_EVERY = 1.0
 _STATUS_BUSY = 0.25
+#: New frames in one poll from which the watch writes them while the steps compute (a backlog:
+#: frames come faster than a round); fewer are written and computed in the same round.
+_BACKLOG = 8
 
 
 class WatchSession:
@@ -272,10 +275,11 @@ class WatchSession:
     def _write_and_advance(self, arrivals: Sequence[Any], written: np.ndarray | None) -> int:
         """Write ``arrivals`` into the live file and advance every step; the blocks computed.
 
-        Frames coming one at a time (the steps kept up) are written and computed in the same
-        round: the lowest latency. Frames coming several at a time, or while the steps are
-        behind the frames written before (``written``), are written by a writer thread while
-        the steps compute what was written before, and computed in the next round: the write's
+        Fewer than ``_BACKLOG`` new frames (the watch keeps up) are written and computed in the
+        same round: the lowest latency; so are frames behind which the steps still lag (they
+        catch up in this round). A backlog (``_BACKLOG`` frames or more in one poll: frames
+        come faster than a round) is written by a writer thread while the steps compute the
+        frames written before (``written``), and computed in the next round: the write's
         barriers (fsync: waiting for the disk) and the computation overlap, so a watch that
         fell behind catches up. Each keeps its own order (data, barrier, flags, barrier) and
         the steps only use frames flagged before, so a kill at any moment loses nothing
@@ -284,11 +288,7 @@ class WatchSession:
         if not arrivals:
             return self._advance()
         lagging = None if written is None else self._lagging(written)
-        if (
-            lagging is None
-            or (not lagging and len(arrivals) < 2)
-            or self._file.changes_structure(arrivals)
-        ):
+        if lagging is None or len(arrivals) < _BACKLOG or self._file.changes_structure(arrivals):
             self.report.frames_written += len(self._file.write(arrivals))
             return self._advance()
         if self._writer is None:
