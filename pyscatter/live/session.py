@@ -51,8 +51,6 @@ class WatchSession:
         self._guard: Any = None  # the first frame's header geometry (a GeometryGuard), or False
         self._geometry_change = ""  # the message of a frame of another geometry
         self._writer: Any = None  # the thread writing frames while the steps compute a backlog
-        #: Rounds whose frames were written while the steps computed (see _write_and_advance).
-        self.overlapped = 0
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -297,7 +295,6 @@ class WatchSession:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyscatter-live-write")
             self._stack.callback(self._writer.shutdown)  # before the file closes (LIFO)
         job = self._writer.submit(self._file.write, arrivals)
-        self.overlapped += 1
         try:
             advanced = self._advance(written) if lagging else 0
         except BaseException as err:

@@ -235,8 +235,6 @@ class LiveSession:
         self._batch = proc.positions_per_block()
         self._func = proc._local_function()
         self._done = np.zeros(0, dtype=bool)
-        #: Group commits made (each: data, barrier, flags, barrier).
-        self.commits = 0
         self._verify()
         self.closed = False
 
@@ -333,7 +331,6 @@ class LiveSession:
         crc32 of its own rows)."""
         if not pending:
             return 0
-        self.commits += 1
         group = self.group
         dsets = [group[o.name] for o in self.process._outputs()]
         for run in pending:
