@@ -274,8 +274,8 @@ class WatchSession:
         """Write ``arrivals`` into the live file and advance every step; the blocks computed.
 
         Fewer than ``_BACKLOG`` new frames (the watch keeps up) are written and computed in the
-        same round: the lowest latency; so are frames behind which the steps still lag (they
-        catch up in this round). A backlog (``_BACKLOG`` frames or more in one poll: frames
+        same round, with any frames written before that the steps have not computed yet: the
+        lowest latency. A backlog (``_BACKLOG`` frames or more in one poll: frames
         come faster than a round) is written by a writer thread while the steps compute the
         frames written before (``written``), and computed in the next round: the write's
         barriers (fsync: waiting for the disk) and the computation overlap, so a watch that
