@@ -27,7 +27,8 @@ Figures:
   at the end against after the first 10 %.
 
 Run: ``.venv/bin/python benchmarks/bench_live.py [--kind h5|tif] [--frames N] [--rate HZ]
-[--sustained N] [--workdir DIR]``. It needs a few GB of disk for 5000 frames (source and live
+[--sustained N] [--sustained-rate HZ] [--workdir DIR] [--save RUN.npz]`` (``--save``: each
+run's per-frame completion and seen times, to see where a backlog grows). It needs a few GB of disk for 5000 frames (source and live
 file).
 """
 
@@ -54,6 +55,8 @@ import bench_commands
 
 RATE = 20.0
 MONITOR_PERIOD = 0.02
+#: ``--save``: where each run's per-frame times go (``<stem>_<kind>_<frames>.npz``).
+SAVE: Path | None = None
 
 
 @dataclass
@@ -244,6 +247,9 @@ def run_live(pool: Pool, kind: str, work: Path, n: int, rate: float) -> dict[str
     rss = np.array(monitor.rss) if monitor.rss else np.zeros((1, 2))
     early = rss[rss[:, 0] >= tenth][:1, 1]
     shutil.rmtree(run, ignore_errors=True)
+    if SAVE is not None:  # per-frame times, for a closer look (--save)
+        np.savez(SAVE.with_name(f"{SAVE.stem}_{kind}_{n}.npz"), done=detector.done,
+                 seen=monitor.seen, rss=rss)  # fmt: skip
     return {
         "kind": kind,
         "frames": n,
@@ -329,7 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained", type=int, default=5000, help="0: skip")
     parser.add_argument("--sustained-rate", type=float, help="default: the offline rate")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--save", type=Path, help="an .npz path: per-frame completion and seen times of each run"
+    )
     args = parser.parse_args(argv)
+    global SAVE
+    SAVE = args.save
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pyscatter-live-bench-"))
     kinds = ("h5", "tif") if args.kind == "both" else (args.kind,)
     print(f"machine load {os.getloadavg()[0]:.1f}; work in {work}")

@@ -284,6 +284,19 @@ class LiveFile:
             raise InputError(f"{self.path}: " + "; ".join(bad))
         return sorted(rows)
 
+    def changes_structure(self, arrivals: Iterable[Arrival]) -> bool:
+        """Whether :meth:`write` of ``arrivals`` changes the file's structure (a journaled
+        :func:`~pyscatter.io.safety.setup_transaction`: a series grows, or a per-frame value
+        dataset is new); else it writes only frames, values and flags."""
+        arrivals = list(arrivals)
+        if not arrivals:
+            return False
+        if max(int(a.index) for a in arrivals) >= self.n_positions:
+            return True
+        keys = {k for a in arrivals for k in _numbers(a.values)}
+        chan = self.h5[CHANNEL]
+        return any(name not in chan for name in self._value_names(keys).values())
+
     def _row(self, arrival: Arrival) -> np.ndarray | SourceChunk:
         """The arrival's frame as it is stored: flipped, cast, one row, or its chunk to copy as
         it is; or InputError."""

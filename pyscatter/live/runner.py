@@ -5,6 +5,10 @@
     poll the source → write the new frames into the live file → advance every step on the
     positions that became ready → per-frame side outputs → status → repeat
 
+(a watch behind its frames writes the new ones in a writer thread while the steps compute those
+written before: :meth:`WatchSession._write_and_advance
+<pyscatter.live.session.WatchSession._write_and_advance>`)
+
 until the declared scan is full (``until_complete``), ``idle`` seconds pass without a new frame,
 the source says its scan ended, or Ctrl-C (a second Ctrl-C stops at once). Nothing here is a
 second engine: frames go through :class:`~pyscatter.live.livefile.LiveFile` (the offline

@@ -26,6 +26,9 @@ log = logging.getLogger("pyscatter.live.runner")
 #: frames come (each is an fsync: not one per frame at 20 frames/s).
 _STATUS_EVERY = 1.0
 _STATUS_BUSY = 0.25
+#: New frames in one poll from which the watch writes them while the steps compute (a backlog:
+#: frames come faster than a round); fewer are written and computed in the same round.
+_BACKLOG = 8
 
 
 class WatchSession:
@@ -47,6 +50,7 @@ class WatchSession:
         self._status_at = 0.0
         self._guard: Any = None  # the first frame's header geometry (a GeometryGuard), or False
         self._geometry_change = ""  # the message of a frame of another geometry
+        self._writer: Any = None  # the thread writing frames while the steps compute a backlog
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -75,10 +79,10 @@ class WatchSession:
             if arrivals:
                 if self._file is None:
                     self._create(arrivals)
+                    written = None
                 arrivals = self._same_geometry(arrivals)
-                self.report.frames_written += len(self._file.write(arrivals))
                 last_new = time.monotonic()
-            advanced = self._advance()
+            advanced = self._write_and_advance(arrivals, written)
             since = time.monotonic() - self._status_at
             if since > (_STATUS_BUSY if arrivals or advanced else _STATUS_EVERY):
                 self._status()
@@ -266,10 +270,59 @@ class WatchSession:
             self.report.groups[step.name] = session.group.name
             previous = session
 
-    def _advance(self) -> int:
+    def _write_and_advance(self, arrivals: Sequence[Any], written: np.ndarray | None) -> int:
+        """Write ``arrivals`` into the live file and advance every step; the blocks computed.
+
+        Fewer than ``_BACKLOG`` new frames (the watch keeps up) are written and computed in the
+        same round, with any frames written before that the steps have not computed yet: the
+        lowest latency. A backlog (``_BACKLOG`` frames or more in one poll: frames
+        come faster than a round) is written by a writer thread while the steps compute the
+        frames written before (``written``), and computed in the next round: the write's
+        barriers (fsync: waiting for the disk) and the computation overlap, so a watch that
+        fell behind catches up. Each keeps its own order (data, barrier, flags, barrier) and
+        the steps only use frames flagged before, so a kill at any moment loses nothing
+        flagged. A write that changes the file's structure (journaled) is never overlapped.
+        """
+        if not arrivals:
+            return self._advance()
+        lagging = None if written is None else self._lagging(written)
+        if lagging is None or len(arrivals) < _BACKLOG or self._file.changes_structure(arrivals):
+            self.report.frames_written += len(self._file.write(arrivals))
+            return self._advance()
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyscatter-live-write")
+            self._stack.callback(self._writer.shutdown)  # before the file closes (LIFO)
+        job = self._writer.submit(self._file.write, arrivals)
+        try:
+            advanced = self._advance(written) if lagging else 0
+        except BaseException as err:
+            failed = job.exception()  # waits: a commit is never left half done
+            if failed is not None and not isinstance(err, KeyboardInterrupt):
+                raise failed from err  # a write fault (abandoned file) is the cause
+            raise
+        self.report.frames_written += len(job.result())
+        return advanced
+
+    def _lagging(self, written: np.ndarray) -> bool | None:
+        """Whether some step has positions to compute among the frames ``written``; None when
+        a step's group has not the file's size (it grows first, a journaled change)."""
+        ready, lagging = written, False
+        for session in self._sessions:
+            done = session.done_positions()
+            if done.size != ready.size:
+                return None
+            lagging = lagging or bool((ready & ~done).any())
+            ready = done
+        return lagging
+
+    def _advance(self, ready: np.ndarray | None = None) -> int:
+        """Advance every step on the frames ``ready`` (default: every frame written)."""
         if self._file is None:
             return 0
-        ready = self._file.done()
+        if ready is None:
+            ready = self._file.done()
         did = 0
         for step, session in zip(self.steps, self._sessions, strict=True):
             before = session.done_positions()

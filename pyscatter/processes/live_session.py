@@ -297,7 +297,8 @@ class LiveSession:
             return 0
         proc = self.process
         invalid = proc._invalid_positions()
-        runs = _runs(todo, max(self.positions_per_block, min(self._batch, RUN_POSITIONS)))
+        cap = max(self.positions_per_block, min(self._batch, RUN_POSITIONS))
+        runs = _runs(todo, cap, first=max(self.positions_per_block, min(cap, FIRST_RUN)))
         results = run_blocks(
             proc.task_spec(),
             [(k, run[0][1], run[-1][2]) for k, run in enumerate(runs)],
@@ -305,16 +306,13 @@ class LiveSession:
             local=self._func,
             read_ahead=proc.read_ahead,
         )
-        pending: list[tuple[int, int, int, list[np.ndarray]]] = []
+        pending: list[_Run] = []
         held = done = 0
         with _deferred_interrupt() as interrupt:
             for k, out in results:
                 run = runs[k]
-                first = run[0][1]
-                arrays = proc._block_arrays(out, first, run[-1][2], invalid)
-                for index, start, stop in run:  # one computation, the group's own blocks
-                    rows = [a[start - first : stop - first] for a in arrays]
-                    pending.append((index, start, stop, rows))
+                arrays = proc._block_arrays(out, run[0][1], run[-1][2], invalid)
+                pending.append(_Run(run, arrays))  # one computation, the group's own blocks
                 held += sum(a.nbytes for a in arrays)
                 if held >= COMMIT_BYTES:
                     done += self._commit(pending)
@@ -325,25 +323,30 @@ class LiveSession:
             interrupt.check()
         return done
 
-    def _commit(self, pending: list[tuple[int, int, int, list[np.ndarray]]]) -> int:
-        """Rule 5 for a group of blocks: all their data, a barrier, all their flags, a barrier."""
+    def _commit(self, pending: list[_Run]) -> int:
+        """Rule 5 for a group of blocks: all their data, a barrier, all their flags, a barrier.
+
+        Each run of consecutive blocks computed together is written with one call per output
+        and one for its flags (the same bytes as block by block: each block's flag is the
+        crc32 of its own rows)."""
         if not pending:
             return 0
         group = self.group
-        names = [o.name for o in self.process._outputs()]
-        dsets = [group[name] for name in names]
-        for _index, start, stop, arrays in pending:
-            for dset, value in zip(dsets, arrays, strict=True):
-                dset.write_direct(value, dest_sel=np.s_[start:stop])
+        dsets = [group[o.name] for o in self.process._outputs()]
+        for run in pending:
+            for dset, value in zip(dsets, run.arrays, strict=True):
+                dset.write_direct(value, dest_sel=np.s_[run.start : run.stop])
         safety.fsync(group.file)
         flags = group[FLAGS]
-        for index, _start, _stop, arrays in pending:
-            flags[index] = block_flag(arrays)
+        for run in pending:
+            flags[run.first : run.last + 1] = run.flags()
         safety.fsync(group.file)
-        for index, *_ in pending:
-            self._done[index] = True
+        n = 0
+        for run in pending:
+            self._done[run.first : run.last + 1] = True
+            n += len(run.blocks)
         if self.locked:  # a watch: it writes the status of the whole job itself
-            return len(pending)
+            return n
         safety.write_status(
             self.path,
             group=group.name,
@@ -351,7 +354,7 @@ class LiveSession:
             blocks=int(self._done.shape[0]),
             pid=os.getpid(),
         )
-        return len(pending)
+        return n
 
     def _finish(self) -> None:
         """Every block done: record the end time (again, should the source grow)."""
@@ -398,8 +401,16 @@ class LiveSession:
 RUN_POSITIONS = 16
 
 
-def _runs(todo: list[tuple[int, int, int]], cap: int) -> list[list[tuple[int, int, int]]]:
-    """Consecutive blocks to compute in one call, at most ``cap`` positions each.
+#: Positions of the first call of an advance at most: the computation starts once they are
+#: read, and the I/O thread reads the next run meanwhile.
+FIRST_RUN = 4
+
+
+def _runs(
+    todo: list[tuple[int, int, int]], cap: int, first: int | None = None
+) -> list[list[tuple[int, int, int]]]:
+    """Consecutive blocks to compute in one call, at most ``cap`` positions each (the first
+    run at most ``first``).
 
     A watch that fell behind (the set-up of the first frame, a burst of frames) then computes
     its backlog in batches, as fast as an offline run, instead of one position at a time. Every
@@ -409,11 +420,30 @@ def _runs(todo: list[tuple[int, int, int]], cap: int) -> list[list[tuple[int, in
     runs: list[list[tuple[int, int, int]]] = []
     for block in todo:
         last = runs[-1] if runs else None
-        if last and block[0] == last[-1][0] + 1 and block[2] - last[0][1] <= cap:
+        limit = first if first is not None and len(runs) == 1 else cap
+        if last and block[0] == last[-1][0] + 1 and block[2] - last[0][1] <= limit:
             last.append(block)
         else:
             runs.append([block])
     return runs
+
+
+class _Run:
+    """Consecutive blocks computed in one call and their outputs (``arrays``: in output order,
+    one row per position from the first block's start to the last block's stop)."""
+
+    def __init__(self, blocks: list[tuple[int, int, int]], arrays: list[np.ndarray]) -> None:
+        self.blocks, self.arrays = blocks, arrays
+        self.first, self.start = blocks[0][0], blocks[0][1]
+        self.last, self.stop = blocks[-1][0], blocks[-1][2]
+
+    def flags(self) -> np.ndarray:
+        """The completion flag of each block (crc32 of its own rows of every output)."""
+        out = np.empty(len(self.blocks), dtype=np.uint64)
+        for k, (_index, start, stop) in enumerate(self.blocks):
+            rows = [a[start - self.start : stop - self.start] for a in self.arrays]
+            out[k] = block_flag(rows)
+        return out
 
 
 @contextlib.contextmanager
