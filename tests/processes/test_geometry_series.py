@@ -173,9 +173,9 @@ def test_one_matrix_per_distinct_geometry_and_bit_identical_resume(
     monkeypatch.setenv("PYSCATTER_CACHE", str(tmp_path / "cache"))
     first = run_on_file(energy_file, AzimuthalIntegration, max_mem_mb=0.6, **PARAMS)
     stored = list(matrix_cache.directory().glob("*"))
-    # five energies: five builds (pyFAI's inputs + CSR matrix each), and the set-up's method
-    # and geometry (pyscatter.processes.setup_cache)
-    assert len(stored) == 2 * 5 + 2
+    # five energies: five builds (pyFAI's inputs + CSR matrix + the prepared integrator each),
+    # and the set-up's method and geometry (pyscatter.processes.setup_cache)
+    assert len(stored) == 3 * 5 + 2
     before = _results(energy_file, first.group)
     with h5py.File(energy_file, "r+") as h5:  # a job killed while it wrote block 1
         group = h5[first.group]
