@@ -83,7 +83,9 @@ def test_a_command_with_everything_cached_runs_without_pyfai_and_gives_the_same_
     cold = _integrate(scan_file, cache_dir, *flags)
     assert cold["pyFAI"] and cold["fabio"]  # cold: pyFAI builds, fabio reads the mask: stored
     kinds = sorted(p.name for p in (cache_dir / "matrices").glob("*.npz"))
-    assert len(kinds) == 6  # method, geometry, the inputs, the matrix, the prepared integrator, mask
+    assert (
+        len(kinds) == 6
+    )  # method, geometry, the inputs, the matrix, the prepared integrator, mask
     warm = _integrate(second, cache_dir, *flags)
     assert warm == {"code": 0, "pyFAI": False, "fabio": False, "tqdm": False}  # nothing asked
     assert _integrate(off, "off", *flags)["pyFAI"] is True  # no cache: pyFAI as before
