@@ -98,3 +98,26 @@ def small_scan():
 @pytest.fixture()
 def scan_file(tmp_path, small_scan) -> Path:
     return write_scan(tmp_path / "scan.h5", small_scan)
+
+
+def interrupted_run(path: Path, process, *, blocks: int = 2, **kwargs) -> None:
+    """``run_on_file(path, process, **kwargs)`` stopped by Ctrl-C once ``blocks`` blocks are
+    written (the status after each block is where it is raised): a run to resume."""
+    from pyscatter.io import safety
+    from pyscatter.processes.base import run_on_file
+
+    written = []
+    real = safety.write_status
+
+    def stop_after(*args, **kw):
+        real(*args, **kw)
+        written.append(1)
+        if len(written) == blocks:
+            raise KeyboardInterrupt
+
+    safety.write_status = stop_after
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on_file(path, process, **kwargs)
+    finally:
+        safety.write_status = real

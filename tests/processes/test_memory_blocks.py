@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pyscatter.io import results, safety
+from pyscatter.io import results
 from pyscatter.io.record import output_order
 from pyscatter.processes import base
 from pyscatter.processes.base import run_on_file
@@ -70,21 +70,9 @@ def test_outputs_are_written_without_a_chunk_cache(scan_file, opened):
 def test_a_resumed_run_writes_without_a_chunk_cache_too(scan_file, opened):
     """Resuming first verifies the flagged blocks (reading the outputs); those handles are
     closed before the run opens its own, which therefore get no cache."""
-    written = []
-    real = safety.write_status
+    from conftest import interrupted_run
 
-    def stop_after_two(*args, **kwargs):
-        real(*args, **kwargs)
-        written.append(1)
-        if len(written) == 2:
-            raise KeyboardInterrupt
-
-    safety.write_status = stop_after_two
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_on_file(scan_file, AzimuthalIntegration, **PARAMS)
-    finally:
-        safety.write_status = real
+    interrupted_run(scan_file, AzimuthalIntegration, **PARAMS)
     opened.clear()
     resumed = run_on_file(scan_file, AzimuthalIntegration, **PARAMS)
     assert resumed.resumed and 0 < resumed.computed_positions < resumed.total_positions

@@ -107,9 +107,7 @@ def test_blocks_hold_at_most_block_input_mb_of_raw_frames(scan_file, monkeypatch
 
 def test_read_ahead_survives_a_resume(tmp_path, small_scan):
     """A run interrupted after two blocks resumes with read-ahead to the plain run's bits."""
-    from conftest import write_scan
-
-    from pyscatter.io import safety
+    from conftest import interrupted_run, write_scan
 
     params = dict(npt=60, error_model="poisson", max_mem_mb=1, progress=False)
     plain = write_scan(tmp_path / "plain.h5", small_scan)
@@ -118,21 +116,7 @@ def test_read_ahead_survives_a_resume(tmp_path, small_scan):
         reference = h5[full.group]["Intensity"][()]
 
     path = write_scan(tmp_path / "ahead.h5", small_scan)
-    written = []
-    real = safety.write_status
-
-    def stop_after_two(*args, **kwargs):
-        real(*args, **kwargs)
-        written.append(1)
-        if len(written) == 2:
-            raise KeyboardInterrupt
-
-    safety.write_status = stop_after_two
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_on_file(path, AzimuthalIntegration, **params)
-    finally:
-        safety.write_status = real
+    interrupted_run(path, AzimuthalIntegration, **params)
     assert not _reader_threads()
     resumed = run_on_file(path, AzimuthalIntegration, **params)
     assert resumed.resumed and 0 < resumed.computed_positions < resumed.total_positions
