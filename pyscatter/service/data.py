@@ -4,14 +4,18 @@ Every function opens the file with :func:`pyscatter.open` (read-only, no HDF5 lo
 while a writer flushes), finds results through :mod:`pyscatter.io.results` and reads dims
 through :mod:`pyscatter.io.usid`; positions whose completion flag does not verify are
 ``None`` (JSON ``null``), so a map read while a watch writes shows what is done and nothing torn.
-The values returned are plain Python (lists, floats, ``None`` for NaN), ready for JSON.
+The values returned are plain Python (lists, floats, ``None`` for NaN), ready for JSON. One
+request reads at a time (:data:`READS`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,11 +262,24 @@ def detector_frame(path: Path, rel: str, index: int, max_size: int = 256) -> dic
 
 
 # ------------------------------------------------------------------------------ helpers
-def _open(path: Path, rel: str) -> Any:
-    try:
-        return pyscatter.open(path)
-    except InputError as err:
-        raise InputError(f"{rel}: not a file pyscatter can read ({err})") from None
+#: Held while a handler has a file open: one reader of HDF5 files at a time in the service.
+#: The handlers run in a thread pool and a browser asks for a position and its frame at once;
+#: h5py 3.16 with HDF5 2.0 can corrupt memory when threads read through separate handles at
+#: the same time (h5py/h5py#2920: a crash with a handle per thread, none with a lock around
+#: each read), seen here as the service dying with "double free or corruption" while the
+#: browser tests fetched a position and its frame. A request holds it for milliseconds.
+READS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _open(path: Path, rel: str) -> Iterator[Any]:
+    with READS:
+        try:
+            f = pyscatter.open(path)
+        except InputError as err:
+            raise InputError(f"{rel}: not a file pyscatter can read ({err})") from None
+        with f as opened:
+            yield opened
 
 
 def _group(f: Any, rel: str, group_path: str) -> h5py.Group:

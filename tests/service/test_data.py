@@ -180,3 +180,57 @@ def test_one_dimensional_series(make_client, root):
     with h5py.File(path, "r") as h5:
         np.testing.assert_array_equal(got["values"], h5[group]["Intensity"][:, 10].astype(float))
         np.testing.assert_array_equal(got["dims"][0]["values"], h5[group]["Field"][()])
+
+
+def test_every_endpoint_reads_its_file_alone(client, root, monkeypatch):
+    """One reader at a time: h5py 3.16 + HDF5 2.0 can corrupt memory when threads read through
+    separate handles at once (h5py/h5py#2920; the service died with "double free or corruption"
+    in the browser tests). Each file a handler opens is opened and read under the lock, and
+    concurrent requests never hold two files open."""
+    import threading
+
+    import pyscatter
+    from pyscatter.service import data
+
+    real, held, open_now, most = pyscatter.open, [], [0], [0]
+    count = threading.Lock()
+
+    class Counted:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            with count:
+                open_now[0] += 1
+                most[0] = max(most[0], open_now[0])
+            return self.f.__enter__()
+
+        def __exit__(self, *exc):
+            with count:
+                open_now[0] -= 1
+            return self.f.__exit__(*exc)
+
+    def opened(path):
+        held.append(data.READS.locked())
+        return Counted(real(path))
+
+    monkeypatch.setattr(pyscatter, "open", opened)
+    requests = [
+        ("/api/results", {"file": FILE}),
+        ("/api/frame", {"file": FILE, "index": 3, "max_size": 64}),
+        ("/api/position", {"file": FILE, "index": 5}),
+    ]
+    replies = []
+
+    def ask(path, params):
+        replies.append(client.get(path, params=params, headers=SESSION).status_code)
+
+    threads = [threading.Thread(target=ask, args=r) for r in requests * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert replies == [200] * len(threads)
+    assert len(held) >= len(threads) and all(held)
+    assert most[0] == 1
+    assert not data.READS.locked()
